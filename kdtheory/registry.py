@@ -1,0 +1,82 @@
+"""Name registries with "did you mean" errors, in the spirit of xarray's backend registry."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from kdtheory.errors import DuplicateNameError, UnknownNameError
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Entry(Generic[T]):
+    """One registered object and where it came from (a plugin's name)."""
+
+    name: str
+    obj: T
+    source: str
+
+
+class Registry(Generic[T]):
+    """A mapping from names to registered plugin objects.
+
+    Parameters
+    ----------
+    kind : str
+        What the registry holds, used in error messages ("dataset", "objective", ...).
+    """
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._entries: dict[str, Entry[T]] = {}
+
+    def add(self, name: str, obj: T, source: str) -> None:
+        """Register ``obj`` under ``name``; a second registration of a name is an error."""
+        if name in self._entries:
+            first = self._entries[name].source
+            raise DuplicateNameError(
+                f"{self.kind} {name!r} is registered twice: by {first!r} and by {source!r}. "
+                "Rename one of them or uninstall one of the plugins."
+            )
+        self._entries[name] = Entry(name, obj, source)
+
+    def get(self, name: str) -> T:
+        """Return the object registered as ``name`` or raise a "did you mean" error."""
+        try:
+            return self._entries[name].obj
+        except KeyError:
+            raise UnknownNameError(self.unknown_message(name)) from None
+
+    def unknown_message(self, name: str) -> str:
+        known = sorted(self._entries)
+        close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+        hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+        return (
+            f"unknown {self.kind} {name!r}.{hint} Registered {self.kind}s: "
+            f"{', '.join(known) if known else '(none)'}."
+        )
+
+    def source(self, name: str) -> str:
+        """Where ``name`` was registered from."""
+        self.get(name)
+        return self._entries[name].source
+
+    def entries(self) -> list[Entry[T]]:
+        """All entries, sorted by name."""
+        return [self._entries[k] for k in sorted(self._entries)]
+
+    def names(self) -> list[str]:
+        return sorted(self._entries)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+    def __len__(self) -> int:
+        return len(self._entries)
