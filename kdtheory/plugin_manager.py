@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import warnings
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -65,47 +64,68 @@ def make_plugin_manager(entry_points: bool = True) -> pluggy.PluginManager:
     return pm
 
 
-@dataclass
-class Registries:
-    """Every registry built from one plugin manager."""
-
-    pm: pluggy.PluginManager
-    datasets: Registry[Any]
-    architectures: Registry[Any]
-    objectives: Registry[Any]
-    hypotheses: Registry[Any]
+_HOOKS = {
+    "datasets": ("kdtheory_register_datasets", "dataset"),
+    "architectures": ("kdtheory_register_architectures", "architecture"),
+    "objectives": ("kdtheory_register_objectives", "objective"),
+    "hypotheses": ("kdtheory_register_hypotheses", "hypothesis"),
+}
 
 
 def _source(pm: pluggy.PluginManager, impl: Any) -> str:
     plugin_name = impl.plugin_name
-    for name, dist in pm.list_plugin_distinfo():
-        if pm.get_name(name) == plugin_name:
+    for plugin, dist in pm.list_plugin_distinfo():
+        if pm.get_name(plugin) == plugin_name:
             return f"{plugin_name} ({dist.project_name} {dist.version})"
     return plugin_name
 
 
+def build_registry(pm: pluggy.PluginManager, kind: str) -> Registry[Any]:
+    """Call one ``kdtheory_register_*`` hook on every plugin and fill a registry."""
+    hook_name, label = _HOOKS[kind]
+    registry: Registry[Any] = Registry(label)
+    for impl in getattr(pm.hook, hook_name).get_hookimpls():
+        source = _source(pm, impl)
+        for obj in impl.function() or []:
+            registry.add(obj.name, obj, source)
+    return registry
+
+
+class Registries:
+    """The registries of one plugin manager, each built on first use.
+
+    Building them lazily means that, say, a training run never imports the hypothesis plugins.
+    """
+
+    def __init__(self, pm: pluggy.PluginManager) -> None:
+        self.pm = pm
+        self._built: dict[str, Registry[Any]] = {}
+
+    def _get(self, kind: str) -> Registry[Any]:
+        if kind not in self._built:
+            self._built[kind] = build_registry(self.pm, kind)
+        return self._built[kind]
+
+    @property
+    def datasets(self) -> Registry[Any]:
+        return self._get("datasets")
+
+    @property
+    def architectures(self) -> Registry[Any]:
+        return self._get("architectures")
+
+    @property
+    def objectives(self) -> Registry[Any]:
+        return self._get("objectives")
+
+    @property
+    def hypotheses(self) -> Registry[Any]:
+        return self._get("hypotheses")
+
+
 def build_registries(pm: pluggy.PluginManager) -> Registries:
-    """Call every ``kdtheory_register_*`` hook and fill the registries."""
-    regs = Registries(
-        pm=pm,
-        datasets=Registry("dataset"),
-        architectures=Registry("architecture"),
-        objectives=Registry("objective"),
-        hypotheses=Registry("hypothesis"),
-    )
-    hooks = {
-        "datasets": pm.hook.kdtheory_register_datasets,
-        "architectures": pm.hook.kdtheory_register_architectures,
-        "objectives": pm.hook.kdtheory_register_objectives,
-        "hypotheses": pm.hook.kdtheory_register_hypotheses,
-    }
-    for attr, hook in hooks.items():
-        registry: Registry[Any] = getattr(regs, attr)
-        for impl in hook.get_hookimpls():
-            source = _source(pm, impl)
-            for obj in impl.function() or []:
-                registry.add(obj.name, obj, source)
-    return regs
+    """Registries backed by ``pm`` (each filled when first used)."""
+    return Registries(pm)
 
 
 @lru_cache(maxsize=1)

@@ -1,0 +1,335 @@
+"""The ``kdtheory`` command line (typer).
+
+Commands: ``run`` (train a sweep into a run store), ``inspect`` (what a store holds), ``export``
+(one combined netCDF file per experiment), ``plugins`` (every registered plugin), and the
+hypothesis commands ``list`` and ``test`` (see :mod:`kdtheory.cli_hypotheses`).
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from kdtheory import cli_hypotheses
+from kdtheory.errors import KDTheoryError
+
+app = typer.Typer(
+    name="kdtheory",
+    help="Test theories of why knowledge distillation works against real training runs.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+out_console = Console()
+err_console = Console(stderr=True)
+
+
+def fail(message: str, code: int = 2) -> None:
+    """Print ``message`` on stderr and exit with ``code``."""
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def parse_bytes(text: str) -> int:
+    """``"2GB"``, ``"512MiB"``, ``"1e9"`` → bytes."""
+    m = re.fullmatch(r"\s*([0-9.eE+]+)\s*([KMGT]?)(i?B)?\s*", text)
+    if not m:
+        raise KDTheoryError(f"--memory-budget: cannot read {text!r}; use e.g. 2GB or 512MB")
+    scale = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}[m.group(2)]
+    return int(float(m.group(1)) * scale)
+
+
+class RichSweepProgress:
+    """Shows a sweep's progress with rich: a bar over cells and one over steps of the group."""
+
+    def __init__(self, total_cells: int, console: Console) -> None:
+        self.console = console
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=False,
+        )
+        self.cells = self.progress.add_task("cells", total=total_cells)
+        self.steps = self.progress.add_task("steps", total=1, visible=False)
+        self._is_teacher = False
+
+    def __enter__(self) -> RichSweepProgress:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.progress.__exit__(*exc)
+
+    def phase(self, text: str) -> None:
+        self.progress.console.print(f"[dim]{text}[/]", highlight=False)
+
+    def start_group(self, n_cells: int, steps: int, description: str) -> None:
+        self._is_teacher = description == "teacher"
+        self.progress.reset(self.steps, total=steps, visible=True, description=description)
+
+    def step(self, done: int, total: int) -> None:
+        if done % 10 == 0 or done == total:
+            self.progress.update(self.steps, completed=done)
+
+    def end_group(self, results: list[tuple[str, float]]) -> None:
+        self.progress.update(self.steps, visible=False)
+        if self._is_teacher:
+            self.progress.console.print(f"teacher test accuracy {results[0][1]:.3f}")
+            return
+        self.progress.advance(self.cells, len(results))
+        shown = ", ".join(f"{name}: {acc:.3f}" for name, acc in results[:6])
+        more = f" (+{len(results) - 6} more)" if len(results) > 6 else ""
+        self.progress.console.print(f"test acc  {shown}{more}", highlight=False)
+
+
+def _summary_table(store_path: Path, experiment: str) -> Table | None:
+    from kdtheory.metrics import accuracy
+    from kdtheory.store import combine_cells, experiment_dir
+
+    folder = experiment_dir(store_path, experiment)
+    if not (folder / "cells").is_dir():
+        return None
+    ds = combine_cells(folder)
+    acc = accuracy(ds.test_logits, ds.test_labels, "test_sample")
+    teacher = float(ds.attrs.get("teacher_test_accuracy", np.nan))
+    table = Table(
+        title=f"{experiment}: test accuracy, mean ± sd over seeds (teacher {teacher:.3f})"
+    )
+    table.add_column("method")
+    for f, n in zip(ds.fraction.values, ds.n_train.values, strict=True):
+        table.add_column(f"f={f:g}\nκ={int(n)}", justify="right")
+    for m in ds.method.values:
+        row = [str(m)]
+        for f in ds.fraction.values:
+            a = acc.sel({"method": m, "fraction": f}).values
+            a = a[np.isfinite(a)]
+            row.append(f"{a.mean():.3f}±{a.std(ddof=1) if len(a) > 1 else 0:.3f}" if len(a) else "-")
+        table.add_row(*row)
+    return table
+
+
+@app.command()
+def run(
+    out: Path = typer.Option(Path("runs"), "--out", "-o", help="Run-store folder to write."),
+    preset: str | None = typer.Option(
+        None, help="Named sweep: smoke (< 1 min), reference (the shipped data/), bench."
+    ),
+    dataset: str | None = typer.Option(
+        None, help="Dataset spec, e.g. mnist1d:num_samples=10000, digits, mnist-5k, npz:path=f.npz"
+    ),
+    teacher: str | None = typer.Option(None, help="Teacher architecture spec, e.g. mlp-wide."),
+    student: str | None = typer.Option(None, help="Student architecture spec, e.g. mlp:width=128."),
+    fractions: str | None = typer.Option(None, help="Comma-separated fractions in (0, 1]."),
+    seeds: int | None = typer.Option(None, help="Number of seeds (replicates 0..N-1)."),
+    methods: str | None = typer.Option(
+        None, help="Methods, e.g. label,kd:T=4,ls:eps=matched,kd-shuffled:T=4,kd-mse."
+    ),
+    steps: int | None = typer.Option(None, help="Optimizer steps per student (all fractions)."),
+    batch_size: int | None = typer.Option(None, help="Minibatch size."),
+    lr: float | None = typer.Option(None, help="Peak AdamW learning rate (cosine decay)."),
+    weight_decay: float | None = typer.Option(None, help="AdamW weight decay."),
+    teacher_steps: int | None = typer.Option(None, help="Optimizer steps of the teacher."),
+    teacher_lr: float | None = typer.Option(None, help="Teacher's peak learning rate."),
+    teacher_checkpoint: Path | None = typer.Option(
+        None, help="Load the teacher's state_dict from this file instead of training it."
+    ),
+    feature_samples: int | None = typer.Option(
+        None, help="Training samples whose penultimate features are stored."
+    ),
+    name: str | None = typer.Option(None, help="Experiment id (default: dataset--teacher--student)."),
+    device: str = typer.Option("auto", help="auto (CUDA if present), cpu, cuda, cuda:1, ..."),
+    batch_cells: str = typer.Option(
+        "auto", help="Cells trained together in one batched model; 1 = one at a time."
+    ),
+    memory_budget: str = typer.Option("2GB", help="Memory a batched group may use (auto)."),
+) -> None:
+    """Train teachers and students across fractions, seeds and methods into a run store.
+
+    Re-running the same command skips finished cells; Ctrl-C loses at most the group in flight.
+    """
+    from kdtheory.sweep import configs_from_options, parse_fractions, run_experiment
+
+    try:
+        overrides = {
+            "dataset": dataset,
+            "teacher": teacher,
+            "student": student,
+            "fractions": parse_fractions(fractions) if fractions is not None else None,
+            "seeds": tuple(range(seeds)) if seeds is not None else None,
+            "methods": _split_methods(methods) if methods is not None else None,
+            "steps": steps,
+            "batch_size": batch_size,
+            "lr": lr,
+            "weight_decay": weight_decay,
+            "teacher_steps": teacher_steps,
+            "teacher_lr": teacher_lr,
+            "teacher_checkpoint": str(teacher_checkpoint) if teacher_checkpoint else None,
+            "feature_samples": feature_samples,
+            "name": name,
+        }
+        if seeds is not None and seeds < 1:
+            raise KDTheoryError("--seeds: must be >= 1")
+        if teacher_checkpoint is not None and not teacher_checkpoint.exists():
+            raise KDTheoryError(f"--teacher-checkpoint: {teacher_checkpoint} does not exist")
+        configs = configs_from_options(preset, overrides)
+        budget = parse_bytes(memory_budget)
+        cells = sum(len(c.fractions) * len(c.seeds) * len(c.methods) for c in configs)
+        reports = []
+        with RichSweepProgress(cells, err_console) as progress:
+            for cfg in configs:
+                report = run_experiment(cfg, out, device, _batch_cells(batch_cells), budget, progress)
+                progress.progress.advance(progress.cells, report.skipped)
+                reports.append(report)
+    except KeyboardInterrupt:
+        err_console.print(
+            "[yellow]interrupted[/]: finished cells are saved; re-run the same command to resume."
+        )
+        raise typer.Exit(130) from None
+    except KDTheoryError as exc:
+        fail(str(exc))
+    for report in reports:
+        table = _summary_table(out, report.experiment)
+        if table is not None:
+            out_console.print(table)
+        out_console.print(
+            f"{report.experiment}: trained {report.trained} cell(s), skipped {report.skipped} "
+            f"already done, {report.seconds:.1f} s",
+            highlight=False,
+        )
+
+
+def _split_methods(text: str) -> tuple[str, ...]:
+    from kdtheory.specs import split_method_list
+
+    return tuple(split_method_list(text))
+
+
+def _batch_cells(text: str) -> int | str:
+    if text == "auto":
+        return "auto"
+    try:
+        return int(text)
+    except ValueError:
+        raise KDTheoryError(f"--batch-cells: {text!r} is not a positive integer or 'auto'") from None
+
+
+@app.command()
+def inspect(
+    runs: Path = typer.Argument(..., help="Run-store folder (or a combined .nc file)."),
+) -> None:
+    """Show a store's experiments, methods, fractions, seeds, accuracies and missing cells."""
+    from kdtheory.metrics import accuracy
+    from kdtheory.store import open_runs
+
+    try:
+        store = open_runs(runs)
+    except KDTheoryError as exc:
+        fail(str(exc))
+    for exp, ds in store.items():
+        teacher_acc = accuracy(
+            ds.teacher_test_logits, ds.test_labels, "test_sample"
+        ).item()
+        out_console.print(
+            f"[bold]{exp}[/]  dataset={ds.attrs.get('dataset')} teacher={ds.attrs.get('teacher')} "
+            f"student={ds.attrs.get('student')}  train={ds.sizes['train_sample']} "
+            f"test={ds.sizes['test_sample']} classes={ds.sizes['class']}  "
+            f"teacher test acc={teacher_acc:.3f}",
+            highlight=False,
+        )
+        out_console.print(f"  from {', '.join(map(str, store.sources[exp]))}", highlight=False)
+        acc = accuracy(ds.test_logits, ds.test_labels, "test_sample")
+        table = Table(title="student test accuracy per seed (— = missing cell)")
+        table.add_column("method (objective)")
+        for f, n in zip(ds.fraction.values, ds.n_train.values, strict=True):
+            table.add_column(f"f={f:g} κ={int(n)}", justify="right")
+        missing = []
+        for m in ds.method.values:
+            row = [f"{m} ({ds.objective.sel({"method": m}).item()})"]
+            for f in ds.fraction.values:
+                vals = acc.sel({"method": m, "fraction": f}).values
+                parts = []
+                for s, v in zip(ds.seed.values, vals, strict=True):
+                    if np.isfinite(v):
+                        parts.append(f"{v:.3f}")
+                    else:
+                        parts.append("—")
+                        missing.append(f"{m} f={f:g} s={s}")
+                row.append(" ".join(parts))
+            table.add_row(*row)
+        out_console.print(table)
+        optional = [v for v in ("features", "classifier_weight", "loss_history") if v in ds]
+        out_console.print(f"  optional variables: {', '.join(optional) or 'none'}")
+        if missing:
+            out_console.print(f"  [yellow]missing {len(missing)} cell(s):[/] {', '.join(missing)}")
+        else:
+            out_console.print("  no missing cells")
+
+
+@app.command()
+def export(
+    runs: Path = typer.Argument(..., help="Run-store folder to read."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for one .nc file per experiment."),
+) -> None:
+    """Write each experiment as one combined netCDF file (for sharing alongside a paper)."""
+    from kdtheory.store import export_store, open_runs
+
+    try:
+        written = export_store(open_runs(runs), out)
+    except KDTheoryError as exc:
+        fail(str(exc))
+    for path in written:
+        out_console.print(f"wrote {path}", highlight=False)
+
+
+@app.command()
+def plugins() -> None:
+    """List every registered plugin: datasets, architectures, objectives and hypotheses."""
+    from kdtheory.plugin_manager import get_registries
+
+    regs = get_registries()
+    for kind in ("datasets", "architectures", "objectives", "hypotheses"):
+        registry = getattr(regs, kind)
+        table = Table(title=kind)
+        table.add_column("name")
+        table.add_column("description")
+        table.add_column("options")
+        table.add_column("source")
+        for entry in registry.entries():
+            obj = entry.obj
+            desc = getattr(obj, "description", None) or getattr(obj, "claim", "")
+            opts = getattr(obj, "options", {}) or {}
+            opt_text = ", ".join(
+                f"{k}={getattr(v, 'default', v)!r}" for k, v in dict(opts).items()
+            )
+            table.add_row(entry.name, str(desc), opt_text, entry.source)
+        out_console.print(table)
+
+
+cli_hypotheses.register(app)
+
+
+def main() -> None:  # pragma: no cover
+    app(prog_name="kdtheory")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

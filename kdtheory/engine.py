@@ -1,0 +1,383 @@
+"""The training engine: trains a group of cells together as one batched model.
+
+Every cell (method × fraction × seed) owns its parameters, optimizer state, training subset,
+data order and objective. The group's parameters are stacked along a leading *cell* dimension and
+the architecture is run with ``torch.func.vmap`` over ``torch.func.functional_call``, so a whole
+sweep runs as a few large kernels instead of many small ones. The per-cell loss only depends on
+that cell's parameters and AdamW is element-wise, so a cell's result does not depend on which
+other cells it was trained with (up to floating-point summation order); a group of one cell is the
+sequential path.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.func import functional_call, stack_module_state, vmap
+
+from kdtheory.specs import Objective, ObjectiveContext
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """``auto`` → CUDA when available, else CPU; anything else is passed to ``torch.device``."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings shared by every cell of a group.
+
+    Attributes
+    ----------
+    steps : int
+        Optimizer steps (the same budget at every fraction).
+    batch_size : int
+        Minibatch size; a subset smaller than this is cycled through within a batch.
+    lr : float
+        Peak AdamW learning rate (cosine decay to zero over ``steps``).
+    weight_decay : float
+    log_every : int
+        Record the loss every this many steps.
+    """
+
+    steps: int = 1000
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    log_every: int = 50
+
+
+@dataclass
+class CellJob:
+    """One student to train.
+
+    Attributes
+    ----------
+    key : str
+        Identifies the cell in results (its file name).
+    objective : Objective
+    subset : numpy.ndarray
+        Training-set indices the student trains on.
+    seed : int
+        Replicate seed: fixes the initialisation; with ``len(subset)`` it fixes the data order.
+    """
+
+    key: str
+    objective: Objective
+    subset: np.ndarray
+    seed: int
+
+
+@dataclass
+class CellResult:
+    """What training one cell produced (numpy, float32)."""
+
+    key: str
+    train_logits: np.ndarray
+    test_logits: np.ndarray
+    features: np.ndarray | None
+    classifier_weight: np.ndarray
+    classifier_bias: np.ndarray
+    loss_history: np.ndarray
+    scalars: dict[str, float] = field(default_factory=dict)
+    state: dict[str, torch.Tensor] | None = None
+
+
+@dataclass
+class TrainingData:
+    """Tensors the engine trains and evaluates on (all on the training device)."""
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    teacher_train_logits: torch.Tensor
+    num_classes: int
+
+    @classmethod
+    def from_numpy(
+        cls,
+        x_train: np.ndarray,
+        y_train: np.ndarray,
+        x_test: np.ndarray,
+        teacher_train_logits: np.ndarray | None,
+        num_classes: int,
+        device: torch.device,
+    ) -> TrainingData:
+        if teacher_train_logits is None:
+            teacher_train_logits = np.zeros((len(y_train), num_classes), np.float32)
+        return cls(
+            x_train=torch.as_tensor(x_train, dtype=torch.float32, device=device),
+            y_train=torch.as_tensor(y_train, dtype=torch.int64, device=device),
+            x_test=torch.as_tensor(x_test, dtype=torch.float32, device=device),
+            teacher_train_logits=torch.as_tensor(
+                teacher_train_logits, dtype=torch.float32, device=device
+            ),
+            num_classes=num_classes,
+        )
+
+
+def init_model(build: Callable[[], nn.Module], seed: int) -> nn.Module:
+    """Build a model whose initialisation depends on ``seed`` only, not on global RNG state."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        return build()
+
+
+class BatchSampler:
+    """Per-cell data order: epochs of random permutations of the subset, cut into batches."""
+
+    def __init__(self, subset: np.ndarray, batch_size: int, seed: int) -> None:
+        self.subset = np.asarray(subset, dtype=np.int64)
+        self.batch_size = batch_size
+        self.rng = np.random.default_rng(np.random.SeedSequence([int(seed), len(subset), 7]))
+        self._perm = np.empty(0, dtype=np.int64)
+        self._pos = 0
+
+    def take(self, steps: int) -> np.ndarray:
+        """Indices for the next ``steps`` batches, shape ``(steps, batch_size)``."""
+        need = steps * self.batch_size
+        parts = []
+        while need > 0:
+            if self._pos >= len(self._perm):
+                self._perm = self.rng.permutation(self.subset)
+                self._pos = 0
+            chunk = self._perm[self._pos : self._pos + need]
+            self._pos += len(chunk)
+            need -= len(chunk)
+            parts.append(chunk)
+        return np.concatenate(parts).reshape(steps, self.batch_size)
+
+
+def _stack(models: list[nn.Module], device: torch.device):
+    params, buffers = stack_module_state(models)
+    params = {k: v.detach().to(device).requires_grad_(True) for k, v in params.items()}
+    buffers = {k: v.to(device) for k, v in buffers.items()}
+    base = copy.deepcopy(models[0]).to("meta")
+    return base, params, buffers
+
+
+def activation_bytes_per_sample(model: nn.Module, input_shape: tuple[int, ...]) -> int:
+    """Bytes of module outputs for one sample: a rough size of what backward keeps."""
+    total = 0
+
+    def hook(_m, _i, out):
+        nonlocal total
+        outs = out if isinstance(out, tuple) else (out,)
+        for o in outs:
+            if isinstance(o, torch.Tensor):
+                total += o.numel() * o.element_size()
+
+    handles = [m.register_forward_hook(hook) for m in model.modules()]
+    try:
+        with torch.no_grad():
+            model(torch.zeros((2, *input_shape)))
+    finally:
+        for h in handles:
+            h.remove()
+    return max(1, total // 2)
+
+
+def bytes_per_cell(
+    model: nn.Module, input_shape: tuple[int, ...], batch_size: int, n_train: int, k: int
+) -> int:
+    """Estimated training memory of one cell in a batched group."""
+    n_params = sum(p.numel() for p in model.parameters())
+    state = 4 * 4 * n_params  # weights, grads, two AdamW moments
+    acts = 3 * activation_bytes_per_sample(model, input_shape) * batch_size
+    targets = 4 * n_train * k
+    return state + acts + targets
+
+
+def train_group(
+    jobs: list[CellJob],
+    build: Callable[[], nn.Module],
+    data: TrainingData,
+    config: TrainConfig,
+    feature_index: np.ndarray | None = None,
+    on_step: Callable[[int, int], None] | None = None,
+    eval_batch: int = 512,
+    keep_state: bool = False,
+) -> list[CellResult]:
+    """Train ``jobs`` together as one batched model and evaluate every cell.
+
+    Parameters
+    ----------
+    jobs : list of CellJob
+        Cells to train; they must share the architecture ``build`` makes.
+    build : callable
+        Returns a fresh (randomly initialised) model; called under a per-cell seed.
+    data : TrainingData
+    config : TrainConfig
+    feature_index : numpy.ndarray, optional
+        Training-set indices whose penultimate features are returned.
+    on_step : callable, optional
+        ``on_step(done, total)`` after each optimizer step.
+    eval_batch : int
+        Samples per evaluation chunk (all cells at once).
+    keep_state : bool
+        Also return each cell's trained ``state_dict`` (CPU tensors), e.g. to save a teacher.
+
+    Returns
+    -------
+    list of CellResult
+        In the order of ``jobs``.
+    """
+    if not jobs:
+        return []
+    device = data.x_train.device
+    C, B, K = len(jobs), config.batch_size, data.num_classes
+    # group cells by objective label so each objective's loss runs once per step on a slice
+    order = sorted(range(C), key=lambda i: jobs[i].objective.label)
+    jobs_sorted = [jobs[i] for i in order]
+    models = [init_model(build, job.seed) for job in jobs_sorted]
+    base, params, buffers = _stack(models, device)
+    del models
+
+    targets, scalars = [], []
+    for job in jobs_sorted:
+        ctx = ObjectiveContext(
+            teacher_train_logits=data.teacher_train_logits,
+            train_labels=data.y_train,
+            subset=torch.as_tensor(job.subset, dtype=torch.int64, device=device),
+            seed=job.seed,
+            num_classes=K,
+        )
+        tgt, extra = job.objective.targets(ctx)
+        targets.append(tgt.to(device=device, dtype=torch.float32))
+        scalars.append({k: float(v) for k, v in extra.items()})
+    target_table = torch.stack(targets)  # (C, N, K)
+    del targets
+    slices: list[tuple[Objective, slice]] = []
+    start = 0
+    for i in range(1, C + 1):
+        if i == C or jobs_sorted[i].objective.label != jobs_sorted[start].objective.label:
+            slices.append((jobs_sorted[start].objective, slice(start, i)))
+            start = i
+
+    def forward(p: dict[str, torch.Tensor], b: dict[str, torch.Tensor], x: torch.Tensor):
+        return functional_call(base, (p, b), (x,))
+
+    batched = vmap(forward)
+    opt = torch.optim.AdamW(
+        list(params.values()), lr=config.lr, weight_decay=config.weight_decay
+    )
+    steps = config.steps
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: 0.5 * (1.0 + math.cos(math.pi * min(s, steps) / steps))
+    )
+    samplers = [BatchSampler(job.subset, B, job.seed) for job in jobs_sorted]
+    cell_ix = torch.arange(C, device=device)[:, None]
+    log_every = max(1, config.log_every)
+    history: list[torch.Tensor] = []
+    block = 50
+    done = 0
+    while done < steps:
+        nb = min(block, steps - done)
+        idx_block = torch.from_numpy(np.stack([s.take(nb) for s in samplers], axis=1)).to(device)
+        for t in range(nb):
+            idx = idx_block[t]  # (C, B)
+            x = data.x_train[idx]
+            y = data.y_train[idx]
+            tg = target_table[cell_ix, idx]
+            logits = batched(params, buffers, x)
+            losses = torch.cat([obj.loss(logits[s], y[s], tg[s]).reshape(-1) for obj, s in slices])
+            opt.zero_grad(set_to_none=True)
+            losses.sum().backward()
+            opt.step()
+            sched.step()
+            done += 1
+            if done % log_every == 0 or done == steps:
+                history.append(losses.detach())
+            if on_step is not None:
+                on_step(done, steps)
+
+    results = _evaluate(base, params, buffers, data, feature_index, eval_batch)
+    loss_hist = torch.stack(history, dim=1).cpu().numpy() if history else np.zeros((C, 0))
+    weight_key = _classifier_key(base, "weight")
+    bias_key = _classifier_key(base, "bias")
+    out_sorted = []
+    for c, job in enumerate(jobs_sorted):
+        out_sorted.append(
+            CellResult(
+                key=job.key,
+                train_logits=results["train_logits"][c],
+                test_logits=results["test_logits"][c],
+                features=None if results["features"] is None else results["features"][c],
+                classifier_weight=params[weight_key][c].detach().cpu().numpy().astype(np.float32),
+                classifier_bias=params[bias_key][c].detach().cpu().numpy().astype(np.float32),
+                loss_history=loss_hist[c].astype(np.float32),
+                scalars=scalars[c],
+                state=(
+                    {k: v[c].detach().cpu().clone() for k, v in {**params, **buffers}.items()}
+                    if keep_state
+                    else None
+                ),
+            )
+        )
+    by_key = {r.key: r for r in out_sorted}
+    return [by_key[job.key] for job in jobs]
+
+
+def _classifier_key(model: nn.Module, what: str) -> str:
+    for name, module in model.named_modules():
+        if module is model.classifier:
+            return f"{name}.{what}" if name else what
+    raise ValueError("the architecture has no 'classifier' attribute (its final nn.Linear)")
+
+
+@torch.no_grad()
+def _evaluate(
+    base: nn.Module,
+    params: dict[str, torch.Tensor],
+    buffers: dict[str, torch.Tensor],
+    data: TrainingData,
+    feature_index: np.ndarray | None,
+    eval_batch: int,
+) -> dict[str, Any]:
+    def forward(p, b, x):
+        return functional_call(base, (p, b), (x,), {"with_features": True})
+
+    shared = vmap(forward, in_dims=(0, 0, None))
+    params = {k: v.detach() for k, v in params.items()}
+
+    def run(x: torch.Tensor, want_features: bool):
+        logits, feats = [], []
+        for i in range(0, len(x), eval_batch):
+            lo, fe = shared(params, buffers, x[i : i + eval_batch])
+            logits.append(lo.float().cpu())
+            if want_features:
+                feats.append(fe.float().cpu())
+        lo = torch.cat(logits, dim=1).numpy()
+        return lo, (torch.cat(feats, dim=1).numpy() if want_features else None)
+
+    train_logits, _ = run(data.x_train, False)
+    test_logits, _ = run(data.x_test, False)
+    features = None
+    if feature_index is not None and len(feature_index):
+        idx = torch.as_tensor(np.array(feature_index), dtype=torch.int64, device=data.x_train.device)
+        _, features = run(data.x_train[idx], True)
+    return {"train_logits": train_logits, "test_logits": test_logits, "features": features}
+
+
+def evaluate_single(
+    model: nn.Module, x: torch.Tensor, with_features: bool = False, eval_batch: int = 512
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Logits (and features) of one plain model on ``x``."""
+    model.eval()
+    logits, feats = [], []
+    with torch.no_grad():
+        for i in range(0, len(x), eval_batch):
+            lo, fe = model(x[i : i + eval_batch], with_features=True)
+            logits.append(lo.float().cpu())
+            feats.append(fe.float().cpu())
+    lo = torch.cat(logits).numpy()
+    return lo, (torch.cat(feats).numpy() if with_features else None)

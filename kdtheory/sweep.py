@@ -1,0 +1,501 @@
+"""Sweeps: train a teacher once per experiment, then every method × fraction × seed cell.
+
+The sweep is resumable: each finished cell is one file written atomically, and a re-run skips the
+cells whose files exist. An interrupted run loses at most the group of cells in flight (one cell
+with ``batch_cells=1``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import xarray as xr
+
+import kdtheory
+from kdtheory import store as st
+from kdtheory.engine import (
+    CellJob,
+    CellResult,
+    TrainConfig,
+    TrainingData,
+    bytes_per_cell,
+    evaluate_single,
+    init_model,
+    resolve_device,
+    train_group,
+)
+from kdtheory.errors import SpecError, StoreError
+from kdtheory.plugin_manager import get_registries
+from kdtheory.schema import CELL_KIND, SCHEMA, TEACHER_KIND
+from kdtheory.specs import LoadedDataset, parse_spec, resolve_options
+from kdtheory.subsets import feature_sample, subset, subset_size
+
+DEFAULT_METHODS = ("label", "kd:T=4", "ls:eps=matched", "kd-shuffled:T=4")
+DEFAULT_FRACTIONS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
+
+
+@dataclass
+class ExperimentConfig:
+    """One experiment of a sweep: what to train (the recipe) and the sweep axes.
+
+    The recipe (everything but ``fractions``, ``seeds`` and ``methods``) identifies the experiment:
+    a store refuses a second recipe under the same experiment id. The axes may grow between runs.
+    """
+
+    dataset: str = "mnist1d"
+    teacher: str = "mlp-wide"
+    student: str = "mlp"
+    fractions: tuple[float, ...] = DEFAULT_FRACTIONS
+    seeds: tuple[int, ...] = (0, 1, 2)
+    methods: tuple[str, ...] = DEFAULT_METHODS
+    steps: int = 1000
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    teacher_steps: int = 3000
+    teacher_lr: float = 1e-3
+    teacher_seed: int = 0
+    teacher_checkpoint: str | None = None
+    feature_samples: int = 512
+    log_every: int = 50
+    name: str | None = None
+
+    @property
+    def experiment_id(self) -> str:
+        return st.safe_name(self.name or f"{self.dataset}--{self.teacher}--{self.student}")
+
+    def recipe(self) -> dict[str, Any]:
+        """The training recipe: every setting that changes what a cell computes."""
+        d = asdict(self)
+        for axis in ("fractions", "seeds", "methods", "name"):
+            d.pop(axis)
+        return d
+
+    def validate(self) -> None:
+        if not self.fractions:
+            raise SpecError("--fractions: give at least one fraction in (0, 1]")
+        for f in self.fractions:
+            if not 0 < f <= 1:
+                raise SpecError(f"--fractions: {f} is not in (0, 1]")
+        if not self.seeds:
+            raise SpecError("--seeds: give at least one seed")
+        for key in ("steps", "batch_size", "teacher_steps", "feature_samples", "log_every"):
+            if getattr(self, key) < 1:
+                raise SpecError(f"--{key.replace('_', '-')}: must be >= 1")
+        for key in ("lr", "teacher_lr"):
+            if not getattr(self, key) > 0:
+                raise SpecError(f"--{key.replace('_', '-')}: must be > 0")
+
+
+def parse_fractions(text: str) -> tuple[float, ...]:
+    """Parse ``"0.01,0.1,1"`` into sorted unique fractions, with a clear error."""
+    out = []
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            value = float(part)
+        except ValueError:
+            raise SpecError(f"--fractions: {part!r} is not a number") from None
+        if not 0 < value <= 1:
+            raise SpecError(f"--fractions: {value} is not in (0, 1]")
+        out.append(value)
+    if not out:
+        raise SpecError("--fractions: give a comma-separated list such as 0.01,0.1,1")
+    return tuple(sorted(set(out)))
+
+
+_MNIST1D = "mnist1d:num_samples=10000"
+
+PRESETS: dict[str, list[ExperimentConfig]] = {
+    "smoke": [
+        ExperimentConfig(
+            dataset="mnist1d:num_samples=1200",
+            teacher="mlp:width=128",
+            student="mlp:width=64",
+            fractions=(0.05, 0.2, 1.0),
+            seeds=(0, 1),
+            steps=150,
+            batch_size=32,
+            teacher_steps=400,
+            feature_samples=96,
+            log_every=25,
+        )
+    ],
+    "reference": [
+        ExperimentConfig(
+            dataset=_MNIST1D,
+            teacher="mlp-wide",
+            student="mlp",
+            fractions=(0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0),
+            seeds=(0, 1, 2),
+            steps=1500,
+            teacher_steps=4000,
+            feature_samples=384,
+        ),
+        ExperimentConfig(
+            dataset="mnist-5k",
+            teacher="cnn:channels=32",
+            student="cnn:channels=16",
+            fractions=(0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0),
+            seeds=(0, 1, 2),
+            steps=600,
+            teacher_steps=2000,
+            feature_samples=256,
+        ),
+        ExperimentConfig(
+            dataset="mnist-5k",
+            teacher="vit",
+            student="vit",
+            fractions=(0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0),
+            seeds=(0, 1, 2),
+            steps=600,
+            teacher_steps=2000,
+            feature_samples=256,
+        ),
+    ],
+    "bench": [
+        ExperimentConfig(
+            dataset="mnist1d",
+            teacher="mlp-wide",
+            student="mlp:width=128,depth=2",
+            fractions=DEFAULT_FRACTIONS,
+            seeds=(0, 1, 2, 3, 4),
+        )
+    ],
+}
+
+
+# --------------------------------------------------------------------------- building blocks
+def load_dataset(spec: str) -> LoadedDataset:
+    """Load a dataset from a spec string such as ``mnist1d:num_samples=10000``."""
+    name, raw = parse_spec(spec)
+    ds_spec = get_registries().datasets.get(name)
+    options = resolve_options("dataset", name, ds_spec.options, raw)
+    return ds_spec.load(**options)
+
+
+def model_builder(spec: str, input_shape: tuple[int, ...], num_classes: int) -> Callable[[], Any]:
+    """A zero-argument function building the architecture named by ``spec``."""
+    name, raw = parse_spec(spec)
+    arch = get_registries().architectures.get(name)
+    options = resolve_options("architecture", name, arch.options, raw)
+    return lambda: arch.build(input_shape, num_classes, **options)
+
+
+def parse_methods(methods: Sequence[str]):
+    """Objectives for a list of method specs (one spec per entry)."""
+    from kdtheory.plugins.objectives import parse_method
+
+    objectives = [parse_method(m) for m in methods]
+    labels = [o.label for o in objectives]
+    dupes = sorted({x for x in labels if labels.count(x) > 1})
+    if dupes:
+        raise SpecError(f"--methods: method label(s) {', '.join(dupes)} given twice")
+    return objectives
+
+
+def _accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
+    return float(np.mean(np.argmax(logits, axis=-1) == labels))
+
+
+@dataclass
+class SweepReport:
+    """What one experiment's sweep did."""
+
+    experiment: str
+    trained: int = 0
+    skipped: int = 0
+    seconds: float = 0.0
+    teacher_test_accuracy: float = float("nan")
+    cell_accuracy: dict[tuple[str, float, int], float] = field(default_factory=dict)
+
+
+class SweepProgress:
+    """Callbacks a front end implements to show progress (the CLI uses rich)."""
+
+    def phase(self, text: str) -> None: ...
+
+    def start_group(self, n_cells: int, steps: int, description: str) -> None: ...
+
+    def step(self, done: int, total: int) -> None: ...
+
+    def end_group(self, results: list[tuple[str, float]]) -> None: ...
+
+
+# --------------------------------------------------------------------------- the sweep
+def _teacher(
+    cfg: ExperimentConfig,
+    folder: Path,
+    data: LoadedDataset,
+    device: torch.device,
+    progress: SweepProgress,
+) -> xr.Dataset:
+    """Load the experiment's teacher outputs, or train/load the teacher and write them."""
+    teacher_nc = folder / st.TEACHER_FILE
+    if teacher_nc.exists():
+        with xr.open_dataset(teacher_nc) as t:
+            return t.load()
+    build = model_builder(cfg.teacher, data.input_shape, data.num_classes)
+    feat_idx = feature_sample(
+        data.y_train, min(cfg.fractions), list(cfg.seeds), cfg.feature_samples, cfg.teacher_seed
+    )
+    weights = folder / st.TEACHER_WEIGHTS
+    source = cfg.teacher_checkpoint or (str(weights) if weights.exists() else None)
+    x_train = torch.as_tensor(data.x_train, device=device)
+    x_test = torch.as_tensor(data.x_test, device=device)
+    if source is not None:
+        progress.phase(f"{cfg.experiment_id}: loading teacher weights from {source}")
+        model = init_model(build, cfg.teacher_seed)
+        try:
+            state = torch.load(source, map_location="cpu", weights_only=True)
+            model.load_state_dict(state)
+        except (OSError, RuntimeError, ValueError) as exc:
+            raise StoreError(
+                f"{source}: cannot load teacher weights for architecture {cfg.teacher!r} "
+                f"({type(exc).__name__}: {str(exc).splitlines()[0]}). Give a state_dict saved "
+                "from the same architecture and options."
+            ) from None
+        model.to(device)
+        train_logits, _ = evaluate_single(model, x_train)
+        test_logits, _ = evaluate_single(model, x_test)
+        _, feats = evaluate_single(model, x_train[torch.as_tensor(feat_idx)], with_features=True)
+    else:
+        from kdtheory.plugins.objectives import parse_method
+
+        progress.phase(f"{cfg.experiment_id}: training teacher {cfg.teacher}")
+        tdata = TrainingData.from_numpy(
+            data.x_train, data.y_train, data.x_test, None, data.num_classes, device
+        )
+        job = CellJob("teacher", parse_method("label"), np.arange(len(data.y_train)), cfg.teacher_seed)
+        tconf = TrainConfig(
+            steps=cfg.teacher_steps, batch_size=cfg.batch_size, lr=cfg.teacher_lr,
+            weight_decay=cfg.weight_decay, log_every=cfg.log_every,
+        )
+        progress.start_group(1, cfg.teacher_steps, "teacher")
+        (res,) = train_group([job], build, tdata, tconf, feat_idx, progress.step, keep_state=True)
+        train_logits, test_logits, feats = res.train_logits, res.test_logits, res.features
+        st.write_atomic(weights, lambda tmp: torch.save(res.state, tmp))
+        progress.end_group([("teacher", _accuracy(test_logits, data.y_test))])
+    ds = xr.Dataset(
+        {
+            "teacher_train_logits": (("train_sample", "class"), train_logits.astype(np.float32)),
+            "teacher_test_logits": (("test_sample", "class"), test_logits.astype(np.float32)),
+            "train_labels": (("train_sample",), data.y_train.astype(np.int64)),
+            "test_labels": (("test_sample",), data.y_test.astype(np.int64)),
+            "teacher_features": (("feature_sample", "teacher_feature"), feats.astype(np.float32)),
+        },
+        coords={
+            "train_sample": np.arange(len(data.y_train)),
+            "test_sample": np.arange(len(data.y_test)),
+            "class": np.arange(data.num_classes),
+            "feature_sample": feat_idx.astype(np.int64),
+        },
+        attrs=_experiment_attrs(cfg)
+        | {
+            "kind": TEACHER_KIND,
+            "teacher_train_accuracy": _accuracy(train_logits, data.y_train),
+            "teacher_test_accuracy": _accuracy(test_logits, data.y_test),
+            "teacher_weights": str(source or weights.name),
+        },
+    )
+    st.write_dataset(ds, teacher_nc)
+    return ds
+
+
+def _experiment_attrs(cfg: ExperimentConfig) -> dict[str, Any]:
+    return {
+        "schema": SCHEMA,
+        "experiment": cfg.experiment_id,
+        "dataset": cfg.dataset,
+        "teacher": cfg.teacher,
+        "student": cfg.student,
+        "recipe": json.dumps(cfg.recipe(), sort_keys=True),
+        "kdtheory_version": kdtheory.__version__,
+        "created": st.now_iso(),
+        "storage_dtype": "float32 quantized to 4 significant digits (netCDF4 BitGroom), zlib",
+        "torch_version": torch.__version__,
+    }
+
+
+def _cell_dataset(
+    cfg: ExperimentConfig,
+    objective: Any,
+    fraction: float,
+    seed: int,
+    in_train: np.ndarray,
+    res: CellResult,
+    teacher: xr.Dataset,
+    test_accuracy: float,
+) -> xr.Dataset:
+    steps = np.arange(1, len(res.loss_history) + 1) * cfg.log_every
+    steps[-1:] = np.minimum(steps[-1:], cfg.steps)
+    ds = xr.Dataset(
+        {
+            "test_logits": (("test_sample", "class"), res.test_logits.astype(np.float32)),
+            "train_logits": (("train_sample", "class"), res.train_logits.astype(np.float32)),
+            "in_train": (("train_sample",), in_train),
+            "features": (("feature_sample", "feature"), res.features.astype(np.float32)),
+            "classifier_weight": (("class", "feature"), res.classifier_weight),
+            "classifier_bias": (("class",), res.classifier_bias),
+            "loss_history": (("step",), res.loss_history),
+        },
+        coords={"feature_sample": teacher["feature_sample"].values, "step": steps},
+        attrs=_experiment_attrs(cfg)
+        | {
+            "kind": CELL_KIND,
+            "method": objective.label,
+            "objective": objective.objective,
+            "temperature": float(objective.temperature),
+            "alpha": float(objective.alpha),
+            "smoothing": float(objective.smoothing),
+            "method_params": json.dumps(objective.params, sort_keys=True, default=str),
+            "fraction": float(fraction),
+            "n_train": int(in_train.sum()),
+            "seed": int(seed),
+            "test_accuracy": test_accuracy,
+            "effective_smoothing": float(res.scalars.get("effective_smoothing", np.nan)),
+        },
+    )
+    return ds
+
+
+def cells_per_group(
+    batch_cells: int | str, cfg: ExperimentConfig, data: LoadedDataset, memory_budget: int
+) -> int:
+    """How many cells to train together: a number, or ``auto`` from the memory budget."""
+    if batch_cells != "auto":
+        n = int(batch_cells)
+        if n < 1:
+            raise SpecError("--batch-cells: must be >= 1 or 'auto'")
+        return n
+    build = model_builder(cfg.student, data.input_shape, data.num_classes)
+    per_cell = bytes_per_cell(
+        build(), data.input_shape, cfg.batch_size, len(data.y_train), data.num_classes
+    )
+    return max(1, int(memory_budget // per_cell))
+
+
+def run_experiment(
+    cfg: ExperimentConfig,
+    out: str | Path,
+    device: str = "auto",
+    batch_cells: int | str = "auto",
+    memory_budget: int = 2 * 1024**3,
+    progress: SweepProgress | None = None,
+) -> SweepReport:
+    """Run (or resume) one experiment's sweep into the store at ``out``.
+
+    Parameters
+    ----------
+    cfg : ExperimentConfig
+    out : str or Path
+        Run-store folder (created if needed).
+    device : str
+        ``auto`` (CUDA if present, else CPU), ``cpu``, ``cuda``, ``cuda:1`` ...
+    batch_cells : int or "auto"
+        Cells trained together in one batched model; 1 is the sequential path.
+    memory_budget : int
+        Bytes a batched group may use when ``batch_cells="auto"``.
+    progress : SweepProgress, optional
+
+    Returns
+    -------
+    SweepReport
+    """
+    progress = progress or SweepProgress()
+    cfg.validate()
+    t0 = time.perf_counter()
+    dev = resolve_device(device)
+    objectives = parse_methods(cfg.methods)
+    # fail on bad architecture specs before any work
+    name, raw = parse_spec(cfg.student)
+    resolve_options("architecture", name, get_registries().architectures.get(name).options, raw)
+    name, raw = parse_spec(cfg.teacher)
+    resolve_options("architecture", name, get_registries().architectures.get(name).options, raw)
+    progress.phase(f"{cfg.experiment_id}: loading dataset {cfg.dataset}")
+    data = load_dataset(cfg.dataset)
+    folder = st.ensure_experiment(out, cfg.experiment_id, cfg.recipe())
+    teacher = _teacher(cfg, folder, data, dev, progress)
+    report = SweepReport(cfg.experiment_id)
+    report.teacher_test_accuracy = float(teacher.attrs.get("teacher_test_accuracy", np.nan))
+    done_files = st.existing_cells(out, cfg.experiment_id)
+    todo: list[tuple[Any, float, int]] = []
+    for seed in cfg.seeds:
+        for fraction in cfg.fractions:
+            for obj in objectives:
+                if st.cell_filename(obj.label, fraction, seed) in done_files:
+                    report.skipped += 1
+                else:
+                    todo.append((obj, fraction, seed))
+    if not todo:
+        report.seconds = time.perf_counter() - t0
+        return report
+    tdata = TrainingData.from_numpy(
+        data.x_train,
+        data.y_train,
+        data.x_test,
+        teacher["teacher_train_logits"].values,
+        data.num_classes,
+        dev,
+    )
+    feat_idx = teacher["feature_sample"].values
+    build = model_builder(cfg.student, data.input_shape, data.num_classes)
+    tconf = TrainConfig(cfg.steps, cfg.batch_size, cfg.lr, cfg.weight_decay, cfg.log_every)
+    per_group = cells_per_group(batch_cells, cfg, data, memory_budget)
+    subsets = {
+        (f, s): subset(data.y_train, f, s) for f in cfg.fractions for s in cfg.seeds
+    }
+    for g in range(0, len(todo), per_group):
+        group = todo[g : g + per_group]
+        jobs = [
+            CellJob(st.cell_filename(o.label, f, s), o, subsets[(f, s)], s) for o, f, s in group
+        ]
+        desc = (
+            f"{o.label} f={f:g} s={s}" if len(group) == 1 else f"{len(group)} cells"
+            for o, f, s in group[:1]
+        )
+        progress.start_group(len(group), cfg.steps, f"{cfg.experiment_id}: {next(desc)}")
+        results = train_group(jobs, build, tdata, tconf, feat_idx, progress.step)
+        shown = []
+        for (obj, f, s), res in zip(group, results, strict=True):
+            mask = np.zeros(len(data.y_train), dtype=bool)
+            mask[subsets[(f, s)]] = True
+            assert mask.sum() == subset_size(f, len(data.y_train))
+            acc = _accuracy(res.test_logits, data.y_test)
+            cell = _cell_dataset(cfg, obj, f, s, mask, res, teacher, acc)
+            st.write_dataset(cell, st.cell_path(out, cfg.experiment_id, obj.label, f, s))
+            report.trained += 1
+            report.cell_accuracy[(obj.label, f, s)] = acc
+            shown.append((f"{obj.label} f={f:g} s={s}", acc))
+        progress.end_group(shown)
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def configs_from_options(preset: str | None, overrides: dict[str, Any]) -> list[ExperimentConfig]:
+    """Experiment configs from a preset (or the defaults) with CLI overrides applied."""
+    if preset is not None:
+        if preset not in PRESETS:
+            import difflib
+
+            close = difflib.get_close_matches(preset, PRESETS, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise SpecError(
+                f"--preset: unknown preset {preset!r}.{hint} Presets: {', '.join(PRESETS)}."
+            )
+        base = PRESETS[preset]
+    else:
+        base = [ExperimentConfig()]
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if "name" in given and len(base) > 1:
+        raise SpecError(f"--name: preset {preset!r} has {len(base)} experiments; drop --name")
+    return [replace(cfg, **given) for cfg in base]

@@ -1,0 +1,39 @@
+"""Shared fixtures: a tiny real sweep, trained once per test session."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from kdtheory.sweep import ExperimentConfig
+
+TINY = ExperimentConfig(
+    dataset="synthetic:n_train=240,n_test=120,num_classes=4,dim=8,seed=3",
+    teacher="mlp:width=32,depth=1",
+    student="mlp:width=16,depth=1",
+    fractions=(0.1, 0.5, 1.0),
+    seeds=(0, 1),
+    methods=("label", "kd:T=4", "ls:eps=matched", "kd-shuffled:T=4"),
+    steps=40,
+    batch_size=16,
+    teacher_steps=80,
+    feature_samples=48,
+    log_every=10,
+)
+
+
+def tiny_config(**changes) -> ExperimentConfig:
+    """The tiny experiment used across tests, with ``changes`` applied."""
+    return replace(TINY, **changes)
+
+
+@pytest.fixture(scope="session")
+def tiny_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run store with one tiny experiment (24 cells), trained once."""
+    from kdtheory.sweep import run_experiment
+
+    out = tmp_path_factory.mktemp("store")
+    run_experiment(TINY, out, device="cpu")
+    return out
