@@ -27,6 +27,10 @@ BUILTIN_MODULES = {
 }
 
 
+#: plugin name -> "distribution version" of plugins loaded from entry points
+_DISTS: dict[str, str] = {}
+
+
 class PluginLoadWarning(UserWarning):
     """A third-party plugin failed to import; the rest of kdtheory still works."""
 
@@ -49,6 +53,7 @@ def _load_entry_points(pm: pluggy.PluginManager) -> set[str]:
             )
             continue
         pm.register(plugin, name=ep.name)
+        _DISTS[ep.name] = f"{dist} {getattr(ep.dist, 'version', '')}".strip()
         loaded.add(ep.value)
     return loaded
 
@@ -74,10 +79,9 @@ _HOOKS = {
 
 def _source(pm: pluggy.PluginManager, impl: Any) -> str:
     plugin_name = impl.plugin_name
-    for plugin, dist in pm.list_plugin_distinfo():
-        if pm.get_name(plugin) == plugin_name:
-            return f"{plugin_name} ({dist.project_name} {dist.version})"
-    return plugin_name
+    if plugin_name in _DISTS:
+        return f"{plugin_name} ({_DISTS[plugin_name]})"
+    return f"{plugin_name} (built-in, not installed)"
 
 
 def build_registry(pm: pluggy.PluginManager, kind: str) -> Registry[Any]:

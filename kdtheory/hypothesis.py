@@ -1,0 +1,441 @@
+"""The Hypothesis base class, requirement checks, and running hypotheses on a run store.
+
+A hypothesis plugin subclasses :class:`Hypothesis`, sets its class attributes and implements
+:meth:`Hypothesis.test`. The toolkit calls it through :func:`run_test` (one hypothesis) or
+:func:`run_all` (every registered hypothesis as a Holm family), which first check the store holds
+what the hypothesis needs (:meth:`Hypothesis.check_requirements`) and validate its options.
+
+Family-wise correction (``run_all``)
+------------------------------------
+Each verdict's key p-value (``Verdict.p_value``) enters one Holm family with every other
+hypothesis that produced a p-value (unavailable verdicts, with NaN p-values, do not count). The
+Holm-adjusted p-value is stored in ``Verdict.p_adjusted`` and the hypothesis re-decides through
+:meth:`Hypothesis.decide`. The default rule: a ``supported`` verdict whose adjusted p-value
+exceeds alpha becomes ``inconclusive`` (the reason says so); ``rejected`` and ``inconclusive``
+stand. A hypothesis whose ``rejected`` rests on its key p-value overrides :meth:`decide`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from typing import Any, ClassVar
+
+import xarray as xr
+
+from kdtheory.errors import MissingRequirementError, SpecError, StoreError
+from kdtheory.stats import holm
+from kdtheory.verdict import DECISIONS, Verdict
+
+__all__ = [
+    "Hypothesis",
+    "adjust_family",
+    "describe_all",
+    "get_hypothesis",
+    "run_all",
+    "run_test",
+]
+
+
+class Hypothesis:
+    """Base class of hypothesis plugins.
+
+    Subclasses set the class attributes and implement :meth:`test`.
+
+    Attributes
+    ----------
+    name : str
+        Registry name, e.g. ``"dark-knowledge"``.
+    claim : str
+        One sentence: what the theory says.
+    prediction : str
+        What the data must show if the claim holds.
+    required_objectives : tuple of str
+        ``objective`` coordinate values the store must hold (e.g. ``("label", "kd")``).
+    required_variables : tuple of str
+        Variables the store must hold (e.g. ``("features", "teacher_features")``).
+    run_hint : str
+        The ``--methods`` value of a ``kdtheory run`` that produces what is required.
+    options : dict of str to default value
+        The keyword options :meth:`test` accepts, with their defaults. Any other option is an
+        error naming the accepted ones; option values given as strings (``kdtheory test
+        --option key=value``) are converted to the type of the default.
+    """
+
+    name: ClassVar[str] = ""
+    claim: ClassVar[str] = ""
+    prediction: ClassVar[str] = ""
+    required_objectives: ClassVar[tuple[str, ...]] = ()
+    required_variables: ClassVar[tuple[str, ...]] = ()
+    run_hint: ClassVar[str] = "label,kd:T=4,ls:eps=matched,kd-shuffled:T=4"
+    options: ClassVar[dict[str, Any]] = {}
+
+    def test(self, store: Mapping[str, xr.Dataset], alpha: float = 0.05, **options: Any) -> Verdict:
+        """Test the hypothesis on every experiment of ``store`` and return a Verdict."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ requirements
+
+    def missing_requirements(self, store: Mapping[str, xr.Dataset]) -> dict[str, dict[str, Any]]:
+        """What each experiment lacks: ``{experiment: {"objectives": [...], "variables": [...],
+        "present_objectives": [...]}}``, only for experiments that lack something."""
+        out: dict[str, dict[str, Any]] = {}
+        for exp_id in store:
+            ds = store[exp_id]
+            present = _objectives(ds)
+            objectives = [o for o in self.required_objectives if o not in present]
+            variables = [v for v in self.required_variables if v not in ds.data_vars]
+            if objectives or variables:
+                out[str(exp_id)] = {
+                    "objectives": objectives,
+                    "variables": variables,
+                    "present_objectives": sorted(present),
+                }
+        return out
+
+    def check_requirements(self, store: Mapping[str, xr.Dataset]) -> None:
+        """Raise :class:`~kdtheory.errors.MissingRequirementError` unless every experiment of
+        ``store`` holds the required objectives (``objective`` coordinate along ``method``) and
+        variables. The message names each experiment, what it lacks, and the ``kdtheory run
+        --methods ...`` that produces it."""
+        hint = f"`kdtheory run --methods {self.run_hint} ...`"
+        if len(store) == 0:
+            raise MissingRequirementError(
+                f"hypothesis {self.name!r} cannot be tested: the run store holds no experiments. "
+                f"Produce one with {hint}."
+            )
+        missing = self.missing_requirements(store)
+        if not missing:
+            return
+        lines = [f"hypothesis {self.name!r} cannot be tested on this run store:"]
+        for exp_id, what in missing.items():
+            parts = []
+            if what["objectives"]:
+                have = ", ".join(what["present_objectives"]) or "none"
+                parts.append(
+                    f"no method with objective {_quoted(what['objectives'])} "
+                    f"(objectives present: {have})"
+                )
+            if what["variables"]:
+                parts.append(f"missing variable(s) {_quoted(what['variables'])}")
+            lines.append(f"  - experiment {exp_id!r}: {'; '.join(parts)}")
+        lines.append(
+            f"It needs objectives {_quoted(self.required_objectives) or '(none)'} and variables "
+            f"{_quoted(self.required_variables) or '(none)'}. Produce them with {hint}."
+        )
+        raise MissingRequirementError("\n".join(lines))
+
+    # ------------------------------------------------------------------ options
+
+    def validate_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
+        """Check option names against :attr:`options` and convert string values to the type
+        of the default. Raises :class:`~kdtheory.errors.SpecError` naming the bad option."""
+        out: dict[str, Any] = {}
+        accepted = dict(self.options)
+        for key, value in options.items():
+            if key not in accepted:
+                close = difflib.get_close_matches(key, list(accepted), n=2, cutoff=0.5)
+                hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+                names = ", ".join(sorted(accepted)) if accepted else "none"
+                raise SpecError(
+                    f"hypothesis {self.name!r} has no option {key!r}.{hint} "
+                    f"Accepted options: {names}."
+                )
+            out[key] = self.coerce_option(key, value)
+        return out
+
+    def coerce_option(self, key: str, value: Any) -> Any:
+        """Convert a string ``value`` to the type of ``options[key]``'s default; other values
+        pass through unchanged."""
+        if not isinstance(value, str):
+            return value
+        default = self.options.get(key)
+        try:
+            return _coerce(value, default)
+        except ValueError as exc:
+            raise SpecError(
+                f"option {key!r} of hypothesis {self.name!r}: cannot read {value!r} as "
+                f"{_type_name(default)} ({exc})"
+            ) from None
+
+    # ------------------------------------------------------------------ family decisions
+
+    def decide(self, verdict: Verdict, p_adjusted: float) -> tuple[str, str]:
+        """Re-decide ``verdict`` after a Holm correction across a family.
+
+        Returns ``(decision, reason)``. Default: a ``supported`` verdict whose Holm-adjusted
+        p-value exceeds ``verdict.alpha`` becomes ``inconclusive``; other decisions stand.
+        Override when a ``rejected`` decision also rests on the key p-value.
+        """
+        if verdict.decision == "supported" and not (p_adjusted <= verdict.alpha):
+            k = len(verdict.family) or "several"
+            note = (
+                f"Downgraded from 'supported' after Holm correction across a family of {k} "
+                f"hypotheses: adjusted p = {p_adjusted:.4g} > alpha = {verdict.alpha:g}."
+            )
+            return "inconclusive", f"{verdict.reason} {note}".strip()
+        return verdict.decision, verdict.reason
+
+    # ------------------------------------------------------------------ description
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-safe description for listings (``kdtheory list``)."""
+        return {
+            "name": self.name,
+            "claim": self.claim,
+            "prediction": self.prediction,
+            "needs": {
+                "objectives": list(self.required_objectives),
+                "variables": list(self.required_variables),
+            },
+            "run_hint": self.run_hint,
+            "options": {k: _json_default(v) for k, v in self.options.items()},
+            "class": f"{type(self).__module__}.{type(self).__qualname__}",
+        }
+
+    def unavailable(self, alpha: float, reason: str) -> Verdict:
+        """An inconclusive verdict with NaN numbers (see :meth:`Verdict.unavailable`)."""
+        return Verdict.unavailable(self.name, self.claim, self.prediction, alpha, reason)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r}>"
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _objectives(ds: xr.Dataset) -> set[str]:
+    if "objective" not in ds.coords:
+        return set()
+    return {str(o) for o in ds.coords["objective"].values.ravel()}
+
+
+def _quoted(items: Sequence[str]) -> str:
+    return ", ".join(repr(str(i)) for i in items)
+
+
+def _type_name(default: Any) -> str:
+    if default is None:
+        return "a JSON value or string"
+    if isinstance(default, (list, tuple)):
+        return "a comma-separated list"
+    return type(default).__name__
+
+
+def _json_default(value: Any) -> Any:
+    try:
+        json.dumps(value, allow_nan=False)
+        return value
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+_TRUE = {"1", "true", "yes", "on", "y", "t"}
+_FALSE = {"0", "false", "no", "off", "n", "f"}
+
+
+def _coerce(text: str, default: Any) -> Any:
+    if isinstance(default, bool):
+        low = text.strip().lower()
+        if low in _TRUE:
+            return True
+        if low in _FALSE:
+            return False
+        raise ValueError("expected true/false")
+    if isinstance(default, int):
+        return int(text.strip())
+    if isinstance(default, float):
+        return float(text.strip())
+    if isinstance(default, str):
+        return text
+    if isinstance(default, (list, tuple)):
+        elem = default[0] if len(default) else ""
+        parts = [p.strip() for p in text.split(",") if p.strip()]
+        values = [_coerce(p, elem) for p in parts]
+        return type(default)(values)
+    if default is None:
+        try:
+            return json.loads(text)
+        except ValueError:
+            return text
+    return text
+
+
+def _check_alpha(alpha: Any) -> float:
+    try:
+        a = float(alpha)
+    except (TypeError, ValueError):
+        raise SpecError(f"alpha must be a number in (0, 0.5); got {alpha!r}") from None
+    if not (0.0 < a < 0.5) or math.isnan(a):
+        raise SpecError(f"alpha must lie in (0, 0.5); got {alpha!r}")
+    return a
+
+
+def _as_store(store: Any) -> Mapping[str, xr.Dataset]:
+    if isinstance(store, (str, os.PathLike)):
+        from kdtheory.store import open_runs
+
+        store = open_runs(store)
+    if not isinstance(store, Mapping):
+        raise StoreError(
+            f"a run store must be a mapping of experiment id -> xarray.Dataset (as "
+            f"kdtheory.open_runs returns) or a path; got {type(store).__name__}"
+        )
+    if len(store) == 0:
+        raise StoreError("the run store holds no experiments")
+    return store
+
+
+def _check_verdict(hyp: Hypothesis, result: Any) -> Verdict:
+    if not isinstance(result, Verdict):
+        raise TypeError(
+            f"hypothesis {hyp.name!r} ({type(hyp).__module__}.{type(hyp).__qualname__}) returned "
+            f"{type(result).__name__} from test(); it must return a kdtheory.verdict.Verdict"
+        )
+    if result.decision not in DECISIONS:
+        raise ValueError(
+            f"hypothesis {hyp.name!r} returned decision {result.decision!r}; "
+            f"expected one of {', '.join(DECISIONS)}"
+        )
+    return result
+
+
+# ---------------------------------------------------------------------- module API
+
+
+def get_hypothesis(name: str) -> Hypothesis:
+    """The registered hypothesis called ``name`` (unknown names raise a "did you mean"
+    :class:`~kdtheory.errors.UnknownNameError`)."""
+    from kdtheory import plugin_manager
+
+    return plugin_manager.get_registries().hypotheses.get(name)
+
+
+def describe_all() -> list[dict[str, Any]]:
+    """:meth:`Hypothesis.describe` of every registered hypothesis, with its ``source``."""
+    from kdtheory import plugin_manager
+
+    registry = plugin_manager.get_registries().hypotheses
+    out = []
+    for entry in registry.entries():
+        info = entry.obj.describe()
+        info["source"] = entry.source
+        out.append(info)
+    return out
+
+
+def run_test(
+    name_or_hypothesis: str | Hypothesis,
+    store: Mapping[str, xr.Dataset] | str | os.PathLike[str],
+    alpha: float = 0.05,
+    **options: Any,
+) -> Verdict:
+    """Test one hypothesis on ``store`` and return its Verdict.
+
+    Parameters
+    ----------
+    name_or_hypothesis : str or Hypothesis
+        A registered name (e.g. ``"dark-knowledge"``) or a Hypothesis instance.
+    store : mapping of experiment id to xarray.Dataset, or a path
+        What :func:`kdtheory.open_runs` returns (a path is opened with it).
+    alpha : float
+        Significance level, in (0, 0.5).
+    **options
+        Options of the hypothesis (see its ``options``); strings are converted to the type of
+        the default.
+
+    Raises
+    ------
+    UnknownNameError, MissingRequirementError, SpecError, StoreError
+        All :class:`~kdtheory.errors.KDTheoryError` subclasses with an actionable message.
+    """
+    hyp = (
+        get_hypothesis(name_or_hypothesis)
+        if isinstance(name_or_hypothesis, str)
+        else name_or_hypothesis
+    )
+    a = _check_alpha(alpha)
+    opts = hyp.validate_options(options)
+    data = _as_store(store)
+    hyp.check_requirements(data)
+    return _check_verdict(hyp, hyp.test(data, alpha=a, **opts))
+
+
+def adjust_family(
+    verdicts: Sequence[Verdict], hypotheses: Sequence[Hypothesis] | None = None
+) -> list[Verdict]:
+    """Holm-adjust the key p-values of a family of verdicts and let each hypothesis re-decide.
+
+    Returns new Verdict objects with ``p_adjusted`` and ``family`` set (verdicts with a NaN
+    p-value are left out of the family and keep ``p_adjusted=None``). ``hypotheses`` (same
+    order) supply :meth:`Hypothesis.decide`; without them the default rule is applied.
+    """
+    if hypotheses is not None and len(hypotheses) != len(verdicts):
+        raise ValueError("adjust_family needs one hypothesis per verdict")
+    p = [v.p_value if v.p_value is not None else math.nan for v in verdicts]
+    adjusted = holm(p)
+    family = [v.hypothesis for v, pa in zip(verdicts, adjusted, strict=True) if not math.isnan(pa)]
+    out: list[Verdict] = []
+    for i, (v, pa) in enumerate(zip(verdicts, adjusted, strict=True)):
+        if math.isnan(pa):
+            out.append(replace(v, p_adjusted=None, family=[]))
+            continue
+        nv = replace(v, p_adjusted=float(pa), family=list(family))
+        hyp = hypotheses[i] if hypotheses is not None else Hypothesis()
+        decision, reason = hyp.decide(nv, float(pa))
+        if decision not in DECISIONS:
+            raise ValueError(
+                f"hypothesis {v.hypothesis!r}: decide() returned {decision!r}; "
+                f"expected one of {', '.join(DECISIONS)}"
+            )
+        out.append(replace(nv, decision=decision, reason=reason))
+    return out
+
+
+def run_all(
+    store: Mapping[str, xr.Dataset] | str | os.PathLike[str],
+    alpha: float = 0.05,
+    *,
+    only: Sequence[str] | None = None,
+    **options: Any,
+) -> list[Verdict]:
+    """Test every registered hypothesis (or those named in ``only``) as one Holm family.
+
+    Hypotheses whose requirements the store does not meet get :meth:`Verdict.unavailable`
+    (inconclusive, NaN numbers, the reason names what is missing) and stay out of the family.
+    Each option goes to the hypotheses that declare it; an option no hypothesis declares is an
+    error. Verdicts come back sorted by hypothesis name with ``p_adjusted`` set and re-decided
+    as described in the module docstring.
+    """
+    from kdtheory import plugin_manager
+
+    a = _check_alpha(alpha)
+    data = _as_store(store)
+    registry = plugin_manager.get_registries().hypotheses
+    names = list(only) if only is not None else registry.names()
+    hyps = [registry.get(n) for n in names]
+    if options:
+        declared = {k for h in hyps for k in h.options}
+        unknown = sorted(set(options) - declared)
+        if unknown:
+            accepted = ", ".join(sorted(declared)) or "none"
+            raise SpecError(
+                f"no hypothesis accepts option(s) {_quoted(unknown)}. Options accepted by the "
+                f"hypotheses tested: {accepted}."
+            )
+    per_hyp = [
+        h.validate_options({k: v for k, v in options.items() if k in h.options}) for h in hyps
+    ]
+    verdicts: list[Verdict] = []
+    for hyp, opts in zip(hyps, per_hyp, strict=True):
+        try:
+            hyp.check_requirements(data)
+            verdict = _check_verdict(hyp, hyp.test(data, alpha=a, **opts))
+        except MissingRequirementError as exc:
+            verdict = Verdict.unavailable(hyp.name, hyp.claim, hyp.prediction, a, str(exc))
+        verdicts.append(verdict)
+    return adjust_family(verdicts, hyps)

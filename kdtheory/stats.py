@@ -1,0 +1,585 @@
+"""Statistics helpers shared by the hypothesis plugins.
+
+Every function here treats *seeds as the unit of replication*: the caller reduces each seed to one
+number (a paired difference, a per-seed slope, ...) and the tests below run on those numbers.
+
+Conventions, fixed once for the whole toolkit
+---------------------------------------------
+* ``alternative`` is ``"two-sided"``, ``"greater"`` or ``"less"``, with scipy's meaning: for
+  ``"greater"`` the alternative hypothesis is *estimate > null*.
+* **Confidence intervals are always reported as two-sided intervals.** For a two-sided test the
+  level is ``1 - alpha``; for a one-sided test it is ``1 - 2*alpha`` (a 90% interval for
+  ``alpha = 0.05``). That interval's relevant bound is exactly the one-sided ``1 - alpha`` bound, so
+  the interval and the one-sided test always agree: with ``alternative="greater"`` the test
+  rejects at ``alpha`` if and only if ``ci_low > null``. TOST uses the same ``1 - 2*alpha``
+  interval, so "equivalent" means "the interval lies inside the margins".
+  :func:`ci_level` returns the level and :func:`ci_level_note` the words every renderer prints.
+* Missing values (NaN) are dropped, never imputed, and a test without enough data returns a result
+  full of NaN (``n`` says how many values were usable) instead of raising: a sweep that is still
+  running must not crash a report.
+
+statsmodels is imported lazily so that importing this module (and the CLI) stays fast.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy import stats as _sps
+
+__all__ = [
+    "ALTERNATIVES",
+    "MetaResult",
+    "TestResult",
+    "TostResult",
+    "ci_level",
+    "ci_level_note",
+    "holm",
+    "one_sample_t",
+    "paired_t",
+    "random_effects_meta",
+    "slope_test",
+    "tost",
+]
+
+ALTERNATIVES = ("two-sided", "greater", "less")
+NAN = float("nan")
+
+
+# --------------------------------------------------------------------------------------------
+# result types
+
+
+@dataclass
+class TestResult:
+    """Result of a t-test (one-sample, paired, or of per-seed slopes).
+
+    Attributes
+    ----------
+    estimate : float
+        Mean (of the values, the paired differences, or the per-group slopes).
+    se : float
+        Standard error of ``estimate``.
+    ci_low, ci_high : float
+        Two-sided CI at level :func:`ci_level` ``(alternative, alpha)``.
+    statistic : float
+        t statistic against the null value.
+    df : float
+        Degrees of freedom (``n - 1``).
+    p_value : float
+        p-value for ``alternative``.
+    n : int
+        Number of units of replication used (after dropping NaN).
+    alternative, method : str
+    summary : str
+        Optional text summary of a fitted model (``slope_test`` puts the pooled OLS here).
+    """
+
+    __test__ = False  # not a pytest test class
+
+    estimate: float
+    se: float
+    ci_low: float
+    ci_high: float
+    statistic: float
+    df: float
+    p_value: float
+    n: int
+    alternative: str
+    method: str
+    summary: str = ""
+
+    def significant(self, alpha: float = 0.05) -> bool:
+        """Whether the test rejects its null at ``alpha`` (False when the p-value is NaN)."""
+        return bool(self.p_value < alpha)
+
+    @property
+    def ci(self) -> tuple[float, float]:
+        return (self.ci_low, self.ci_high)
+
+
+@dataclass
+class TostResult:
+    """Result of a one-sample two one-sided tests (TOST) equivalence procedure.
+
+    ``p_lower`` tests H0: mean <= low, ``p_upper`` tests H0: mean >= high; ``p_value`` is their
+    maximum and ``equivalent`` is ``p_value < alpha``, which happens exactly when the
+    ``1 - 2*alpha`` interval ``(ci_low, ci_high)`` lies inside ``(low, high)``.
+    """
+
+    p_value: float
+    equivalent: bool
+    p_lower: float
+    p_upper: float
+    ci_low: float
+    ci_high: float
+    low: float
+    high: float
+    n: int
+    estimate: float = NAN
+    se: float = NAN
+    df: float = NAN
+
+    @property
+    def ci(self) -> tuple[float, float]:
+        return (self.ci_low, self.ci_high)
+
+
+@dataclass
+class MetaResult:
+    """Random-effects meta-analysis of one effect across experiments.
+
+    Attributes
+    ----------
+    estimate, se : float
+        Pooled (random-effects) estimate and its standard error.
+    ci_low, ci_high : float
+        Two-sided CI at level :func:`ci_level` ``(alternative, alpha)`` (normal, or t with
+        ``k - 1`` df under the Hartung–Knapp adjustment).
+    statistic, p_value : float
+        z (or t) statistic against 0 and its p-value for ``alternative``.
+    tau2 : float
+        Between-experiment variance (truncated at 0; NaN when ``k == 1``).
+    i2 : float
+        I² heterogeneity in [0, 1] (NaN when ``k == 1``).
+    k : int
+        Number of experiments pooled.
+    method : str
+    """
+
+    estimate: float
+    se: float
+    ci_low: float
+    ci_high: float
+    statistic: float
+    p_value: float
+    tau2: float
+    i2: float
+    k: int
+    method: str
+    alternative: str = "two-sided"
+
+    @property
+    def ci(self) -> tuple[float, float]:
+        return (self.ci_low, self.ci_high)
+
+
+# --------------------------------------------------------------------------------------------
+# conventions
+
+
+def _check(alternative: str, alpha: float) -> None:
+    if alternative not in ALTERNATIVES:
+        raise ValueError(
+            f"alternative must be one of {', '.join(ALTERNATIVES)}; got {alternative!r}"
+        )
+    if not (isinstance(alpha, (int, float)) and 0.0 < float(alpha) < 0.5):
+        raise ValueError(f"alpha must lie in (0, 0.5); got {alpha!r}")
+
+
+def ci_level(alternative: str, alpha: float) -> float:
+    """Level of the two-sided CI reported with a test: ``1 - alpha``, or ``1 - 2*alpha`` when
+    ``alternative`` is one-sided (see the module docstring)."""
+    _check(alternative, alpha)
+    return 1.0 - alpha if alternative == "two-sided" else 1.0 - 2.0 * alpha
+
+
+def _percent(level: float) -> str:
+    return f"{round(100.0 * level, 6):g}%"
+
+
+def ci_level_note(alternative: str, alpha: float) -> str:
+    """Words describing the reported CI, e.g. ``"95% two-sided CI"`` or, for a one-sided test at
+    alpha 0.05, ``"90% two-sided CI (one-sided test, alpha=0.05)"``."""
+    level = ci_level(alternative, alpha)
+    if alternative == "two-sided":
+        return f"{_percent(level)} two-sided CI"
+    return f"{_percent(level)} two-sided CI (one-sided test, alpha={alpha:g})"
+
+
+def _p_from_t(t: float, df: float, alternative: str) -> float:
+    if math.isnan(t) or math.isnan(df):
+        return NAN
+    if alternative == "two-sided":
+        return float(2.0 * _sps.t.sf(abs(t), df))
+    if alternative == "greater":
+        return float(_sps.t.sf(t, df))
+    return float(_sps.t.cdf(t, df))
+
+
+def _p_from_z(z: float, alternative: str) -> float:
+    if math.isnan(z):
+        return NAN
+    if alternative == "two-sided":
+        return float(2.0 * _sps.norm.sf(abs(z)))
+    if alternative == "greater":
+        return float(_sps.norm.sf(z))
+    return float(_sps.norm.cdf(z))
+
+
+def _clean(x: Any) -> np.ndarray:
+    arr = np.asarray(x, dtype=float).ravel()
+    return arr[~np.isnan(arr)]
+
+
+def _nan_test(n: int, alternative: str, method: str, summary: str = "") -> TestResult:
+    return TestResult(NAN, NAN, NAN, NAN, NAN, NAN, NAN, n, alternative, method, summary)
+
+
+# --------------------------------------------------------------------------------------------
+# t-tests
+
+
+def one_sample_t(
+    x: Any, alternative: str = "two-sided", alpha: float = 0.05, null: float = 0.0
+) -> TestResult:
+    """One-sample t-test of ``mean(x) == null``.
+
+    Parameters
+    ----------
+    x : array_like
+        One value per unit of replication (seed). NaNs are dropped.
+    alternative : {"two-sided", "greater", "less"}
+    alpha : float
+        Sets the CI level (``1 - alpha`` two-sided, ``1 - 2*alpha`` for one-sided tests).
+    null : float
+        Value of the mean under the null hypothesis.
+
+    Returns
+    -------
+    TestResult
+        With ``n < 2`` every number is NaN. When all values are equal (zero variance) the
+        statistic is ±inf (p = 0) if the mean differs from ``null`` and NaN otherwise.
+    """
+    _check(alternative, alpha)
+    v = _clean(x)
+    n = int(v.size)
+    method = "one-sample t-test"
+    if n < 2:
+        return _nan_test(n, alternative, method)
+    mean = float(v.mean())
+    constant = bool(np.all(v == v[0]))  # exact zero variance (std() would leave round-off)
+    sd = 0.0 if constant else float(v.std(ddof=1))
+    se = sd / math.sqrt(n)
+    df = float(n - 1)
+    diff = mean - null
+    if se > 0:
+        t = diff / se
+    elif diff != 0:
+        t = math.copysign(math.inf, diff)
+    else:
+        t = NAN
+    p = _p_from_t(t, df, alternative)
+    crit = float(_sps.t.ppf(1.0 - (1.0 - ci_level(alternative, alpha)) / 2.0, df))
+    return TestResult(
+        estimate=mean,
+        se=se,
+        ci_low=mean - crit * se,
+        ci_high=mean + crit * se,
+        statistic=t,
+        df=df,
+        p_value=p,
+        n=n,
+        alternative=alternative,
+        method=method,
+    )
+
+
+def paired_t(a: Any, b: Any, alternative: str = "two-sided", alpha: float = 0.05) -> TestResult:
+    """Paired t-test of ``mean(a - b) == 0`` (pairs, e.g. seeds, where either value is NaN are
+    dropped). ``estimate`` is the mean difference ``a - b``; ``"greater"`` means a > b."""
+    a_arr = np.asarray(a, dtype=float).ravel()
+    b_arr = np.asarray(b, dtype=float).ravel()
+    if a_arr.shape != b_arr.shape:
+        raise ValueError(f"paired_t needs equally long inputs; got {a_arr.size} and {b_arr.size}")
+    res = one_sample_t(a_arr - b_arr, alternative=alternative, alpha=alpha)
+    res.method = "paired t-test"
+    return res
+
+
+def tost(x: Any, low: float, high: float, alpha: float = 0.05) -> TostResult:
+    """One-sample TOST equivalence test: is ``mean(x)`` inside the margins ``(low, high)``?
+
+    Two one-sided t-tests at level ``alpha``: H0 ``mean <= low`` (``p_lower``) and H0
+    ``mean >= high`` (``p_upper``). Equivalence is declared when both reject, i.e. when
+    ``p_value = max(p_lower, p_upper) < alpha``, which is the same as the ``1 - 2*alpha``
+    two-sided CI lying inside ``(low, high)``. For paired data pass the per-seed differences.
+    ``n < 2`` gives NaN p-values and ``equivalent=False``.
+    """
+    _check("two-sided", alpha)
+    low, high = float(low), float(high)
+    if not low < high:
+        raise ValueError(f"tost needs low < high; got low={low!r}, high={high!r}")
+    v = _clean(x)
+    n = int(v.size)
+    if n < 2:
+        return TostResult(NAN, False, NAN, NAN, NAN, NAN, low, high, n)
+    mean = float(v.mean())
+    se = 0.0 if bool(np.all(v == v[0])) else float(v.std(ddof=1)) / math.sqrt(n)
+    df = float(n - 1)
+    t_low = (mean - low) / se if se > 0 else (math.inf if mean > low else -math.inf)
+    t_high = (mean - high) / se if se > 0 else (math.inf if mean >= high else -math.inf)
+    p_lower = float(_sps.t.sf(t_low, df))
+    p_upper = float(_sps.t.cdf(t_high, df))
+    p = max(p_lower, p_upper)
+    crit = float(_sps.t.ppf(1.0 - alpha, df))
+    return TostResult(
+        p_value=p,
+        equivalent=bool(p < alpha),
+        p_lower=p_lower,
+        p_upper=p_upper,
+        ci_low=mean - crit * se,
+        ci_high=mean + crit * se,
+        low=low,
+        high=high,
+        n=n,
+        estimate=mean,
+        se=se,
+        df=df,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# multiplicity
+
+
+def holm(p_values: Any) -> np.ndarray:
+    """Holm (1979) step-down adjusted p-values.
+
+    NaN entries stay NaN and do not count towards the family size ``m``. With the valid
+    p-values sorted ascending, ``p_adj(i) = max_{j<=i} min(1, (m - j + 1) * p(j))``; reject a
+    hypothesis at family-wise level alpha when its adjusted p-value is ``<= alpha``.
+    """
+    p = np.asarray(p_values, dtype=float)
+    shape = p.shape
+    p = p.ravel()
+    out = np.full(p.shape, np.nan)
+    valid = np.flatnonzero(~np.isnan(p))
+    if valid.size:
+        if np.any((p[valid] < 0) | (p[valid] > 1)):
+            raise ValueError("p-values must lie in [0, 1]")
+        m = valid.size
+        order = valid[np.argsort(p[valid], kind="stable")]
+        factors = m - np.arange(m)
+        adj = np.minimum(1.0, np.maximum.accumulate(factors * p[order]))
+        out[order] = adj
+    return out.reshape(shape)
+
+
+# --------------------------------------------------------------------------------------------
+# pooling across experiments
+
+
+def random_effects_meta(
+    estimates: Any,
+    std_errors: Any,
+    alternative: str = "two-sided",
+    alpha: float = 0.05,
+    *,
+    method: str = "dl",
+    knapp_hartung: bool = False,
+    null: float = 0.0,
+) -> MetaResult:
+    """Random-effects meta-analysis of one effect measured on several experiments.
+
+    Uses :func:`statsmodels.stats.meta_analysis.combine_effects` to estimate the between-
+    experiment variance ``tau2`` (DerSimonian–Laird, ``method="dl"``, or iterated Paule–Mandel,
+    ``method="pm"``/``"iterated"``). statsmodels does not truncate the DerSimonian–Laird
+    ``tau2`` at zero; a negative value would give weights larger than the fixed-effect ones and
+    an interval that is too narrow, so here ``tau2`` is truncated at 0 (the textbook estimator,
+    as in R's metafor) and I² at 0. The pooled estimate is then the inverse-variance weighted
+    mean with weights ``1 / (se_i**2 + tau2)``.
+
+    Parameters
+    ----------
+    estimates, std_errors : array_like
+        One effect and its standard error per experiment. Rows with a NaN or ``se <= 0`` are
+        dropped.
+    alternative, alpha
+        As everywhere (CI at ``1 - alpha``, or ``1 - 2*alpha`` for a one-sided test).
+    method : {"dl", "pm", "iterated"}
+    knapp_hartung : bool
+        Use the Hartung–Knapp(–Sidik–Jonkman) variance and a t reference with ``k - 1`` df:
+        better coverage with few experiments.
+    null : float
+        Null value of the pooled effect.
+
+    Returns
+    -------
+    MetaResult
+        With ``k == 1`` the single effect is returned unchanged (its estimate and se, a z-test,
+        ``tau2`` and ``i2`` NaN); with ``k == 0`` every number is NaN.
+    """
+    _check(alternative, alpha)
+    method_key = method.lower()
+    if method_key not in ("dl", "chi2", "pm", "iterated"):
+        raise ValueError(f"method must be 'dl' or 'pm'/'iterated'; got {method!r}")
+    eff = np.asarray(estimates, dtype=float).ravel()
+    se = np.asarray(std_errors, dtype=float).ravel()
+    if eff.shape != se.shape:
+        raise ValueError("estimates and std_errors must have the same length")
+    keep = ~np.isnan(eff) & ~np.isnan(se) & (se > 0)
+    eff, se = eff[keep], se[keep]
+    k = int(eff.size)
+    level = ci_level(alternative, alpha)
+    name = {
+        "dl": "DerSimonian-Laird",
+        "chi2": "DerSimonian-Laird",
+        "pm": "Paule-Mandel",
+        "iterated": "Paule-Mandel",
+    }[method_key]
+    if k == 0:
+        return MetaResult(NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN, 0, "no experiments", alternative)
+    if k == 1:
+        est, s = float(eff[0]), float(se[0])
+        z = (est - null) / s
+        crit = float(_sps.norm.ppf(1.0 - (1.0 - level) / 2.0))
+        return MetaResult(
+            est,
+            s,
+            est - crit * s,
+            est + crit * s,
+            z,
+            _p_from_z(z, alternative),
+            NAN,
+            NAN,
+            1,
+            "single experiment (no pooling)",
+            alternative,
+        )
+    from statsmodels.stats.meta_analysis import combine_effects
+
+    var = se**2
+    with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
+        # a negative DL tau2 makes statsmodels take sqrt of negative variances; we truncate
+        warnings.simplefilter("ignore", RuntimeWarning)
+        res = combine_effects(eff, var, method_re=method_key, alpha=alpha)
+    tau2 = max(0.0, float(res.tau2))
+    w = 1.0 / (var + tau2)
+    mean = float((w * eff).sum() / w.sum())
+    q = float(res.q)
+    i2 = max(0.0, (q - (k - 1)) / q) if q > 0 else 0.0
+    if knapp_hartung:
+        s = math.sqrt(float((w * (eff - mean) ** 2).sum() / ((k - 1) * w.sum())))
+        stat = (mean - null) / s if s > 0 else NAN
+        p = _p_from_t(stat, k - 1, alternative)
+        crit = float(_sps.t.ppf(1.0 - (1.0 - level) / 2.0, k - 1))
+        label = f"random-effects meta-analysis ({name}, Hartung-Knapp t, k={k})"
+    else:
+        s = math.sqrt(1.0 / float(w.sum()))
+        stat = (mean - null) / s
+        p = _p_from_z(stat, alternative)
+        crit = float(_sps.norm.ppf(1.0 - (1.0 - level) / 2.0))
+        label = f"random-effects meta-analysis ({name}, z, k={k})"
+    return MetaResult(
+        estimate=mean,
+        se=s,
+        ci_low=mean - crit * s,
+        ci_high=mean + crit * s,
+        statistic=stat,
+        p_value=p,
+        tau2=tau2,
+        i2=i2,
+        k=k,
+        method=label,
+        alternative=alternative,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# slopes with seeds as the unit of replication
+
+
+def slope_test(
+    y: Any,
+    x: Any,
+    groups: Any,
+    alternative: str = "two-sided",
+    alpha: float = 0.05,
+    *,
+    fit_pooled: bool = True,
+) -> TestResult:
+    """Test the slope of ``y`` on ``x`` with groups (seeds) as the unit of replication.
+
+    Within each group an OLS slope of ``y`` on ``x`` is fitted; the per-group slopes are then
+    tested with a one-sample t-test against 0 (``df = G - 1``), so observations within a seed are
+    never treated as independent. ``estimate`` is the mean per-group slope.
+
+    Parameters
+    ----------
+    y, x, groups : array_like, same length
+        Observations; rows with NaN in ``y`` or ``x`` are dropped. ``groups`` labels the seed.
+    alternative, alpha
+        As everywhere.
+    fit_pooled : bool
+        Also fit a pooled OLS ``y ~ x`` with cluster-robust (by group) standard errors and put
+        its statsmodels text summary in ``summary`` (a note instead when it cannot be fitted).
+
+    Returns
+    -------
+    TestResult
+        NaN numbers unless at least 2 groups have at least 2 distinct ``x`` values; ``n`` is
+        the number of groups with a slope.
+    """
+    _check(alternative, alpha)
+    y_arr = np.asarray(y, dtype=float).ravel()
+    x_arr = np.asarray(x, dtype=float).ravel()
+    g_arr = np.asarray(groups).ravel()
+    if not (y_arr.size == x_arr.size == g_arr.size):
+        raise ValueError(
+            f"slope_test needs y, x and groups of equal length; got {y_arr.size}, "
+            f"{x_arr.size}, {g_arr.size}"
+        )
+    keep = ~np.isnan(y_arr) & ~np.isnan(x_arr)
+    y_arr, x_arr, g_arr = y_arr[keep], x_arr[keep], g_arr[keep]
+    import pandas as pd
+
+    codes, uniques = pd.factorize(g_arr, sort=True)
+    slopes = []
+    for gi in range(len(uniques)):
+        sel = codes == gi
+        xs, ys = x_arr[sel], y_arr[sel]
+        if np.unique(xs).size < 2:
+            continue
+        xc = xs - xs.mean()
+        slopes.append(float((xc * (ys - ys.mean())).sum() / (xc * xc).sum()))
+    method = "t-test of per-seed OLS slopes"
+    summary = ""
+    if fit_pooled:
+        summary = _pooled_cluster_ols(y_arr, x_arr, codes)
+    if len(slopes) < 2:
+        return _nan_test(len(slopes), alternative, method, summary)
+    res = one_sample_t(np.asarray(slopes), alternative=alternative, alpha=alpha)
+    res.method = method
+    res.summary = summary
+    return res
+
+
+def _pooled_cluster_ols(y: np.ndarray, x: np.ndarray, codes: np.ndarray) -> str:
+    """Text summary of OLS ``y ~ x`` with cluster-robust SEs by group, or why it can't be fit."""
+    n_groups = int(np.unique(codes).size)
+    if y.size < 3 or np.unique(x).size < 2 or n_groups < 2:
+        return (
+            "pooled OLS y ~ x (cluster-robust by seed) not fitted: needs at least 3 observations, "
+            f"2 distinct x and 2 groups (have {y.size}, {np.unique(x).size}, {n_groups})."
+        )
+    try:
+        import statsmodels.api as sm
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = sm.OLS(y, sm.add_constant(x, has_constant="add"))
+            fit = model.fit(cov_type="cluster", cov_kwds={"groups": codes})
+            return str(
+                fit.summary(
+                    yname="y",
+                    xname=["const", "x"],
+                    title="Pooled OLS y ~ x, cluster-robust SEs by seed",
+                ).as_text()
+            )
+    except Exception as exc:  # noqa: BLE001 - a summary must never break the test itself
+        return f"pooled OLS y ~ x (cluster-robust by seed) could not be fitted: {exc}"

@@ -1,0 +1,287 @@
+"""kdtheory.stats against scipy/statsmodels, textbook examples, and simulated error rates."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+from statsmodels.stats.meta_analysis import combine_effects
+from statsmodels.stats.multitest import multipletests
+from statsmodels.stats.weightstats import ttost_paired
+
+from kdtheory.stats import (
+    ci_level,
+    ci_level_note,
+    holm,
+    one_sample_t,
+    paired_t,
+    random_effects_meta,
+    slope_test,
+    tost,
+)
+
+# ----------------------------------------------------------------------------- t-tests
+
+
+@pytest.mark.parametrize("alternative", ["two-sided", "greater", "less"])
+def test_one_sample_t_matches_scipy(alternative):
+    x = np.random.default_rng(1).normal(0.4, 1.0, size=9)
+    r = one_sample_t(x, alternative=alternative, alpha=0.05, null=0.1)
+    ref = sps.ttest_1samp(x, 0.1, alternative=alternative)
+    assert r.statistic == pytest.approx(ref.statistic, rel=1e-12)
+    assert r.p_value == pytest.approx(ref.pvalue, rel=1e-10)
+    assert r.df == 8 and r.n == 9
+    assert r.estimate == pytest.approx(x.mean())
+    assert r.se == pytest.approx(sps.sem(x))
+    # CI: 1 - alpha two-sided for two-sided tests, 1 - 2*alpha for one-sided tests, so the
+    # relevant bound equals scipy's one-sided 1 - alpha bound
+    if alternative == "two-sided":
+        lo, hi = ref.confidence_interval(0.95)
+        assert (r.ci_low, r.ci_high) == pytest.approx((lo, hi))
+    elif alternative == "greater":
+        assert r.ci_low == pytest.approx(ref.confidence_interval(0.95).low)
+        lo, hi = sps.ttest_1samp(x, 0.1).confidence_interval(0.90)
+        assert (r.ci_low, r.ci_high) == pytest.approx((lo, hi))
+    else:
+        assert r.ci_high == pytest.approx(ref.confidence_interval(0.95).high)
+
+
+def test_one_sided_ci_agrees_with_one_sided_decision():
+    rng = np.random.default_rng(2)
+    for _ in range(200):
+        x = rng.normal(0.3, 1.0, size=6)
+        r = one_sample_t(x, alternative="greater", alpha=0.05)
+        assert (r.p_value < 0.05) == (r.ci_low > 0)
+        r = one_sample_t(x, alternative="less", alpha=0.05)
+        assert (r.p_value < 0.05) == (r.ci_high < 0)
+
+
+def test_one_sample_t_drops_nan_and_small_n_is_nan():
+    x = np.array([1.0, np.nan, 2.0, 4.0])
+    r = one_sample_t(x)
+    ref = sps.ttest_1samp([1.0, 2.0, 4.0], 0.0)
+    assert r.n == 3 and r.p_value == pytest.approx(ref.pvalue)
+    small = one_sample_t([np.nan, 3.0])
+    assert small.n == 1
+    assert all(math.isnan(v) for v in (small.estimate, small.se, small.p_value, small.ci_low))
+    assert one_sample_t([]).n == 0
+
+
+def test_one_sample_t_zero_variance():
+    r = one_sample_t([0.2, 0.2, 0.2], alternative="greater")
+    assert r.statistic == math.inf and r.p_value == 0.0
+    r0 = one_sample_t([0.0, 0.0, 0.0])
+    assert math.isnan(r0.statistic) and math.isnan(r0.p_value)
+
+
+def test_paired_t_matches_scipy_and_drops_incomplete_pairs():
+    rng = np.random.default_rng(3)
+    a = rng.normal(1.0, 1.0, 8)
+    b = a - 0.3 + rng.normal(0, 0.4, 8)
+    a_nan, b_nan = a.copy(), b.copy()
+    a_nan[2] = np.nan
+    b_nan[5] = np.nan
+    r = paired_t(a_nan, b_nan, alternative="greater")
+    keep = np.ones(8, bool)
+    keep[[2, 5]] = False
+    ref = sps.ttest_rel(a[keep], b[keep], alternative="greater")
+    assert r.n == 6 and r.method == "paired t-test"
+    assert r.statistic == pytest.approx(ref.statistic)
+    assert r.p_value == pytest.approx(ref.pvalue)
+    assert r.estimate == pytest.approx((a[keep] - b[keep]).mean())
+    with pytest.raises(ValueError):
+        paired_t([1, 2, 3], [1, 2])
+
+
+def test_bad_alternative_and_alpha():
+    with pytest.raises(ValueError, match="alternative"):
+        one_sample_t([1, 2, 3], alternative="bigger")
+    with pytest.raises(ValueError, match="alpha"):
+        one_sample_t([1, 2, 3], alpha=0.7)
+
+
+def test_ci_level_note():
+    assert ci_level_note("two-sided", 0.05) == "95% two-sided CI"
+    assert ci_level("greater", 0.05) == pytest.approx(0.90)
+    assert ci_level_note("greater", 0.05).startswith("90% two-sided CI")
+    assert "one-sided" in ci_level_note("less", 0.05)
+    assert ci_level_note("two-sided", 0.025) == "97.5% two-sided CI"
+
+
+# ----------------------------------------------------------------------------- TOST
+
+
+def test_tost_matches_statsmodels_ttost_paired():
+    rng = np.random.default_rng(4)
+    x1 = rng.normal(5.0, 1.0, 12)
+    x2 = x1 + rng.normal(0.05, 0.3, 12)
+    for low, high in [(-0.3, 0.3), (-0.1, 0.2), (-1.0, 0.0)]:
+        p_ref, (t1, p1, df1), (t2, p2, df2) = ttost_paired(x1, x2, low, high)
+        r = tost(x1 - x2, low, high)
+        assert r.p_value == pytest.approx(p_ref, rel=1e-10)
+        assert r.p_lower == pytest.approx(p1, rel=1e-10)
+        assert r.p_upper == pytest.approx(p2, rel=1e-10)
+        assert r.df == df1 == df2 == 11
+        assert r.equivalent == (p_ref < 0.05)
+
+
+def test_tost_hand_worked_example():
+    # x: mean 0.1, sd 0.2, n = 16 -> se 0.05, df 15; margins +-0.25
+    # t_lower = (0.1 + 0.25)/0.05 = 7, t_upper = (0.1 - 0.25)/0.05 = -3
+    # p = max(P(T15 > 7), P(T15 < -3)) = P(T15 < -3) = 0.004486 (t tables)
+    z = np.array([1.0, -1.0] * 8)
+    x = 0.1 + 0.2 * z / z.std(ddof=1)
+    r = tost(x, -0.25, 0.25, alpha=0.05)
+    assert r.estimate == pytest.approx(0.1) and r.se == pytest.approx(0.05)
+    assert r.p_upper == pytest.approx(0.004486, abs=2e-6)
+    assert r.p_value == r.p_upper and r.equivalent
+    # the 90% CI: 0.1 +- 1.7531 * 0.05
+    assert (r.ci_low, r.ci_high) == pytest.approx((0.1 - 0.087655, 0.1 + 0.087655), abs=1e-5)
+    r_tight = tost(x, -0.15, 0.15, alpha=0.05)  # CI upper 0.1877 > 0.15
+    assert not r_tight.equivalent
+
+
+def test_tost_equivalent_iff_ci_inside_margins():
+    rng = np.random.default_rng(5)
+    for _ in range(200):
+        x = rng.normal(rng.uniform(-0.3, 0.3), 0.3, size=8)
+        r = tost(x, -0.2, 0.2, alpha=0.05)
+        assert r.equivalent == (r.ci_low > -0.2 and r.ci_high < 0.2)
+
+
+def test_tost_edge_cases():
+    r = tost([0.1], -1, 1)
+    assert r.n == 1 and not r.equivalent and math.isnan(r.p_value)
+    with pytest.raises(ValueError, match="low < high"):
+        tost([1, 2, 3], 0.5, -0.5)
+
+
+# ----------------------------------------------------------------------------- Holm
+
+
+def test_holm_textbook_example():
+    p = [0.01, 0.04, 0.03, 0.005]
+    # sorted: 0.005*4 = 0.02, 0.01*3 = 0.03, 0.03*2 = 0.06, max(0.04*1, 0.06) = 0.06
+    np.testing.assert_allclose(holm(p), [0.03, 0.06, 0.06, 0.02])
+    np.testing.assert_allclose(holm(p), multipletests(p, method="holm")[1])
+
+
+def test_holm_nan_aware_and_random_against_statsmodels():
+    out = holm([0.01, np.nan, 0.04, np.nan])
+    assert np.isnan(out[1]) and np.isnan(out[3])
+    np.testing.assert_allclose(out[[0, 2]], [0.02, 0.04])  # m = 2, not 4
+    rng = np.random.default_rng(6)
+    for _ in range(3):  # multipletests is slow (~0.1 s a call)
+        p = rng.uniform(0, 0.2, size=7)
+        np.testing.assert_allclose(holm(p), multipletests(p, method="holm")[1])
+    assert holm([]).shape == (0,)
+    np.testing.assert_allclose(holm([0.9, 0.8]), [1.0, 1.0])
+    with pytest.raises(ValueError):
+        holm([0.5, 1.5])
+
+
+# ----------------------------------------------------------------------------- meta-analysis
+
+
+@pytest.mark.parametrize("method", ["dl", "pm"])
+def test_random_effects_meta_matches_statsmodels(method):
+    eff = np.array([0.10, 0.45, 0.22, 0.05, 0.30])
+    se = np.array([0.05, 0.08, 0.06, 0.04, 0.10])
+    r = random_effects_meta(eff, se, method=method)
+    ref = combine_effects(eff, se**2, method_re="iterated" if method == "pm" else "dl")
+    assert ref.tau2 > 0  # heterogeneous: no truncation involved
+    assert r.estimate == pytest.approx(ref.mean_effect_re, rel=1e-6)
+    assert r.se == pytest.approx(ref.sd_eff_w_re, rel=1e-6)
+    assert r.tau2 == pytest.approx(ref.tau2, rel=1e-6)
+    assert r.i2 == pytest.approx(ref.i2, rel=1e-6)
+    assert (r.ci_low, r.ci_high) == pytest.approx(tuple(ref.conf_int(alpha=0.05)[1]), rel=1e-6)
+    z = ref.mean_effect_re / ref.sd_eff_w_re
+    assert r.statistic == pytest.approx(z, rel=1e-6)
+    assert r.p_value == pytest.approx(2 * sps.norm.sf(abs(z)), rel=1e-6)
+    assert r.k == 5
+    one = random_effects_meta(eff, se, alternative="greater", method=method)
+    assert one.p_value == pytest.approx(sps.norm.sf(z), rel=1e-6)
+    assert (one.ci_low, one.ci_high) == pytest.approx(tuple(ref.conf_int(alpha=0.10)[1]), rel=1e-6)
+
+
+def test_random_effects_meta_knapp_hartung_matches_statsmodels():
+    eff = np.array([0.10, 0.45, 0.22, 0.05])
+    se = np.array([0.05, 0.08, 0.06, 0.04])
+    r = random_effects_meta(eff, se, knapp_hartung=True)
+    ref = combine_effects(eff, se**2, method_re="dl")
+    assert ref.tau2 > 0
+    ci = ref.conf_int(alpha=0.05, use_t=True)[3]  # random effects, HKSJ scale, t(k-1)
+    assert (r.ci_low, r.ci_high) == pytest.approx(tuple(ci), rel=1e-6)
+    assert r.se == pytest.approx(math.sqrt(ref.var_hksj_re), rel=1e-6)
+
+
+def test_random_effects_meta_truncates_negative_dl_tau2():
+    eff = np.array([1.0, 1.01, 0.99])
+    se = np.sqrt(np.array([0.1, 0.1, 0.1]))
+    ref = combine_effects(eff, se**2, method_re="dl")
+    assert ref.tau2 < 0  # statsmodels does not truncate
+    r = random_effects_meta(eff, se)
+    assert r.tau2 == 0.0 and r.i2 == 0.0
+    assert r.estimate == pytest.approx(ref.mean_effect_fe)
+    assert r.se == pytest.approx(ref.sd_eff_w_fe)  # collapses to the fixed-effect model
+
+
+def test_random_effects_meta_single_and_dropped_rows():
+    r = random_effects_meta([0.3], [0.1])
+    assert r.k == 1 and r.estimate == 0.3 and r.se == 0.1
+    assert r.statistic == pytest.approx(3.0)
+    assert (r.ci_low, r.ci_high) == pytest.approx((0.3 - 1.959964 * 0.1, 0.3 + 1.959964 * 0.1))
+    assert math.isnan(r.tau2)
+    # NaN rows and se <= 0 rows are dropped -> the single valid effect comes back unchanged
+    r2 = random_effects_meta([0.3, np.nan, 0.5, 0.7], [0.1, 0.1, 0.0, np.nan])
+    assert r2.k == 1 and r2.estimate == 0.3
+    empty = random_effects_meta([np.nan], [0.1])
+    assert empty.k == 0 and math.isnan(empty.estimate)
+
+
+# ----------------------------------------------------------------------------- slopes
+
+
+def test_slope_test_recovers_planted_slope():
+    rng = np.random.default_rng(7)
+    seeds, x_levels = 6, np.log([50, 100, 200, 400, 800])
+    x = np.tile(x_levels, seeds)
+    g = np.repeat(np.arange(seeds), x_levels.size)
+    y = -0.8 * x + rng.normal(0, 1, seeds)[g] + rng.normal(0, 0.05, x.size)
+    y[3] = np.nan  # a cell still training
+    r = slope_test(y, x, g, alternative="less")
+    assert r.n == seeds and r.df == seeds - 1
+    assert r.estimate == pytest.approx(-0.8, abs=0.05)
+    assert r.ci_high < 0 and r.p_value < 1e-4
+    assert r.ci_low < -0.8 < r.ci_high
+    assert "cluster" in r.summary and "OLS" in r.summary
+
+
+def test_slope_test_needs_two_groups_with_two_x():
+    r = slope_test([1.0, 2.0, 3.0], [0.0, 1.0, 2.0], [0, 0, 0])
+    assert r.n == 1 and math.isnan(r.p_value)
+    r = slope_test([1.0, 2.0, 3.0, 4.0], [0.0, 0.0, 1.0, 1.0], ["a", "a", "b", "b"])
+    assert r.n == 0 and math.isnan(r.estimate)
+    assert "not fitted" in r.summary or "could not" in r.summary or r.summary
+
+
+@pytest.mark.parametrize("alternative", ["two-sided", "greater"])
+def test_slope_test_false_positive_rate_under_null(alternative):
+    """Slope 0 on average but every seed has its own random slope: a pooled OLS treating
+    observations as independent over-rejects; slopes per seed keep the error rate at alpha."""
+    rng = np.random.default_rng(8)
+    n_sim, seeds, alpha = 400, 4, 0.05
+    x_levels = np.linspace(0, 1, 5)
+    x = np.tile(np.repeat(x_levels, 6), seeds)  # 6 observations per (x, seed)
+    g = np.repeat(np.arange(seeds), x_levels.size * 6)
+    rejections = 0
+    for _ in range(n_sim):
+        seed_slopes = rng.normal(0.0, 0.5, seeds)
+        y = seed_slopes[g] * x + rng.normal(0, 0.2, x.size)
+        r = slope_test(y, x, g, alternative=alternative, alpha=alpha, fit_pooled=False)
+        rejections += r.p_value < alpha
+    slack = 3 * math.sqrt(alpha * (1 - alpha) / n_sim)
+    assert rejections / n_sim <= alpha + slack
+    assert rejections / n_sim >= alpha - slack  # exact test: the rate is not far below alpha

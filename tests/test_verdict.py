@@ -1,0 +1,286 @@
+"""Verdict: JSON round trip and the text / Markdown / LaTeX / CSV / HTML renderings."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import re
+
+import numpy as np
+import pytest
+
+from kdtheory.verdict import (
+    EffectRow,
+    Verdict,
+    render,
+    verdicts_from_json,
+    verdicts_to_json,
+)
+
+NAN = float("nan")
+
+
+def make_verdict(name: str = "dark-knowledge", p_adjusted: float | None = 0.012) -> Verdict:
+    return Verdict(
+        hypothesis=name,
+        claim="The teacher's wrong-class probabilities carry what the student uses.",
+        prediction="Shuffling the wrong-class probabilities removes KD's gain (< 1 point).",
+        decision="supported",
+        alpha=0.05,
+        effect="KD gain lost by shuffling, accuracy points",
+        estimate=0.031,
+        ci=(0.012, 0.050),
+        p_value=0.003,
+        model="one-sided paired t-test by seed; random-effects meta-analysis (DL)",
+        statistic=3.4,
+        alternative="greater",
+        reason="Shuffling removes most of the gain & it is significant at 5%.",
+        experiments=[
+            EffectRow(
+                "mnist1d_mlp",
+                0.028,
+                0.010,
+                0.046,
+                0.004,
+                3.1,
+                5,
+                "supported",
+                extra={"tost_p": NAN, "gain_%": np.float64(1.5), "note": "ok"},
+            ),
+            EffectRow("cifar10_resnet", 0.035, -0.002, 0.072, 0.06, 1.7, 5, "inconclusive"),
+        ],
+        pooled=EffectRow(
+            "pooled", 0.031, 0.012, 0.050, 0.003, 2.9, 2, "supported", {"tau2": 0.0, "i2": NAN}
+        ),
+        tables={"per_fraction": [{"fraction": 0.1, "gain": 0.05}, {"fraction": 1.0, "gain": NAN}]},
+        summaries={"mnist1d_mlp": "OLS Regression Results\n====\nx  0.1"},
+        p_adjusted=p_adjusted,
+        family=["dark-knowledge", "label-smoothing"] if p_adjusted is not None else [],
+    )
+
+
+# ----------------------------------------------------------------------------- JSON
+
+
+def test_json_round_trip_is_equal_with_nan():
+    v = make_verdict()
+    text = v.as_json()
+    assert "NaN" not in text and "Infinity" not in text
+    json.loads(text, parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}"))
+    back = Verdict.from_json(text)
+    assert back == v
+    assert Verdict.from_dict(v.to_dict()) == v
+    assert math.isnan(back.experiments[0].statistic) is False
+    assert back.ci == (0.012, 0.050)
+    assert back.pooled is not None and back.pooled.extra["i2"] is None  # NaN -> null in extras
+
+
+def test_json_top_level_keys_and_nulls():
+    d = json.loads(make_verdict().as_json())
+    for key in (
+        "hypothesis",
+        "decision",
+        "alpha",
+        "estimate",
+        "ci",
+        "p_value",
+        "experiments",
+        "pooled",
+    ):
+        assert key in d
+    assert d["ci_level"] == pytest.approx(0.90)  # one-sided test at alpha 0.05
+    assert d["experiments"][0]["extra"]["tost_p"] is None
+    assert d["experiments"][0]["extra"]["gain_%"] == 1.5
+    assert d["tables"]["per_fraction"][1]["gain"] is None
+
+
+def test_unavailable_verdict_round_trips_and_renders():
+    v = Verdict.unavailable(
+        "neural-collapse", "claim", "prediction", 0.05, "experiment 'x' lacks 'features'"
+    )
+    assert v.decision == "inconclusive" and math.isnan(v.estimate) and math.isnan(v.p_value)
+    assert not v.available
+    d = json.loads(v.as_json())
+    assert d["estimate"] is None and d["ci"] == [None, None] and d["pooled"] is None
+    assert Verdict.from_json(v.as_json()) == v
+    for fmt in ("text", "json", "markdown", "latex", "latex-document", "csv", "html"):
+        out = render(v, fmt)
+        assert "neural-collapse" in out or fmt == "latex"  # a lone tabular has no title
+    assert "lacks" in v.as_text()
+
+
+def test_equality_detects_differences():
+    a, b = make_verdict(), make_verdict()
+    assert a == b
+    b.experiments[1].p_value = 0.07
+    assert a != b
+    assert EffectRow("x", NAN, NAN, NAN, NAN) == EffectRow("x", NAN, NAN, NAN, NAN)
+
+
+def test_list_json_round_trip():
+    vs = [make_verdict(), make_verdict("label-smoothing", p_adjusted=None)]
+    text = verdicts_to_json(vs)
+    assert isinstance(json.loads(text), list)
+    assert verdicts_from_json(text) == vs
+    assert verdicts_from_json(vs[0].as_json()) == [vs[0]]
+    assert json.loads(render(vs, "json"))[1]["hypothesis"] == "label-smoothing"
+    with pytest.raises(ValueError, match="decision"):
+        Verdict.from_dict({**vs[0].to_dict(), "decision": "maybe"})
+
+
+# ----------------------------------------------------------------------------- text
+
+
+def test_text_rendering():
+    v = make_verdict()
+    text = v.as_text()
+    assert str(v) == text
+    assert "SUPPORTED" in text
+    assert "wrong-class probabilities" in text
+    assert "90% two-sided CI (one-sided test, alpha=0.05)" in text
+    assert "Holm p = 0.0120" in text
+    for label in ("mnist1d_mlp", "cifar10_resnet", "pooled"):
+        assert label in text
+    assert "OLS Regression Results" not in text
+    detailed = v.as_text(details=True)
+    assert "OLS Regression Results" in detailed and "per_fraction" in detailed
+    assert "tost_p" in detailed
+
+
+def test_family_text_and_markdown_have_a_summary_table():
+    vs = [make_verdict(), make_verdict("label-smoothing")]
+    text = render(vs, "text")
+    assert text.index("label-smoothing") < text.index("Claim")  # summary first
+    assert "Holm" in text
+    md = render(vs, "markdown")
+    assert md.startswith("## Verdicts")
+
+
+# ----------------------------------------------------------------------------- Markdown
+
+
+def _md_cells(line: str) -> int:
+    return len(re.split(r"(?<!\\)\|", line.strip())) - 2
+
+
+def test_markdown_tables_are_well_formed():
+    md = make_verdict().as_markdown(details=True)
+    assert md.startswith("### dark-knowledge: **supported**")
+    tables: list[list[str]] = []
+    current: list[str] = []
+    for line in md.splitlines():
+        if line.startswith("|"):
+            current.append(line)
+        elif current:
+            tables.append(current)
+            current = []
+    if current:
+        tables.append(current)
+    assert len(tables) >= 3
+    for table in tables:
+        widths = {_md_cells(line) for line in table}
+        assert len(widths) == 1, table
+        assert re.fullmatch(r"\|(-{3}:?\|)+", table[1].replace("---:", "---:")), table[1]
+    effects = next(t for t in tables if t[0].startswith("| experiment"))
+    assert len(effects) == 2 + 3  # header, rule, 2 experiments, pooled
+    assert "Holm p" in effects[0]
+    assert "```" in md  # model summary block
+
+
+# ----------------------------------------------------------------------------- LaTeX
+
+
+def _latex_rows(body: str) -> list[str]:
+    return [ln for ln in body.splitlines() if ln.rstrip().endswith("\\\\")]
+
+
+def test_latex_body_is_booktabs_with_escaping():
+    tex = make_verdict().as_latex()
+    lines = tex.splitlines()
+    assert lines[0].startswith("\\begin{tabular}{") and lines[-1] == "\\end{tabular}"
+    assert lines[1] == "\\toprule" and lines[-2] == "\\bottomrule"
+    assert "\\midrule" in lines
+    assert "mnist1d\\_mlp" in tex and "cifar10\\_resnet" in tex
+    assert re.search(r"(?<!\\)_", tex) is None  # every underscore escaped
+    assert "90\\% CI" in tex
+    n_cols = len(re.search(r"\\begin\{tabular\}\{(\w+)\}", tex).group(1))
+    rows = _latex_rows(tex)
+    assert len(rows) == 1 + 3  # header + 2 experiments + pooled
+    for row in rows:
+        assert len(re.findall(r"(?<!\\)&", row)) == n_cols - 1
+    assert "$-$0.002" in tex  # negative numbers typeset as minus signs
+
+
+def test_latex_escapes_specials_in_labels():
+    v = make_verdict()
+    v.experiments[0].label = "a_b 50% & c#1 {x} ~^ \\"
+    tex = v.as_latex()
+    assert "a\\_b 50\\% \\& c\\#1 \\{x\\}" in tex
+    assert "\\textbackslash{}" in tex and "\\textasciitilde{}" in tex
+
+
+def test_latex_document_is_complete():
+    doc = make_verdict().as_latex_document()
+    assert doc.startswith("\\documentclass{article}")
+    assert "\\usepackage{booktabs}" in doc
+    assert doc.rstrip().endswith("\\end{document}")
+    assert doc.count("\\begin{") == doc.count("\\end{")
+    assert "\\begin{tabular}" in doc and "\\begin{verbatim}" in doc
+    # the reason's "&" and "%" are escaped in the description
+    assert "gain \\& it is significant at 5\\%" in doc
+
+
+def test_latex_family_table_one_row_per_hypothesis_and_experiment():
+    vs = [
+        make_verdict(),
+        make_verdict("label-smoothing"),
+        Verdict.unavailable("fidelity-decay", "c", "p", 0.05, "missing"),
+    ]
+    tex = render(vs, "latex")
+    assert tex.count("\\begin{tabular}") == 1
+    rows = _latex_rows(tex)
+    assert len(rows) == 1 + 3 + 3 + 1
+    assert "Hypothesis & Experiment" in rows[0] and "Holm $p$" in rows[0]
+    assert sum("label-smoothing" in r for r in rows) == 1  # name on the group's first row
+    assert "fidelity-decay" in tex
+
+
+# ----------------------------------------------------------------------------- CSV / HTML
+
+
+def test_csv_parses_with_header_and_rows():
+    v = make_verdict()
+    rows = list(csv.DictReader(io.StringIO(v.as_csv())))
+    assert [r["experiment"] for r in rows] == ["mnist1d_mlp", "cifar10_resnet", "pooled"]
+    assert [r["row"] for r in rows] == ["experiment", "experiment", "pooled"]
+    assert float(rows[0]["estimate"]) == 0.028
+    assert float(rows[0]["ci_level"]) == pytest.approx(0.9)
+    assert rows[0]["extra_tost_p"] == ""  # NaN -> empty cell
+    assert rows[0]["extra_note"] == "ok"
+    assert rows[2]["p_adjusted"] == "0.012" and rows[2]["verdict_decision"] == "supported"
+    assert rows[1]["decision"] == "inconclusive"
+
+
+def test_csv_of_a_family_has_a_hypothesis_column():
+    vs = [make_verdict(), make_verdict("label-smoothing")]
+    rows = list(csv.DictReader(io.StringIO(render(vs, "csv"))))
+    assert len(rows) == 6
+    assert {r["hypothesis"] for r in rows} == {"dark-knowledge", "label-smoothing"}
+
+
+def test_html_rendering_escapes_and_repr():
+    v = make_verdict()
+    v.claim = "x < y & z"
+    out = v.as_html()
+    assert v._repr_html_() == out
+    assert "x &lt; y &amp; z" in out and "<table" in out
+    assert out.count("<table") == out.count("</table>")
+    assert "supported" in out and "pooled" in out
+
+
+def test_render_rejects_unknown_format():
+    with pytest.raises(ValueError, match="unknown format"):
+        render(make_verdict(), "docx")
+    assert render(make_verdict(), "md") == make_verdict().as_markdown()
