@@ -81,7 +81,10 @@ def _source(pm: pluggy.PluginManager, impl: Any) -> str:
     plugin_name = impl.plugin_name
     if plugin_name in _DISTS:
         return f"{plugin_name} ({_DISTS[plugin_name]})"
-    return f"{plugin_name} (built-in, not installed)"
+    plugin = pm.get_plugin(plugin_name)
+    if getattr(plugin, "__name__", None) in BUILTIN_MODULES.values():
+        return f"{plugin_name} (kdtheory built-in)"
+    return plugin_name
 
 
 def build_registry(pm: pluggy.PluginManager, kind: str) -> Registry[Any]:
