@@ -166,7 +166,7 @@ def run(
 
     Re-running the same command skips finished cells; Ctrl-C loses at most the group in flight.
     """
-    from kdtheory.sweep import configs_from_options, parse_fractions, run_experiment
+    from kdtheory.sweep import check_specs, configs_from_options, parse_fractions, run_experiment
 
     try:
         overrides = {
@@ -191,6 +191,8 @@ def run(
         if teacher_checkpoint is not None and not teacher_checkpoint.exists():
             raise KDTheoryError(f"--teacher-checkpoint: {teacher_checkpoint} does not exist")
         configs = configs_from_options(preset, overrides)
+        for cfg in configs:
+            check_specs(cfg)
         budget = parse_bytes(memory_budget)
         cells = sum(len(c.fractions) * len(c.seeds) * len(c.methods) for c in configs)
         reports = []
@@ -263,7 +265,8 @@ def inspect(
             table.add_column(f"f={f:g} κ={int(n)}", justify="right")
         missing = []
         for m in ds.method.values:
-            row = [f"{m} ({ds.objective.sel({"method": m}).item()})"]
+            objective = ds.objective.sel({"method": m}).item()
+            row = [f"{m} ({objective})"]
             for f in ds.fraction.values:
                 vals = acc.sel({"method": m, "fraction": f}).values
                 parts = []

@@ -24,6 +24,7 @@ BUILTIN_MODULES = {
     "architectures": "kdtheory.plugins.architectures",
     "objectives": "kdtheory.plugins.objectives",
     "hypotheses": "kdtheory.hypotheses",
+    "report_figures": "kdtheory.hypotheses.figures",
 }
 
 

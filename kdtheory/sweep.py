@@ -368,6 +368,25 @@ def _cell_dataset(
     return ds
 
 
+def check_specs(cfg: ExperimentConfig) -> list[Any]:
+    """Check every spec of ``cfg`` without loading data; return the parsed objectives.
+
+    Raises
+    ------
+    SpecError, UnknownNameError
+        On the first bad option, naming it and what is accepted.
+    """
+    cfg.validate()
+    regs = get_registries()
+    name, raw = parse_spec(cfg.dataset)
+    dataset = regs.datasets.get(name)
+    resolve_options("dataset", name, dataset.options, raw)
+    for spec in (cfg.teacher, cfg.student):
+        name, raw = parse_spec(spec)
+        resolve_options("architecture", name, regs.architectures.get(name).options, raw)
+    return parse_methods(cfg.methods)
+
+
 def cells_per_group(
     batch_cells: int | str, cfg: ExperimentConfig, data: LoadedDataset, memory_budget: int
 ) -> int:
@@ -412,15 +431,9 @@ def run_experiment(
     SweepReport
     """
     progress = progress or SweepProgress()
-    cfg.validate()
+    objectives = check_specs(cfg)
     t0 = time.perf_counter()
     dev = resolve_device(device)
-    objectives = parse_methods(cfg.methods)
-    # fail on bad architecture specs before any work
-    name, raw = parse_spec(cfg.student)
-    resolve_options("architecture", name, get_registries().architectures.get(name).options, raw)
-    name, raw = parse_spec(cfg.teacher)
-    resolve_options("architecture", name, get_registries().architectures.get(name).options, raw)
     progress.phase(f"{cfg.experiment_id}: loading dataset {cfg.dataset}")
     data = load_dataset(cfg.dataset)
     folder = st.ensure_experiment(out, cfg.experiment_id, cfg.recipe())
