@@ -113,8 +113,6 @@ def parse_fractions(text: str) -> tuple[float, ...]:
     return tuple(sorted(set(out)))
 
 
-_MNIST1D = "mnist1d:num_samples=10000"
-
 PRESETS: dict[str, list[ExperimentConfig]] = {
     "smoke": [
         ExperimentConfig(
@@ -132,33 +130,36 @@ PRESETS: dict[str, list[ExperimentConfig]] = {
     ],
     "reference": [
         ExperimentConfig(
-            dataset=_MNIST1D,
+            dataset="mnist1d:num_samples=8000",
             teacher="mlp-wide",
-            student="mlp",
+            student="mlp:width=128",
             fractions=(0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0),
             seeds=(0, 1, 2),
             steps=1500,
+            batch_size=64,
             teacher_steps=4000,
             feature_samples=384,
         ),
         ExperimentConfig(
             dataset="mnist-5k",
             teacher="cnn:channels=32",
-            student="cnn:channels=16",
+            student="cnn:channels=8",
             fractions=(0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0),
             seeds=(0, 1, 2),
-            steps=600,
-            teacher_steps=2000,
+            steps=800,
+            batch_size=32,
+            teacher_steps=2500,
             feature_samples=256,
         ),
         ExperimentConfig(
             dataset="mnist-5k",
             teacher="vit",
-            student="vit",
+            student="vit:dim=32,heads=2",
             fractions=(0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0),
             seeds=(0, 1, 2),
-            steps=600,
-            teacher_steps=2000,
+            steps=800,
+            batch_size=32,
+            teacher_steps=2500,
             feature_samples=256,
         ),
     ],

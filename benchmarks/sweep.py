@@ -1,0 +1,191 @@
+"""Benchmark: one sweep trained cell by cell and as batched groups, in one process.
+
+Prints, for each preset: cells/second each way and their ratio, the batched path's achieved
+GFLOP/s against this machine's float32 matmul ceiling (a large ``torch.matmul`` timed in the same
+run), and the peak memory. Run it on a quiet machine::
+
+    python benchmarks/sweep.py                  # bench (MLP), then the CNN and ViT presets
+    python benchmarks/sweep.py --presets bench --repeats 3
+
+Only training is timed (evaluation and file writing are the same work both ways). The
+sequential path trains a subsample of the cells (``--sequential-cells``) and reports its rate;
+cells are independent, so the rate does not depend on how many are timed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import resource
+import statistics
+import sys
+import time
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from kdtheory.engine import CellJob, TrainConfig, TrainingData, resolve_device, train_group
+from kdtheory.store import cell_filename
+from kdtheory.subsets import subset
+from kdtheory.sweep import (
+    PRESETS,
+    ExperimentConfig,
+    cells_per_group,
+    load_dataset,
+    model_builder,
+    parse_methods,
+)
+
+BENCH_PRESETS = {
+    "bench": PRESETS["bench"][0],
+    "cnn": replace(PRESETS["reference"][1], seeds=(0, 1, 2, 3, 4)),
+    "vit": replace(PRESETS["reference"][2], seeds=(0, 1, 2, 3, 4)),
+}
+
+
+def matmul_ceiling(device: torch.device, n: int = 2048, repeats: int = 10) -> float:
+    """Best achieved float32 GFLOP/s of an n×n matmul."""
+    a = torch.randn(n, n, device=device)
+    b = torch.randn(n, n, device=device)
+    best = float("inf")
+    for _ in range(repeats):
+        _sync(device)
+        t0 = time.perf_counter()
+        a @ b
+        _sync(device)
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n**3 / best / 1e9
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+@dataclass
+class Timing:
+    cells: int
+    seconds: float
+    flops: float
+
+    @property
+    def cells_per_second(self) -> float:
+        return self.cells / self.seconds
+
+
+def make_jobs(cfg: ExperimentConfig, labels: np.ndarray) -> list[CellJob]:
+    jobs = []
+    for obj in parse_methods(cfg.methods):
+        for f in cfg.fractions:
+            for s in cfg.seeds:
+                jobs.append(CellJob(cell_filename(obj.label, f, s), obj, subset(labels, f, s), s))
+    return jobs
+
+
+def step_flops(jobs, build, data, config) -> float:
+    """FLOPs of one optimizer step of ``jobs`` batched (forward + backward)."""
+    one = replace(config, steps=1)
+    with FlopCounterMode(display=False) as counter:
+        train_group(jobs, build, _no_eval(data), one)
+    return float(counter.get_total_flops())
+
+
+def _no_eval(data: TrainingData) -> TrainingData:
+    # one test sample and one training sample evaluated: keeps evaluation out of the count
+    return TrainingData(
+        data.x_train, data.y_train, data.x_test[:1], data.teacher_train_logits, data.num_classes
+    )
+
+
+def time_training(jobs, build, data, config, group: int) -> Timing:
+    """Train ``jobs`` in groups of ``group``; time the optimizer steps only."""
+    total = 0.0
+    for g in range(0, len(jobs), group):
+        marks: list[float] = []
+        train_group(
+            jobs[g : g + group], build, _no_eval(data), config,
+            on_step=lambda done, n, marks=marks: marks.append(time.perf_counter()),
+        )  # fmt: skip
+        total += marks[-1] - marks[0]
+    steps_timed = config.steps - 1  # from the end of step 1 to the end of the last step
+    return Timing(len(jobs), total * config.steps / steps_timed, 0.0)
+
+
+def bench(name: str, cfg: ExperimentConfig, args, device: torch.device, ceiling: float) -> None:
+    data_np = load_dataset(cfg.dataset)
+    rng = np.random.default_rng(0)
+    teacher = rng.normal(size=(len(data_np.y_train), data_np.num_classes)).astype(np.float32)
+    data = TrainingData.from_numpy(
+        data_np.x_train, data_np.y_train, data_np.x_test, teacher, data_np.num_classes, device
+    )
+    build = model_builder(cfg.student, data_np.input_shape, data_np.num_classes)
+    steps = args.steps or cfg.steps
+    config = TrainConfig(steps, cfg.batch_size, cfg.lr, cfg.weight_decay, cfg.log_every)
+    jobs = make_jobs(cfg, data_np.y_train)
+    group = cells_per_group("auto", cfg, data_np, args.memory_budget)
+    seq_jobs = jobs[:: max(1, len(jobs) // args.sequential_cells)][: args.sequential_cells]
+    flops_per_step = step_flops(jobs[:group], build, data, config) / min(group, len(jobs))
+    print(
+        f"\n== {name}: {cfg.dataset} student {cfg.student}, {len(jobs)} cells "
+        f"({len(cfg.methods)} methods × {len(cfg.fractions)} fractions × {len(cfg.seeds)} seeds), "
+        f"{steps} steps of batch {cfg.batch_size}; batched groups of {group}",
+        flush=True,
+    )
+    seq_rates, bat_rates, gflops = [], [], []
+    for r in range(args.repeats):
+        seq = time_training(seq_jobs, build, data, config, group=1)
+        rss_seq = peak_rss_mib()
+        bat = time_training(jobs, build, data, config, group=group)
+        rss_bat = peak_rss_mib()
+        achieved = flops_per_step * steps * len(jobs) / bat.seconds / 1e9
+        seq_rates.append(seq.cells_per_second)
+        bat_rates.append(bat.cells_per_second)
+        gflops.append(achieved)
+        print(
+            f"  run {r + 1}: sequential {seq.cells_per_second:.3f} cells/s "
+            f"({len(seq_jobs)} cells timed), batched {bat.cells_per_second:.3f} cells/s, "
+            f"ratio {bat.cells_per_second / seq.cells_per_second:.1f}x, "
+            f"{achieved:.1f} GFLOP/s = {100 * achieved / ceiling:.0f}% of ceiling; "
+            f"peak RSS {rss_seq:.0f} MiB after sequential, {rss_bat:.0f} MiB after batched",
+            flush=True,
+        )
+    med = statistics.median
+    print(
+        f"  median: sequential {med(seq_rates):.3f} cells/s, batched {med(bat_rates):.3f} "
+        f"cells/s, ratio {med(bat_rates) / med(seq_rates):.1f}x, "
+        f"{med(gflops):.1f} GFLOP/s = {100 * med(gflops) / ceiling:.0f}% of the "
+        f"{ceiling:.0f} GFLOP/s matmul ceiling"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--presets", default="bench,cnn,vit", help="bench, cnn, vit")
+    parser.add_argument("--repeats", type=int, default=1, help="runs per preset (median)")
+    parser.add_argument("--steps", type=int, default=None, help="override the step budget")
+    parser.add_argument("--sequential-cells", type=int, default=20)
+    parser.add_argument("--memory-budget", type=float, default=2 * 1024**3)
+    parser.add_argument("--device", default="auto")
+    args = parser.parse_args(argv)
+    device = resolve_device(args.device)
+    torch.manual_seed(0)
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} "
+        f"torch threads, torch {torch.__version__}, device {device}"
+    )
+    ceiling = matmul_ceiling(device)
+    print(f"float32 matmul ceiling (2048^3, best of 10): {ceiling:.1f} GFLOP/s")
+    for name in args.presets.split(","):
+        bench(name, BENCH_PRESETS[name], args, device, ceiling)
+    print(f"\nfinal matmul ceiling re-check: {matmul_ceiling(device):.1f} GFLOP/s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
