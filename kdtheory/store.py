@@ -29,6 +29,7 @@ from kdtheory.schema import (
     CELL_KIND,
     METHOD_COORDS,
     SCHEMA,
+    STORAGE_NOTE,
     TEACHER_KIND,
     combined_encoding,
     validate_experiment,
@@ -108,9 +109,14 @@ def ensure_experiment(root: str | Path, experiment: str, recipe: Mapping[str, An
     return folder
 
 
-def write_dataset(ds: xr.Dataset, path: str | Path, significant_digits: int | None = 4) -> None:
-    """Write ``ds`` to ``path`` as compressed netCDF, atomically."""
-    encoding = combined_encoding(ds, significant_digits)
+def write_dataset(ds: xr.Dataset, path: str | Path, pack: bool = True) -> None:
+    """Write ``ds`` to ``path`` as compressed netCDF (floats packed as int16), atomically."""
+    ds = ds.copy()
+    for var in ds.variables.values():
+        var.encoding = {}
+    if pack:
+        ds.attrs["storage_dtype"] = STORAGE_NOTE
+    encoding = combined_encoding(ds, pack)
     write_atomic(path, lambda tmp: ds.to_netcdf(tmp, encoding=encoding, engine="netcdf4"))
 
 
