@@ -1,0 +1,516 @@
+"""The hypothesis plugins that ship with kdtheory, and the helpers they share.
+
+Each module holds one :class:`kdtheory.hypothesis.Hypothesis`:
+
+- ``data-efficiency`` (:mod:`.data_efficiency`): KD's gain over label training grows as data
+  shrinks;
+- ``label-smoothing`` (:mod:`.label_smoothing`): KD is label smoothing in disguise;
+- ``dark-knowledge`` (:mod:`.dark_knowledge`): the student learns from the teacher's wrong-class
+  probabilities;
+- ``neural-collapse`` (:mod:`.neural_collapse`): KD students collapse less and align more with the
+  teacher;
+- ``fidelity-decay`` (:mod:`.fidelity_decay`): the train/test fidelity gap decays like
+  ``kappa**-1/2``.
+
+They register through the same ``kdtheory_register_hypotheses`` hook (and the same ``kdtheory``
+entry-point group) a third-party package uses. The helpers below are the shared plumbing: picking
+methods by their ``objective`` coordinate, per-seed reductions, pooling with a random-effects
+meta-analysis, and assembling a :class:`kdtheory.verdict.Verdict`. The submodules import them
+from here; this module imports the submodules only inside the hook, so there is no import cycle.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import xarray as xr
+from scipy.special import stdtrit
+
+from kdtheory import hookimpl
+from kdtheory.errors import MissingRequirementError, SpecError
+from kdtheory.metrics import accuracy
+from kdtheory.stats import (
+    MetaResult,
+    TestResult,
+    TostResult,
+    random_effects_meta,
+    slope_test,
+)
+from kdtheory.verdict import EffectRow, Verdict
+
+NAN = float("nan")
+
+#: Fit the pooled statsmodels OLS (cluster-robust by seed) whose text goes into
+#: ``Verdict.summaries``. Decisions never depend on it; simulation tests that run a hypothesis on
+#: hundreds of stores switch it off for speed.
+FIT_SUMMARIES = True
+
+__all__ = ["kdtheory_register_hypotheses"]
+
+
+@hookimpl
+def kdtheory_register_hypotheses() -> list[Any]:
+    """The five built-in hypotheses."""
+    from kdtheory.hypotheses.dark_knowledge import DarkKnowledge
+    from kdtheory.hypotheses.data_efficiency import DataEfficiency
+    from kdtheory.hypotheses.fidelity_decay import FidelityDecay
+    from kdtheory.hypotheses.label_smoothing import LabelSmoothing
+    from kdtheory.hypotheses.neural_collapse import NeuralCollapse
+
+    return [DataEfficiency(), LabelSmoothing(), DarkKnowledge(), NeuralCollapse(), FidelityDecay()]
+
+
+# ============================================================================================
+# options
+# ============================================================================================
+
+
+def resolve_options(name: str, defaults: Mapping[str, Any], given: Mapping[str, Any]) -> dict:
+    """Merge user options into the defaults, converting numbers given as strings.
+
+    Raises
+    ------
+    SpecError
+        For an unknown option or a value that cannot be converted.
+    """
+    out = dict(defaults)
+    for key, value in given.items():
+        if key not in defaults:
+            accepted = ", ".join(f"{k} (default {v!r})" for k, v in defaults.items())
+            raise SpecError(
+                f"hypothesis {name!r} has no option {key!r}. Accepted options: "
+                f"{accepted or '(none)'}."
+            )
+        default = defaults[key]
+        if isinstance(default, float) and value is not None:
+            try:
+                value = float(value)
+            except (TypeError, ValueError):
+                raise SpecError(
+                    f"hypothesis {name!r}: option {key!r} needs a number, got {value!r}"
+                ) from None
+            if not math.isfinite(value) or value <= 0:
+                raise SpecError(f"hypothesis {name!r}: option {key!r} must be > 0, got {value!r}")
+        out[key] = value
+    return out
+
+
+# ============================================================================================
+# picking methods
+# ============================================================================================
+
+
+def method_coord(ds: xr.Dataset, name: str, method: str) -> Any:
+    """Value of the ``method``-dim coordinate ``name`` (e.g. temperature) for ``method``."""
+    if name not in ds.coords:
+        return None
+    labels = [str(m) for m in ds["method"].values]
+    return np.asarray(ds[name].values)[labels.index(method)]
+
+
+def methods_with_objective(ds: xr.Dataset, objective: str) -> list[str]:
+    """Method labels whose ``objective`` coordinate equals ``objective`` (store order)."""
+    if "objective" not in ds.coords:
+        return []
+    objs = [str(o) for o in ds["objective"].values]
+    return [str(m) for m, o in zip(ds["method"].values, objs, strict=True) if o == objective]
+
+
+def methods_present(ds: xr.Dataset) -> str:
+    """``"label (label), kd-T4 (kd)"``: the methods of an experiment with their objectives."""
+    if "objective" not in ds.coords:
+        return ", ".join(str(m) for m in ds["method"].values) or "none"
+    pairs = zip(ds["method"].values, ds["objective"].values, strict=True)
+    return ", ".join(f"{m} ({o})" for m, o in pairs) or "none"
+
+
+def missing_method(ds: xr.Dataset, needs: str, opts: Mapping[str, Any]) -> str:
+    """Why an experiment is skipped: what it needs, the methods options requested, what it has."""
+    asked = {k: v for k, v in opts.items() if k.endswith("_method") and v}
+    asked_s = f" (options {', '.join(f'{k}={v!r}' for k, v in asked.items())})" if asked else ""
+    return f"needs {needs}{asked_s}; it has {methods_present(ds)}"
+
+
+def pick_method(
+    ds: xr.Dataset,
+    objective: str,
+    requested: str | None = None,
+    prefer_temperature: float | None = None,
+) -> str | None:
+    """The method to use for ``objective``: ``requested`` if given (and of that objective),
+    else the one whose temperature is ``prefer_temperature``, else the first; None if absent."""
+    candidates = methods_with_objective(ds, objective)
+    if requested:
+        return requested if requested in candidates else None
+    if not candidates:
+        return None
+    if prefer_temperature is not None and "temperature" in ds.coords:
+        for m in candidates:
+            t = method_coord(ds, "temperature", m)
+            if t is not None and np.isfinite(t) and math.isclose(float(t), prefer_temperature):
+                return m
+    return candidates[0]
+
+
+def sorted_experiment(ds: xr.Dataset) -> xr.Dataset:
+    """The experiment with fractions in ascending order (unchanged when already sorted)."""
+    fr = np.asarray(ds["fraction"].values, dtype=float)
+    order = np.argsort(fr, kind="stable")
+    if np.array_equal(order, np.arange(fr.size)):
+        return ds
+    return ds.isel(fraction=order)
+
+
+def seed_slope_test(
+    y: np.ndarray, x: np.ndarray, groups: np.ndarray, alternative: str, alpha: float
+) -> TestResult:
+    """:func:`kdtheory.stats.slope_test` (per-seed OLS slopes, t-test across seeds), with the
+    pooled statsmodels summary when :data:`FIT_SUMMARIES` is on."""
+    return slope_test(y, x, groups, alternative, alpha, fit_pooled=FIT_SUMMARIES)
+
+
+def log_kappa(ds: xr.Dataset) -> np.ndarray:
+    """Natural log of ``n_train`` (kappa) per fraction."""
+    return np.log(np.asarray(ds["n_train"].values, dtype=float))
+
+
+def bare(da: xr.DataArray) -> xr.DataArray:
+    """``da`` without coordinates (dims kept), for fast metrics within one experiment.
+
+    Every variable of one experiment Dataset shares the same coordinates, so metrics combining
+    them by dim name need no alignment; skipping it makes xarray several times faster.
+    """
+    return xr.DataArray(np.asarray(da.values), dims=da.dims)
+
+
+def cells(da: xr.DataArray) -> np.ndarray:
+    """A (fraction, seed) array of a per-cell quantity without a method dim."""
+    return np.asarray(da.transpose("fraction", "seed").values, dtype=float)
+
+
+def method_array(ds: xr.Dataset, variable: str, method: str) -> xr.DataArray:
+    """``ds[variable]`` of one method, without coordinates (see :func:`bare`)."""
+    return bare(ds[variable].sel({"method": method}))
+
+
+def accuracy_points(ds: xr.Dataset, method: str) -> np.ndarray:
+    """(fraction, seed) test accuracy of ``method`` in accuracy points (NaN: untrained)."""
+    acc = accuracy(method_array(ds, "test_logits", method), bare(ds["test_labels"]), "test_sample")
+    return 100.0 * cells(acc)
+
+
+# ============================================================================================
+# per-seed reductions
+# ============================================================================================
+
+
+def nanmean(values: Iterable[float]) -> float:
+    """Mean of the finite values (NaN when there are none), without a warning."""
+    v = np.asarray(list(values) if not isinstance(values, np.ndarray) else values, dtype=float)
+    v = v[np.isfinite(v)]
+    return float(v.mean()) if v.size else NAN
+
+
+def seed_means(values: np.ndarray) -> np.ndarray:
+    """One value per seed: the mean over fractions of a (fraction, seed) array.
+
+    With every cell present this is the plain mean over fractions. When some cells are NaN
+    (untrained), each seed's value is the mean over *its* fractions of the deviation from the
+    fraction's mean across seeds, plus the mean of the fraction means — so a seed missing a
+    fraction where the effect is large is not biased by that. Seeds without a finite cell are
+    dropped.
+    """
+    v = np.asarray(values, dtype=float)
+    ok = np.isfinite(v)
+    if ok.all():
+        return v.mean(axis=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        frac_means = np.nanmean(v, axis=1)  # (F,)
+        grand = np.nanmean(frac_means)
+        m = np.nanmean(v - frac_means[:, None], axis=0) + grand
+    return m[np.isfinite(m)]
+
+
+def seed_slopes(values: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """OLS slope of ``values[:, s]`` on ``x`` for every seed with 2+ distinct finite x."""
+    v = np.asarray(values, dtype=float)
+    out = []
+    for s in range(v.shape[1]):
+        ok = np.isfinite(v[:, s]) & np.isfinite(x)
+        xs, ys = x[ok], v[ok, s]
+        if np.unique(xs).size < 2:
+            continue
+        xc = xs - xs.mean()
+        out.append(float((xc * (ys - ys.mean())).sum() / (xc * xc).sum()))
+    return np.asarray(out)
+
+
+def long_form(values: np.ndarray, x: np.ndarray, seeds: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Flatten a (fraction, seed) array into ``y, x, group`` vectors (NaN rows kept)."""
+    f, s = values.shape
+    return (
+        np.asarray(values, dtype=float).ravel(),
+        np.repeat(np.asarray(x, dtype=float), s),
+        np.tile(np.asarray(seeds), f),
+    )
+
+
+def mean_ci(values: Iterable[float], alpha: float) -> dict[str, float]:
+    """Mean, two-sided ``1 - alpha`` t interval and n of the finite values (for tables)."""
+    v = np.asarray(values if isinstance(values, np.ndarray) else list(values), dtype=float)
+    v = v[np.isfinite(v)]
+    n = int(v.size)
+    if n == 0:
+        return {"mean": NAN, "ci_low": NAN, "ci_high": NAN, "n": 0}
+    mean = float(v.mean())
+    if n == 1:
+        return {"mean": mean, "ci_low": NAN, "ci_high": NAN, "n": 1}
+    half = float(stdtrit(n - 1, 1.0 - alpha / 2.0)) * float(v.std(ddof=1)) / math.sqrt(n)
+    return {"mean": mean, "ci_low": mean - half, "ci_high": mean + half, "n": n}
+
+
+# ============================================================================================
+# pooling and decisions
+# ============================================================================================
+
+
+@dataclass
+class Effect:
+    """One test's numbers, from a single experiment or pooled across experiments."""
+
+    estimate: float
+    se: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+    statistic: float = NAN
+    n: int = 0
+
+    @classmethod
+    def of(cls, r: TestResult | MetaResult) -> Effect:
+        n = getattr(r, "n", None)
+        if n is None:
+            n = getattr(r, "k", 0)
+        return cls(r.estimate, r.se, r.ci_low, r.ci_high, r.p_value, r.statistic, int(n))
+
+    def sig(self, alpha: float) -> bool:
+        """Whether the p-value is below ``alpha`` (False when NaN)."""
+        return bool(self.p_value < alpha)
+
+    @property
+    def finite(self) -> bool:
+        return bool(np.isfinite(self.estimate) and np.isfinite(self.se))
+
+
+@dataclass
+class Equivalence:
+    """A TOST result (single experiment or pooled)."""
+
+    p_value: float
+    equivalent: bool
+    ci_low: float
+    ci_high: float
+    low: float
+    high: float
+    estimate: float = NAN
+    se: float = NAN
+
+    @classmethod
+    def of(cls, r: TostResult) -> Equivalence:
+        return cls(r.p_value, r.equivalent, r.ci_low, r.ci_high, r.low, r.high, r.estimate, r.se)
+
+
+def _meta(effects: Sequence[Effect], alternative: str, alpha: float, **kw: Any) -> MetaResult:
+    with warnings.catch_warnings():
+        # statsmodels warns on a negative DerSimonian-Laird tau2, which random_effects_meta
+        # truncates at 0; the warning is noise to a user.
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return random_effects_meta(
+            [e.estimate for e in effects], [e.se for e in effects], alternative, alpha, **kw
+        )
+
+
+def pool(effects: Sequence[Effect], alternative: str, alpha: float) -> Effect:
+    """Random-effects (DerSimonian–Laird) pooling of one effect across experiments."""
+    m = _meta(effects, alternative, alpha)
+    return Effect(m.estimate, m.se, m.ci_low, m.ci_high, m.p_value, m.statistic, m.k)
+
+
+def pool_meta(effects: Sequence[Effect], alternative: str, alpha: float) -> MetaResult:
+    """The full :class:`MetaResult` of :func:`pool` (for tau², I², method)."""
+    return _meta(effects, alternative, alpha)
+
+
+def pooled_tost(effects: Sequence[Effect], low: float, high: float, alpha: float) -> Equivalence:
+    """TOST on the random-effects pooled estimate: two one-sided z-tests against the margins.
+
+    Equivalent exactly when the pooled ``1 - 2*alpha`` interval lies inside ``(low, high)``.
+    """
+    lo = _meta(effects, "greater", alpha, null=low)
+    hi = _meta(effects, "less", alpha, null=high)
+    p = max(lo.p_value, hi.p_value)
+    equivalent = bool(np.isfinite(p) and p < alpha)
+    return Equivalence(p, equivalent, lo.ci_low, lo.ci_high, low, high, lo.estimate, lo.se)
+
+
+def effect_row(
+    label: str, e: Effect, decision: str, extra: Mapping[str, Any] | None = None
+) -> EffectRow:
+    return EffectRow(
+        label=label,
+        estimate=float(e.estimate),
+        ci_low=float(e.ci_low),
+        ci_high=float(e.ci_high),
+        p_value=float(e.p_value),
+        statistic=float(e.statistic),
+        n=int(e.n),
+        decision=decision,  # type: ignore[arg-type]
+        extra=dict(extra or {}),
+    )
+
+
+def fmt(x: float, digits: int = 3) -> str:
+    """Compact number for reasons and summaries (``nan`` stays ``nan``)."""
+    if x is None or not np.isfinite(x):
+        return "nan" if x is None or np.isnan(x) else ("inf" if x > 0 else "-inf")
+    return f"{x:.{digits}g}"
+
+
+def fmt_p(p: float) -> str:
+    if p is None or not np.isfinite(p):
+        return "p=nan"
+    return "p<0.001" if p < 0.001 else f"p={p:.3f}"
+
+
+def fmt_ci(lo: float, hi: float, digits: int = 3) -> str:
+    return f"[{fmt(lo, digits)}, {fmt(hi, digits)}]"
+
+
+def pct(level: float) -> str:
+    """``0.95`` -> ``"95%"``."""
+    return f"{round(100 * level, 6):g}%"
+
+
+def fraction_label(fraction: float, seed: int | None = None) -> str:
+    s = f"f={fraction:.6g}"
+    return s if seed is None else f"{s} seed {seed}"
+
+
+# ============================================================================================
+# assembling the verdict
+# ============================================================================================
+
+
+@dataclass
+class ExperimentResult:
+    """What a hypothesis computed on one experiment."""
+
+    name: str
+    components: dict[str, Any]
+    row: EffectRow
+    tables: dict[str, list[dict[str, Any]]]
+    summary: str
+
+
+def run_experiments(
+    hypothesis: Any,
+    store: Mapping[str, xr.Dataset],
+    analyse: Callable[[str, xr.Dataset], ExperimentResult | str],
+) -> tuple[list[ExperimentResult], list[dict[str, Any]]]:
+    """Run ``analyse`` on every experiment; collect results and skipped experiments.
+
+    ``analyse`` returns a string (why it skipped) for an experiment lacking what it needs. When
+    every experiment is skipped, :class:`MissingRequirementError` names the reasons and the
+    ``kdtheory run`` methods that produce the missing data.
+    """
+    results: list[ExperimentResult] = []
+    skipped: list[dict[str, Any]] = []
+    for name, ds in store.items():
+        out = analyse(str(name), ds)
+        if isinstance(out, str):
+            skipped.append({"experiment": str(name), "reason": out})
+        else:
+            results.append(out)
+    if not results:
+        why = "; ".join(f"{s['experiment']}: {s['reason']}" for s in skipped) or "store is empty"
+        raise MissingRequirementError(
+            f"hypothesis {hypothesis.name!r} cannot be tested on this store ({why}). "
+            f"Run e.g. `kdtheory run --methods {hypothesis.run_hint}`."
+        )
+    return results, skipped
+
+
+def merge_tables(results: Sequence[ExperimentResult]) -> dict[str, list[dict[str, Any]]]:
+    """Concatenate every experiment's tables by name (records carry an ``experiment`` key)."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for r in results:
+        for key, records in r.tables.items():
+            out.setdefault(key, []).extend(records)
+    return out
+
+
+def build_verdict(
+    hypothesis: Any,
+    *,
+    alpha: float,
+    effect: str,
+    model: str,
+    alternative: str,
+    results: Sequence[ExperimentResult],
+    skipped: Sequence[Mapping[str, Any]],
+    top: Effect,
+    decision: str,
+    reason: str,
+    pooled: EffectRow | None,
+    extra_tables: Mapping[str, list[dict[str, Any]]] | None = None,
+    pooled_summary: str | None = None,
+) -> Verdict:
+    """Assemble the Verdict common to every built-in hypothesis."""
+    tables = merge_tables(results)
+    if extra_tables:
+        for key, records in extra_tables.items():
+            tables.setdefault(key, []).extend(records)
+    if skipped:
+        tables["skipped_experiments"] = [dict(s) for s in skipped]
+        names = ", ".join(s["experiment"] for s in skipped)
+        reason = f"{reason} Skipped experiment(s) lacking what the test needs: {names}."
+    summaries = {r.name: r.summary for r in results}
+    if pooled_summary:
+        summaries["pooled"] = pooled_summary
+    return Verdict(
+        hypothesis=hypothesis.name,
+        claim=hypothesis.claim,
+        prediction=hypothesis.prediction,
+        decision=decision,  # type: ignore[arg-type]
+        alpha=alpha,
+        effect=effect,
+        estimate=float(top.estimate),
+        ci=(float(top.ci_low), float(top.ci_high)),
+        p_value=float(top.p_value),
+        model=model,
+        statistic=float(top.statistic),
+        alternative=alternative,
+        reason=reason,
+        experiments=[r.row for r in results],
+        pooled=pooled,
+        tables=tables,
+        summaries=summaries,
+    )
+
+
+def meta_summary(title: str, metas: Mapping[str, MetaResult], labels: Sequence[str]) -> str:
+    """Text block describing the pooled tests (one line per component)."""
+    lines = [f"{title} — random-effects meta-analysis across experiments ({', '.join(labels)})"]
+    for key, m in metas.items():
+        lines.append(
+            f"  {key}: estimate {fmt(m.estimate, 4)} (se {fmt(m.se, 3)}), CI "
+            f"{fmt_ci(m.ci_low, m.ci_high, 4)}, z={fmt(m.statistic, 3)}, {fmt_p(m.p_value)}, "
+            f"{m.alternative}, tau2={fmt(m.tau2, 3)}, I2={fmt(m.i2, 3)}, k={m.k} [{m.method}]"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,350 @@
+"""``dark-knowledge``: the student learns from the teacher's relative wrong-class probabilities."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+import xarray as xr
+
+from kdtheory.hypotheses import (
+    NAN,
+    Effect,
+    Equivalence,
+    ExperimentResult,
+    accuracy_points,
+    bare,
+    build_verdict,
+    cells,
+    effect_row,
+    fmt,
+    fmt_ci,
+    fmt_p,
+    mean_ci,
+    meta_summary,
+    method_array,
+    method_coord,
+    missing_method,
+    nanmean,
+    pick_method,
+    pool,
+    pool_meta,
+    pooled_tost,
+    resolve_options,
+    run_experiments,
+    seed_means,
+    sorted_experiment,
+)
+from kdtheory.hypothesis import Hypothesis
+from kdtheory.metrics import wrong_class_rank_correlation
+from kdtheory.stats import ci_level_note, one_sample_t, tost
+from kdtheory.verdict import Verdict
+
+_COMPONENTS = ("key", "corr_label", "corr_shuffled")
+
+
+class DarkKnowledge(Hypothesis):
+    """The student learns from the teacher's relative probabilities on the wrong classes.
+
+    Two predictions, each tested on per-seed means over fractions of paired (seed, fraction)
+    differences, one-sided t-tests across seeds:
+
+    (a) KD beats shuffled KD (the teacher's wrong-class probabilities permuted per sample) in test
+        accuracy (points) — the key effect;
+    (b) the KD student's ranking of the wrong classes agrees with the teacher's (mean per-sample
+        Spearman correlation over the wrong classes, test samples) more than the label-trained
+        student's **and** more than the shuffled student's.
+
+    Decision (the same rule on random-effects pooled tests with several experiments):
+
+    - **supported**: (a) and both parts of (b) significant — an intersection-union test, so the
+      combined p-value is the largest of the three and no multiplicity correction is needed —
+      and KD − shuffled not shown equivalent to 0 (a negligible gain is not support);
+    - **rejected**: TOST shows KD ≈ shuffled within ``±margin`` points (default 1), or KD is
+      significantly *worse* than shuffled (one-sided p < alpha);
+    - **inconclusive** otherwise.
+
+    When a store has no label method, (b) uses the shuffled student only (noted in the reason).
+
+    Options: ``kd_method``, ``shuffled_method`` (default: the kd-shuffled method with the KD
+    method's temperature, else the first), ``margin`` (accuracy points, default 1.0).
+    """
+
+    name: ClassVar[str] = "dark-knowledge"
+    claim: ClassVar[str] = (
+        "The student learns from the teacher's relative probabilities on the wrong classes "
+        "(dark knowledge)."
+    )
+    prediction: ClassVar[str] = (
+        "KD beats KD with the teacher's wrong-class probabilities shuffled, and the KD student "
+        "ranks the wrong classes more like the teacher than label-trained and shuffled students."
+    )
+    required_objectives: ClassVar[tuple[str, ...]] = ("label", "kd", "kd-shuffled")
+    required_variables: ClassVar[tuple[str, ...]] = (
+        "test_logits",
+        "test_labels",
+        "teacher_test_logits",
+    )
+    run_hint: ClassVar[str] = "label,kd:T=4,kd-shuffled:T=4"
+    options: ClassVar[dict[str, Any]] = {
+        "kd_method": None,
+        "shuffled_method": None,
+        "margin": 1.0,
+    }
+
+    effect = "mean KD − shuffled-KD test accuracy over fractions, accuracy points"
+
+    def _analyse(self, name: str, ds: xr.Dataset, alpha: float, opts: dict) -> Any:
+        kd = pick_method(ds, "kd", opts["kd_method"], prefer_temperature=4.0)
+        if kd is None:
+            return missing_method(ds, "a kd method", opts)
+        t_kd = float(method_coord(ds, "temperature", kd))
+        sh = pick_method(
+            ds,
+            "kd-shuffled",
+            opts["shuffled_method"],
+            prefer_temperature=t_kd if np.isfinite(t_kd) else None,
+        )
+        if sh is None:
+            return missing_method(ds, "a kd-shuffled method", opts)
+        label = pick_method(ds, "label")
+        ds = sorted_experiment(ds)
+        labels = bare(ds["test_labels"])
+        teacher = bare(ds["teacher_test_logits"])
+
+        def corr(method: str) -> np.ndarray:
+            logits = method_array(ds, "test_logits", method)
+            return cells(wrong_class_rank_correlation(logits, teacher, labels, "test_sample"))
+
+        a_kd, a_sh = accuracy_points(ds, kd), accuracy_points(ds, sh)
+        r_kd, r_sh = corr(kd), corr(sh)
+        a_lab = accuracy_points(ds, label) if label else None
+        r_lab = corr(label) if label else None
+        margin = float(opts["margin"])
+        fractions = np.asarray(ds["fraction"].values, dtype=float)
+        kappa = np.asarray(ds["n_train"].values)
+        seeds = np.asarray(ds["seed"].values)
+
+        diff = a_kd - a_sh
+        d_means = seed_means(diff)
+        key = one_sample_t(d_means, "greater", alpha)
+        worse = one_sample_t(d_means, "less", alpha)
+        eq = tost(d_means, -margin, margin, alpha)
+        c_sh = one_sample_t(seed_means(r_kd - r_sh), "greater", alpha)
+        c_lab = (
+            one_sample_t(seed_means(r_kd - r_lab), "greater", alpha) if r_lab is not None else None
+        )
+        comp: dict[str, Any] = {
+            "key": Effect.of(key),
+            "worse": Effect.of(worse),
+            "tost": Equivalence.of(eq),
+            "corr_shuffled": Effect.of(c_sh),
+            "corr_label": Effect.of(c_lab) if c_lab is not None else None,
+        }
+        decision = self._decide(comp, alpha)
+        p_iut = _p_iut(comp)
+
+        per_fraction = []
+        for i, f in enumerate(fractions):
+            rec: dict[str, Any] = {
+                "experiment": name,
+                "fraction": float(f),
+                "n_train": int(kappa[i]),
+            }
+            for key_name, arr in (("kd", a_kd), ("shuffled", a_sh), ("label", a_lab)):
+                if arr is not None:
+                    rec[f"{key_name}_accuracy"] = nanmean(arr[i])
+            mc = mean_ci(diff[i], alpha)
+            rec.update(
+                {
+                    "difference": mc["mean"],
+                    "ci_low": mc["ci_low"],
+                    "ci_high": mc["ci_high"],
+                    "n": mc["n"],
+                }
+            )
+            for key_name, arr in (("kd", r_kd), ("shuffled", r_sh), ("label", r_lab)):
+                if arr is None:
+                    continue
+                m = mean_ci(arr[i], alpha)
+                rec[f"{key_name}_rank_corr"] = m["mean"]
+                rec[f"{key_name}_rank_corr_ci_low"] = m["ci_low"]
+                rec[f"{key_name}_rank_corr_ci_high"] = m["ci_high"]
+            per_fraction.append(rec)
+        cell_records = []
+        for i in range(len(fractions)):
+            for j in range(len(seeds)):
+                rec = {
+                    "experiment": name,
+                    "fraction": float(fractions[i]),
+                    "n_train": int(kappa[i]),
+                    "seed": int(seeds[j]),
+                    "kd_accuracy": float(a_kd[i, j]),
+                    "shuffled_accuracy": float(a_sh[i, j]),
+                    "kd_rank_corr": float(r_kd[i, j]),
+                    "shuffled_rank_corr": float(r_sh[i, j]),
+                }
+                if a_lab is not None and r_lab is not None:
+                    rec["label_accuracy"] = float(a_lab[i, j])
+                    rec["label_rank_corr"] = float(r_lab[i, j])
+                cell_records.append(rec)
+
+        extra = {
+            "kd_method": kd,
+            "shuffled_method": sh,
+            "label_method": label,
+            "margin": margin,
+            "p_worse": worse.p_value,
+            "tost_p": eq.p_value,
+            "tost_equivalent": eq.equivalent,
+            "rank_corr_kd_minus_shuffled": c_sh.estimate,
+            "rank_corr_kd_minus_shuffled_p": c_sh.p_value,
+            "rank_corr_kd_minus_label": c_lab.estimate if c_lab else NAN,
+            "rank_corr_kd_minus_label_p": c_lab.p_value if c_lab else NAN,
+            "p_intersection_union": p_iut,
+        }
+        note = ci_level_note("greater", alpha)
+        lines = [
+            f"Experiment {name}: KD {kd!r}, shuffled {sh!r}, label {label!r}. Per-seed means over "
+            "fractions of paired differences; one-sided t-tests across seeds.",
+            f"(a) KD − shuffled accuracy (points, H1: > 0): {fmt(key.estimate, 4)}, {note} "
+            f"{fmt_ci(key.ci_low, key.ci_high, 4)}, t={fmt(key.statistic)}, df={fmt(key.df)}, "
+            f"{fmt_p(key.p_value)}; H1 < 0 {fmt_p(worse.p_value)}; TOST within ±{fmt(margin)} "
+            f"{fmt_p(eq.p_value)} (equivalent: {eq.equivalent}).",
+            f"(b) wrong-class rank correlation with the teacher, KD − shuffled: "
+            f"{fmt(c_sh.estimate, 4)} {fmt_ci(c_sh.ci_low, c_sh.ci_high, 4)}, "
+            f"{fmt_p(c_sh.p_value)}",
+        ]
+        if c_lab is not None:
+            lines.append(
+                f"    KD − label: {fmt(c_lab.estimate, 4)} "
+                f"{fmt_ci(c_lab.ci_low, c_lab.ci_high, 4)}, {fmt_p(c_lab.p_value)}"
+            )
+        else:
+            lines.append("    KD − label: not tested (no label method in this experiment)")
+        lines.append(f"Intersection-union p (max of the three): {fmt_p(p_iut)}.")
+        return ExperimentResult(
+            name=name,
+            components=comp,
+            row=effect_row(name, comp["key"], decision, extra),
+            tables={"per_fraction": per_fraction, "cells": cell_records},
+            summary="\n".join(lines),
+        )
+
+    @staticmethod
+    def _decide(comp: Mapping[str, Any], alpha: float) -> str:
+        eq = comp["tost"]
+        if (
+            comp["key"].sig(alpha)
+            and comp["corr_shuffled"].sig(alpha)
+            and (comp["corr_label"] is None or comp["corr_label"].sig(alpha))
+            and not eq.equivalent
+        ):
+            return "supported"
+        if eq.equivalent or comp["worse"].sig(alpha):
+            return "rejected"
+        return "inconclusive"
+
+    def test(self, store: Mapping[str, xr.Dataset], alpha: float = 0.05, **options: Any) -> Verdict:
+        opts = resolve_options(self.name, self.options, options)
+        margin = float(opts["margin"])
+        results, skipped = run_experiments(
+            self, store, lambda n, ds: self._analyse(n, ds, alpha, opts)
+        )
+        pooled_row = None
+        pooled_summary = None
+        if len(results) > 1:
+            keys = [r.components["key"] for r in results]
+            shs = [r.components["corr_shuffled"] for r in results]
+            labs = [r.components["corr_label"] for r in results if r.components["corr_label"]]
+            comp = {
+                "key": pool(keys, "greater", alpha),
+                "worse": pool(keys, "less", alpha),
+                "tost": pooled_tost(keys, -margin, margin, alpha),
+                "corr_shuffled": pool(shs, "greater", alpha),
+                "corr_label": pool(labs, "greater", alpha) if labs else None,
+            }
+            decision = self._decide(comp, alpha)
+            pooled_row = effect_row(
+                "pooled",
+                comp["key"],
+                decision,
+                {
+                    "k": comp["key"].n,
+                    "p_worse": comp["worse"].p_value,
+                    "tost_p": comp["tost"].p_value,
+                    "tost_equivalent": comp["tost"].equivalent,
+                    "rank_corr_kd_minus_shuffled": comp["corr_shuffled"].estimate,
+                    "rank_corr_kd_minus_shuffled_p": comp["corr_shuffled"].p_value,
+                    "rank_corr_kd_minus_label": comp["corr_label"].estimate if labs else NAN,
+                    "rank_corr_kd_minus_label_p": comp["corr_label"].p_value if labs else NAN,
+                    "p_intersection_union": _p_iut(comp),
+                },
+            )
+            metas = {
+                "KD − shuffled accuracy (H1: > 0)": pool_meta(keys, "greater", alpha),
+                "rank corr KD − shuffled (H1: > 0)": pool_meta(shs, "greater", alpha),
+            }
+            if labs:
+                metas["rank corr KD − label (H1: > 0)"] = pool_meta(labs, "greater", alpha)
+            pooled_summary = meta_summary(self.name, metas, [r.name for r in results])
+        else:
+            comp = results[0].components
+            decision = results[0].row.decision
+        reason = self._reason(decision, comp, alpha, margin, len(results))
+        return build_verdict(
+            self,
+            alpha=alpha,
+            effect=self.effect,
+            model=(
+                "Paired (seed, fraction) differences reduced to per-seed means over fractions; "
+                "one-sided t-tests across seeds of KD − shuffled accuracy and of KD − label and "
+                "KD − shuffled wrong-class Spearman correlation with the teacher, combined by "
+                f"intersection-union; TOST of KD − shuffled within ±{fmt(margin)} points; "
+                "DerSimonian-Laird random-effects pooling across experiments."
+            ),
+            alternative="greater",
+            results=results,
+            skipped=skipped,
+            top=comp["key"],
+            decision=decision,
+            reason=reason,
+            pooled=pooled_row,
+            pooled_summary=pooled_summary,
+        )
+
+    @staticmethod
+    def _reason(decision: str, comp: Mapping[str, Any], alpha: float, margin: float, k: int) -> str:
+        key, c_sh, c_lab = comp["key"], comp["corr_shuffled"], comp["corr_label"]
+        where = f", pooled over {k} experiments" if k > 1 else ""
+        s = (
+            f"KD − shuffled accuracy {fmt(key.estimate)} points{where} "
+            f"(CI {fmt_ci(key.ci_low, key.ci_high)}, {fmt_p(key.p_value)}); wrong-class rank "
+            f"correlation KD − shuffled {fmt(c_sh.estimate)} ({fmt_p(c_sh.p_value)})"
+        )
+        s += (
+            f", KD − label {fmt(c_lab.estimate)} ({fmt_p(c_lab.p_value)})"
+            if c_lab is not None
+            else ", KD − label not tested (no label method)"
+        )
+        if decision == "supported":
+            return f"{s}: KD beats shuffled KD and follows the teacher's wrong-class ranking."
+        if decision == "rejected":
+            if comp["tost"].equivalent:
+                return (
+                    f"{s}; TOST shows KD ≈ shuffled within ±{fmt(margin)} points "
+                    f"({fmt_p(comp['tost'].p_value)}): the wrong-class structure does not matter."
+                )
+            return (
+                f"{s}; KD is significantly worse than shuffled KD ({fmt_p(comp['worse'].p_value)})."
+            )
+        return (
+            f"{s}; not every prediction is significant at alpha={alpha:g} (intersection-union "
+            f"{fmt_p(_p_iut(comp))}) and equivalence of KD and shuffled is not shown."
+        )
+
+
+def _p_iut(comp: Mapping[str, Any]) -> float:
+    ps = [comp[c].p_value for c in _COMPONENTS if comp.get(c) is not None]
+    return float(np.max(ps)) if ps else NAN

@@ -1,0 +1,357 @@
+"""``data-efficiency``: KD's accuracy gain over label training grows as data shrinks."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+import xarray as xr
+
+from kdtheory.hypotheses import (
+    NAN,
+    Effect,
+    Equivalence,
+    ExperimentResult,
+    accuracy_points,
+    build_verdict,
+    effect_row,
+    fmt,
+    fmt_ci,
+    fmt_p,
+    log_kappa,
+    long_form,
+    mean_ci,
+    meta_summary,
+    missing_method,
+    nanmean,
+    pick_method,
+    pool,
+    pool_meta,
+    pooled_tost,
+    resolve_options,
+    run_experiments,
+    seed_slope_test,
+    seed_slopes,
+    sorted_experiment,
+)
+from kdtheory.hypothesis import Hypothesis
+from kdtheory.stats import ci_level_note, one_sample_t, tost
+from kdtheory.verdict import Verdict
+
+
+def data_multiplier(
+    n_train: np.ndarray, label_acc: np.ndarray, kd_acc: np.ndarray
+) -> list[dict[str, Any]]:
+    """How many times more labelled samples label training needs to match KD, per fraction.
+
+    The mean label accuracy curve is interpolated linearly in log kappa between the observed
+    fractions (never extrapolated). For KD's mean accuracy ``a`` at kappa, the matching kappa* is
+    the smallest kappa on the piecewise-linear label curve where it reaches ``a``, and the
+    multiplier is ``kappa* / kappa``.
+
+    Parameters
+    ----------
+    n_train : array (F,)
+        kappa per fraction (ascending).
+    label_acc, kd_acc : array (F,)
+        Mean test accuracy of label and KD training per fraction (NaN where unknown).
+
+    Returns
+    -------
+    list of dict
+        One record per fraction: ``n_train``, ``kd_accuracy``, ``matching_n_train`` (kappa*),
+        ``multiplier`` and ``status``: ``"interpolated"``; ``"above label curve max"`` when KD
+        beats every label accuracy observed (multiplier NaN; ``multiplier_bound`` = kappa_max /
+        kappa is a lower bound); ``"below label curve min"`` when KD is below the label curve's
+        first point (multiplier NaN; ``multiplier_bound`` = kappa_min / kappa is an upper bound);
+        ``"no data"`` when KD's accuracy is NaN or the label curve has under 2 points.
+    """
+    n_train = np.asarray(n_train, dtype=float)
+    label_acc = np.asarray(label_acc, dtype=float)
+    kd_acc = np.asarray(kd_acc, dtype=float)
+    ok = np.isfinite(label_acc) & np.isfinite(n_train) & (n_train > 0)
+    xs, ys = np.log(n_train[ok]), label_acc[ok]
+    order = np.argsort(xs)
+    xs, ys = xs[order], ys[order]
+    out: list[dict[str, Any]] = []
+    for kappa, a in zip(n_train, kd_acc, strict=True):
+        rec: dict[str, Any] = {
+            "n_train": int(kappa),
+            "kd_accuracy": float(a),
+            "matching_n_train": NAN,
+            "multiplier": NAN,
+            "multiplier_bound": NAN,
+            "status": "no data",
+        }
+        if not np.isfinite(a) or xs.size < 2:
+            out.append(rec)
+            continue
+        if a > ys.max():
+            rec["status"] = "above label curve max"
+            rec["multiplier_bound"] = float(np.exp(xs[-1]) / kappa)
+        elif a < ys[0]:
+            rec["status"] = "below label curve min"
+            rec["multiplier_bound"] = float(np.exp(xs[0]) / kappa)
+        else:
+            # first segment [i, i+1] of the curve that reaches a
+            if a == ys[0]:
+                x_star = xs[0]
+            else:
+                i = int(np.flatnonzero((ys[:-1] < a) & (ys[1:] >= a))[0])
+                t = (a - ys[i]) / (ys[i + 1] - ys[i])
+                x_star = xs[i] + t * (xs[i + 1] - xs[i])
+            rec["matching_n_train"] = float(np.exp(x_star))
+            rec["multiplier"] = float(np.exp(x_star) / kappa)
+            rec["status"] = "interpolated"
+        out.append(rec)
+    return out
+
+
+class DataEfficiency(Hypothesis):
+    """KD's accuracy gain over label training grows as the training set shrinks.
+
+    Per (fraction, seed) the paired gain is KD − label test accuracy (points). Key effect: the
+    slope of the gain on log kappa, per seed, tested across seeds (one-sided, H1: slope < 0).
+
+    Decision (each experiment alone; with several experiments the same rule on the random-effects
+    pooled tests):
+
+    - **supported**: slope < 0 (one-sided t on per-seed slopes, p < alpha) and the gain at the
+      smallest fraction > 0 (one-sided paired t, p < alpha), and the slope is not shown
+      equivalent to 0 (a significant but negligible trend is not support);
+    - **rejected**: slope > 0 (one-sided, p < alpha), or TOST shows the slope inside
+      ``±slope_margin`` accuracy points per unit log kappa (default 0.5: over a 20-fold range of
+      kappa, log 20 ≈ 3, the gain changes by at most 1.5 points);
+    - **inconclusive** otherwise.
+
+    Options: ``kd_method`` (method label; default the kd method with T=4, else the first kd),
+    ``slope_margin`` (default 0.5).
+    """
+
+    name: ClassVar[str] = "data-efficiency"
+    claim: ClassVar[str] = (
+        "KD's accuracy gain over label training grows as the training set shrinks."
+    )
+    prediction: ClassVar[str] = (
+        "The paired gain (KD − label test accuracy) has a negative slope on log(kappa) across "
+        "seeds, and is positive at the smallest fraction."
+    )
+    required_objectives: ClassVar[tuple[str, ...]] = ("label", "kd")
+    required_variables: ClassVar[tuple[str, ...]] = ("test_logits", "test_labels")
+    run_hint: ClassVar[str] = "label,kd:T=4"
+    options: ClassVar[dict[str, Any]] = {"kd_method": None, "slope_margin": 0.5}
+
+    effect = "slope of KD − label test accuracy on log(kappa), accuracy points per unit log kappa"
+
+    # ------------------------------------------------------------------ per experiment
+    def _analyse(self, name: str, ds: xr.Dataset, alpha: float, opts: dict) -> Any:
+        kd = pick_method(ds, "kd", opts["kd_method"], prefer_temperature=4.0)
+        label = pick_method(ds, "label")
+        if kd is None or label is None:
+            return missing_method(ds, "a kd method and a label method", opts)
+        ds = sorted_experiment(ds)
+        a_label, a_kd = accuracy_points(ds, label), accuracy_points(ds, kd)
+        gain = a_kd - a_label
+        x = log_kappa(ds)
+        fractions = np.asarray(ds["fraction"].values, dtype=float)
+        kappa = np.asarray(ds["n_train"].values)
+        seeds = np.asarray(ds["seed"].values)
+        margin = float(opts["slope_margin"])
+
+        y, xx, g = long_form(gain, x, seeds)
+        slope = seed_slope_test(y, xx, g, "less", alpha)
+        slopes = seed_slopes(gain, x)
+        up = one_sample_t(slopes, "greater", alpha)
+        eq = tost(slopes, -margin, margin, alpha)
+
+        # gain at the smallest fraction with >= 2 paired seeds
+        small_idx = next(
+            (i for i in range(len(fractions)) if np.isfinite(gain[i]).sum() >= 2), None
+        )
+        if small_idx is None:
+            small = Effect(NAN, NAN, NAN, NAN, NAN)
+            small_fraction = NAN
+        else:
+            small = Effect.of(one_sample_t(gain[small_idx], "greater", alpha))
+            small_fraction = float(fractions[small_idx])
+
+        comp = {
+            "slope": Effect.of(slope),
+            "slope_up": Effect.of(up),
+            "tost": Equivalence.of(eq),
+            "small": small,
+        }
+        decision = self._decide(comp, alpha)
+
+        per_fraction = []
+        for i, f in enumerate(fractions):
+            mc = mean_ci(gain[i], alpha)
+            per_fraction.append(
+                {
+                    "experiment": name,
+                    "fraction": float(f),
+                    "n_train": int(kappa[i]),
+                    "label_accuracy": nanmean(a_label[i]),
+                    "kd_accuracy": nanmean(a_kd[i]),
+                    "gain": mc["mean"],
+                    "ci_low": mc["ci_low"],
+                    "ci_high": mc["ci_high"],
+                    "n": mc["n"],
+                }
+            )
+        mult = data_multiplier(
+            kappa,
+            [r["label_accuracy"] for r in per_fraction],
+            [r["kd_accuracy"] for r in per_fraction],
+        )
+        for rec, f in zip(mult, fractions, strict=True):
+            rec.update({"experiment": name, "fraction": float(f)})
+        cell_records = [
+            {
+                "experiment": name,
+                "fraction": float(fractions[i]),
+                "n_train": int(kappa[i]),
+                "seed": int(seeds[j]),
+                "label_accuracy": float(a_label[i, j]),
+                "kd_accuracy": float(a_kd[i, j]),
+                "gain": float(gain[i, j]),
+            }
+            for i in range(len(fractions))
+            for j in range(len(seeds))
+        ]
+        extra = {
+            "kd_method": kd,
+            "label_method": label,
+            "slope_p_greater": up.p_value,
+            "tost_p": eq.p_value,
+            "tost_equivalent": eq.equivalent,
+            "slope_margin": margin,
+            "smallest_fraction": small_fraction,
+            "gain_at_smallest": small.estimate,
+            "gain_at_smallest_ci": (small.ci_low, small.ci_high),
+            "gain_at_smallest_p": small.p_value,
+        }
+        summary = (
+            f"Experiment {name}: KD method {kd!r} vs label method {label!r}; gain in accuracy "
+            f"points.\nPer-seed OLS slopes of the gain on log(kappa), t-test across seeds "
+            f"(H1: slope < 0): slope {fmt(slope.estimate, 4)}, "
+            f"{ci_level_note('less', alpha)} {fmt_ci(slope.ci_low, slope.ci_high, 4)}, "
+            f"t={fmt(slope.statistic)}, df={fmt(slope.df)}, {fmt_p(slope.p_value)}; "
+            f"H1: slope > 0 {fmt_p(up.p_value)}; TOST within ±{fmt(margin)} "
+            f"{fmt_p(eq.p_value)} (equivalent: {eq.equivalent}).\n"
+            f"Gain at the smallest fraction ({fmt(small_fraction)}): {fmt(small.estimate, 4)} "
+            f"points, one-sided paired t (H1: > 0) {fmt_p(small.p_value)}.\n\n{slope.summary}"
+        )
+        return ExperimentResult(
+            name=name,
+            components=comp,
+            row=effect_row(name, comp["slope"], decision, extra),
+            tables={
+                "per_fraction": per_fraction,
+                "data_multiplier": mult,
+                "cells": cell_records,
+            },
+            summary=summary,
+        )
+
+    @staticmethod
+    def _decide(comp: Mapping[str, Any], alpha: float) -> str:
+        slope, up, eq, small = comp["slope"], comp["slope_up"], comp["tost"], comp["small"]
+        if slope.sig(alpha) and small.sig(alpha) and not eq.equivalent:
+            return "supported"
+        if up.sig(alpha) or eq.equivalent:
+            return "rejected"
+        return "inconclusive"
+
+    # ------------------------------------------------------------------ test
+    def test(self, store: Mapping[str, xr.Dataset], alpha: float = 0.05, **options: Any) -> Verdict:
+        opts = resolve_options(self.name, self.options, options)
+        margin = float(opts["slope_margin"])
+        results, skipped = run_experiments(
+            self, store, lambda n, ds: self._analyse(n, ds, alpha, opts)
+        )
+        pooled_row = None
+        pooled_summary = None
+        if len(results) > 1:
+            slopes = [r.components["slope"] for r in results]
+            smalls = [r.components["small"] for r in results]
+            comp = {
+                "slope": pool(slopes, "less", alpha),
+                "slope_up": pool(slopes, "greater", alpha),
+                "tost": pooled_tost(slopes, -margin, margin, alpha),
+                "small": pool(smalls, "greater", alpha),
+            }
+            decision = self._decide(comp, alpha)
+            pooled_row = effect_row(
+                "pooled",
+                comp["slope"],
+                decision,
+                {
+                    "k": comp["slope"].n,
+                    "slope_p_greater": comp["slope_up"].p_value,
+                    "tost_p": comp["tost"].p_value,
+                    "tost_equivalent": comp["tost"].equivalent,
+                    "gain_at_smallest": comp["small"].estimate,
+                    "gain_at_smallest_p": comp["small"].p_value,
+                },
+            )
+            pooled_summary = meta_summary(
+                self.name,
+                {
+                    "slope (H1: < 0)": pool_meta(slopes, "less", alpha),
+                    "gain at smallest fraction (H1: > 0)": pool_meta(smalls, "greater", alpha),
+                },
+                [r.name for r in results],
+            )
+            top = comp["slope"]
+        else:
+            comp = results[0].components
+            decision = results[0].row.decision
+            top = comp["slope"]
+        reason = self._reason(decision, comp, alpha, margin, len(results))
+        return build_verdict(
+            self,
+            alpha=alpha,
+            effect=self.effect,
+            model=(
+                "Per-seed OLS slope of the paired gain (KD − label, accuracy points) on "
+                "log(kappa), one-sided t-test across seeds (H1: slope < 0); one-sided paired "
+                "t-test of the gain at the smallest fraction; TOST of the slope within "
+                f"±{fmt(margin)}; DerSimonian-Laird random-effects pooling across experiments."
+            ),
+            alternative="less",
+            results=results,
+            skipped=skipped,
+            top=top,
+            decision=decision,
+            reason=reason,
+            pooled=pooled_row,
+            pooled_summary=pooled_summary,
+        )
+
+    @staticmethod
+    def _reason(decision: str, comp: Mapping[str, Any], alpha: float, margin: float, k: int) -> str:
+        slope, up, eq, small = comp["slope"], comp["slope_up"], comp["tost"], comp["small"]
+        where = f"pooled over {k} experiments" if k > 1 else "across seeds"
+        s = (
+            f"Slope of the KD gain on log(kappa) {fmt(slope.estimate)} points per unit log kappa "
+            f"({where}; CI {fmt_ci(slope.ci_low, slope.ci_high)}, H1 < 0 {fmt_p(slope.p_value)})"
+        )
+        g = f"gain at the smallest fraction {fmt(small.estimate)} points ({fmt_p(small.p_value)})"
+        if decision == "supported":
+            return f"{s} and {g}: the gain grows significantly as data shrinks."
+        if decision == "rejected":
+            if up.sig(alpha):
+                return (
+                    f"{s}; the slope is significantly positive ({fmt_p(up.p_value)}): "
+                    "the gain shrinks as data shrinks."
+                )
+            return (
+                f"{s}; TOST shows the slope within ±{fmt(margin)} ({fmt_p(eq.p_value)}): "
+                "the gain does not depend on data size."
+            )
+        return (
+            f"{s}, {g}; neither a significant negative trend with a positive small-data gain nor "
+            f"equivalence within ±{fmt(margin)} (TOST {fmt_p(eq.p_value)}) at alpha={alpha:g}."
+        )

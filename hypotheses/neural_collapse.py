@@ -1,0 +1,334 @@
+"""``neural-collapse``: KD students collapse less and align more with the teacher's features."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+import xarray as xr
+
+from kdtheory.hypotheses import (
+    Effect,
+    ExperimentResult,
+    build_verdict,
+    cells,
+    effect_row,
+    fmt,
+    fmt_ci,
+    fmt_p,
+    fraction_label,
+    log_kappa,
+    long_form,
+    mean_ci,
+    meta_summary,
+    missing_method,
+    pct,
+    pick_method,
+    pool,
+    pool_meta,
+    resolve_options,
+    run_experiments,
+    seed_means,
+    seed_slope_test,
+    sorted_experiment,
+)
+from kdtheory.hypothesis import Hypothesis
+from kdtheory.metrics import NC_KEYS, collapse_table
+from kdtheory.stats import ci_level_note, one_sample_t
+from kdtheory.verdict import Verdict
+
+_METRICS = (*NC_KEYS, "cka")
+
+
+class NeuralCollapse(Hypothesis):
+    """KD students collapse less than label students and align more with the teacher.
+
+    From :func:`kdtheory.metrics.collapse_table` (penultimate features of each cell on the feature
+    rows it trained on, ``subset="trained"``, and the rest, ``"unseen"``). The model is
+    log NC1 ~ method × log kappa with seeds as replication:
+
+    - key effect: the paired (seed, fraction) difference in log NC1, KD − label, on trained-on
+      rows; per-seed mean over fractions, one-sided t-test across seeds (H1: > 0, KD's
+      within-class variability is *not* driven as far to zero);
+    - secondary: linear CKA with the teacher's features, KD − label, trained-on rows (H1: > 0);
+    - interaction: per-seed slope of the log NC1 difference on log kappa (two-sided, reported).
+
+    Decision (the same rule on random-effects pooled tests with several experiments):
+    **supported** when both the NC1 and the CKA differences are significant in the predicted
+    direction; **rejected** when the NC1 difference is significantly negative (KD collapses
+    *more*); **inconclusive** otherwise. Cells whose NC1 is not positive cannot enter a log and
+    are counted in the reason and ``tables["excluded"]``.
+
+    Options: ``kd_method`` (default the kd method with T=4, else the first).
+    """
+
+    name: ClassVar[str] = "neural-collapse"
+    claim: ClassVar[str] = (
+        "KD students collapse less than label-trained students (within-class variability is not "
+        "driven to zero) and their features align more with the teacher's."
+    )
+    prediction: ClassVar[str] = (
+        "On the samples they trained on, KD students have larger NC1 (log NC1, KD − label > 0) "
+        "and larger linear CKA with the teacher's features than label students."
+    )
+    required_objectives: ClassVar[tuple[str, ...]] = ("label", "kd")
+    required_variables: ClassVar[tuple[str, ...]] = (
+        "features",
+        "classifier_weight",
+        "teacher_features",
+    )
+    run_hint: ClassVar[str] = "label,kd:T=4"
+    options: ClassVar[dict[str, Any]] = {"kd_method": None}
+
+    effect = "mean log NC1 difference (KD − label) on trained-on samples, log ratio"
+
+    def _analyse(self, name: str, ds: xr.Dataset, alpha: float, opts: dict) -> Any:
+        kd = pick_method(ds, "kd", opts["kd_method"], prefer_temperature=4.0)
+        label = pick_method(ds, "label")
+        if kd is None or label is None:
+            return missing_method(ds, "a kd method and a label method", opts)
+        missing = [v for v in self.required_variables if v not in ds.variables]
+        if missing:
+            return f"lacks {', '.join(missing)} (store features with the run)"
+        ds = sorted_experiment(ds)
+        needed = [
+            v
+            for v in (*self.required_variables, "classifier_bias", "train_labels", "in_train")
+            if v in ds.variables
+        ]
+        table = collapse_table(ds[needed].sel({"method": [label, kd]}))
+        fractions = np.asarray(ds["fraction"].values, dtype=float)
+        kappa = np.asarray(ds["n_train"].values)
+        seeds = np.asarray(ds["seed"].values)
+        x = log_kappa(ds)
+
+        def get(var: str, method: str, subset: str) -> np.ndarray:
+            return cells(table[var].sel({"method": method, "subset": subset}))
+
+        excluded = []
+        logs: dict[tuple[str, str], np.ndarray] = {}
+        for m in (label, kd):
+            for subset in ("trained", "unseen"):
+                v = get("nc1", m, subset)
+                bad = np.isfinite(v) & (v <= 0)
+                for i, j in zip(*np.nonzero(bad), strict=True):
+                    excluded.append(
+                        {
+                            "experiment": name,
+                            "method": m,
+                            "subset": subset,
+                            "fraction": float(fractions[i]),
+                            "seed": int(seeds[j]),
+                            "nc1": float(v[i, j]),
+                            "reason": "NC1 <= 0 cannot enter a log",
+                        }
+                    )
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    logs[(m, subset)] = np.where(v > 0, np.log(v), np.nan)
+        d_nc1 = logs[(kd, "trained")] - logs[(label, "trained")]
+        d_cka = get("cka", kd, "trained") - get("cka", label, "trained")
+        d_nc1_u = logs[(kd, "unseen")] - logs[(label, "unseen")]
+        d_cka_u = get("cka", kd, "unseen") - get("cka", label, "unseen")
+
+        nc1_means = seed_means(d_nc1)
+        key = one_sample_t(nc1_means, "greater", alpha)
+        opposite = one_sample_t(nc1_means, "less", alpha)
+        cka = one_sample_t(seed_means(d_cka), "greater", alpha)
+        inter = seed_slope_test(*long_form(d_nc1, x, seeds), "two-sided", alpha)
+        nc1_u = one_sample_t(seed_means(d_nc1_u), "greater", alpha)
+        cka_u = one_sample_t(seed_means(d_cka_u), "greater", alpha)
+        comp = {
+            "key": Effect.of(key),
+            "opposite": Effect.of(opposite),
+            "cka": Effect.of(cka),
+            "interaction": Effect.of(inter),
+        }
+        decision = self._decide(comp, alpha)
+
+        per_fraction = []
+        for i, f in enumerate(fractions):
+            rec: dict[str, Any] = {
+                "experiment": name,
+                "fraction": float(f),
+                "n_train": int(kappa[i]),
+            }
+            for label_, arr in (
+                ("log_nc1_diff_trained", d_nc1),
+                ("cka_diff_trained", d_cka),
+                ("log_nc1_diff_unseen", d_nc1_u),
+                ("cka_diff_unseen", d_cka_u),
+            ):
+                mc = mean_ci(arr[i], alpha)
+                rec[label_] = mc["mean"]
+                rec[f"{label_}_ci_low"] = mc["ci_low"]
+                rec[f"{label_}_ci_high"] = mc["ci_high"]
+                rec[f"{label_}_n"] = mc["n"]
+            per_fraction.append(rec)
+
+        cell_records = []
+        for m in (label, kd):
+            for subset in ("trained", "unseen"):
+                vals = {v: get(v, m, subset) for v in (*_METRICS, "n_samples")}
+                for i in range(len(fractions)):
+                    for j in range(len(seeds)):
+                        rec = {
+                            "experiment": name,
+                            "method": m,
+                            "subset": subset,
+                            "fraction": float(fractions[i]),
+                            "n_train": int(kappa[i]),
+                            "seed": int(seeds[j]),
+                        }
+                        rec.update({v: float(vals[v][i, j]) for v in _METRICS})
+                        rec["n_samples"] = int(np.nan_to_num(vals["n_samples"][i, j]))
+                        cell_records.append(rec)
+
+        extra = {
+            "kd_method": kd,
+            "label_method": label,
+            "p_opposite": opposite.p_value,
+            "cka_diff": cka.estimate,
+            "cka_diff_ci": (cka.ci_low, cka.ci_high),
+            "cka_diff_p": cka.p_value,
+            "interaction_slope": inter.estimate,
+            "interaction_ci": (inter.ci_low, inter.ci_high),
+            "interaction_p": inter.p_value,
+            "log_nc1_diff_unseen": nc1_u.estimate,
+            "log_nc1_diff_unseen_p": nc1_u.p_value,
+            "cka_diff_unseen": cka_u.estimate,
+            "cka_diff_unseen_p": cka_u.p_value,
+            "excluded_cells": len(excluded),
+        }
+        note = ci_level_note("greater", alpha)
+        summary = "\n".join(
+            [
+                f"Experiment {name}: KD {kd!r} vs label {label!r}; per-seed means over fractions "
+                "of paired differences, one-sided t-tests across seeds.",
+                f"log NC1 KD − label, trained rows (H1: > 0): {fmt(key.estimate, 4)}, {note} "
+                f"{fmt_ci(key.ci_low, key.ci_high, 4)}, t={fmt(key.statistic)}, "
+                f"df={fmt(key.df)}, {fmt_p(key.p_value)}; H1 < 0 {fmt_p(opposite.p_value)}.",
+                f"CKA with teacher KD − label, trained rows (H1: > 0): {fmt(cka.estimate, 4)} "
+                f"{fmt_ci(cka.ci_low, cka.ci_high, 4)}, {fmt_p(cka.p_value)}.",
+                f"Unseen rows: log NC1 diff {fmt(nc1_u.estimate, 4)} ({fmt_p(nc1_u.p_value)}), "
+                f"CKA diff {fmt(cka_u.estimate, 4)} ({fmt_p(cka_u.p_value)}).",
+                f"Interaction (method × log kappa): per-seed slope of the log NC1 difference "
+                f"{fmt(inter.estimate, 4)}, {pct(1 - alpha)} CI "
+                f"{fmt_ci(inter.ci_low, inter.ci_high, 4)}, {fmt_p(inter.p_value)} (two-sided).",
+                f"Cells with NC1 <= 0 excluded from logs: {len(excluded)}.",
+                "",
+                inter.summary,
+            ]
+        )
+        return ExperimentResult(
+            name=name,
+            components=comp,
+            row=effect_row(name, comp["key"], decision, extra),
+            tables={"per_fraction": per_fraction, "cells": cell_records, "excluded": excluded},
+            summary=summary,
+        )
+
+    @staticmethod
+    def _decide(comp: Mapping[str, Any], alpha: float) -> str:
+        if comp["key"].sig(alpha) and comp["cka"].sig(alpha):
+            return "supported"
+        if comp["opposite"].sig(alpha):
+            return "rejected"
+        return "inconclusive"
+
+    def test(self, store: Mapping[str, xr.Dataset], alpha: float = 0.05, **options: Any) -> Verdict:
+        opts = resolve_options(self.name, self.options, options)
+        results, skipped = run_experiments(
+            self, store, lambda n, ds: self._analyse(n, ds, alpha, opts)
+        )
+        pooled_row = None
+        pooled_summary = None
+        if len(results) > 1:
+            keys = [r.components["key"] for r in results]
+            ckas = [r.components["cka"] for r in results]
+            inters = [r.components["interaction"] for r in results]
+            comp = {
+                "key": pool(keys, "greater", alpha),
+                "opposite": pool(keys, "less", alpha),
+                "cka": pool(ckas, "greater", alpha),
+                "interaction": pool(inters, "two-sided", alpha),
+            }
+            decision = self._decide(comp, alpha)
+            pooled_row = effect_row(
+                "pooled",
+                comp["key"],
+                decision,
+                {
+                    "k": comp["key"].n,
+                    "p_opposite": comp["opposite"].p_value,
+                    "cka_diff": comp["cka"].estimate,
+                    "cka_diff_ci": (comp["cka"].ci_low, comp["cka"].ci_high),
+                    "cka_diff_p": comp["cka"].p_value,
+                    "interaction_slope": comp["interaction"].estimate,
+                    "interaction_p": comp["interaction"].p_value,
+                },
+            )
+            pooled_summary = meta_summary(
+                self.name,
+                {
+                    "log NC1 KD − label (H1: > 0)": pool_meta(keys, "greater", alpha),
+                    "CKA KD − label (H1: > 0)": pool_meta(ckas, "greater", alpha),
+                    "interaction slope (two-sided)": pool_meta(inters, "two-sided", alpha),
+                },
+                [r.name for r in results],
+            )
+        else:
+            comp = results[0].components
+            decision = results[0].row.decision
+        n_excluded = sum(len(r.tables["excluded"]) for r in results)
+        excluded_names = [
+            f"{e['method']} {e['subset']} {fraction_label(e['fraction'], e['seed'])}"
+            for r in results
+            for e in r.tables["excluded"]
+        ]
+        reason = self._reason(decision, comp, alpha, len(results))
+        if n_excluded:
+            reason += (
+                f" {n_excluded} cell(s) with NC1 <= 0 were left out of the log model: "
+                f"{', '.join(excluded_names[:5])}{' …' if n_excluded > 5 else ''}."
+            )
+        return build_verdict(
+            self,
+            alpha=alpha,
+            effect=self.effect,
+            model=(
+                "log NC1 ~ method × log(kappa) with seeds as replication: paired (seed, fraction) "
+                "differences KD − label on trained-on rows, per-seed means over fractions, "
+                "one-sided t-tests across seeds for log NC1 and for linear CKA with the teacher; "
+                "interaction = per-seed slope of the log NC1 difference on log kappa (t-test); "
+                "DerSimonian-Laird random-effects pooling across experiments."
+            ),
+            alternative="greater",
+            results=results,
+            skipped=skipped,
+            top=comp["key"],
+            decision=decision,
+            reason=reason,
+            pooled=pooled_row,
+            pooled_summary=pooled_summary,
+        )
+
+    @staticmethod
+    def _reason(decision: str, comp: Mapping[str, Any], alpha: float, k: int) -> str:
+        key, cka, inter = comp["key"], comp["cka"], comp["interaction"]
+        where = f", pooled over {k} experiments" if k > 1 else ""
+        s = (
+            f"log NC1 KD − label on trained samples {fmt(key.estimate)}{where} "
+            f"(ratio {fmt(float(np.exp(key.estimate)))}, CI {fmt_ci(key.ci_low, key.ci_high)}, "
+            f"H1 > 0 {fmt_p(key.p_value)}); CKA with the teacher KD − label {fmt(cka.estimate)} "
+            f"({fmt_p(cka.p_value)}); interaction with log kappa {fmt(inter.estimate)} "
+            f"({fmt_p(inter.p_value)})"
+        )
+        if decision == "supported":
+            return f"{s}: KD students collapse less and align more with the teacher."
+        if decision == "rejected":
+            return (
+                f"{s}: KD students collapse significantly more than label students "
+                f"({fmt_p(comp['opposite'].p_value)})."
+            )
+        return f"{s}: the NC1 and CKA predictions are not both significant at alpha={alpha:g}."
