@@ -35,8 +35,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-out_console = Console()
-err_console = Console(stderr=True)
+# rich wraps at 80 columns when not writing to a terminal; tables of a sweep need more
+out_console = Console() if sys.stdout.isatty() else Console(width=160)
+err_console = Console(stderr=True) if sys.stderr.isatty() else Console(stderr=True, width=160)
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -122,7 +123,8 @@ def _summary_table(store_path: Path, experiment: str) -> Table | None:
         for f in ds.fraction.values:
             a = acc.sel({"method": m, "fraction": f}).values
             a = a[np.isfinite(a)]
-            row.append(f"{a.mean():.3f}±{a.std(ddof=1) if len(a) > 1 else 0:.3f}" if len(a) else "-")
+            sd = f"±{a.std(ddof=1):.3f}".replace("0.", ".") if len(a) > 1 else ""
+            row.append(f"{a.mean():.3f}{sd}" if len(a) else "-")
         table.add_row(*row)
     return table
 
