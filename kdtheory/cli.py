@@ -24,7 +24,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from kdtheory import cli_hypotheses
+from kdtheory import cli_hypotheses, cli_report
 from kdtheory.errors import KDTheoryError
 
 app = typer.Typer(
@@ -157,7 +157,9 @@ def run(
     feature_samples: int | None = typer.Option(
         None, help="Training samples whose penultimate features are stored."
     ),
-    name: str | None = typer.Option(None, help="Experiment id (default: dataset--teacher--student)."),
+    name: str | None = typer.Option(
+        None, help="Experiment id (default: dataset--teacher--student)."
+    ),
     device: str = typer.Option("auto", help="auto (CUDA if present), cpu, cuda, cuda:1, ..."),
     batch_cells: str = typer.Option(
         "auto", help="Cells trained together in one batched model; 1 = one at a time."
@@ -200,7 +202,9 @@ def run(
         reports = []
         with RichSweepProgress(cells, err_console) as progress:
             for cfg in configs:
-                report = run_experiment(cfg, out, device, _batch_cells(batch_cells), budget, progress)
+                report = run_experiment(
+                    cfg, out, device, _batch_cells(batch_cells), budget, progress
+                )
                 progress.progress.advance(progress.cells, report.skipped)
                 reports.append(report)
     except KeyboardInterrupt:
@@ -233,7 +237,9 @@ def _batch_cells(text: str) -> int | str:
     try:
         return int(text)
     except ValueError:
-        raise KDTheoryError(f"--batch-cells: {text!r} is not a positive integer or 'auto'") from None
+        raise KDTheoryError(
+            f"--batch-cells: {text!r} is not a positive integer or 'auto'"
+        ) from None
 
 
 @app.command()
@@ -249,9 +255,7 @@ def inspect(
     except KDTheoryError as exc:
         fail(str(exc))
     for exp, ds in store.items():
-        teacher_acc = accuracy(
-            ds.teacher_test_logits, ds.test_labels, "test_sample"
-        ).item()
+        teacher_acc = accuracy(ds.teacher_test_logits, ds.test_labels, "test_sample").item()
         out_console.print(
             f"[bold]{exp}[/]  dataset={ds.attrs.get('dataset')} teacher={ds.attrs.get('teacher')} "
             f"student={ds.attrs.get('student')}  train={ds.sizes['train_sample']} "
@@ -322,14 +326,13 @@ def plugins() -> None:
             obj = entry.obj
             desc = getattr(obj, "description", None) or getattr(obj, "claim", "")
             opts = getattr(obj, "options", {}) or {}
-            opt_text = ", ".join(
-                f"{k}={getattr(v, 'default', v)!r}" for k, v in dict(opts).items()
-            )
+            opt_text = ", ".join(f"{k}={getattr(v, 'default', v)!r}" for k, v in dict(opts).items())
             table.add_row(entry.name, str(desc), opt_text, entry.source)
         out_console.print(table)
 
 
 cli_hypotheses.register(app)
+cli_report.register(app)
 
 
 def main() -> None:  # pragma: no cover

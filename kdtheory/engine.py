@@ -267,9 +267,7 @@ def train_group(
         return functional_call(base, (p, b), (x,))
 
     batched = vmap(forward)
-    opt = torch.optim.AdamW(
-        list(params.values()), lr=config.lr, weight_decay=config.weight_decay
-    )
+    opt = torch.optim.AdamW(list(params.values()), lr=config.lr, weight_decay=config.weight_decay)
     steps = config.steps
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: 0.5 * (1.0 + math.cos(math.pi * min(s, steps) / steps))
@@ -363,7 +361,9 @@ def _evaluate(
     test_logits, _ = run(data.x_test, False)
     features = None
     if feature_index is not None and len(feature_index):
-        idx = torch.as_tensor(np.array(feature_index), dtype=torch.int64, device=data.x_train.device)
+        idx = torch.as_tensor(
+            np.array(feature_index), dtype=torch.int64, device=data.x_train.device
+        )
         _, features = run(data.x_train[idx], True)
     return {"train_logits": train_logits, "test_logits": test_logits, "features": features}
 

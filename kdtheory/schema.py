@@ -96,7 +96,7 @@ def validate_experiment(ds: xr.Dataset, source: str | Path = "<dataset>") -> Non
         raise _fail(source, f"fractions must lie in (0, 1], got {fractions.tolist()}")
     if ds.sizes.get("class", 0) < 2:
         raise _fail(source, "dimension 'class' needs at least 2 classes")
-    for name, dim in (("train_labels", "train_sample"), ("test_labels", "test_sample")):
+    for name in ("train_labels", "test_labels"):
         labels = np.asarray(ds[name].values)
         if not np.issubdtype(labels.dtype, np.integer):
             raise _fail(source, f"variable {name!r} must hold integer labels, got {labels.dtype}")

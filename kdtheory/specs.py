@@ -301,9 +301,7 @@ def split_method_list(text: str) -> list[str]:
             continue
         if "=" in part and ":" not in part:
             if not specs:
-                raise SpecError(
-                    f"--methods {text!r}: option {part!r} comes before any method name"
-                )
+                raise SpecError(f"--methods {text!r}: option {part!r} comes before any method name")
             specs[-1] = f"{specs[-1]},{part}"
         else:
             specs.append(part)

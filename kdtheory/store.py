@@ -325,7 +325,10 @@ def combine_cells(folder: Path) -> xr.Dataset:
             "test_sample": np.arange(T),
             "class": np.arange(K),
             "n_train": ("fraction", np.array([n_train[f] for f in fractions], dtype=np.int64)),
-            "objective": ("method", np.array([method_info[m]["objective"] for m in methods], object)),
+            "objective": (
+                "method",
+                np.array([method_info[m]["objective"] for m in methods], object),
+            ),
         },
         attrs={k: v for k, v in teacher.attrs.items() if k != "kind"},
     )

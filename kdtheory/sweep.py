@@ -276,10 +276,15 @@ def _teacher(
         tdata = TrainingData.from_numpy(
             data.x_train, data.y_train, data.x_test, None, data.num_classes, device
         )
-        job = CellJob("teacher", parse_method("label"), np.arange(len(data.y_train)), cfg.teacher_seed)
+        job = CellJob(
+            "teacher", parse_method("label"), np.arange(len(data.y_train)), cfg.teacher_seed
+        )
         tconf = TrainConfig(
-            steps=cfg.teacher_steps, batch_size=cfg.batch_size, lr=cfg.teacher_lr,
-            weight_decay=cfg.weight_decay, log_every=cfg.log_every,
+            steps=cfg.teacher_steps,
+            batch_size=cfg.batch_size,
+            lr=cfg.teacher_lr,
+            weight_decay=cfg.weight_decay,
+            log_every=cfg.log_every,
         )
         progress.start_group(1, cfg.teacher_steps, "teacher")
         (res,) = train_group([job], build, tdata, tconf, feat_idx, progress.step, keep_state=True)
@@ -464,9 +469,7 @@ def run_experiment(
     build = model_builder(cfg.student, data.input_shape, data.num_classes)
     tconf = TrainConfig(cfg.steps, cfg.batch_size, cfg.lr, cfg.weight_decay, cfg.log_every)
     per_group = cells_per_group(batch_cells, cfg, data, memory_budget)
-    subsets = {
-        (f, s): subset(data.y_train, f, s) for f in cfg.fractions for s in cfg.seeds
-    }
+    subsets = {(f, s): subset(data.y_train, f, s) for f in cfg.fractions for s in cfg.seeds}
     for g in range(0, len(todo), per_group):
         group = todo[g : g + per_group]
         jobs = [

@@ -419,6 +419,8 @@ def verdicts_to_json(verdicts: Iterable[Verdict], indent: int | None = 2) -> str
 def verdicts_from_json(text: str) -> list[Verdict]:
     """Parse a JSON array of verdicts (a single verdict object gives a list of one)."""
     data = json.loads(text)
+    if isinstance(data, Mapping) and "verdicts" in data:  # a report's verdicts.json
+        data = data["verdicts"]
     if isinstance(data, Mapping):
         return [Verdict.from_dict(data)]
     if not isinstance(data, list):
@@ -861,6 +863,8 @@ _LATEX_SPECIAL = {
     "\u2026": r"\ldots{}",
     "\u00b2": r"$^2$",
     "\u00b1": r"$\pm$",
+    "\u221d": r"$\propto$",
+    "\u2016": r"$\|$",
     "\u03b1": r"$\alpha$",
     "\u03b2": r"$\beta$",
     "\u03b5": r"$\varepsilon$",
@@ -986,7 +990,6 @@ def latex_document(items: Sequence[Verdict], details: bool = True) -> str:
         [
             "\\documentclass{article}",
             "\\usepackage[utf8]{inputenc}",
-            "\\usepackage[T1]{fontenc}",
             "\\usepackage{booktabs}",
             "\\usepackage[margin=2cm]{geometry}",
             "\\begin{document}",

@@ -439,7 +439,7 @@ def kdtheory_register_architectures() -> list[ArchitectureSpec]:
         ),
         ArchitectureSpec(
             name="mlp-wide",
-            description="wider, deeper ReLU MLP, the default teacher (mlp with width 1024, depth 3)",
+            description="wider, deeper ReLU MLP, the default teacher (width 1024, depth 3)",
             build=build_mlp,
             options={
                 "width": Option(1024, positive_int, "units per hidden layer"),

@@ -84,7 +84,9 @@ def test_plugins_lists_builtins_with_their_source():
 
 
 def test_smoke_preset_runs(tmp_path):
-    result = runner.invoke(app, ["run", "--preset", "smoke", "--out", str(tmp_path), "--device", "cpu"])
+    result = runner.invoke(
+        app, ["run", "--preset", "smoke", "--out", str(tmp_path), "--device", "cpu"]
+    )
     assert result.exit_code == 0, result.output
     (ds,) = open_runs(tmp_path).values()
     assert ds.sizes["method"] == 4 and ds.sizes["fraction"] == 3 and ds.sizes["seed"] == 2

@@ -108,9 +108,7 @@ def test_store_built_by_hand_with_plain_xarray_opens(tmp_path):
         (lambda ds: ds.drop_vars("train_labels"), "missing variable"),
         (lambda ds: ds.assign(test_labels=ds.test_labels + 5), "labels outside"),
         (
-            lambda ds: ds.assign(
-                test_logits=ds.test_logits.transpose("fraction", "method", ...)
-            ),
+            lambda ds: ds.assign(test_logits=ds.test_logits.transpose("fraction", "method", ...)),
             "has dims",
         ),
         (

@@ -49,8 +49,9 @@ def test_resume_after_interrupt_trains_each_cell_once(tmp_path, tiny_store):
 def test_growing_the_sweep_adds_cells_and_a_new_recipe_is_refused(tmp_path):
     cfg = tiny_config(fractions=(0.5, 1.0), seeds=(0,), methods=("label",))
     run_experiment(cfg, tmp_path, device="cpu")
-    grown = run_experiment(tiny_config(fractions=(0.5, 1.0), seeds=(0, 1), methods=("label",)),
-                           tmp_path, device="cpu")
+    grown = run_experiment(
+        tiny_config(fractions=(0.5, 1.0), seeds=(0, 1), methods=("label",)), tmp_path, device="cpu"
+    )
     assert (grown.trained, grown.skipped) == (2, 2)
     with pytest.raises(StoreError, match="different recipe.*steps"):
         run_experiment(tiny_config(steps=41), tmp_path, device="cpu")

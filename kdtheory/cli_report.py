@@ -1,0 +1,141 @@
+"""`kdtheory report` and `kdtheory plot`: paper-ready reports and single figures.
+
+Exit status: 0 on success; 2 with a message on stderr for a usage error, an unknown hypothesis or
+plot (with "did you mean"), a run store that cannot be used, an output that cannot be written, or
+a figure the store lacks the data for.
+"""
+
+from __future__ import annotations
+
+import difflib
+import shlex
+import sys
+import warnings
+from pathlib import Path
+from typing import NoReturn
+
+import typer
+
+from kdtheory.errors import KDTheoryError
+
+EXIT_USAGE = 2
+
+
+def _fail(message: str) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(EXIT_USAGE)
+
+
+def _command(canonical: list[str]) -> str:
+    """The exact command line when this process is ``kdtheory report ...``; else (kdtheory called
+    from Python, e.g. a test runner) the equivalent ``kdtheory`` command built from the options."""
+    argv = list(sys.argv)
+    if len(argv) > 1 and argv[1] == canonical[0]:
+        prog = Path(argv[0]).name
+        if prog in ("__main__.py", "-m", "-c") or prog.startswith("python") or not prog:
+            prog = "kdtheory"
+        return shlex.join([prog, *argv[1:]])
+    return shlex.join(["kdtheory", *canonical])
+
+
+def _echo_warnings(caught: list[warnings.WarningMessage]) -> None:
+    """Show kdtheory's own warnings (a plugin or figure that failed) on stderr."""
+    from kdtheory.plugin_manager import PluginLoadWarning
+    from kdtheory.report import ReportHookWarning
+
+    for w in caught:
+        if issubclass(w.category, (ReportHookWarning, PluginLoadWarning)):
+            typer.echo(f"warning: {w.message}", err=True)
+
+
+def report_command(
+    runs: Path = typer.Option(..., "--runs", "-r", help="Run store folder or combined .nc file."),
+    out: Path = typer.Option(Path("report"), "--out", "-o", help="Report folder to write."),
+    hypotheses: str | None = typer.Option(
+        None,
+        "--hypotheses",
+        "-H",
+        help="Comma-separated hypotheses (default: every registered one), one Holm family.",
+    ),
+    alpha: float = typer.Option(0.05, "--alpha", "-a", help="Significance level, in (0, 0.5)."),
+) -> None:
+    """Write a paper-ready report: index.html, report.md, figures, LaTeX/CSV tables, verdicts.json.
+
+    Every hypothesis (or those named) is tested on every experiment of the store as one
+    Holm-corrected family. A hypothesis the store cannot test is reported as such.
+    """
+    import kdtheory
+    from kdtheory.report import build_report, resolve_hypotheses
+
+    if not (0.0 < alpha < 0.5):
+        _fail(f"--alpha must lie in (0, 0.5); got {alpha}")
+    try:
+        names = resolve_hypotheses(hypotheses)  # unknown names fail before the store is read
+    except KDTheoryError as exc:
+        _fail(str(exc))
+    try:
+        store = kdtheory.open_runs(runs)
+    except (KDTheoryError, OSError) as exc:
+        _fail(str(exc))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            canonical = ["report", "--runs", str(runs), "--out", str(out)]
+            if hypotheses:
+                canonical += ["--hypotheses", hypotheses]
+            canonical += ["--alpha", f"{alpha:g}"]
+            path = build_report(
+                store, out, hypotheses=names, alpha=alpha, command=_command(canonical)
+            )
+        except (KDTheoryError, OSError) as exc:
+            _echo_warnings(caught)
+            _fail(str(exc))
+    _echo_warnings(caught)
+    n_fig = len(list((path / "figures").glob("*.pdf")))
+    n_tab = len(list((path / "tables").glob("*.tex")))
+    typer.echo(
+        f"wrote {path}/index.html, report.md and verdicts.json ({len(names)} hypotheses, "
+        f"{n_fig} figures, {n_tab} LaTeX tables)",
+        err=True,
+    )
+
+
+def plot_command(
+    name: str = typer.Argument(
+        ..., help="Figure: accuracy, kd-gain, gaps, fidelity, collapse, ..."
+    ),
+    runs: Path = typer.Option(..., "--runs", "-r", help="Run store folder or combined .nc file."),
+    output: Path = typer.Option(
+        ..., "--output", "-o", help="File to write; its suffix picks the format (.pdf, .png, .svg)."
+    ),
+    experiment: list[str] | None = typer.Option(
+        None, "--experiment", "-e", help="Only this experiment (repeatable)."
+    ),
+    dpi: int = typer.Option(200, "--dpi", help="Resolution of raster formats."),
+) -> None:
+    """Draw one figure of a run store in the paper style (see `kdtheory.plot`)."""
+    import kdtheory
+    from kdtheory.plot import PLOTS, save_as
+
+    if name not in PLOTS:
+        close = difflib.get_close_matches(name, list(PLOTS), n=3, cutoff=0.4)
+        hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+        _fail(f"unknown plot {name!r}.{hint} Plots: {', '.join(PLOTS)}.")
+    if not output.suffix:
+        _fail(f"--output {output}: give a file suffix such as .pdf, .png or .svg")
+    try:
+        store = kdtheory.open_runs(runs)
+    except (KDTheoryError, OSError) as exc:
+        _fail(str(exc))
+    try:
+        fig = PLOTS[name](store, experiments=experiment or None)
+        path = save_as(fig, output, dpi=dpi)
+    except (KDTheoryError, ValueError, OSError) as exc:
+        _fail(str(exc))
+    typer.echo(f"wrote {path}", err=True)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the report commands (``report``, ``plot``) to ``app``."""
+    app.command("report")(report_command)
+    app.command("plot")(plot_command)
