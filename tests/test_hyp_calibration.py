@@ -8,7 +8,9 @@ For each hypothesis:
 - under a clear planted effect the right verdict comes in >= 90% of stores;
 - under the opposite effect the verdict is "rejected" in >= 90% of stores (label-smoothing: LS
   clearly *better* than KD neither rejects the claim, whose rejection is "KD beats LS", nor
-  supports it, so "inconclusive").
+  supports it, so "inconclusive");
+- label-smoothing rejects when KD beats LS on average *or at any fraction* (one Holm family), so
+  also the rate of a wrong "rejected" is checked, with KD and LS equal at every fraction.
 
 Stores are small (one experiment, numpy-generated, only the methods the hypothesis needs) so
 that every case runs in a few seconds.
@@ -116,12 +118,23 @@ def test_dark_knowledge_second_null():
     assert counts["supported"] <= max_false_supported(40), counts
 
 
+def test_label_smoothing_false_rejected_rate_under_null():
+    # KD = LS at every fraction: the least favourable point for every test of the rejection
+    # family (mean and per-fraction one-sided t-tests), whose Holm adjustment bounds the
+    # family-wise rate of a wrong "rejected" by alpha
+    counts = decisions("label-smoothing", N_NULL, seed=4, ls_gap=0.0, ls_gap_slope=0.0)
+    assert counts["rejected"] <= max_false_supported(N_NULL), counts
+
+
 # (hypothesis, planted truth, verdict that must come in >= 90% of stores)
 EFFECTS = [
     ("data-efficiency", {}, "supported"),  # gain 7 points at the smallest fraction, slope -2
     ("data-efficiency", {"kd_gain": 2.0, "kd_gain_slope": 0.0}, "rejected"),  # TOST: flat
     ("data-efficiency", {"kd_gain_slope": 2.0, "kd_gain": 7.0}, "rejected"),  # opposite
     ("label-smoothing", {}, "rejected"),  # KD beats LS, most at small data
+    # KD beats LS by 5 points at the smallest fraction, LS beats KD by 4 at the largest: the
+    # mean over fractions is about 0, the per-fraction tests reject
+    ("label-smoothing", {"ls_gap": -4.0, "ls_gap_slope": -3.0}, "rejected"),
     (
         "label-smoothing",
         {"ls_gap": 0.0, "ls_gap_slope": 0.0, "cell_sd": 0.15, "method_seed_sd": 0.1},

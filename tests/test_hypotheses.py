@@ -239,6 +239,77 @@ def test_label_smoothing_rejection_yields_to_family_correction():
     assert LabelSmoothing().decide(fam, 0.01)[0] == "rejected"
 
 
+# KD beats LS by ~9 points at 1% of the data (3 seeds) while LS beats KD by ~2-4 points from 40%
+# on: the mean over fractions is about 0, yet "LS matches KD at every data size" is refuted.
+_LOW_DATA_GAP = {
+    "n_train": 1000,
+    "n_seeds": 3,
+    "fractions": (0.01, 0.2, 0.4, 0.6, 0.8, 1.0),
+    "ls_gap": -4.0,
+    "ls_gap_slope": -2.8,
+}
+
+
+def test_label_smoothing_rejects_on_a_low_data_gap_alone():
+    ds = make_experiment(seed=0, **{**NEEDS["label-smoothing"], **_LOW_DATA_GAP})
+    v = LabelSmoothing().test({"cnn": ds})
+    row = v.experiments[0]
+    assert v.decision == "rejected"
+    # the mean alone (the former rule) does not reject: it is the 1% fraction that does
+    assert v.estimate < 0 and row.extra["mean_p"] > 0.5
+    assert row.extra["kd_beats_ls_at"] == "f=0.01"
+    assert "f=0.01" in v.reason and "KD − LS 8.78 points" in v.reason
+    per_fraction = v.tables["per_fraction"]
+    assert [r["kd_beats_ls"] for r in per_fraction] == [True] + [False] * 5
+    assert all(r["p_holm"] >= r["p"] for r in per_fraction)
+    family = v.tables["rejection_family"]
+    assert len(family) == 7 and family[0]["test"] == "mean over fractions"
+    # the reported p is the smallest Holm-adjusted p of the family: the 1% fraction's
+    assert v.p_value == per_fraction[0]["p_holm"] == min(m["p_holm"] for m in family)
+    assert v.p_value <= v.alpha < family[0]["p_holm"]
+    assert "smallest Holm-adjusted" in v.effect and "smallest Holm-adjusted" in v.model
+    # Holm across hypotheses acts on this p: "rejected" stands only while it stays <= alpha
+    fam = replace(v, family=["a", "b", "c"])
+    assert LabelSmoothing().decide(fam, v.p_value) == ("rejected", v.reason)
+    assert LabelSmoothing().decide(fam, 3 * v.p_value)[0] == "inconclusive"
+
+
+def test_label_smoothing_reported_p_agrees_with_the_decision():
+    quiet = {"ls_gap": 0.0, "ls_gap_slope": 0.0, "cell_sd": 0.1, "method_seed_sd": 0.05}
+    for truth in ({}, quiet, {"ls_gap": -3.0, "ls_gap_slope": 0.0}):
+        ds = make_experiment(seed=7, **NEEDS["label-smoothing"], **truth)
+        v = LabelSmoothing().test({"e": ds})
+        family = v.tables["rejection_family"]
+        assert v.p_value == min(m["p_holm"] for m in family)
+        assert (v.decision == "rejected") == (v.p_value <= v.alpha)
+        assert v.estimate == v.experiments[0].estimate  # the mean over fractions
+    assert v.decision == "inconclusive"  # LS clearly better: no rejection, no equivalence
+
+
+def test_label_smoothing_pooled_family_names_the_experiment_and_fraction():
+    store = make_store(
+        n_experiments=2,
+        seed=3,
+        **NEEDS["label-smoothing"],
+        per_experiment=[{"ls_gap": 0.0, "ls_gap_slope": 0.0}, _LOW_DATA_GAP],
+    )
+    v = LabelSmoothing().test(store)
+    assert v.decision == "rejected"
+    assert v.pooled.extra["kd_beats_ls_at"] == "f=0.01 (synthetic-1)"
+    assert "f=0.01 (synthetic-1)" in v.reason
+    pooled = [m for m in v.tables["rejection_family"] if m["family"] == "pooled"]
+    # each experiment's mean test and per-fraction tests, Holm-adjusted together
+    assert len(pooled) == (1 + 6) + (1 + 6)
+    assert sum(m["test"] == "mean over fractions" for m in pooled) == 2
+    assert v.p_value == v.pooled.p_value == min(m["p_holm"] for m in pooled)
+    per_experiment = {
+        m["experiment"]: m["p_holm"]
+        for m in v.tables["rejection_family"]
+        if m["family"] != "pooled" and m["fraction"] == 0.01
+    }
+    assert v.p_value >= per_experiment["synthetic-1"]  # a larger family adjusts more
+
+
 # ---------------------------------------------------------------------------- fidelity decay
 def _gaps(ds):
     kd = {"method": "kd-T4"}
