@@ -89,11 +89,17 @@ def make_jobs(cfg: ExperimentConfig, labels: np.ndarray) -> list[CellJob]:
 
 
 def step_flops(jobs, build, data, config) -> float:
-    """FLOPs of one optimizer step of ``jobs`` batched (forward + backward)."""
-    one = replace(config, steps=1)
-    with FlopCounterMode(display=False) as counter:
-        train_group(jobs, build, _no_eval(data), one)
-    return float(counter.get_total_flops())
+    """FLOPs of one optimizer step of ``jobs`` batched (forward + backward + AdamW).
+
+    Counted as the difference between a 2-step and a 1-step run, so that the evaluation pass
+    every run ends with cancels out.
+    """
+    counts = []
+    for steps in (1, 2):
+        with FlopCounterMode(display=False) as counter:
+            train_group(jobs, build, _no_eval(data), replace(config, steps=steps))
+        counts.append(float(counter.get_total_flops()))
+    return counts[1] - counts[0]
 
 
 def _no_eval(data: TrainingData) -> TrainingData:
