@@ -89,11 +89,14 @@ def make_jobs(cfg: ExperimentConfig, labels: np.ndarray) -> list[CellJob]:
 
 
 def step_flops(jobs, build, data, config) -> float:
-    """FLOPs of one optimizer step of ``jobs`` batched (forward + backward + AdamW).
+    """FLOPs of one optimizer step of one cell (forward + backward + AdamW).
 
-    Counted as the difference between a 2-step and a 1-step run, so that the evaluation pass
-    every run ends with cancels out.
+    Counted on a single cell, as the difference between a 2-step and a 1-step run so that the
+    evaluation pass every run ends with cancels out. (Counting the batched model directly would
+    over-count convolutions: under vmap they run as grouped convolutions, which torch's flop
+    counter counts as if ungrouped.)
     """
+    jobs = jobs[:1]
     counts = []
     for steps in (1, 2):
         with FlopCounterMode(display=False) as counter:
@@ -136,7 +139,7 @@ def bench(name: str, cfg: ExperimentConfig, args, device: torch.device, ceiling:
     jobs = make_jobs(cfg, data_np.y_train)
     group = cells_per_group("auto", cfg, data_np, args.memory_budget)
     seq_jobs = jobs[:: max(1, len(jobs) // args.sequential_cells)][: args.sequential_cells]
-    flops_per_step = step_flops(jobs[:group], build, data, config) / min(group, len(jobs))
+    flops_per_step = step_flops(jobs, build, data, config)
     print(
         f"\n== {name}: {cfg.dataset} student {cfg.student}, {len(jobs)} cells "
         f"({len(cfg.methods)} methods × {len(cfg.fractions)} fractions × {len(cfg.seeds)} seeds), "
