@@ -226,9 +226,9 @@ def run(
 
 
 def _split_methods(text: str) -> tuple[str, ...]:
-    from kdtheory.specs import split_method_list
+    from kdtheory.plugins.objectives import split_methods
 
-    return tuple(split_method_list(text))
+    return tuple(split_methods(text))
 
 
 def _batch_cells(text: str) -> int | str:

@@ -348,14 +348,7 @@ def _evaluate(
     params = {k: v.detach() for k, v in params.items()}
 
     def run(x: torch.Tensor, want_features: bool):
-        logits, feats = [], []
-        for i in range(0, len(x), eval_batch):
-            lo, fe = shared(params, buffers, x[i : i + eval_batch])
-            logits.append(lo.float().cpu())
-            if want_features:
-                feats.append(fe.float().cpu())
-        lo = torch.cat(logits, dim=1).numpy()
-        return lo, (torch.cat(feats, dim=1).numpy() if want_features else None)
+        return _chunked(lambda xb: shared(params, buffers, xb), x, eval_batch, want_features, 1)
 
     train_logits, _ = run(data.x_train, False)
     test_logits, _ = run(data.x_test, False)
@@ -373,11 +366,23 @@ def evaluate_single(
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Logits (and features) of one plain model on ``x``."""
     model.eval()
-    logits, feats = [], []
     with torch.no_grad():
-        for i in range(0, len(x), eval_batch):
-            lo, fe = model(x[i : i + eval_batch], with_features=True)
-            logits.append(lo.float().cpu())
+        return _chunked(lambda xb: model(xb, with_features=True), x, eval_batch, with_features, 0)
+
+
+def _chunked(
+    forward: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
+    x: torch.Tensor,
+    eval_batch: int,
+    want_features: bool,
+    sample_dim: int,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Run ``forward`` (returning logits and features) over ``x`` in chunks; numpy results."""
+    logits, feats = [], []
+    for i in range(0, len(x), eval_batch):
+        lo, fe = forward(x[i : i + eval_batch])
+        logits.append(lo.float().cpu())
+        if want_features:
             feats.append(fe.float().cpu())
-    lo = torch.cat(logits).numpy()
-    return lo, (torch.cat(feats).numpy() if with_features else None)
+    lo = torch.cat(logits, dim=sample_dim).numpy()
+    return lo, (torch.cat(feats, dim=sample_dim).numpy() if want_features else None)

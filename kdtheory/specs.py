@@ -281,30 +281,3 @@ class ObjectiveSpec:
     description: str
     make: Callable[..., Objective]
     options: Mapping[str, Option] = field(default_factory=dict)
-
-
-def split_method_list(text: str) -> list[str]:
-    """Split a ``--methods`` value into one spec per method.
-
-    Commas separate both methods and a method's options; an entry with ``=`` and no ``:`` belongs
-    to the previous method's options, so ``kd:T=4,alpha=0.5,label`` is ``["kd:T=4,alpha=0.5",
-    "label"]``.
-
-    Raises
-    ------
-    SpecError
-        If the list is empty or starts with an option.
-    """
-    specs: list[str] = []
-    for part in (p.strip() for p in text.split(",")):
-        if not part:
-            continue
-        if "=" in part and ":" not in part:
-            if not specs:
-                raise SpecError(f"--methods {text!r}: option {part!r} comes before any method name")
-            specs[-1] = f"{specs[-1]},{part}"
-        else:
-            specs.append(part)
-    if not specs:
-        raise SpecError("--methods: give at least one method, e.g. label,kd:T=4")
-    return specs

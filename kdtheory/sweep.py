@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ from kdtheory.engine import (
 )
 from kdtheory.errors import SpecError, StoreError
 from kdtheory.plugin_manager import get_registries
+from kdtheory.plugins.objectives import parse_method, parse_methods
 from kdtheory.schema import CELL_KIND, SCHEMA, TEACHER_KIND
 from kdtheory.specs import LoadedDataset, parse_spec, resolve_options
 from kdtheory.subsets import feature_sample, subset, subset_size
@@ -113,6 +114,18 @@ def parse_fractions(text: str) -> tuple[float, ...]:
     return tuple(sorted(set(out)))
 
 
+_MNIST5K_CNN = ExperimentConfig(
+    dataset="mnist-5k",
+    teacher="cnn:channels=32",
+    student="cnn:channels=8",
+    fractions=(0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0),
+    seeds=(0, 1, 2),
+    steps=800,
+    batch_size=32,
+    teacher_steps=2500,
+    feature_samples=256,
+)
+
 PRESETS: dict[str, list[ExperimentConfig]] = {
     "smoke": [
         ExperimentConfig(
@@ -140,28 +153,8 @@ PRESETS: dict[str, list[ExperimentConfig]] = {
             teacher_steps=4000,
             feature_samples=256,
         ),
-        ExperimentConfig(
-            dataset="mnist-5k",
-            teacher="cnn:channels=32",
-            student="cnn:channels=8",
-            fractions=(0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0),
-            seeds=(0, 1, 2),
-            steps=800,
-            batch_size=32,
-            teacher_steps=2500,
-            feature_samples=256,
-        ),
-        ExperimentConfig(
-            dataset="mnist-5k",
-            teacher="vit",
-            student="vit:dim=32,heads=2",
-            fractions=(0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0),
-            seeds=(0, 1, 2),
-            steps=800,
-            batch_size=32,
-            teacher_steps=2500,
-            feature_samples=256,
-        ),
+        _MNIST5K_CNN,
+        replace(_MNIST5K_CNN, teacher="vit", student="vit:dim=32,heads=2"),
     ],
     "bench": [
         ExperimentConfig(
@@ -190,18 +183,6 @@ def model_builder(spec: str, input_shape: tuple[int, ...], num_classes: int) -> 
     arch = get_registries().architectures.get(name)
     options = resolve_options("architecture", name, arch.options, raw)
     return lambda: arch.build(input_shape, num_classes, **options)
-
-
-def parse_methods(methods: Sequence[str]):
-    """Objectives for a list of method specs (one spec per entry)."""
-    from kdtheory.plugins.objectives import parse_method
-
-    objectives = [parse_method(m) for m in methods]
-    labels = [o.label for o in objectives]
-    dupes = sorted({x for x in labels if labels.count(x) > 1})
-    if dupes:
-        raise SpecError(f"--methods: method label(s) {', '.join(dupes)} given twice")
-    return objectives
 
 
 def _accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
@@ -270,8 +251,6 @@ def _teacher(
         test_logits, _ = evaluate_single(model, x_test)
         _, feats = evaluate_single(model, x_train[torch.as_tensor(feat_idx)], with_features=True)
     else:
-        from kdtheory.plugins.objectives import parse_method
-
         progress.phase(f"{cfg.experiment_id}: training teacher {cfg.teacher}")
         tdata = TrainingData.from_numpy(
             data.x_train, data.y_train, data.x_test, None, data.num_classes, device

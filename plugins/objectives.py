@@ -509,8 +509,8 @@ def parse_methods(text: str | Sequence[str], registry: Any = None) -> list[Any]:
         obj = parse_method(spec, registry)
         if obj.label in seen:
             raise SpecError(
-                f"methods {seen[obj.label]!r} and {spec!r} both give the label {obj.label!r}; "
-                "each method may appear once"
+                f"methods {seen[obj.label]!r} and {spec!r} both give the label {obj.label!r} "
+                "(a method given twice); each method may appear once"
             )
         seen[obj.label] = spec
         objectives.append(obj)

@@ -69,3 +69,20 @@ def test_bad_specs_fail_before_training(tmp_path):
     with pytest.raises(SpecError, match="Did you mean 'smoke'"):
         configs_from_options("smok", {})
     assert not list(tmp_path.iterdir())  # nothing was written
+
+
+def test_teacher_checkpoint_reproduces_the_trained_teacher(tmp_path, tiny_store):
+    (trained,) = tiny_store.glob("*/teacher.pt")
+    cfg = tiny_config(teacher_checkpoint=str(trained), name="from-checkpoint", methods=("label",))
+    run_experiment(cfg, tmp_path, device="cpu")
+    loaded = open_runs(tmp_path)["from-checkpoint"]
+    original = next(iter(open_runs(tiny_store).values()))
+    np.testing.assert_allclose(
+        loaded.teacher_test_logits, original.teacher_test_logits, rtol=1e-3, atol=1e-3
+    )
+    np.testing.assert_allclose(
+        loaded.teacher_features, original.teacher_features, rtol=1e-3, atol=1e-3
+    )
+    with pytest.raises(StoreError, match="cannot load teacher weights"):
+        bad = tiny_config(teacher="mlp:width=7", teacher_checkpoint=str(trained), name="bad")
+        run_experiment(bad, tmp_path / "b", device="cpu")
