@@ -70,32 +70,32 @@ def kdtheory_register_hypotheses() -> list[Any]:
 # ============================================================================================
 
 
-def resolve_options(name: str, defaults: Mapping[str, Any], given: Mapping[str, Any]) -> dict:
-    """Merge user options into the defaults, converting numbers given as strings.
+def resolve_options(hypothesis: Any, given: Mapping[str, Any]) -> dict:
+    """A hypothesis's options: its defaults overridden by ``given``.
+
+    Names and string values are checked by the framework
+    (:meth:`kdtheory.hypothesis.Hypothesis.validate_options`); on top of that, every option whose
+    default is a float (a margin) must be a number > 0.
 
     Raises
     ------
     SpecError
-        For an unknown option or a value that cannot be converted.
+        For an unknown option or a value that cannot be used.
     """
-    out = dict(defaults)
-    for key, value in given.items():
-        if key not in defaults:
-            accepted = ", ".join(f"{k} (default {v!r})" for k, v in defaults.items())
+    name = hypothesis.name
+    out = {**hypothesis.options, **hypothesis.validate_options(given)}
+    for key, default in hypothesis.options.items():
+        value = out[key]
+        if not isinstance(default, float) or value is None:
+            continue
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
             raise SpecError(
-                f"hypothesis {name!r} has no option {key!r}. Accepted options: "
-                f"{accepted or '(none)'}."
-            )
-        default = defaults[key]
-        if isinstance(default, float) and value is not None:
-            try:
-                value = float(value)
-            except (TypeError, ValueError):
-                raise SpecError(
-                    f"hypothesis {name!r}: option {key!r} needs a number, got {value!r}"
-                ) from None
-            if not math.isfinite(value) or value <= 0:
-                raise SpecError(f"hypothesis {name!r}: option {key!r} must be > 0, got {value!r}")
+                f"hypothesis {name!r}: option {key!r} needs a number, got {value!r}"
+            ) from None
+        if not math.isfinite(value) or value <= 0:
+            raise SpecError(f"hypothesis {name!r}: option {key!r} must be > 0, got {value!r}")
         out[key] = value
     return out
 

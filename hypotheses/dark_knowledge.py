@@ -247,7 +247,7 @@ class DarkKnowledge(Hypothesis):
         return "inconclusive"
 
     def test(self, store: Mapping[str, xr.Dataset], alpha: float = 0.05, **options: Any) -> Verdict:
-        opts = resolve_options(self.name, self.options, options)
+        opts = resolve_options(self, options)
         margin = float(opts["margin"])
         results, skipped = run_experiments(
             self, store, lambda n, ds: self._analyse(n, ds, alpha, opts)

@@ -266,7 +266,7 @@ class DataEfficiency(Hypothesis):
 
     # ------------------------------------------------------------------ test
     def test(self, store: Mapping[str, xr.Dataset], alpha: float = 0.05, **options: Any) -> Verdict:
-        opts = resolve_options(self.name, self.options, options)
+        opts = resolve_options(self, options)
         margin = float(opts["slope_margin"])
         results, skipped = run_experiments(
             self, store, lambda n, ds: self._analyse(n, ds, alpha, opts)

@@ -309,7 +309,7 @@ class FidelityDecay(Hypothesis):
         return "inconclusive"
 
     def test(self, store: Mapping[str, xr.Dataset], alpha: float = 0.05, **options: Any) -> Verdict:
-        opts = resolve_options(self.name, self.options, options)
+        opts = resolve_options(self, options)
         margin = float(opts["margin"])
         low, high = B_CLAIMED - margin, B_CLAIMED + margin
         results, skipped = run_experiments(

@@ -237,7 +237,7 @@ class NeuralCollapse(Hypothesis):
         return "inconclusive"
 
     def test(self, store: Mapping[str, xr.Dataset], alpha: float = 0.05, **options: Any) -> Verdict:
-        opts = resolve_options(self.name, self.options, options)
+        opts = resolve_options(self, options)
         results, skipped = run_experiments(
             self, store, lambda n, ds: self._analyse(n, ds, alpha, opts)
         )
