@@ -22,14 +22,39 @@ import torch
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
+from kdtheory.errors import SpecError
 from kdtheory.specs import Objective, ObjectiveContext
 
 
 def resolve_device(device: str = "auto") -> torch.device:
-    """``auto`` → CUDA when available, else CPU; anything else is passed to ``torch.device``."""
+    """``auto`` → CUDA when available, else CPU; anything else is passed to ``torch.device``.
+
+    Raises
+    ------
+    SpecError
+        ``device`` is not a torch device name, or names CUDA/MPS where this torch cannot use it.
+    """
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise SpecError(
+            f"--device {device!r} is not a device name: use auto, cpu, cuda, cuda:N or mps"
+        ) from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise SpecError(
+                f"--device {device}: torch {torch.__version__} sees no CUDA GPU here; "
+                "use --device auto or cpu"
+            )
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise SpecError(
+                f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) visible"
+            )
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise SpecError(f"--device {device}: MPS is not available here; use --device auto or cpu")
+    return dev
 
 
 @dataclass(frozen=True)
@@ -206,6 +231,7 @@ def train_group(
     on_step: Callable[[int, int], None] | None = None,
     eval_batch: int = 512,
     keep_state: bool = False,
+    kernels: str = "auto",
 ) -> list[CellResult]:
     """Train ``jobs`` together as one batched model and evaluate every cell.
 
@@ -225,6 +251,10 @@ def train_group(
         Samples per evaluation chunk (all cells at once).
     keep_state : bool
         Also return each cell's trained ``state_dict`` (CPU tensors), e.g. to save a teacher.
+    kernels : {"auto", "vmap"}
+        ``auto`` trains with the architecture's ``grouped_forward`` when it has one (batched
+        kernels laid out for speed) and with ``vmap`` over ``functional_call`` otherwise;
+        ``vmap`` always uses the latter.
 
     Returns
     -------
@@ -263,17 +293,18 @@ def train_group(
             slices.append((jobs_sorted[start].objective, slice(start, i)))
             start = i
 
-    def forward(p: dict[str, torch.Tensor], b: dict[str, torch.Tensor], x: torch.Tensor):
-        return functional_call(base, (p, b), (x,))
-
-    batched = vmap(forward)
-    opt = torch.optim.AdamW(list(params.values()), lr=config.lr, weight_decay=config.weight_decay)
+    batched = _group_forward(base, kernels)
+    opt = _adamw(list(params.values()), config)
     steps = config.steps
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: 0.5 * (1.0 + math.cos(math.pi * min(s, steps) / steps))
     )
     samplers = [BatchSampler(job.subset, B, job.seed) for job in jobs_sorted]
-    cell_ix = torch.arange(C, device=device)[:, None]
+    # gathers by index_select on flattened tables: several times faster than 2-D indexing
+    n_train = target_table.shape[1]
+    target_rows = target_table.view(C * n_train, K)
+    row_offset = torch.arange(C, device=device)[:, None] * n_train
+    sample_shape = data.x_train.shape[1:]
     log_every = max(1, config.log_every)
     history: list[torch.Tensor] = []
     block = 50
@@ -283,9 +314,10 @@ def train_group(
         idx_block = torch.from_numpy(np.stack([s.take(nb) for s in samplers], axis=1)).to(device)
         for t in range(nb):
             idx = idx_block[t]  # (C, B)
-            x = data.x_train[idx]
-            y = data.y_train[idx]
-            tg = target_table[cell_ix, idx]
+            flat = idx.reshape(-1)
+            x = data.x_train.index_select(0, flat).view(C, B, *sample_shape)
+            y = data.y_train.index_select(0, flat).view(C, B)
+            tg = target_rows.index_select(0, (idx + row_offset).reshape(-1)).view(C, B, K)
             logits = batched(params, buffers, x)
             losses = torch.cat([obj.loss(logits[s], y[s], tg[s]).reshape(-1) for obj, s in slices])
             opt.zero_grad(set_to_none=True)
@@ -323,6 +355,33 @@ def train_group(
         )
     by_key = {r.key: r for r in out_sorted}
     return [by_key[job.key] for job in jobs]
+
+
+def _group_forward(base: nn.Module, kernels: str) -> Callable[..., torch.Tensor]:
+    """``forward(params, buffers, x)`` of a group: stacked parameters, inputs ``(C, B, ...)``."""
+    if kernels not in ("auto", "vmap"):
+        raise ValueError(f"kernels={kernels!r}: use 'auto' or 'vmap'")
+    grouped = getattr(base, "grouped_forward", None)
+    if kernels == "auto" and callable(grouped):
+        return grouped
+
+    def forward(p: dict[str, torch.Tensor], b: dict[str, torch.Tensor], x: torch.Tensor):
+        return functional_call(base, (p, b), (x,))
+
+    return vmap(forward)
+
+
+def _adamw(params: list[torch.Tensor], config: TrainConfig) -> torch.optim.AdamW:
+    """AdamW over the stacked parameters; the fused kernel (one pass per step) where torch has it.
+
+    Fused and multi-tensor AdamW compute the same update up to float rounding; the fused kernel
+    is used on CPU and CUDA (it cut the ``bench`` step by about a sixth), torch's default
+    elsewhere.
+    """
+    fused = params[0].device.type in ("cpu", "cuda")
+    return torch.optim.AdamW(
+        params, lr=config.lr, weight_decay=config.weight_decay, fused=fused or None
+    )
 
 
 def _classifier_key(model: nn.Module, what: str) -> str:

@@ -190,7 +190,11 @@ class ArchitectureSpec:
       ``with_features`` is true, features being the penultimate activations ``(B, F)``;
     - ``classifier``: the final ``torch.nn.Linear`` (``F -> K``);
     - no BatchNorm, no dropout and no in-place tricks, so that ``torch.func.vmap`` over stacked
-      parameters (the batched sweep engine) computes the same as the plain module.
+      parameters (the batched sweep engine) computes the same as the plain module;
+    - optionally ``grouped_forward(params, buffers, x, with_features=False)``: the forward of a
+      group of ``C`` cells from parameters stacked along a leading cell dimension, ``x`` being
+      ``(C, B, *input_shape)``. It must equal ``vmap(functional_call)`` of ``forward`` up to float
+      rounding; the engine then trains with it instead of ``vmap`` (see :mod:`kdtheory.grouped`).
     """
 
     name: str

@@ -20,6 +20,7 @@ from torch.nn import functional as F
 
 from kdtheory import hookimpl
 from kdtheory.errors import SpecError
+from kdtheory.grouped import grouped_linear
 from kdtheory.specs import ArchitectureSpec, Option, positive_float, positive_int
 
 __all__ = [
@@ -99,6 +100,27 @@ class MLP(nn.Module):
         """Logits ``(B, K)``, or ``(logits, features)`` if ``with_features``."""
         h = self.body(x.reshape(x.shape[0], -1))
         return _output(self.classifier(h), h, with_features)
+
+    def grouped_forward(
+        self,
+        params: dict[str, torch.Tensor],
+        buffers: dict[str, torch.Tensor],
+        x: torch.Tensor,
+        with_features: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """The forward of a group of cells from their stacked parameters (batched kernels).
+
+        ``params`` maps this module's parameter names to tensors with a leading cell dimension
+        ``C``; ``x`` is ``(C, B, *input_shape)``. Equal to ``vmap(functional_call)`` of
+        :meth:`forward` up to float rounding; see :mod:`kdtheory.grouped`.
+        """
+        h = x.reshape(x.shape[0], x.shape[1], -1)
+        for i, layer in enumerate(self.body):
+            if isinstance(layer, nn.Linear):
+                weight, bias = params[f"body.{i}.weight"], params[f"body.{i}.bias"]
+                h = torch.relu(grouped_linear(h, weight, bias))
+        logits = grouped_linear(h, params["classifier.weight"], params["classifier.bias"])
+        return _output(logits, h, with_features)
 
 
 def build_mlp(

@@ -1,0 +1,111 @@
+"""The batched kernels some architectures use instead of vmap in group training."""
+
+import copy
+import platform
+
+import numpy as np
+import pytest
+import torch
+from test_engine import CONFIG, METHODS, jobs_for, make_data
+from torch import nn
+from torch.func import functional_call, stack_module_state, vmap
+
+from kdtheory.allocator import keep_freed_memory
+from kdtheory.engine import train_group
+from kdtheory.grouped import grouped_linear
+from kdtheory.plugins.architectures import build_mlp
+from kdtheory.sweep import model_builder
+
+
+@pytest.mark.parametrize("out_features", [3, 10, 31, 32, 48])
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_grouped_linear_equals_per_cell_linear(out_features, with_bias):
+    """Values and all three gradients match F.linear cell by cell (narrow and wide outputs)."""
+    g = torch.Generator().manual_seed(out_features)
+    C, B, n_in = 5, 7, 12
+    x = torch.randn(C, B, n_in, generator=g, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(C, out_features, n_in, generator=g, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(C, out_features, generator=g, dtype=torch.float64, requires_grad=with_bias)
+    bias = b if with_bias else None
+    y = grouped_linear(x, w, bias)
+    assert y.shape == (C, B, out_features) and y.is_contiguous()
+    ref = torch.stack(
+        [nn.functional.linear(x[c], w[c], None if bias is None else bias[c]) for c in range(C)]
+    )
+    torch.testing.assert_close(y, ref)
+    upstream = torch.randn(C, B, out_features, generator=g, dtype=torch.float64)
+    got = torch.autograd.grad(y, [x, w] + ([b] if with_bias else []), upstream)
+    want = torch.autograd.grad(ref, [x, w] + ([b] if with_bias else []), upstream)
+    for a, e in zip(got, want, strict=True):
+        torch.testing.assert_close(a, e)
+
+
+def test_grouped_linear_gradcheck():
+    g = torch.Generator().manual_seed(0)
+    for out_features in (4, 40):
+        args = (
+            torch.randn(2, 3, 5, generator=g, dtype=torch.float64, requires_grad=True),
+            torch.randn(2, out_features, 5, generator=g, dtype=torch.float64, requires_grad=True),
+            torch.randn(2, out_features, generator=g, dtype=torch.float64, requires_grad=True),
+        )
+        assert torch.autograd.gradcheck(grouped_linear, args)
+
+
+def test_grouped_linear_rejects_mismatched_shapes():
+    with pytest.raises(ValueError, match=r"x \(C, B, in\).*\(3, 4, 5\)"):
+        grouped_linear(torch.zeros(3, 4, 5), torch.zeros(2, 6, 5))
+
+
+@pytest.mark.parametrize("depth", [0, 1, 3])
+def test_mlp_grouped_forward_matches_vmap(depth):
+    """MLP.grouped_forward computes what vmap(functional_call) computes, gradients included."""
+    models = []
+    for seed in range(4):
+        torch.manual_seed(seed)
+        models.append(build_mlp((2, 5), 10, width=24, depth=depth))
+    params, buffers = stack_module_state(models)
+    base = copy.deepcopy(models[0]).to("meta")
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(4, 6, 2, 5, generator=g)
+    labels = torch.randint(0, 10, (4, 6), generator=g)
+
+    def run(p, b, xb):
+        return functional_call(base, (p, b), (xb,), {"with_features": True})
+
+    want_logits, want_feats = vmap(run)(params, buffers, x)
+    logits, feats = base.grouped_forward(params, buffers, x, with_features=True)
+    torch.testing.assert_close(logits, want_logits, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(feats, want_feats, atol=1e-5, rtol=1e-5)
+
+    def grads(out):
+        loss = vmap(nn.functional.cross_entropy)(out, labels).sum()
+        return torch.autograd.grad(loss, list(params.values()))
+
+    for a, e in zip(grads(logits), grads(want_logits), strict=True):
+        torch.testing.assert_close(a, e, atol=1e-5, rtol=1e-4)
+
+
+def test_training_with_grouped_kernels_matches_vmap_training():
+    """The engine's fast MLP path trains the same students as the generic vmap path."""
+    data = make_data((6,))
+    build = model_builder("mlp:width=16,depth=2", (6,), 4)
+    jobs = jobs_for(METHODS, 64, seeds=(0,))
+    fast = train_group(jobs, build, data, CONFIG, np.arange(12), kernels="auto")
+    generic = train_group(jobs, build, data, CONFIG, np.arange(12), kernels="vmap")
+    for a, b in zip(fast, generic, strict=True):
+        np.testing.assert_allclose(a.test_logits, b.test_logits, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(a.loss_history, b.loss_history, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(a.classifier_weight, b.classifier_weight, rtol=1e-4, atol=1e-5)
+
+
+def test_unknown_kernels_option_is_refused():
+    data = make_data((6,))
+    build = model_builder("mlp:width=8,depth=1", (6,), 4)
+    with pytest.raises(ValueError, match="kernels='fast'"):
+        train_group(jobs_for(["label"], 64, seeds=(0,)), build, data, CONFIG, kernels="fast")
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
+def test_keep_freed_memory_takes_effect_on_linux():
+    assert keep_freed_memory() is True
+    assert keep_freed_memory() is True  # idempotent
