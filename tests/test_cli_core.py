@@ -3,6 +3,7 @@
 import shutil
 
 import numpy as np
+import torch
 from typer.testing import CliRunner
 
 from kdtheory.cli import app
@@ -63,6 +64,15 @@ def test_run_errors_are_clear_and_exit_2(tmp_path):
     assert bad.exit_code == 2 and "--fractions" in bad.output
     bad = runner.invoke(app, ["run", "--batch-cells", "many", "--out", str(tmp_path)])
     assert bad.exit_code == 2 and "--batch-cells" in bad.output
+    bad = runner.invoke(
+        app, ["run", "--preset", "smoke", "--device", "gpu0", "--out", str(tmp_path)]
+    )
+    assert bad.exit_code == 2 and "--device 'gpu0' is not a device name" in bad.output
+    if not torch.cuda.is_available():
+        bad = runner.invoke(
+            app, ["run", "--preset", "smoke", "--device", "cuda", "--out", str(tmp_path)]
+        )
+        assert bad.exit_code == 2 and "sees no CUDA GPU" in bad.output
     assert not any(tmp_path.iterdir())
 
 
