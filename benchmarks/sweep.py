@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from kdtheory.allocator import keep_freed_memory
 from kdtheory.engine import CellJob, TrainConfig, TrainingData, resolve_device, train_group
 from kdtheory.store import cell_filename
 from kdtheory.subsets import subset
@@ -112,16 +113,50 @@ def _no_eval(data: TrainingData) -> TrainingData:
     )
 
 
-def time_training(jobs, build, data, config, group: int) -> Timing:
-    """Train ``jobs`` in groups of ``group``; time the optimizer steps only."""
+class CeilingProbe:
+    """Times an n×n float32 matmul now and then, to know the machine's speed during a run.
+
+    On a shared machine the speed drifts by a factor of two within minutes, so the ceiling the
+    batched path is compared against is sampled *during* its timed steps (the probes' own time
+    is left out of the step timing).
+    """
+
+    def __init__(self, device: torch.device, n: int = 2048) -> None:
+        self.n = n
+        self.device = device
+        self.a = torch.randn(n, n, device=device)
+        self.b = torch.randn(n, n, device=device)
+        self.samples: list[float] = []
+
+    def measure(self) -> None:
+        _sync(self.device)
+        t0 = time.perf_counter()
+        self.a @ self.b
+        _sync(self.device)
+        self.samples.append(2 * self.n**3 / (time.perf_counter() - t0) / 1e9)
+
+
+def time_training(
+    jobs, build, data, config, group: int, probe: CeilingProbe | None = None, every: int = 100
+) -> Timing:
+    """Train ``jobs`` in groups of ``group``; time the optimizer steps only.
+
+    With ``probe``, the matmul ceiling is sampled every ``every`` steps (not timed as training).
+    """
     total = 0.0
     for g in range(0, len(jobs), group):
         marks: list[float] = []
-        train_group(
-            jobs[g : g + group], build, _no_eval(data), config,
-            on_step=lambda done, n, marks=marks: marks.append(time.perf_counter()),
-        )  # fmt: skip
-        total += marks[-1] - marks[0]
+        paused = [0.0]
+
+        def on_step(done: int, n: int, marks=marks, paused=paused) -> None:
+            marks.append(time.perf_counter())
+            if probe is not None and done % every == 0 and done < n:
+                t0 = time.perf_counter()
+                probe.measure()
+                paused[0] += time.perf_counter() - t0
+
+        train_group(jobs[g : g + group], build, _no_eval(data), config, on_step=on_step)
+        total += marks[-1] - marks[0] - paused[0]
     steps_timed = config.steps - 1  # from the end of step 1 to the end of the last step
     return Timing(len(jobs), total * config.steps / steps_timed, 0.0)
 
@@ -146,30 +181,37 @@ def bench(name: str, cfg: ExperimentConfig, args, device: torch.device, ceiling:
         f"{steps} steps of batch {cfg.batch_size}; batched groups of {group}",
         flush=True,
     )
-    seq_rates, bat_rates, gflops = [], [], []
+    seq_rates, bat_rates, gflops, ceilings = [], [], [], []
     for r in range(args.repeats):
         seq = time_training(seq_jobs, build, data, config, group=1)
         rss_seq = peak_rss_mib()
-        bat = time_training(jobs, build, data, config, group=group)
+        probe = CeilingProbe(device)
+        bat = time_training(jobs, build, data, config, group=group, probe=probe)
         rss_bat = peak_rss_mib()
         achieved = flops_per_step * steps * len(jobs) / bat.seconds / 1e9
+        during = statistics.median(probe.samples)
         seq_rates.append(seq.cells_per_second)
         bat_rates.append(bat.cells_per_second)
         gflops.append(achieved)
+        ceilings.append(during)
         print(
             f"  run {r + 1}: sequential {seq.cells_per_second:.3f} cells/s "
             f"({len(seq_jobs)} cells timed), batched {bat.cells_per_second:.3f} cells/s, "
-            f"ratio {bat.cells_per_second / seq.cells_per_second:.1f}x, "
-            f"{achieved:.1f} GFLOP/s = {100 * achieved / ceiling:.0f}% of ceiling; "
+            f"ratio {bat.cells_per_second / seq.cells_per_second:.1f}x; batched "
+            f"{achieved:.1f} GFLOP/s = {100 * achieved / during:.0f}% of the matmul ceiling "
+            f"during the run ({during:.0f} GFLOP/s, median of {len(probe.samples)} probes, "
+            f"range {min(probe.samples):.0f}-{max(probe.samples):.0f}), "
+            f"{100 * achieved / ceiling:.0f}% of the start-up ceiling; "
             f"peak RSS {rss_seq:.0f} MiB after sequential, {rss_bat:.0f} MiB after batched",
             flush=True,
         )
     med = statistics.median
+    shares = [g / c for g, c in zip(gflops, ceilings, strict=True)]
     print(
         f"  median: sequential {med(seq_rates):.3f} cells/s, batched {med(bat_rates):.3f} "
         f"cells/s, ratio {med(bat_rates) / med(seq_rates):.1f}x, "
-        f"{med(gflops):.1f} GFLOP/s = {100 * med(gflops) / ceiling:.0f}% of the "
-        f"{ceiling:.0f} GFLOP/s matmul ceiling"
+        f"{med(gflops):.1f} GFLOP/s; share of the matmul ceiling measured during each run: "
+        f"median {100 * med(shares):.0f}% (runs: {', '.join(f'{100 * x:.0f}%' for x in shares)})"
     )
 
 
@@ -184,9 +226,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     device = resolve_device(args.device)
     torch.manual_seed(0)
+    kept = keep_freed_memory() if device.type == "cpu" else False
     print(
         f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} "
-        f"torch threads, torch {torch.__version__}, device {device}"
+        f"torch threads, torch {torch.__version__}, device {device}, "
+        f"glibc keeps freed memory: {kept}"
     )
     ceiling = matmul_ceiling(device)
     print(f"float32 matmul ceiling (2048^3, best of 10): {ceiling:.1f} GFLOP/s")
