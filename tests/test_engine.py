@@ -94,3 +94,39 @@ def test_training_reduces_the_loss():
     assert res.loss_history[-1] < 0.5 * res.loss_history[0]
     train_acc = (res.train_logits[:32].argmax(-1) == data.y_train[:32].numpy()).mean()
     assert train_acc > 0.9  # memorises its 32 samples
+
+
+def _on(data: TrainingData, device: str) -> TrainingData:
+    return TrainingData(
+        data.x_train.to(device),
+        data.y_train.to(device),
+        data.x_test.to(device),
+        data.teacher_train_logits.to(device),
+        data.num_classes,
+    )
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize(
+    "arch, shape",
+    [
+        ("mlp:width=16,depth=2", (6,)),
+        ("cnn:channels=4", (1, 8, 8)),
+        ("vit:patch=4,dim=16", (1, 8, 8)),
+    ],
+)
+def test_cuda_training_is_reproducible_batched_and_agrees_with_cpu(arch, shape):
+    """On a GPU: same seed → same logits, batched == sequential, and CPU ≈ CUDA."""
+    data = make_data(shape)
+    gpu = _on(data, "cuda")
+    build = model_builder(arch, shape, 4)
+    jobs = jobs_for(METHODS[:4], 64, seeds=(0,))
+    together = train_group(jobs, build, gpu, CONFIG, np.arange(12))
+    again = train_group(jobs, build, gpu, CONFIG, np.arange(12))
+    on_cpu = train_group(jobs, build, data, CONFIG, np.arange(12))
+    for job, res, rep, cpu in zip(jobs, together, again, on_cpu, strict=True):
+        np.testing.assert_array_equal(res.test_logits, rep.test_logits)
+        (alone,) = train_group([job], build, gpu, CONFIG, np.arange(12))
+        np.testing.assert_allclose(res.test_logits, alone.test_logits, rtol=1e-3, atol=1e-3)
+        # cuDNN may use TF32 convolutions: CPU and GPU agree loosely, not bit for bit
+        np.testing.assert_allclose(res.test_logits, cpu.test_logits, rtol=2e-2, atol=2e-2)
