@@ -161,6 +161,52 @@ def time_training(
     return Timing(len(jobs), total * config.steps / steps_timed, 0.0)
 
 
+def mlp_gemm_bound(model: torch.nn.Module, cells: int, batch: int, device: torch.device) -> str:
+    """GFLOP/s of one batched step's matrix products alone, against the ceiling around them.
+
+    Runs the products :func:`kdtheory.grouped.grouped_linear` issues for every ``nn.Linear`` of
+    ``model`` (forward, input gradient except for the first layer, weight gradient) on random
+    stacked tensors of a group of ``cells``: an upper bound on what the whole step can reach.
+    """
+    layers = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    if not layers:
+        return "no nn.Linear layers"
+    ops, flops = [], 0.0
+    for i, lin in enumerate(layers):
+        n_in, n_out = lin.in_features, lin.out_features
+        x = torch.randn(cells, batch, n_in, device=device)
+        w = torch.randn(cells, n_out, n_in, device=device)
+        g = torch.randn(cells, batch, n_out, device=device)
+        if n_out < 32:  # grouped_linear computes narrow outputs transposed
+            ops.append(lambda w=w, x=x: torch.bmm(w, x.transpose(1, 2)))
+        else:
+            ops.append(lambda w=w, x=x: torch.bmm(x, w.transpose(1, 2)))
+        ops.append(lambda g=g, x=x: torch.bmm(g.transpose(1, 2), x))
+        n_products = 2
+        if i > 0:
+            ops.append(lambda g=g, w=w: torch.bmm(g, w))
+            n_products = 3
+        flops += n_products * 2.0 * cells * batch * n_in * n_out
+    probe = CeilingProbe(device)
+    probe.measure()
+    for op in ops:  # warm-up
+        op()
+    _sync(device)
+    t0 = time.perf_counter()
+    reps = 20
+    for _ in range(reps):
+        for op in ops:
+            op()
+    _sync(device)
+    achieved = flops * reps / (time.perf_counter() - t0) / 1e9
+    probe.measure()
+    ceiling = statistics.mean(probe.samples)
+    return (
+        f"{achieved:.1f} GFLOP/s = {100 * achieved / ceiling:.0f}% of the matmul ceiling "
+        f"({ceiling:.0f} GFLOP/s, measured just before and after)"
+    )
+
+
 def bench(name: str, cfg: ExperimentConfig, args, device: torch.device, ceiling: float) -> None:
     data_np = load_dataset(cfg.dataset)
     rng = np.random.default_rng(0)
@@ -178,9 +224,15 @@ def bench(name: str, cfg: ExperimentConfig, args, device: torch.device, ceiling:
     print(
         f"\n== {name}: {cfg.dataset} student {cfg.student}, {len(jobs)} cells "
         f"({len(cfg.methods)} methods × {len(cfg.fractions)} fractions × {len(cfg.seeds)} seeds), "
-        f"{steps} steps of batch {cfg.batch_size}; batched groups of {group}",
+        f"{steps} steps of batch {cfg.batch_size}; batched groups of {min(group, len(jobs))}",
         flush=True,
     )
+    if cfg.student.startswith("mlp"):
+        print(
+            "  the batched step's matrix products alone (bound on the whole step): "
+            + mlp_gemm_bound(build(), min(group, len(jobs)), cfg.batch_size, device),
+            flush=True,
+        )
     seq_rates, bat_rates, gflops, ceilings = [], [], [], []
     for r in range(args.repeats):
         seq = time_training(seq_jobs, build, data, config, group=1)
