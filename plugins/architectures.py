@@ -110,15 +110,33 @@ class MLP(nn.Module):
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """The forward of a group of cells from their stacked parameters (batched kernels).
 
-        ``params`` maps this module's parameter names to tensors with a leading cell dimension
-        ``C``; ``x`` is ``(C, B, *input_shape)``. Equal to ``vmap(functional_call)`` of
-        :meth:`forward` up to float rounding; see :mod:`kdtheory.grouped`.
+        Equal to ``vmap(functional_call)`` of :meth:`forward` up to float rounding; see
+        :mod:`kdtheory.grouped`. Called on a parameter-less (``meta``) copy of the module.
+
+        Parameters
+        ----------
+        params : dict of str to torch.Tensor
+            This module's parameters by name, each with a leading cell dimension ``C``.
+        buffers : dict of str to torch.Tensor
+            Unused (the MLP has none); part of the ``grouped_forward`` contract.
+        x : torch.Tensor
+            ``(C, B, *input_shape)``.
+        with_features : bool
+            Also return the penultimate activations.
+
+        Returns
+        -------
+        torch.Tensor or tuple of torch.Tensor
+            Logits ``(C, B, K)``, or ``(logits, features)`` with features ``(C, B, F)``.
         """
         h = x.reshape(x.shape[0], x.shape[1], -1)
         for i, layer in enumerate(self.body):
             if isinstance(layer, nn.Linear):
-                weight, bias = params[f"body.{i}.weight"], params[f"body.{i}.bias"]
-                h = torch.relu(grouped_linear(h, weight, bias))
+                h = grouped_linear(h, params[f"body.{i}.weight"], params[f"body.{i}.bias"])
+            elif isinstance(layer, nn.ReLU):
+                h = torch.relu(h)
+            else:  # keep this in step with __init__: anything else would silently differ
+                raise TypeError(f"MLP.grouped_forward has no batched form of {layer!r}")
         logits = grouped_linear(h, params["classifier.weight"], params["classifier.bias"])
         return _output(logits, h, with_features)
 

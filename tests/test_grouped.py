@@ -2,6 +2,8 @@
 
 import copy
 import platform
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -10,9 +12,9 @@ from test_engine import CONFIG, METHODS, jobs_for, make_data
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
-from kdtheory.allocator import keep_freed_memory
 from kdtheory.engine import train_group
 from kdtheory.grouped import grouped_linear
+from kdtheory.plugins import architectures
 from kdtheory.plugins.architectures import build_mlp
 from kdtheory.sweep import model_builder
 
@@ -54,6 +56,18 @@ def test_grouped_linear_gradcheck():
 def test_grouped_linear_rejects_mismatched_shapes():
     with pytest.raises(ValueError, match=r"x \(C, B, in\).*\(3, 4, 5\)"):
         grouped_linear(torch.zeros(3, 4, 5), torch.zeros(2, 6, 5))
+    with pytest.raises(ValueError, match="5 input features, weight expects 4"):
+        grouped_linear(torch.zeros(2, 4, 5), torch.zeros(2, 6, 4))
+    with pytest.raises(ValueError, match=r"bias \(C, out\) = \(2, 6\); got \(6,\)"):
+        grouped_linear(torch.zeros(2, 4, 5), torch.zeros(2, 6, 5), torch.zeros(6))
+
+
+def test_grouped_linear_under_vmap():
+    g = torch.Generator().manual_seed(3)
+    x, w = torch.randn(2, 3, 4, 5, generator=g), torch.randn(2, 3, 6, 5, generator=g)
+    b = torch.randn(2, 3, 6, generator=g)
+    y = vmap(grouped_linear)(x, w, b)
+    torch.testing.assert_close(y, torch.einsum("gcbi,gcoi->gcbo", x, w) + b[:, :, None, :])
 
 
 @pytest.mark.parametrize("depth", [0, 1, 3])
@@ -62,7 +76,7 @@ def test_mlp_grouped_forward_matches_vmap(depth):
     models = []
     for seed in range(4):
         torch.manual_seed(seed)
-        models.append(build_mlp((2, 5), 10, width=24, depth=depth))
+        models.append(build_mlp((2, 5), 10, width=40, depth=depth))  # wide and narrow layers
     params, buffers = stack_module_state(models)
     base = copy.deepcopy(models[0]).to("meta")
     g = torch.Generator().manual_seed(1)
@@ -85,13 +99,23 @@ def test_mlp_grouped_forward_matches_vmap(depth):
         torch.testing.assert_close(a, e, atol=1e-5, rtol=1e-4)
 
 
-def test_training_with_grouped_kernels_matches_vmap_training():
+def test_training_with_grouped_kernels_matches_vmap_training(monkeypatch):
     """The engine's fast MLP path trains the same students as the generic vmap path."""
     data = make_data((6,))
-    build = model_builder("mlp:width=16,depth=2", (6,), 4)
+    build = model_builder("mlp:width=40,depth=2", (6,), 4)
     jobs = jobs_for(METHODS, 64, seeds=(0,))
+    calls = []
+    real = architectures.grouped_linear
+    monkeypatch.setattr(
+        architectures, "grouped_linear", lambda *a: calls.append(a[1].shape) or real(*a)
+    )
     fast = train_group(jobs, build, data, CONFIG, np.arange(12), kernels="auto")
+    # three layers per step (40 wide twice, then the 4 classes), all cells at once
+    assert calls[:3] == [(len(jobs), 40, 6), (len(jobs), 40, 40), (len(jobs), 4, 40)]
+    assert len(calls) == 3 * CONFIG.steps
+    calls.clear()
     generic = train_group(jobs, build, data, CONFIG, np.arange(12), kernels="vmap")
+    assert not calls
     for a, b in zip(fast, generic, strict=True):
         np.testing.assert_allclose(a.test_logits, b.test_logits, rtol=1e-4, atol=1e-4)
         np.testing.assert_allclose(a.loss_history, b.loss_history, rtol=1e-4, atol=1e-5)
@@ -107,5 +131,13 @@ def test_unknown_kernels_option_is_refused():
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
 def test_keep_freed_memory_takes_effect_on_linux():
-    assert keep_freed_memory() is True
-    assert keep_freed_memory() is True  # idempotent
+    # in a child process: the setting is process-wide and the test session should not inherit it
+    code = (
+        "from kdtheory.allocator import keep_freed_memory as k\n"
+        "import torch\n"
+        "print(k(), k())\n"
+        "x = [torch.ones(2_000_000) for _ in range(3)]\n"  # 8 MB blocks are still usable
+        "print(float(sum(t.sum() for t in x)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "True", "6000000.0"]
