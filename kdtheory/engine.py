@@ -2,11 +2,12 @@
 
 Every cell (method × fraction × seed) owns its parameters, optimizer state, training subset,
 data order and objective. The group's parameters are stacked along a leading *cell* dimension and
-the architecture is run with ``torch.func.vmap`` over ``torch.func.functional_call``, so a whole
-sweep runs as a few large kernels instead of many small ones. The per-cell loss only depends on
-that cell's parameters and AdamW is element-wise, so a cell's result does not depend on which
-other cells it was trained with (up to floating-point summation order); a group of one cell is the
-sequential path.
+the architecture is run with its ``grouped_forward`` when it has one (batched kernels, see
+:mod:`kdtheory.grouped`), else with ``torch.func.vmap`` over ``torch.func.functional_call``, so a
+whole sweep runs as a few large kernels instead of many small ones. The per-cell loss only
+depends on that cell's parameters and AdamW is element-wise, so a cell's result does not depend on
+which other cells it was trained with (up to floating-point summation order); a group of one cell
+is the sequential path. Evaluation always uses ``vmap``.
 """
 
 from __future__ import annotations
@@ -40,20 +41,20 @@ def resolve_device(device: str = "auto") -> torch.device:
         dev = torch.device(device)
     except (RuntimeError, TypeError):
         raise SpecError(
-            f"--device {device!r} is not a device name: use auto, cpu, cuda, cuda:N or mps"
+            f"device {device!r} is not a device name: use auto, cpu, cuda, cuda:N or mps"
         ) from None
     if dev.type == "cuda":
         if not torch.cuda.is_available():
             raise SpecError(
-                f"--device {device}: torch {torch.__version__} sees no CUDA GPU here; "
-                "use --device auto or cpu"
+                f"device {device!r}: torch {torch.__version__} sees no CUDA GPU here; "
+                "use device auto or cpu"
             )
         if dev.index is not None and dev.index >= torch.cuda.device_count():
             raise SpecError(
-                f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) visible"
+                f"device {device!r}: only {torch.cuda.device_count()} CUDA device(s) visible"
             )
     if dev.type == "mps" and not torch.backends.mps.is_available():
-        raise SpecError(f"--device {device}: MPS is not available here; use --device auto or cpu")
+        raise SpecError(f"device {device!r}: MPS is not available here; use device auto or cpu")
     return dev
 
 
@@ -375,13 +376,11 @@ def _adamw(params: list[torch.Tensor], config: TrainConfig) -> torch.optim.AdamW
     """AdamW over the stacked parameters; the fused kernel (one pass per step) where torch has it.
 
     Fused and multi-tensor AdamW compute the same update up to float rounding; the fused kernel
-    is used on CPU and CUDA (it cut the ``bench`` step by about a sixth), torch's default
-    elsewhere.
+    is used on CPU and CUDA (in one measurement it cut the ``bench`` step by about a sixth),
+    torch's default elsewhere.
     """
-    fused = params[0].device.type in ("cpu", "cuda")
-    return torch.optim.AdamW(
-        params, lr=config.lr, weight_decay=config.weight_decay, fused=fused or None
-    )
+    fused = True if params[0].device.type in ("cpu", "cuda") else None
+    return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, fused=fused)
 
 
 def _classifier_key(model: nn.Module, what: str) -> str:

@@ -67,7 +67,7 @@ def test_run_errors_are_clear_and_exit_2(tmp_path):
     bad = runner.invoke(
         app, ["run", "--preset", "smoke", "--device", "gpu0", "--out", str(tmp_path)]
     )
-    assert bad.exit_code == 2 and "--device 'gpu0' is not a device name" in bad.output
+    assert bad.exit_code == 2 and "device 'gpu0' is not a device name" in bad.output
     if not torch.cuda.is_available():
         bad = runner.invoke(
             app, ["run", "--preset", "smoke", "--device", "cuda", "--out", str(tmp_path)]

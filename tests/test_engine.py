@@ -115,8 +115,11 @@ def _on(data: TrainingData, device: str) -> TrainingData:
         ("vit:patch=4,dim=16", (1, 8, 8)),
     ],
 )
-def test_cuda_training_is_reproducible_batched_and_agrees_with_cpu(arch, shape):
+def test_cuda_training_is_reproducible_batched_and_agrees_with_cpu(arch, shape, monkeypatch):
     """On a GPU: same seed → same logits, batched == sequential, and CPU ≈ CUDA."""
+    # what `kdtheory run` sets on CUDA
+    monkeypatch.setattr(torch.backends.cudnn, "deterministic", True)
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
     data = make_data(shape)
     gpu = _on(data, "cuda")
     build = model_builder(arch, shape, 4)
