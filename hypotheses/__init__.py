@@ -336,15 +336,49 @@ def _meta(effects: Sequence[Effect], alternative: str, alpha: float, **kw: Any) 
         )
 
 
-def pool(effects: Sequence[Effect], alternative: str, alpha: float) -> Effect:
-    """Random-effects (DerSimonian–Laird) pooling of one effect across experiments."""
-    m = _meta(effects, alternative, alpha)
-    return Effect(m.estimate, m.se, m.ci_low, m.ci_high, m.p_value, m.statistic, m.k)
+class Pooled:
+    """Random-effects (DerSimonian–Laird) pools of the experiments' components.
 
+    Each ``(component, alternative)`` pool is computed once and serves both the decision
+    (:meth:`effect`) and the pooled summary text (:meth:`summary`). Experiments whose component
+    is None (not tested there) are left out of that component's pool.
 
-def pool_meta(effects: Sequence[Effect], alternative: str, alpha: float) -> MetaResult:
-    """The full :class:`MetaResult` of :func:`pool` (for tau², I², method)."""
-    return _meta(effects, alternative, alpha)
+    Parameters
+    ----------
+    results : sequence of ExperimentResult
+        The experiments to pool; each carries its :class:`Effect` s in ``components``.
+    alpha : float
+    """
+
+    def __init__(self, results: Sequence[ExperimentResult], alpha: float) -> None:
+        self.results = list(results)
+        self.alpha = alpha
+        self._metas: dict[tuple[str, str], MetaResult | None] = {}
+
+    def effects(self, component: str) -> list[Effect]:
+        """The experiments' (non-None) effects of ``component``."""
+        found = (r.components[component] for r in self.results)
+        return [e for e in found if e is not None]
+
+    def meta(self, component: str, alternative: str) -> MetaResult | None:
+        """The full :class:`MetaResult` (tau², I², method) of one pool; None if never tested."""
+        key = (component, alternative)
+        if key not in self._metas:
+            effects = self.effects(component)
+            self._metas[key] = _meta(effects, alternative, self.alpha) if effects else None
+        return self._metas[key]
+
+    def effect(self, component: str, alternative: str) -> Effect | None:
+        """The pooled :class:`Effect` of ``component`` under ``alternative``."""
+        m = self.meta(component, alternative)
+        return None if m is None else Effect.of(m)
+
+    def summary(self, title: str, lines: Mapping[str, tuple[str, str]]) -> str:
+        """:func:`meta_summary` of the pools named in ``lines`` (label → component, alternative);
+        pools that were never tested are left out."""
+        metas = {label: self.meta(*pool) for label, pool in lines.items()}
+        present = {label: m for label, m in metas.items() if m is not None}
+        return meta_summary(title, present, [r.name for r in self.results])
 
 
 def pooled_tost(effects: Sequence[Effect], low: float, high: float, alpha: float) -> Equivalence:

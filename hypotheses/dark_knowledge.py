@@ -13,6 +13,7 @@ from kdtheory.hypotheses import (
     Effect,
     Equivalence,
     ExperimentResult,
+    Pooled,
     accuracy_points,
     bare,
     build_verdict,
@@ -22,14 +23,11 @@ from kdtheory.hypotheses import (
     fmt_ci,
     fmt_p,
     mean_ci,
-    meta_summary,
     method_array,
     method_coord,
     missing_method,
     nanmean,
     pick_method,
-    pool,
-    pool_meta,
     pooled_tost,
     resolve_options,
     run_experiments,
@@ -255,16 +253,15 @@ class DarkKnowledge(Hypothesis):
         pooled_row = None
         pooled_summary = None
         if len(results) > 1:
-            keys = [r.components["key"] for r in results]
-            shs = [r.components["corr_shuffled"] for r in results]
-            labs = [r.components["corr_label"] for r in results if r.components["corr_label"]]
+            pooled = Pooled(results, alpha)
             comp = {
-                "key": pool(keys, "greater", alpha),
-                "worse": pool(keys, "less", alpha),
-                "tost": pooled_tost(keys, -margin, margin, alpha),
-                "corr_shuffled": pool(shs, "greater", alpha),
-                "corr_label": pool(labs, "greater", alpha) if labs else None,
+                "key": pooled.effect("key", "greater"),
+                "worse": pooled.effect("key", "less"),
+                "tost": pooled_tost(pooled.effects("key"), -margin, margin, alpha),
+                "corr_shuffled": pooled.effect("corr_shuffled", "greater"),
+                "corr_label": pooled.effect("corr_label", "greater"),
             }
+            labs = comp["corr_label"] is not None
             decision = self._decide(comp, alpha)
             pooled_row = effect_row(
                 "pooled",
@@ -282,13 +279,14 @@ class DarkKnowledge(Hypothesis):
                     "p_intersection_union": _p_iut(comp),
                 },
             )
-            metas = {
-                "KD − shuffled accuracy (H1: > 0)": pool_meta(keys, "greater", alpha),
-                "rank corr KD − shuffled (H1: > 0)": pool_meta(shs, "greater", alpha),
-            }
-            if labs:
-                metas["rank corr KD − label (H1: > 0)"] = pool_meta(labs, "greater", alpha)
-            pooled_summary = meta_summary(self.name, metas, [r.name for r in results])
+            pooled_summary = pooled.summary(
+                self.name,
+                {
+                    "KD − shuffled accuracy (H1: > 0)": ("key", "greater"),
+                    "rank corr KD − shuffled (H1: > 0)": ("corr_shuffled", "greater"),
+                    "rank corr KD − label (H1: > 0)": ("corr_label", "greater"),
+                },
+            )
         else:
             comp = results[0].components
             decision = results[0].row.decision

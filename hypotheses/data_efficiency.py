@@ -13,6 +13,7 @@ from kdtheory.hypotheses import (
     Effect,
     Equivalence,
     ExperimentResult,
+    Pooled,
     accuracy_points,
     build_verdict,
     effect_row,
@@ -22,12 +23,9 @@ from kdtheory.hypotheses import (
     log_kappa,
     long_form,
     mean_ci,
-    meta_summary,
     missing_method,
     nanmean,
     pick_method,
-    pool,
-    pool_meta,
     pooled_tost,
     resolve_options,
     run_experiments,
@@ -274,13 +272,12 @@ class DataEfficiency(Hypothesis):
         pooled_row = None
         pooled_summary = None
         if len(results) > 1:
-            slopes = [r.components["slope"] for r in results]
-            smalls = [r.components["small"] for r in results]
+            pooled = Pooled(results, alpha)
             comp = {
-                "slope": pool(slopes, "less", alpha),
-                "slope_up": pool(slopes, "greater", alpha),
-                "tost": pooled_tost(slopes, -margin, margin, alpha),
-                "small": pool(smalls, "greater", alpha),
+                "slope": pooled.effect("slope", "less"),
+                "slope_up": pooled.effect("slope", "greater"),
+                "tost": pooled_tost(pooled.effects("slope"), -margin, margin, alpha),
+                "small": pooled.effect("small", "greater"),
             }
             decision = self._decide(comp, alpha)
             pooled_row = effect_row(
@@ -296,13 +293,12 @@ class DataEfficiency(Hypothesis):
                     "gain_at_smallest_p": comp["small"].p_value,
                 },
             )
-            pooled_summary = meta_summary(
+            pooled_summary = pooled.summary(
                 self.name,
                 {
-                    "slope (H1: < 0)": pool_meta(slopes, "less", alpha),
-                    "gain at smallest fraction (H1: > 0)": pool_meta(smalls, "greater", alpha),
+                    "slope (H1: < 0)": ("slope", "less"),
+                    "gain at smallest fraction (H1: > 0)": ("small", "greater"),
                 },
-                [r.name for r in results],
             )
             top = comp["slope"]
         else:

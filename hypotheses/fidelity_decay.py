@@ -14,6 +14,7 @@ from kdtheory.hypotheses import (
     Effect,
     Equivalence,
     ExperimentResult,
+    Pooled,
     bare,
     build_verdict,
     cells,
@@ -24,13 +25,10 @@ from kdtheory.hypotheses import (
     fraction_label,
     long_form,
     mean_ci,
-    meta_summary,
     method_array,
     missing_method,
     pct,
     pick_method,
-    pool,
-    pool_meta,
     pooled_tost,
     resolve_options,
     run_experiments,
@@ -319,9 +317,9 @@ class FidelityDecay(Hypothesis):
         pooled_row = None
         pooled_summary = None
         if len(results) > 1 and usable:
-            bs = [r.components["b"] for r in usable]
-            two = pool(bs, "two-sided", alpha)
-            eq = pooled_tost(bs, low, high, alpha)
+            pooled = Pooled(usable, alpha)
+            two = pooled.effect("b", "two-sided")
+            eq = pooled_tost(pooled.effects("b"), low, high, alpha)
             t_vs_claim = (two.estimate - B_CLAIMED) / two.se if two.se > 0 else NAN
             top = Effect(
                 two.estimate, two.se, two.ci_low, two.ci_high, eq.p_value, t_vs_claim, two.n
@@ -339,10 +337,8 @@ class FidelityDecay(Hypothesis):
                     "tost_ci": (eq.ci_low, eq.ci_high),
                 },
             )
-            pooled_summary = meta_summary(
-                self.name,
-                {"exponent b (two-sided, vs 0)": pool_meta(bs, "two-sided", alpha)},
-                [r.name for r in usable],
+            pooled_summary = pooled.summary(
+                self.name, {"exponent b (two-sided, vs 0)": ("b", "two-sided")}
             )
         elif len(results) > 1:
             top = Effect(NAN, NAN, NAN, NAN, NAN)

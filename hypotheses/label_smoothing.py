@@ -12,6 +12,7 @@ from kdtheory.hypotheses import (
     NAN,
     Effect,
     ExperimentResult,
+    Pooled,
     accuracy_points,
     build_verdict,
     effect_row,
@@ -22,12 +23,9 @@ from kdtheory.hypotheses import (
     log_kappa,
     long_form,
     mean_ci,
-    meta_summary,
     missing_method,
     nanmean,
     pick_method,
-    pool,
-    pool_meta,
     resolve_options,
     run_experiments,
     seed_means,
@@ -159,13 +157,7 @@ class LabelSmoothing(Hypothesis):
             "kd_method": kd,
             "ls_method": ls,
             "margin": margin,
-            "mean_p": key.p_value,
-            "trend_slope": trend.estimate,
-            "trend_ci": (trend.ci_low, trend.ci_high),
-            "trend_p": trend.p_value,
-            "kd_beats_ls_at": _driver_labels(family, alpha),
-            "equivalent_at_every_fraction": all_equiv,
-            "max_holm_tost_p": _max_p(per_fraction),
+            **_decision_numbers(key, trend, family, all_equiv, per_fraction, alpha),
         }
         lines = [
             f"Experiment {name}: KD method {kd!r} vs LS method {ls!r}; accuracy points.",
@@ -248,10 +240,9 @@ class LabelSmoothing(Hypothesis):
         pooled_summary = None
         extra_tables: dict[str, list[dict[str, Any]]] = {}
         if len(results) > 1:
-            keys = [r.components["key"] for r in results]
-            trends = [r.components["trend"] for r in results]
-            key = pool(keys, "greater", alpha)
-            trend = pool(trends, "less", alpha)
+            pooled = Pooled(results, alpha)
+            key = pooled.effect("key", "greater")
+            trend = pooled.effect("trend", "less")
             # one TOST family: every experiment's fractions
             tost_family = [
                 dict(r, tost_p_holm=NAN) for res in results for r in res.tables["per_fraction"]
@@ -275,22 +266,15 @@ class LabelSmoothing(Hypothesis):
                 decision,
                 {
                     "k": key.n,
-                    "mean_p": key.p_value,
-                    "trend_slope": trend.estimate,
-                    "trend_ci": (trend.ci_low, trend.ci_high),
-                    "trend_p": trend.p_value,
-                    "kd_beats_ls_at": _driver_labels(family, alpha),
-                    "equivalent_at_every_fraction": all_equiv,
-                    "max_holm_tost_p": _max_p(tost_family),
+                    **_decision_numbers(key, trend, family, all_equiv, tost_family, alpha),
                 },
             )
-            pooled_summary = meta_summary(
+            pooled_summary = pooled.summary(
                 self.name,
                 {
-                    "mean KD − LS (H1: > 0)": pool_meta(keys, "greater", alpha),
-                    "trend of KD − LS on log kappa (H1: < 0)": pool_meta(trends, "less", alpha),
+                    "mean KD − LS (H1: > 0)": ("key", "greater"),
+                    "trend of KD − LS on log kappa (H1: < 0)": ("trend", "less"),
                 },
-                [r.name for r in results],
             )
             worst = tost_family
         else:
@@ -485,6 +469,26 @@ def _holm_fill(records: list[dict[str, Any]], alpha: float) -> bool:
         r["equivalent"] = bool(p < alpha)
         ok = ok and r["equivalent"]
     return ok and bool(records)
+
+
+def _decision_numbers(
+    key: Any,
+    trend: Any,
+    family: Sequence[Mapping[str, Any]],
+    all_equiv: bool,
+    tost_rows: Sequence[Mapping[str, Any]],
+    alpha: float,
+) -> dict[str, Any]:
+    """The numbers behind a decision, for an experiment's or the pooled row's ``extra``."""
+    return {
+        "mean_p": key.p_value,
+        "trend_slope": trend.estimate,
+        "trend_ci": (trend.ci_low, trend.ci_high),
+        "trend_p": trend.p_value,
+        "kd_beats_ls_at": _driver_labels(family, alpha),
+        "equivalent_at_every_fraction": all_equiv,
+        "max_holm_tost_p": _max_p(tost_rows),
+    }
 
 
 def _max_p(records: Sequence[Mapping[str, Any]]) -> float:

@@ -11,6 +11,7 @@ import xarray as xr
 from kdtheory.hypotheses import (
     Effect,
     ExperimentResult,
+    Pooled,
     build_verdict,
     cells,
     effect_row,
@@ -21,12 +22,9 @@ from kdtheory.hypotheses import (
     log_kappa,
     long_form,
     mean_ci,
-    meta_summary,
     missing_method,
     pct,
     pick_method,
-    pool,
-    pool_meta,
     resolve_options,
     run_experiments,
     seed_means,
@@ -244,14 +242,12 @@ class NeuralCollapse(Hypothesis):
         pooled_row = None
         pooled_summary = None
         if len(results) > 1:
-            keys = [r.components["key"] for r in results]
-            ckas = [r.components["cka"] for r in results]
-            inters = [r.components["interaction"] for r in results]
+            pooled = Pooled(results, alpha)
             comp = {
-                "key": pool(keys, "greater", alpha),
-                "opposite": pool(keys, "less", alpha),
-                "cka": pool(ckas, "greater", alpha),
-                "interaction": pool(inters, "two-sided", alpha),
+                "key": pooled.effect("key", "greater"),
+                "opposite": pooled.effect("key", "less"),
+                "cka": pooled.effect("cka", "greater"),
+                "interaction": pooled.effect("interaction", "two-sided"),
             }
             decision = self._decide(comp, alpha)
             pooled_row = effect_row(
@@ -268,14 +264,13 @@ class NeuralCollapse(Hypothesis):
                     "interaction_p": comp["interaction"].p_value,
                 },
             )
-            pooled_summary = meta_summary(
+            pooled_summary = pooled.summary(
                 self.name,
                 {
-                    "log NC1 KD − label (H1: > 0)": pool_meta(keys, "greater", alpha),
-                    "CKA KD − label (H1: > 0)": pool_meta(ckas, "greater", alpha),
-                    "interaction slope (two-sided)": pool_meta(inters, "two-sided", alpha),
+                    "log NC1 KD − label (H1: > 0)": ("key", "greater"),
+                    "CKA KD − label (H1: > 0)": ("cka", "greater"),
+                    "interaction slope (two-sided)": ("interaction", "two-sided"),
                 },
-                [r.name for r in results],
             )
         else:
             comp = results[0].components
