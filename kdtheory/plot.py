@@ -912,30 +912,22 @@ def _draw_multiplier(
         _collect(handles, line, "data multiplier (interpolated)")
     above = np.array([s.startswith("above") for s in status]) & np.isfinite(bound)
     below = np.array([s.startswith("below") for s in status]) & np.isfinite(bound)
-    if above.any():
-        (h,) = ax.plot(
-            k[above],
-            bound[above],
-            ls="none",
-            marker="^",
-            color=colour,
-            markerfacecolor="white",
-            markeredgewidth=0.8,
-            zorder=3,
-        )
-        _collect(handles, h, "lower bound (KD above label curve)")
-    if below.any():
-        (h,) = ax.plot(
-            k[below],
-            bound[below],
-            ls="none",
-            marker="v",
-            color=colour,
-            markerfacecolor="white",
-            markeredgewidth=0.8,
-            zorder=3,
-        )
-        _collect(handles, h, "upper bound (KD below label curve)")
+    for mask, marker, label in (
+        (above, "^", "lower bound (KD above label curve)"),
+        (below, "v", "upper bound (KD below label curve)"),
+    ):
+        if mask.any():
+            (h,) = ax.plot(
+                k[mask],
+                bound[mask],
+                ls="none",
+                marker=marker,
+                color=colour,
+                markerfacecolor="white",
+                markeredgewidth=0.8,
+                zorder=3,
+            )
+            _collect(handles, h, label)
     values = np.concatenate([mult[ok], bound[above | below], [1.0]])
     values = values[np.isfinite(values) & (values > 0)]
     ax.set_yscale("log")

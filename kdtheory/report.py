@@ -41,7 +41,7 @@ import tempfile
 import textwrap
 import uuid
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -187,21 +187,40 @@ def _num(value: Any) -> float:
         return math.nan
 
 
-def _tex_value(value: Any, fmt: str) -> str:
+@dataclass(frozen=True)
+class _CellTokens:
+    """How :func:`_format_value` writes text, a missing number, a tiny p and a minus sign."""
+
+    text: Callable[[Any], str]
+    nan: str
+    small_p: str
+    minus: str
+
+
+_TEX_TOKENS = _CellTokens(text=latex_escape, nan="--", small_p="$<$0.001", minus="$-$")
+_PLAIN_TOKENS = _CellTokens(text=str, nan="–", small_p="<0.001", minus="\u2212")
+
+
+def _format_value(value: Any, fmt: str, tokens: _CellTokens) -> str:
+    """One table cell: ``value`` by the column format ``fmt``, written with ``tokens``."""
     if fmt == "text":
-        return latex_escape("" if value is None else value)
+        return tokens.text("" if value is None else value)
     if fmt == "bool":
         return "yes" if value else "no"
     v = _num(value)
     if math.isnan(v):
-        return "--"
+        return tokens.nan
     if fmt == "int":
         s = f"{int(round(v))}"
     elif fmt == "p":
-        s = "$<$0.001" if v < 0.001 else f"{v:.3f}"
+        s = tokens.small_p if v < 0.001 else f"{v:.3f}"
     else:
         s = format(v, fmt)
-    return s.replace("-", "$-$", 1) if s.startswith("-") else s
+    return tokens.minus + s[1:] if s.startswith("-") else s
+
+
+def _tex_value(value: Any, fmt: str) -> str:
+    return _format_value(value, fmt, _TEX_TOKENS)
 
 
 def records_to_latex(
@@ -453,20 +472,7 @@ def _csv_cell(value: Any) -> str:
 
 
 def _plain_value(value: Any, fmt: str) -> str:
-    if fmt == "text":
-        return "" if value is None else str(value)
-    if fmt == "bool":
-        return "yes" if value else "no"
-    v = _num(value)
-    if math.isnan(v):
-        return "–"
-    if fmt == "int":
-        s = f"{int(round(v))}"
-    elif fmt == "p":
-        s = "<0.001" if v < 0.001 else f"{v:.3f}"
-    else:
-        s = format(v, fmt)
-    return "\u2212" + s[1:] if s.startswith("-") else s
+    return _format_value(value, fmt, _PLAIN_TOKENS)
 
 
 def records_to_markdown(
