@@ -6,13 +6,14 @@ from __future__ import annotations
 import csv
 import io
 import json
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pluggy
 import pytest
-import typer
 import xarray as xr
+from helpers import cli_app, stderr_of
 from typer.testing import CliRunner
 
 import kdtheory
@@ -27,20 +28,7 @@ except ModuleNotFoundError:  # Python 3.10
 
 EXAMPLE_PLUGIN = Path(__file__).parent / "example_plugin"
 runner = CliRunner()
-
-
-def make_app() -> typer.Typer:
-    app = typer.Typer(add_completion=False)
-    cli_hypotheses.register(app)
-    return app
-
-
-def stderr_of(result) -> str:
-    """stderr where the runner keeps it apart, else the mixed output."""
-    try:
-        return result.stderr or ""
-    except ValueError:
-        return result.output
+make_app = partial(cli_app, cli_hypotheses.register)
 
 
 def stdout_of(result) -> str:

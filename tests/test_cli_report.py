@@ -3,40 +3,18 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
 
 import pytest
-import typer
+from helpers import SMALL, cli_app, stderr_of
 from typer.testing import CliRunner
 
 from kdtheory import cli_report
 from kdtheory.synthetic import make_store
 
 runner = CliRunner()
-
-SMALL = {
-    "n_seeds": 3,
-    "n_train": 200,
-    "n_test": 100,
-    "n_classes": 5,
-    "fractions": (0.1, 0.3, 1.0),
-    "n_feature_sample": 60,
-    "n_features": 8,
-    "n_teacher_features": 8,
-}
-
-
-def make_app() -> typer.Typer:
-    app = typer.Typer(add_completion=False)
-    cli_report.register(app)
-    return app
-
-
-def stderr_of(result) -> str:
-    try:
-        return result.stderr or ""
-    except ValueError:
-        return result.output
+make_app = partial(cli_app, cli_report.register)
 
 
 @pytest.fixture(scope="module")

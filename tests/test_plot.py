@@ -8,23 +8,13 @@ import matplotlib
 import numpy as np
 import pytest
 import xarray as xr
+from helpers import SMALL
 from matplotlib.figure import Figure
 from matplotlib.text import Text
 
 from kdtheory import plot
 from kdtheory.errors import MissingRequirementError
 from kdtheory.synthetic import make_store
-
-SMALL = {
-    "n_seeds": 3,
-    "n_train": 200,
-    "n_test": 100,
-    "n_classes": 5,
-    "fractions": (0.1, 0.3, 1.0),
-    "n_feature_sample": 60,
-    "n_features": 8,
-    "n_teacher_features": 8,
-}
 
 
 def add_temperatures(ds: xr.Dataset, temps=(1.0, 2.0)) -> xr.Dataset:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pluggy
 import pytest
+from helpers import SMALL
 
 import kdtheory
 import kdtheory.report as report_module
@@ -31,16 +32,6 @@ from kdtheory.report import (
 from kdtheory.synthetic import make_store
 from kdtheory.verdict import Verdict
 
-SMALL = {
-    "n_seeds": 3,
-    "n_train": 200,
-    "n_test": 100,
-    "n_classes": 5,
-    "fractions": (0.1, 0.3, 1.0),
-    "n_feature_sample": 60,
-    "n_features": 8,
-    "n_teacher_features": 8,
-}
 BUILTINS = [
     "dark-knowledge",
     "data-efficiency",
