@@ -38,9 +38,20 @@ class ListFormat(str, Enum):
     json = "json"
 
 
-def _fail(message: str) -> NoReturn:
+def usage_error(message: str) -> NoReturn:
+    """Print ``error: message`` on stderr and exit with the usage status (2)."""
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(EXIT_USAGE)
+
+
+def open_store(runs: Path) -> Any:
+    """The run store at ``runs``; a usage error naming what is wrong with it otherwise."""
+    from kdtheory.store import open_runs
+
+    try:
+        return open_runs(runs)
+    except (KDTheoryError, OSError) as exc:
+        usage_error(str(exc))
 
 
 def _hypothesis_registry() -> Any:
@@ -53,7 +64,7 @@ def _hypothesis_registry() -> Any:
         try:
             registry = plugin_manager.get_registries().hypotheses
         except KDTheoryError as exc:
-            _fail(str(exc))
+            usage_error(str(exc))
     for w in caught:
         if issubclass(w.category, plugin_manager.PluginLoadWarning):
             typer.echo(f"warning: {w.message}", err=True)
@@ -103,7 +114,7 @@ def list_command(
     try:
         infos = describe_all()
     except KDTheoryError as exc:
-        _fail(str(exc))
+        usage_error(str(exc))
     if fmt == ListFormat.json:
         typer.echo(json.dumps(infos, indent=2))
         return
@@ -151,44 +162,40 @@ def test_command(
     ),
 ) -> None:
     """Test one hypothesis, or 'all' of them as a Holm-corrected family, on a run store."""
-    import kdtheory
     from kdtheory.hypothesis import run_all, run_test
     from kdtheory.verdict import render
 
     if not (0.0 < alpha < 0.5):
-        _fail(f"--alpha must lie in (0, 0.5); got {alpha}")
+        usage_error(f"--alpha must lie in (0, 0.5); got {alpha}")
     try:
         opts = parse_options(option)
     except ValueError as exc:
-        _fail(str(exc))
+        usage_error(str(exc))
     registry = _hypothesis_registry()
     try:
         if name == "all":
             hyp = None
             if not len(registry):
-                _fail("no hypotheses are registered")
+                usage_error("no hypotheses are registered")
         else:
             hyp = registry.get(name)
             hyp.validate_options(opts)  # fail fast, before loading the store
     except KDTheoryError as exc:
-        _fail(str(exc))
-    try:
-        store = kdtheory.open_runs(runs)
-    except (KDTheoryError, OSError) as exc:
-        _fail(str(exc))
+        usage_error(str(exc))
+    store = open_store(runs)
     try:
         if hyp is None:
             result: Any = run_all(store, alpha=alpha, **opts)
         else:
             result = run_test(hyp, store, alpha=alpha, **opts)
     except KDTheoryError as exc:
-        _fail(str(exc))
+        usage_error(str(exc))
     text = render(result, fmt.value, details=details)
     if output is not None:
         try:
             write_atomic(output, text if text.endswith("\n") else text + "\n")
         except OSError as exc:
-            _fail(f"cannot write {output}: {exc}")
+            usage_error(f"cannot write {output}: {exc}")
         n = len(result) if isinstance(result, list) else 1
         typer.echo(f"wrote {n} verdict(s) as {fmt.value} to {output}", err=True)
         return

@@ -12,18 +12,11 @@ import shlex
 import sys
 import warnings
 from pathlib import Path
-from typing import NoReturn
 
 import typer
 
+from kdtheory.cli_hypotheses import open_store, usage_error
 from kdtheory.errors import KDTheoryError
-
-EXIT_USAGE = 2
-
-
-def _fail(message: str) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(EXIT_USAGE)
 
 
 def _command(canonical: list[str]) -> str:
@@ -64,19 +57,15 @@ def report_command(
     Every hypothesis (or those named) is tested on every experiment of the store as one
     Holm-corrected family. A hypothesis the store cannot test is reported as such.
     """
-    import kdtheory
     from kdtheory.report import build_report, resolve_hypotheses
 
     if not (0.0 < alpha < 0.5):
-        _fail(f"--alpha must lie in (0, 0.5); got {alpha}")
+        usage_error(f"--alpha must lie in (0, 0.5); got {alpha}")
     try:
         names = resolve_hypotheses(hypotheses)  # unknown names fail before the store is read
     except KDTheoryError as exc:
-        _fail(str(exc))
-    try:
-        store = kdtheory.open_runs(runs)
-    except (KDTheoryError, OSError) as exc:
-        _fail(str(exc))
+        usage_error(str(exc))
+    store = open_store(runs)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -89,7 +78,7 @@ def report_command(
             )
         except (KDTheoryError, OSError) as exc:
             _echo_warnings(caught)
-            _fail(str(exc))
+            usage_error(str(exc))
     _echo_warnings(caught)
     n_fig = len(list((path / "figures").glob("*.pdf")))
     n_tab = len(list((path / "tables").glob("*.tex")))
@@ -114,24 +103,20 @@ def plot_command(
     dpi: int = typer.Option(200, "--dpi", help="Resolution of raster formats."),
 ) -> None:
     """Draw one figure of a run store in the paper style (see `kdtheory.plot`)."""
-    import kdtheory
     from kdtheory.plot import PLOTS, save_as
 
     if name not in PLOTS:
         close = difflib.get_close_matches(name, list(PLOTS), n=3, cutoff=0.4)
         hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-        _fail(f"unknown plot {name!r}.{hint} Plots: {', '.join(PLOTS)}.")
+        usage_error(f"unknown plot {name!r}.{hint} Plots: {', '.join(PLOTS)}.")
     if not output.suffix:
-        _fail(f"--output {output}: give a file suffix such as .pdf, .png or .svg")
-    try:
-        store = kdtheory.open_runs(runs)
-    except (KDTheoryError, OSError) as exc:
-        _fail(str(exc))
+        usage_error(f"--output {output}: give a file suffix such as .pdf, .png or .svg")
+    store = open_store(runs)
     try:
         fig = PLOTS[name](store, experiments=experiment or None)
         path = save_as(fig, output, dpi=dpi)
     except (KDTheoryError, ValueError, OSError) as exc:
-        _fail(str(exc))
+        usage_error(str(exc))
     typer.echo(f"wrote {path}", err=True)
 
 
