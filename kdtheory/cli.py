@@ -170,8 +170,6 @@ def run(
 
     Re-running the same command skips finished cells; Ctrl-C loses at most the group in flight.
     """
-    import torch
-
     from kdtheory.allocator import keep_freed_memory
     from kdtheory.engine import resolve_device
     from kdtheory.sweep import check_specs, configs_from_options, parse_fractions, run_experiment
@@ -202,12 +200,8 @@ def run(
         for cfg in configs:
             check_specs(cfg)
         budget = parse_bytes(memory_budget)
-        dev = resolve_device(device)
-        if dev.type == "cpu":
+        if resolve_device(device).type == "cpu":
             keep_freed_memory()  # this process only trains: reuse freed blocks, fewer page faults
-        if dev.type == "cuda":  # same seed, same numbers: no nondeterministic cuDNN algorithms
-            torch.backends.cudnn.deterministic = True
-            torch.backends.cudnn.benchmark = False
         cells = sum(len(c.fractions) * len(c.seeds) * len(c.methods) for c in configs)
         reports = []
         with RichSweepProgress(cells, err_console) as progress:

@@ -12,9 +12,10 @@ is the sequential path. Evaluation always uses ``vmap``.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -310,28 +311,32 @@ def train_group(
     history: list[torch.Tensor] = []
     block = 50
     done = 0
-    while done < steps:
-        nb = min(block, steps - done)
-        idx_block = torch.from_numpy(np.stack([s.take(nb) for s in samplers], axis=1)).to(device)
-        for t in range(nb):
-            idx = idx_block[t]  # (C, B)
-            flat = idx.reshape(-1)
-            x = data.x_train.index_select(0, flat).view(C, B, *sample_shape)
-            y = data.y_train.index_select(0, flat).view(C, B)
-            tg = target_rows.index_select(0, (idx + row_offset).reshape(-1)).view(C, B, K)
-            logits = batched(params, buffers, x)
-            losses = torch.cat([obj.loss(logits[s], y[s], tg[s]).reshape(-1) for obj, s in slices])
-            opt.zero_grad(set_to_none=True)
-            losses.sum().backward()
-            opt.step()
-            sched.step()
-            done += 1
-            if done % log_every == 0 or done == steps:
-                history.append(losses.detach())
-            if on_step is not None:
-                on_step(done, steps)
+    with _deterministic_cudnn(device):  # same seed, same numbers on a GPU too
+        while done < steps:
+            nb = min(block, steps - done)
+            idx_np = np.stack([s.take(nb) for s in samplers], axis=1)
+            idx_block = torch.from_numpy(idx_np).to(device)
+            for t in range(nb):
+                idx = idx_block[t]  # (C, B)
+                flat = idx.reshape(-1)
+                x = data.x_train.index_select(0, flat).view(C, B, *sample_shape)
+                y = data.y_train.index_select(0, flat).view(C, B)
+                tg = target_rows.index_select(0, (idx + row_offset).reshape(-1)).view(C, B, K)
+                logits = batched(params, buffers, x)
+                losses = torch.cat(
+                    [obj.loss(logits[s], y[s], tg[s]).reshape(-1) for obj, s in slices]
+                )
+                opt.zero_grad(set_to_none=True)
+                losses.sum().backward()
+                opt.step()
+                sched.step()
+                done += 1
+                if done % log_every == 0 or done == steps:
+                    history.append(losses.detach())
+                if on_step is not None:
+                    on_step(done, steps)
 
-    results = _evaluate(base, params, buffers, data, feature_index, eval_batch)
+        results = _evaluate(base, params, buffers, data, feature_index, eval_batch)
     loss_hist = torch.stack(history, dim=1).cpu().numpy() if history else np.zeros((C, 0))
     weight_key = _classifier_key(base, "weight")
     bias_key = _classifier_key(base, "bias")
@@ -356,6 +361,21 @@ def train_group(
         )
     by_key = {r.key: r for r in out_sorted}
     return [by_key[job.key] for job in jobs]
+
+
+@contextlib.contextmanager
+def _deterministic_cudnn(device: torch.device) -> Iterator[None]:
+    """On CUDA: cuDNN without autotuning and with deterministic algorithms, restored after."""
+    if device.type != "cuda":
+        yield
+        return
+    cudnn = torch.backends.cudnn
+    saved = cudnn.deterministic, cudnn.benchmark
+    cudnn.deterministic, cudnn.benchmark = True, False
+    try:
+        yield
+    finally:
+        cudnn.deterministic, cudnn.benchmark = saved
 
 
 def _group_forward(base: nn.Module, kernels: str) -> Callable[..., torch.Tensor]:

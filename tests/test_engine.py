@@ -115,11 +115,8 @@ def _on(data: TrainingData, device: str) -> TrainingData:
         ("vit:patch=4,dim=16", (1, 8, 8)),
     ],
 )
-def test_cuda_training_is_reproducible_batched_and_agrees_with_cpu(arch, shape, monkeypatch):
+def test_cuda_training_is_reproducible_batched_and_agrees_with_cpu(arch, shape):
     """On a GPU: same seed → same logits, batched == sequential, and CPU ≈ CUDA."""
-    # what `kdtheory run` sets on CUDA
-    monkeypatch.setattr(torch.backends.cudnn, "deterministic", True)
-    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
     data = make_data(shape)
     gpu = _on(data, "cuda")
     build = model_builder(arch, shape, 4)
@@ -133,3 +130,16 @@ def test_cuda_training_is_reproducible_batched_and_agrees_with_cpu(arch, shape, 
         np.testing.assert_allclose(res.test_logits, alone.test_logits, rtol=1e-3, atol=1e-3)
         # cuDNN may use TF32 convolutions: CPU and GPU agree loosely, not bit for bit
         np.testing.assert_allclose(res.test_logits, cpu.test_logits, rtol=2e-2, atol=2e-2)
+
+
+def test_cuda_training_uses_deterministic_cudnn_and_restores_the_flags():
+    """Without a GPU too: the flags are set for a CUDA group and restored afterwards."""
+    from kdtheory.engine import _deterministic_cudnn
+
+    cudnn = torch.backends.cudnn
+    before = cudnn.deterministic, cudnn.benchmark
+    with _deterministic_cudnn(torch.device("cuda")):
+        assert cudnn.deterministic and not cudnn.benchmark
+    assert (cudnn.deterministic, cudnn.benchmark) == before
+    with _deterministic_cudnn(torch.device("cpu")):
+        assert (cudnn.deterministic, cudnn.benchmark) == before
