@@ -28,7 +28,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from kdtheory.allocator import keep_freed_memory
 from kdtheory.engine import CellJob, TrainConfig, TrainingData, resolve_device, train_group
-from kdtheory.grouped import NARROW_FEATURES
+from kdtheory.grouped import grouped_linear
 from kdtheory.store import cell_filename
 from kdtheory.subsets import subset
 from kdtheory.sweep import (
@@ -47,18 +47,11 @@ BENCH_PRESETS = {
 }
 
 
-def matmul_ceiling(device: torch.device, n: int = 2048, repeats: int = 10) -> float:
-    """Best achieved float32 GFLOP/s of an n×n matmul."""
-    a = torch.randn(n, n, device=device)
-    b = torch.randn(n, n, device=device)
-    best = float("inf")
-    for _ in range(repeats):
-        _sync(device)
-        t0 = time.perf_counter()
-        a @ b
-        _sync(device)
-        best = min(best, time.perf_counter() - t0)
-    return 2 * n**3 / best / 1e9
+def matmul_ceiling(device: torch.device, repeats: int = 10) -> float:
+    """Best achieved float32 GFLOP/s of a 2048×2048 matmul over ``repeats`` products."""
+    probe = CeilingProbe(device, k=repeats)
+    probe.measure()
+    return probe.samples[0]
 
 
 def _sync(device: torch.device) -> None:
@@ -74,7 +67,6 @@ def peak_rss_mib() -> float:
 class Timing:
     cells: int
     seconds: float
-    flops: float
 
     @property
     def cells_per_second(self) -> float:
@@ -169,45 +161,42 @@ def time_training(
         if probe is not None:
             probe.measure()
     steps_timed = config.steps - 1  # from the end of step 1 to the end of the last step
-    return Timing(len(jobs), total * config.steps / steps_timed, 0.0)
+    return Timing(len(jobs), total * config.steps / steps_timed)
 
 
 def mlp_gemm_bound(model: torch.nn.Module, cells: int, batch: int, device: torch.device) -> str:
     """GFLOP/s of one batched step's matrix products alone, against the ceiling around them.
 
-    Runs the products :func:`kdtheory.grouped.grouped_linear` issues for every ``nn.Linear`` of
-    ``model`` (forward, input gradient except for the first layer, weight gradient) on random
-    stacked tensors of a group of ``cells``: an upper bound on what the whole step can reach.
+    Runs :func:`kdtheory.grouped.grouped_linear` (no bias) forward and backward for every
+    ``nn.Linear`` of ``model`` on random stacked tensors of a group of ``cells`` (no input
+    gradient for the first layer, as in training): the same products in the same layouts as a
+    training step, without its element-wise work, loss and optimizer. An upper bound on what the
+    whole step can reach.
     """
     layers = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
     if not layers:
         return "no nn.Linear layers"
-    ops, flops = [], 0.0
+    operands, flops = [], 0.0
     for i, lin in enumerate(layers):
         n_in, n_out = lin.in_features, lin.out_features
-        x = torch.randn(cells, batch, n_in, device=device)
-        w = torch.randn(cells, n_out, n_in, device=device)
+        x = torch.randn(cells, batch, n_in, device=device, requires_grad=i > 0)
+        w = torch.randn(cells, n_out, n_in, device=device, requires_grad=True)
         g = torch.randn(cells, batch, n_out, device=device)
-        if n_out < NARROW_FEATURES:  # grouped_linear computes narrow outputs transposed
-            ops.append(lambda w=w, x=x: torch.bmm(w, x.transpose(1, 2)))
-        else:
-            ops.append(lambda w=w, x=x: torch.bmm(x, w.transpose(1, 2)))
-        ops.append(lambda g=g, x=x: torch.bmm(g.transpose(1, 2), x))
-        n_products = 2
-        if i > 0:
-            ops.append(lambda g=g, w=w: torch.bmm(g, w))
-            n_products = 3
-        flops += n_products * 2.0 * cells * batch * n_in * n_out
+        operands.append((x, w, g))
+        flops += (3 if i > 0 else 2) * 2.0 * cells * batch * n_in * n_out
+
+    def step() -> None:
+        for x, w, g in operands:  # grad, not backward: no accumulation into .grad
+            torch.autograd.grad(grouped_linear(x, w), [x, w] if x.requires_grad else [w], g)
+
+    step()  # warm-up
     probe = CeilingProbe(device)
     probe.measure()
-    for op in ops:  # warm-up
-        op()
     _sync(device)
     t0 = time.perf_counter()
     reps = 20
     for _ in range(reps):
-        for op in ops:
-            op()
+        step()
     _sync(device)
     achieved = flops * reps / (time.perf_counter() - t0) / 1e9
     probe.measure()
