@@ -374,6 +374,24 @@ def holm(p_values: Any) -> np.ndarray:
 # pooling across experiments
 
 
+def _dersimonian_laird(eff: np.ndarray, var: np.ndarray) -> tuple[float, float]:
+    """Cochran's Q and the DerSimonian–Laird ``tau2`` (truncated at 0), computed stably.
+
+    ``tau2 = (Q - (k - 1)) / c`` with ``c = sum(w) - sum(w**2) / sum(w)``. Written that way, ``c``
+    cancels to 0 when one experiment's variance is tiny (all its seeds agree exactly, e.g. on a
+    coarse test set) and ``tau2`` becomes infinite; the equal form
+    ``c = sum_i w_i * (sum_{j != i} w_j) / sum(w)`` keeps it finite.
+    """
+    w = 1.0 / var
+    total = float(w.sum())
+    fixed = float((w * eff).sum() / total)
+    q = float((w * (eff - fixed) ** 2).sum())
+    others = np.array([float(np.delete(w, i).sum()) for i in range(w.size)])
+    c = float((w * others).sum() / total)
+    tau2 = max(0.0, (q - (w.size - 1)) / c) if c > 0 else 0.0
+    return q, tau2
+
+
 def random_effects_meta(
     estimates: Any,
     std_errors: Any,
@@ -386,13 +404,13 @@ def random_effects_meta(
 ) -> MetaResult:
     """Random-effects meta-analysis of one effect measured on several experiments.
 
-    Uses :func:`statsmodels.stats.meta_analysis.combine_effects` to estimate the between-
-    experiment variance ``tau2`` (DerSimonian–Laird, ``method="dl"``, or iterated Paule–Mandel,
-    ``method="pm"``/``"iterated"``). statsmodels does not truncate the DerSimonian–Laird
-    ``tau2`` at zero; a negative value would give weights larger than the fixed-effect ones and
-    an interval that is too narrow, so here ``tau2`` is truncated at 0 (the textbook estimator,
-    as in R's metafor) and I² at 0. The pooled estimate is then the inverse-variance weighted
-    mean with weights ``1 / (se_i**2 + tau2)``.
+    Estimates the between-experiment variance ``tau2`` by DerSimonian–Laird (``method="dl"``,
+    computed here, stable when one experiment's standard error is tiny) or iterated
+    Paule–Mandel (``method="pm"``/``"iterated"``, by
+    :func:`statsmodels.stats.meta_analysis.combine_effects`). ``tau2`` is truncated at 0 (the
+    textbook estimator, as in R's metafor; statsmodels does not truncate DerSimonian–Laird, and a
+    negative value would give an interval that is too narrow) and I² at 0. The pooled estimate
+    is then the inverse-variance weighted mean with weights ``1 / (se_i**2 + tau2)``.
 
     Parameters
     ----------
@@ -451,17 +469,18 @@ def random_effects_meta(
             "single experiment (no pooling)",
             alternative,
         )
-    from statsmodels.stats.meta_analysis import combine_effects
-
     var = se**2
-    with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
-        # a negative DL tau2 makes statsmodels take sqrt of negative variances; we truncate
-        warnings.simplefilter("ignore", RuntimeWarning)
-        res = combine_effects(eff, var, method_re=method_key, alpha=alpha)
-    tau2 = max(0.0, float(res.tau2))
+    if method_key in ("dl", "chi2"):
+        q, tau2 = _dersimonian_laird(eff, var)
+    else:
+        from statsmodels.stats.meta_analysis import combine_effects
+
+        with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
+            warnings.simplefilter("ignore", RuntimeWarning)
+            res = combine_effects(eff, var, method_re=method_key, alpha=alpha)
+        q, tau2 = float(res.q), max(0.0, float(res.tau2))
     w = 1.0 / (var + tau2)
     mean = float((w * eff).sum() / w.sum())
-    q = float(res.q)
     i2 = max(0.0, (q - (k - 1)) / q) if q > 0 else 0.0
     if knapp_hartung:
         s = math.sqrt(float((w * (eff - mean) ** 2).sum() / ((k - 1) * w.sum())))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -226,6 +227,35 @@ def test_random_effects_meta_truncates_negative_dl_tau2():
     assert r.tau2 == 0.0 and r.i2 == 0.0
     assert r.estimate == pytest.approx(ref.mean_effect_fe)
     assert r.se == pytest.approx(ref.sd_eff_w_fe)  # collapses to the fixed-effect model
+
+
+@pytest.mark.parametrize(
+    "eff, se",
+    [
+        ([3.0, 3.333333333333334, 3.2222222222222245], [7.69e-16, 0.3333333, 0.5879447]),
+        ([3.0, 5.0, 1.0, 2.5], [1e-15, 0.3, 0.3, 0.5]),  # heterogeneous: tau2 > 0
+    ],
+)
+def test_random_effects_meta_with_a_near_zero_standard_error(eff, se):
+    """One experiment whose seeds agree exactly (se ~ 1e-15): DL tau2 stays finite and exact.
+
+    The textbook c = sum(w) - sum(w^2)/sum(w) cancels to 0 in floats here (statsmodels then
+    gives tau2 = inf and every weight 0); the reference below is computed in exact fractions.
+    """
+    r = random_effects_meta(eff, se, alternative="greater")
+    w = [Fraction(1) / Fraction(s) ** 2 for s in se]
+    e = [Fraction(x) for x in eff]
+    total = sum(w)
+    fixed = sum(wi * ei for wi, ei in zip(w, e, strict=True)) / total
+    q = sum(wi * (ei - fixed) ** 2 for wi, ei in zip(w, e, strict=True))
+    c = total - sum(wi * wi for wi in w) / total
+    tau2 = max(Fraction(0), (q - (len(eff) - 1)) / c)
+    assert math.isfinite(r.tau2) and r.tau2 == pytest.approx(float(tau2), rel=1e-9, abs=1e-12)
+    wr = [1 / (Fraction(s) ** 2 + tau2) for s in se]
+    mean = sum(wi * ei for wi, ei in zip(wr, e, strict=True)) / sum(wr)
+    assert r.estimate == pytest.approx(float(mean), rel=1e-9)
+    assert r.se == pytest.approx(math.sqrt(float(1 / sum(wr))), rel=1e-9)
+    assert math.isfinite(r.statistic) and 0.0 <= r.p_value < 0.05
 
 
 def test_random_effects_meta_single_and_dropped_rows():
