@@ -480,6 +480,29 @@ def run_experiments(
     return results, skipped
 
 
+@dataclass
+class Decision:
+    """What a test reports across experiments: the components the decision rests on, the
+    decision, and for several experiments the pooled row and the pooled tests' text."""
+
+    components: dict[str, Any]
+    decision: str
+    pooled_row: EffectRow | None = None
+    pooled_summary: str | None = None
+
+
+def decide_across(
+    results: Sequence[ExperimentResult],
+    alpha: float,
+    decide_pooled: Callable[[Pooled], Decision],
+) -> Decision:
+    """One experiment: its own components and decision. Several: ``decide_pooled`` on their
+    random-effects pools."""
+    if len(results) > 1:
+        return decide_pooled(Pooled(results, alpha))
+    return Decision(results[0].components, results[0].row.decision)
+
+
 def merge_tables(results: Sequence[ExperimentResult]) -> dict[str, list[dict[str, Any]]]:
     """Concatenate every experiment's tables by name (records carry an ``experiment`` key)."""
     out: dict[str, list[dict[str, Any]]] = {}

@@ -10,6 +10,7 @@ import xarray as xr
 
 from kdtheory.hypotheses import (
     NAN,
+    Decision,
     Effect,
     Equivalence,
     ExperimentResult,
@@ -18,6 +19,7 @@ from kdtheory.hypotheses import (
     bare,
     build_verdict,
     cells,
+    decide_across,
     effect_row,
     fmt,
     fmt_ci,
@@ -250,46 +252,8 @@ class DarkKnowledge(Hypothesis):
         results, skipped = run_experiments(
             self, store, lambda n, ds: self._analyse(n, ds, alpha, opts)
         )
-        pooled_row = None
-        pooled_summary = None
-        if len(results) > 1:
-            pooled = Pooled(results, alpha)
-            comp = {
-                "key": pooled.effect("key", "greater"),
-                "worse": pooled.effect("key", "less"),
-                "tost": pooled_tost(pooled.effects("key"), -margin, margin, alpha),
-                "corr_shuffled": pooled.effect("corr_shuffled", "greater"),
-                "corr_label": pooled.effect("corr_label", "greater"),
-            }
-            labs = comp["corr_label"] is not None
-            decision = self._decide(comp, alpha)
-            pooled_row = effect_row(
-                "pooled",
-                comp["key"],
-                decision,
-                {
-                    "k": comp["key"].n,
-                    "p_worse": comp["worse"].p_value,
-                    "tost_p": comp["tost"].p_value,
-                    "tost_equivalent": comp["tost"].equivalent,
-                    "rank_corr_kd_minus_shuffled": comp["corr_shuffled"].estimate,
-                    "rank_corr_kd_minus_shuffled_p": comp["corr_shuffled"].p_value,
-                    "rank_corr_kd_minus_label": comp["corr_label"].estimate if labs else NAN,
-                    "rank_corr_kd_minus_label_p": comp["corr_label"].p_value if labs else NAN,
-                    "p_intersection_union": _p_iut(comp),
-                },
-            )
-            pooled_summary = pooled.summary(
-                self.name,
-                {
-                    "KD − shuffled accuracy (H1: > 0)": ("key", "greater"),
-                    "rank corr KD − shuffled (H1: > 0)": ("corr_shuffled", "greater"),
-                    "rank corr KD − label (H1: > 0)": ("corr_label", "greater"),
-                },
-            )
-        else:
-            comp = results[0].components
-            decision = results[0].row.decision
+        d = decide_across(results, alpha, lambda pooled: self._pooled(pooled, alpha, margin))
+        comp, decision = d.components, d.decision
         reason = self._reason(decision, comp, alpha, margin, len(results))
         return build_verdict(
             self,
@@ -308,9 +272,45 @@ class DarkKnowledge(Hypothesis):
             top=comp["key"],
             decision=decision,
             reason=reason,
-            pooled=pooled_row,
-            pooled_summary=pooled_summary,
+            pooled=d.pooled_row,
+            pooled_summary=d.pooled_summary,
         )
+
+    def _pooled(self, pooled: Pooled, alpha: float, margin: float) -> Decision:
+        comp = {
+            "key": pooled.effect("key", "greater"),
+            "worse": pooled.effect("key", "less"),
+            "tost": pooled_tost(pooled.effects("key"), -margin, margin, alpha),
+            "corr_shuffled": pooled.effect("corr_shuffled", "greater"),
+            "corr_label": pooled.effect("corr_label", "greater"),
+        }
+        labs = comp["corr_label"] is not None
+        decision = self._decide(comp, alpha)
+        row = effect_row(
+            "pooled",
+            comp["key"],
+            decision,
+            {
+                "k": comp["key"].n,
+                "p_worse": comp["worse"].p_value,
+                "tost_p": comp["tost"].p_value,
+                "tost_equivalent": comp["tost"].equivalent,
+                "rank_corr_kd_minus_shuffled": comp["corr_shuffled"].estimate,
+                "rank_corr_kd_minus_shuffled_p": comp["corr_shuffled"].p_value,
+                "rank_corr_kd_minus_label": comp["corr_label"].estimate if labs else NAN,
+                "rank_corr_kd_minus_label_p": comp["corr_label"].p_value if labs else NAN,
+                "p_intersection_union": _p_iut(comp),
+            },
+        )
+        summary = pooled.summary(
+            self.name,
+            {
+                "KD − shuffled accuracy (H1: > 0)": ("key", "greater"),
+                "rank corr KD − shuffled (H1: > 0)": ("corr_shuffled", "greater"),
+                "rank corr KD − label (H1: > 0)": ("corr_label", "greater"),
+            },
+        )
+        return Decision(comp, decision, row, summary)
 
     @staticmethod
     def _reason(decision: str, comp: Mapping[str, Any], alpha: float, margin: float, k: int) -> str:

@@ -10,12 +10,14 @@ import xarray as xr
 
 from kdtheory.hypotheses import (
     NAN,
+    Decision,
     Effect,
     Equivalence,
     ExperimentResult,
     Pooled,
     accuracy_points,
     build_verdict,
+    decide_across,
     effect_row,
     fmt,
     fmt_ci,
@@ -269,42 +271,8 @@ class DataEfficiency(Hypothesis):
         results, skipped = run_experiments(
             self, store, lambda n, ds: self._analyse(n, ds, alpha, opts)
         )
-        pooled_row = None
-        pooled_summary = None
-        if len(results) > 1:
-            pooled = Pooled(results, alpha)
-            comp = {
-                "slope": pooled.effect("slope", "less"),
-                "slope_up": pooled.effect("slope", "greater"),
-                "tost": pooled_tost(pooled.effects("slope"), -margin, margin, alpha),
-                "small": pooled.effect("small", "greater"),
-            }
-            decision = self._decide(comp, alpha)
-            pooled_row = effect_row(
-                "pooled",
-                comp["slope"],
-                decision,
-                {
-                    "k": comp["slope"].n,
-                    "slope_p_greater": comp["slope_up"].p_value,
-                    "tost_p": comp["tost"].p_value,
-                    "tost_equivalent": comp["tost"].equivalent,
-                    "gain_at_smallest": comp["small"].estimate,
-                    "gain_at_smallest_p": comp["small"].p_value,
-                },
-            )
-            pooled_summary = pooled.summary(
-                self.name,
-                {
-                    "slope (H1: < 0)": ("slope", "less"),
-                    "gain at smallest fraction (H1: > 0)": ("small", "greater"),
-                },
-            )
-            top = comp["slope"]
-        else:
-            comp = results[0].components
-            decision = results[0].row.decision
-            top = comp["slope"]
+        d = decide_across(results, alpha, lambda pooled: self._pooled(pooled, alpha, margin))
+        comp, decision = d.components, d.decision
         reason = self._reason(decision, comp, alpha, margin, len(results))
         return build_verdict(
             self,
@@ -319,12 +287,42 @@ class DataEfficiency(Hypothesis):
             alternative="less",
             results=results,
             skipped=skipped,
-            top=top,
+            top=comp["slope"],
             decision=decision,
             reason=reason,
-            pooled=pooled_row,
-            pooled_summary=pooled_summary,
+            pooled=d.pooled_row,
+            pooled_summary=d.pooled_summary,
         )
+
+    def _pooled(self, pooled: Pooled, alpha: float, margin: float) -> Decision:
+        comp = {
+            "slope": pooled.effect("slope", "less"),
+            "slope_up": pooled.effect("slope", "greater"),
+            "tost": pooled_tost(pooled.effects("slope"), -margin, margin, alpha),
+            "small": pooled.effect("small", "greater"),
+        }
+        decision = self._decide(comp, alpha)
+        row = effect_row(
+            "pooled",
+            comp["slope"],
+            decision,
+            {
+                "k": comp["slope"].n,
+                "slope_p_greater": comp["slope_up"].p_value,
+                "tost_p": comp["tost"].p_value,
+                "tost_equivalent": comp["tost"].equivalent,
+                "gain_at_smallest": comp["small"].estimate,
+                "gain_at_smallest_p": comp["small"].p_value,
+            },
+        )
+        summary = pooled.summary(
+            self.name,
+            {
+                "slope (H1: < 0)": ("slope", "less"),
+                "gain at smallest fraction (H1: > 0)": ("small", "greater"),
+            },
+        )
+        return Decision(comp, decision, row, summary)
 
     @staticmethod
     def _reason(decision: str, comp: Mapping[str, Any], alpha: float, margin: float, k: int) -> str:

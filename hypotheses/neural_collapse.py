@@ -9,11 +9,13 @@ import numpy as np
 import xarray as xr
 
 from kdtheory.hypotheses import (
+    Decision,
     Effect,
     ExperimentResult,
     Pooled,
     build_verdict,
     cells,
+    decide_across,
     effect_row,
     fmt,
     fmt_ci,
@@ -239,42 +241,8 @@ class NeuralCollapse(Hypothesis):
         results, skipped = run_experiments(
             self, store, lambda n, ds: self._analyse(n, ds, alpha, opts)
         )
-        pooled_row = None
-        pooled_summary = None
-        if len(results) > 1:
-            pooled = Pooled(results, alpha)
-            comp = {
-                "key": pooled.effect("key", "greater"),
-                "opposite": pooled.effect("key", "less"),
-                "cka": pooled.effect("cka", "greater"),
-                "interaction": pooled.effect("interaction", "two-sided"),
-            }
-            decision = self._decide(comp, alpha)
-            pooled_row = effect_row(
-                "pooled",
-                comp["key"],
-                decision,
-                {
-                    "k": comp["key"].n,
-                    "p_opposite": comp["opposite"].p_value,
-                    "cka_diff": comp["cka"].estimate,
-                    "cka_diff_ci": (comp["cka"].ci_low, comp["cka"].ci_high),
-                    "cka_diff_p": comp["cka"].p_value,
-                    "interaction_slope": comp["interaction"].estimate,
-                    "interaction_p": comp["interaction"].p_value,
-                },
-            )
-            pooled_summary = pooled.summary(
-                self.name,
-                {
-                    "log NC1 KD − label (H1: > 0)": ("key", "greater"),
-                    "CKA KD − label (H1: > 0)": ("cka", "greater"),
-                    "interaction slope (two-sided)": ("interaction", "two-sided"),
-                },
-            )
-        else:
-            comp = results[0].components
-            decision = results[0].row.decision
+        d = decide_across(results, alpha, lambda pooled: self._pooled(pooled, alpha))
+        comp, decision = d.components, d.decision
         n_excluded = sum(len(r.tables["excluded"]) for r in results)
         excluded_names = [
             f"{e['method']} {e['subset']} {fraction_label(e['fraction'], e['seed'])}"
@@ -304,9 +272,41 @@ class NeuralCollapse(Hypothesis):
             top=comp["key"],
             decision=decision,
             reason=reason,
-            pooled=pooled_row,
-            pooled_summary=pooled_summary,
+            pooled=d.pooled_row,
+            pooled_summary=d.pooled_summary,
         )
+
+    def _pooled(self, pooled: Pooled, alpha: float) -> Decision:
+        comp = {
+            "key": pooled.effect("key", "greater"),
+            "opposite": pooled.effect("key", "less"),
+            "cka": pooled.effect("cka", "greater"),
+            "interaction": pooled.effect("interaction", "two-sided"),
+        }
+        decision = self._decide(comp, alpha)
+        row = effect_row(
+            "pooled",
+            comp["key"],
+            decision,
+            {
+                "k": comp["key"].n,
+                "p_opposite": comp["opposite"].p_value,
+                "cka_diff": comp["cka"].estimate,
+                "cka_diff_ci": (comp["cka"].ci_low, comp["cka"].ci_high),
+                "cka_diff_p": comp["cka"].p_value,
+                "interaction_slope": comp["interaction"].estimate,
+                "interaction_p": comp["interaction"].p_value,
+            },
+        )
+        summary = pooled.summary(
+            self.name,
+            {
+                "log NC1 KD − label (H1: > 0)": ("key", "greater"),
+                "CKA KD − label (H1: > 0)": ("cka", "greater"),
+                "interaction slope (two-sided)": ("interaction", "two-sided"),
+            },
+        )
+        return Decision(comp, decision, row, summary)
 
     @staticmethod
     def _reason(decision: str, comp: Mapping[str, Any], alpha: float, k: int) -> str:
