@@ -1,6 +1,7 @@
 """The batched kernels some architectures use instead of vmap in group training."""
 
 import copy
+import itertools
 import platform
 import subprocess
 import sys
@@ -13,7 +14,7 @@ from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from kdtheory.engine import train_group
-from kdtheory.grouped import grouped_linear
+from kdtheory.grouped import grouped_linear, grouped_mlp
 from kdtheory.plugins import architectures
 from kdtheory.plugins.architectures import build_mlp
 from kdtheory.sweep import model_builder
@@ -88,6 +89,8 @@ def test_mlp_grouped_forward_matches_vmap(depth):
 
     want_logits, want_feats = vmap(run)(params, buffers, x)
     logits, feats = base.grouped_forward(params, buffers, x, with_features=True)
+    # the training path (one grouped_mlp node) runs the same products: bitwise the same logits
+    assert torch.equal(base.grouped_forward(params, buffers, x), logits)
     torch.testing.assert_close(logits, want_logits, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(feats, want_feats, atol=1e-5, rtol=1e-5)
 
@@ -99,20 +102,88 @@ def test_mlp_grouped_forward_matches_vmap(depth):
         torch.testing.assert_close(a, e, atol=1e-5, rtol=1e-4)
 
 
+def test_mlp_grouped_forward_refuses_a_body_it_cannot_batch():
+    model = build_mlp((5,), 3, width=4, depth=1)
+    model.body.append(nn.Dropout(0.1))
+    params, buffers = stack_module_state([model])
+    with pytest.raises(TypeError, match="no batched form of body"):
+        model.grouped_forward(params, buffers, torch.zeros(1, 2, 5))
+
+
+def _mlp_layers(sizes, cells, g):
+    weights = [
+        torch.randn(cells, n_out, n_in, generator=g, dtype=torch.float64, requires_grad=True)
+        for n_in, n_out in itertools.pairwise(sizes)
+    ]
+    biases = [
+        torch.randn(cells, w.shape[1], generator=g, dtype=torch.float64, requires_grad=True)
+        for w in weights
+    ]
+    return weights, biases
+
+
+@pytest.mark.parametrize("sizes", [(5, 3), (5, 40, 3), (6, 40, 33, 48)])
+def test_grouped_mlp_equals_chained_grouped_linear_exactly(sizes):
+    """Same products in the same order: bitwise the values and gradients of the layer chain."""
+    g = torch.Generator().manual_seed(len(sizes))
+    weights, biases = _mlp_layers(sizes, 3, g)
+    x = torch.randn(3, 7, sizes[0], generator=g, dtype=torch.float64, requires_grad=True)
+    h = x
+    for i, (w, b) in enumerate(zip(weights, biases, strict=True)):
+        h = grouped_linear(h, w, b)
+        h = torch.relu(h) if i < len(weights) - 1 else h
+    y = grouped_mlp(x, weights, biases)
+    assert torch.equal(y, h)
+    upstream = torch.randn(h.shape, generator=g, dtype=torch.float64)
+    leaves = [x, *weights, *biases]
+    got = torch.autograd.grad(y, leaves, upstream)
+    want = torch.autograd.grad(h, leaves, upstream)
+    for a, e in zip(got, want, strict=True):
+        assert torch.equal(a, e)
+
+
+def test_grouped_mlp_gradcheck_and_frozen_inputs():
+    g = torch.Generator().manual_seed(5)
+    weights, biases = _mlp_layers((4, 6, 3), 2, g)
+    x = torch.randn(2, 3, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(
+        lambda x, *p: grouped_mlp(x, p[:2], p[2:]), (x, *weights, *biases)
+    )
+    # data inputs without a gradient, and a frozen layer: only what is asked for is computed
+    weights[0].requires_grad_(False)
+    y = grouped_mlp(x.detach(), weights, biases)
+    y.sum().backward()
+    assert weights[0].grad is None and weights[1].grad is not None and biases[0].grad is not None
+
+
+def test_grouped_mlp_rejects_mismatched_layers():
+    x = torch.zeros(2, 4, 5)
+    with pytest.raises(ValueError, match="one bias per weight"):
+        grouped_mlp(x, [torch.zeros(2, 6, 5)], [])
+    with pytest.raises(ValueError, match="layer 1 weight expects 7 input features, gets 6"):
+        grouped_mlp(x, [torch.zeros(2, 6, 5), torch.zeros(2, 3, 7)], [torch.zeros(2, 6)] * 2)
+    with pytest.raises(ValueError, match=r"layer 0 bias should be \(C, out\) = \(2, 6\)"):
+        grouped_mlp(x, [torch.zeros(2, 6, 5)], [torch.zeros(6)])
+    with pytest.raises(ValueError, match=r"layer 0 weight \(3, 6, 5\)"):
+        grouped_mlp(x, [torch.zeros(3, 6, 5)], [torch.zeros(3, 6)])
+
+
 def test_training_with_grouped_kernels_matches_vmap_training(monkeypatch):
     """The engine's fast MLP path trains the same students as the generic vmap path."""
     data = make_data((6,))
     build = model_builder("mlp:width=40,depth=2", (6,), 4)
     jobs = jobs_for(METHODS, 64, seeds=(0,))
     calls = []
-    real = architectures.grouped_linear
+    real = architectures.grouped_mlp
     monkeypatch.setattr(
-        architectures, "grouped_linear", lambda *a: calls.append(a[1].shape) or real(*a)
+        architectures,
+        "grouped_mlp",
+        lambda x, ws, bs: calls.append([tuple(w.shape) for w in ws]) or real(x, ws, bs),
     )
     fast = train_group(jobs, build, data, CONFIG, np.arange(12), kernels="auto")
-    # three layers per step (40 wide twice, then the 4 classes), all cells at once
-    assert calls[:3] == [(len(jobs), 40, 6), (len(jobs), 40, 40), (len(jobs), 4, 40)]
-    assert len(calls) == 3 * CONFIG.steps
+    # one call per step, all cells at once: three layers (40 wide twice, then the 4 classes)
+    assert calls[0] == [(len(jobs), 40, 6), (len(jobs), 40, 40), (len(jobs), 4, 40)]
+    assert len(calls) == CONFIG.steps
     calls.clear()
     generic = train_group(jobs, build, data, CONFIG, np.arange(12), kernels="vmap")
     assert not calls
