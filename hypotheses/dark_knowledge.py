@@ -195,14 +195,7 @@ class DarkKnowledge(Hypothesis):
             "shuffled_method": sh,
             "label_method": label,
             "margin": margin,
-            "p_worse": worse.p_value,
-            "tost_p": eq.p_value,
-            "tost_equivalent": eq.equivalent,
-            "rank_corr_kd_minus_shuffled": c_sh.estimate,
-            "rank_corr_kd_minus_shuffled_p": c_sh.p_value,
-            "rank_corr_kd_minus_label": c_lab.estimate if c_lab else NAN,
-            "rank_corr_kd_minus_label_p": c_lab.p_value if c_lab else NAN,
-            "p_intersection_union": p_iut,
+            **_numbers(comp),
         }
         note = ci_level_note("greater", alpha)
         lines = [
@@ -284,24 +277,8 @@ class DarkKnowledge(Hypothesis):
             "corr_shuffled": pooled.effect("corr_shuffled", "greater"),
             "corr_label": pooled.effect("corr_label", "greater"),
         }
-        labs = comp["corr_label"] is not None
         decision = self._decide(comp, alpha)
-        row = effect_row(
-            "pooled",
-            comp["key"],
-            decision,
-            {
-                "k": comp["key"].n,
-                "p_worse": comp["worse"].p_value,
-                "tost_p": comp["tost"].p_value,
-                "tost_equivalent": comp["tost"].equivalent,
-                "rank_corr_kd_minus_shuffled": comp["corr_shuffled"].estimate,
-                "rank_corr_kd_minus_shuffled_p": comp["corr_shuffled"].p_value,
-                "rank_corr_kd_minus_label": comp["corr_label"].estimate if labs else NAN,
-                "rank_corr_kd_minus_label_p": comp["corr_label"].p_value if labs else NAN,
-                "p_intersection_union": _p_iut(comp),
-            },
-        )
+        row = effect_row("pooled", comp["key"], decision, {"k": comp["key"].n, **_numbers(comp)})
         summary = pooled.summary(
             self.name,
             {
@@ -346,3 +323,18 @@ class DarkKnowledge(Hypothesis):
 def _p_iut(comp: Mapping[str, Any]) -> float:
     ps = [comp[c].p_value for c in _COMPONENTS if comp.get(c) is not None]
     return float(np.max(ps)) if ps else NAN
+
+
+def _numbers(comp: Mapping[str, Any]) -> dict[str, Any]:
+    """The decision's numbers in an effect row, the same for an experiment and the pool."""
+    c_sh, c_lab = comp["corr_shuffled"], comp["corr_label"]
+    return {
+        "p_worse": comp["worse"].p_value,
+        "tost_p": comp["tost"].p_value,
+        "tost_equivalent": comp["tost"].equivalent,
+        "rank_corr_kd_minus_shuffled": c_sh.estimate,
+        "rank_corr_kd_minus_shuffled_p": c_sh.p_value,
+        "rank_corr_kd_minus_label": c_lab.estimate if c_lab is not None else NAN,
+        "rank_corr_kd_minus_label_p": c_lab.p_value if c_lab is not None else NAN,
+        "p_intersection_union": _p_iut(comp),
+    }

@@ -223,14 +223,9 @@ class DataEfficiency(Hypothesis):
         extra = {
             "kd_method": kd,
             "label_method": label,
-            "slope_p_greater": up.p_value,
-            "tost_p": eq.p_value,
-            "tost_equivalent": eq.equivalent,
             "slope_margin": margin,
             "smallest_fraction": small_fraction,
-            "gain_at_smallest": small.estimate,
-            "gain_at_smallest_ci": (small.ci_low, small.ci_high),
-            "gain_at_smallest_p": small.p_value,
+            **_numbers(comp),
         }
         summary = (
             f"Experiment {name}: KD method {kd!r} vs label method {label!r}; gain in accuracy "
@@ -306,14 +301,7 @@ class DataEfficiency(Hypothesis):
             "pooled",
             comp["slope"],
             decision,
-            {
-                "k": comp["slope"].n,
-                "slope_p_greater": comp["slope_up"].p_value,
-                "tost_p": comp["tost"].p_value,
-                "tost_equivalent": comp["tost"].equivalent,
-                "gain_at_smallest": comp["small"].estimate,
-                "gain_at_smallest_p": comp["small"].p_value,
-            },
+            {"k": comp["slope"].n, **_numbers(comp)},
         )
         summary = pooled.summary(
             self.name,
@@ -349,3 +337,16 @@ class DataEfficiency(Hypothesis):
             f"{s}, {g}; neither a significant negative trend with a positive small-data gain nor "
             f"equivalence within ±{fmt(margin)} (TOST {fmt_p(eq.p_value)}) at alpha={alpha:g}."
         )
+
+
+def _numbers(comp: Mapping[str, Any]) -> dict[str, Any]:
+    """The decision's numbers in an effect row, the same for an experiment and the pool."""
+    small = comp["small"]
+    return {
+        "slope_p_greater": comp["slope_up"].p_value,
+        "tost_p": comp["tost"].p_value,
+        "tost_equivalent": comp["tost"].equivalent,
+        "gain_at_smallest": small.estimate,
+        "gain_at_smallest_ci": (small.ci_low, small.ci_high),
+        "gain_at_smallest_p": small.p_value,
+    }

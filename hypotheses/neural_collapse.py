@@ -187,13 +187,7 @@ class NeuralCollapse(Hypothesis):
         extra = {
             "kd_method": kd,
             "label_method": label,
-            "p_opposite": opposite.p_value,
-            "cka_diff": cka.estimate,
-            "cka_diff_ci": (cka.ci_low, cka.ci_high),
-            "cka_diff_p": cka.p_value,
-            "interaction_slope": inter.estimate,
-            "interaction_ci": (inter.ci_low, inter.ci_high),
-            "interaction_p": inter.p_value,
+            **_numbers(comp),
             "log_nc1_diff_unseen": nc1_u.estimate,
             "log_nc1_diff_unseen_p": nc1_u.p_value,
             "cka_diff_unseen": cka_u.estimate,
@@ -288,15 +282,7 @@ class NeuralCollapse(Hypothesis):
             "pooled",
             comp["key"],
             decision,
-            {
-                "k": comp["key"].n,
-                "p_opposite": comp["opposite"].p_value,
-                "cka_diff": comp["cka"].estimate,
-                "cka_diff_ci": (comp["cka"].ci_low, comp["cka"].ci_high),
-                "cka_diff_p": comp["cka"].p_value,
-                "interaction_slope": comp["interaction"].estimate,
-                "interaction_p": comp["interaction"].p_value,
-            },
+            {"k": comp["key"].n, **_numbers(comp)},
         )
         summary = pooled.summary(
             self.name,
@@ -327,3 +313,17 @@ class NeuralCollapse(Hypothesis):
                 f"({fmt_p(comp['opposite'].p_value)})."
             )
         return f"{s}: the NC1 and CKA predictions are not both significant at alpha={alpha:g}."
+
+
+def _numbers(comp: Mapping[str, Any]) -> dict[str, Any]:
+    """The decision's numbers in an effect row, the same for an experiment and the pool."""
+    cka, inter = comp["cka"], comp["interaction"]
+    return {
+        "p_opposite": comp["opposite"].p_value,
+        "cka_diff": cka.estimate,
+        "cka_diff_ci": (cka.ci_low, cka.ci_high),
+        "cka_diff_p": cka.p_value,
+        "interaction_slope": inter.estimate,
+        "interaction_ci": (inter.ci_low, inter.ci_high),
+        "interaction_p": inter.p_value,
+    }

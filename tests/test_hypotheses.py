@@ -89,6 +89,33 @@ def test_missing_requirements_name_the_run_hint():
 
 
 # ---------------------------------------------------------------------------- pooling
+_METHODS = {"kd_method", "label_method", "ls_method", "shuffled_method"}
+EXPERIMENT_ONLY = {
+    "data-efficiency": _METHODS | {"slope_margin", "smallest_fraction"},
+    "label-smoothing": _METHODS | {"margin"},
+    "dark-knowledge": _METHODS | {"margin"},
+    "neural-collapse": _METHODS
+    | {
+        "log_nc1_diff_unseen",
+        "log_nc1_diff_unseen_p",
+        "cka_diff_unseen",
+        "cka_diff_unseen_p",
+        "excluded_cells",
+    },
+    "fidelity-decay": _METHODS
+    | {
+        "margin",
+        "intercept_a",
+        "raw_fit_b",
+        "raw_fit_c",
+        "p_slope_vs_zero",
+        "p_vs_minus_half",
+        "n_cells_excluded",
+        "n_cells_in_log_fit",
+    },
+}
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_pooling_across_experiments(name):
     store = make_store(n_experiments=3, seed=11, **NEEDS[name])
@@ -107,6 +134,11 @@ def test_pooling_across_experiments(name):
     per_fraction = v.tables["per_fraction"]
     assert {r["experiment"] for r in per_fraction} == set(store)
     assert v.decision in ("supported", "rejected", "inconclusive") and v.model and v.effect
+    # the pooled row reports every number an experiment's row does, except what describes the
+    # one experiment (its methods, options and fits of its own cells)
+    pooled_keys, experiment_keys = set(v.pooled.extra) - {"k"}, set(v.experiments[0].extra)
+    assert pooled_keys <= experiment_keys
+    assert experiment_keys - pooled_keys <= EXPERIMENT_ONLY[name]
     # JSON round trip keeps everything
     assert Verdict.from_json(v.as_json()) == v
 
