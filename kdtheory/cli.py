@@ -25,6 +25,7 @@ from rich.progress import (
 from rich.table import Table
 
 from kdtheory import cli_hypotheses, cli_report
+from kdtheory.cli_hypotheses import usage_error
 from kdtheory.errors import KDTheoryError
 
 app = typer.Typer(
@@ -38,12 +39,6 @@ app = typer.Typer(
 # rich wraps at 80 columns when not writing to a terminal; tables of a sweep need more
 out_console = Console() if sys.stdout.isatty() else Console(width=160)
 err_console = Console(stderr=True) if sys.stderr.isatty() else Console(stderr=True, width=160)
-
-
-def fail(message: str, code: int = 2) -> None:
-    """Print ``message`` on stderr and exit with ``code``."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
 
 
 def parse_bytes(text: str) -> int:
@@ -217,7 +212,7 @@ def run(
         )
         raise typer.Exit(130) from None
     except KDTheoryError as exc:
-        fail(str(exc))
+        usage_error(str(exc))
     for report in reports:
         table = _summary_table(out, report.experiment)
         if table is not None:
@@ -257,7 +252,7 @@ def inspect(
     try:
         store = open_runs(runs)
     except KDTheoryError as exc:
-        fail(str(exc))
+        usage_error(str(exc))
     for exp, ds in store.items():
         teacher_acc = accuracy(ds.teacher_test_logits, ds.test_labels, "test_sample").item()
         out_console.print(
@@ -308,7 +303,7 @@ def export(
     try:
         written = export_store(open_runs(runs), out)
     except KDTheoryError as exc:
-        fail(str(exc))
+        usage_error(str(exc))
     for path in written:
         out_console.print(f"wrote {path}", highlight=False)
 
