@@ -42,6 +42,7 @@ __all__ = [
     "one_sample_t",
     "paired_t",
     "random_effects_meta",
+    "sign_flip_p",
     "slope_test",
     "tost",
 ]
@@ -211,6 +212,37 @@ def _p_from_t(t: float, df: float, alternative: str) -> float:
     return float(_sps.t.cdf(t, df))
 
 
+def sign_flip_p(n: int, deviation: float, alternative: str) -> float:
+    """Exact sign-flip p-value of ``n`` equal values lying ``deviation`` from the null value.
+
+    Under a null distribution symmetric about the null value, each of the ``2**n`` sign
+    patterns of the deviations is equally likely; when every value is the same, the observed
+    mean is the most extreme of them. So the one-sided p-value is ``2**-n`` in the direction
+    of ``deviation`` and 1 against it, and the two-sided one ``min(1, 2 * 2**-n)``. This is
+    the p-value a zero-variance sample gets from :func:`one_sample_t` and :func:`tost`.
+
+    Parameters
+    ----------
+    n : int
+        Number of values (>= 1).
+    deviation : float
+        Common value minus the null value; not 0.
+    alternative : {"two-sided", "greater", "less"}
+
+    Returns
+    -------
+    float
+    """
+    _check(alternative, 0.05)
+    if n < 1 or not deviation or math.isnan(deviation):
+        raise ValueError(f"sign_flip_p needs n >= 1 and a nonzero deviation; got {n}, {deviation}")
+    tail = 0.5**n
+    if alternative == "two-sided":
+        return min(1.0, 2.0 * tail)
+    towards = (deviation > 0) == (alternative == "greater")
+    return tail if towards else 1.0
+
+
 def _p_from_z(z: float, alternative: str) -> float:
     if math.isnan(z):
         return NAN
@@ -253,7 +285,10 @@ def one_sample_t(
     -------
     TestResult
         With ``n < 2`` every number is NaN. When all values are equal (zero variance) the
-        statistic is ±inf (p = 0) if the mean differs from ``null`` and NaN otherwise.
+        statistic is ±inf if the mean differs from ``null`` (NaN otherwise) and the p-value is
+        the exact sign-flip one, see :func:`sign_flip_p`: the t distribution would give p = 0,
+        which discrete data such as test accuracies on a small test set reach far more often
+        than alpha under the null (a few seeds with the same difference of one test sample).
     """
     _check(alternative, alpha)
     v = _clean(x)
@@ -269,11 +304,13 @@ def one_sample_t(
     diff = mean - null
     if se > 0:
         t = diff / se
+        p = _p_from_t(t, df, alternative)
     elif diff != 0:
         t = math.copysign(math.inf, diff)
+        p = sign_flip_p(n, diff, alternative)
+        method += " (zero variance: exact sign-flip p)"
     else:
-        t = NAN
-    p = _p_from_t(t, df, alternative)
+        t = p = NAN
     crit = float(_sps.t.ppf(1.0 - (1.0 - ci_level(alternative, alpha)) / 2.0, df))
     return TestResult(
         estimate=mean,
@@ -308,7 +345,9 @@ def tost(x: Any, low: float, high: float, alpha: float = 0.05) -> TostResult:
     ``mean >= high`` (``p_upper``). Equivalence is declared when both reject, i.e. when
     ``p_value = max(p_lower, p_upper) < alpha``, which is the same as the ``1 - 2*alpha``
     two-sided CI lying inside ``(low, high)``. For paired data pass the per-seed differences.
-    ``n < 2`` gives NaN p-values and ``equivalent=False``.
+    ``n < 2`` gives NaN p-values and ``equivalent=False``. A zero-variance sample gets the exact
+    sign-flip p-values of :func:`sign_flip_p` (``2**-n`` for each margin it lies inside), not
+    the t distribution's 0.
     """
     _check("two-sided", alpha)
     low, high = float(low), float(high)
@@ -321,10 +360,12 @@ def tost(x: Any, low: float, high: float, alpha: float = 0.05) -> TostResult:
     mean = float(v.mean())
     se = 0.0 if bool(np.all(v == v[0])) else float(v.std(ddof=1)) / math.sqrt(n)
     df = float(n - 1)
-    t_low = (mean - low) / se if se > 0 else (math.inf if mean > low else -math.inf)
-    t_high = (mean - high) / se if se > 0 else (math.inf if mean >= high else -math.inf)
-    p_lower = float(_sps.t.sf(t_low, df))
-    p_upper = float(_sps.t.cdf(t_high, df))
+    if se > 0:
+        p_lower = float(_sps.t.sf((mean - low) / se, df))
+        p_upper = float(_sps.t.cdf((mean - high) / se, df))
+    else:  # on a margin the deviation is 0: the null holds exactly, p = 1
+        p_lower = sign_flip_p(n, mean - low, "greater") if mean != low else 1.0
+        p_upper = sign_flip_p(n, mean - high, "less") if mean != high else 1.0
     p = max(p_lower, p_upper)
     crit = float(_sps.t.ppf(1.0 - alpha, df))
     return TostResult(

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from fractions import Fraction
 
 import numpy as np
 import pytest
 from scipy import stats as sps
+from scipy.stats import binom
 from statsmodels.stats.meta_analysis import combine_effects
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.weightstats import ttost_paired
@@ -19,6 +21,7 @@ from kdtheory.stats import (
     one_sample_t,
     paired_t,
     random_effects_meta,
+    sign_flip_p,
     slope_test,
     tost,
 )
@@ -70,11 +73,57 @@ def test_one_sample_t_drops_nan_and_small_n_is_nan():
     assert one_sample_t([]).n == 0
 
 
-def test_one_sample_t_zero_variance():
+def test_one_sample_t_zero_variance_gets_the_exact_sign_flip_p():
+    # three equal positive values: 1 of the 2**3 equally likely sign patterns is as extreme
     r = one_sample_t([0.2, 0.2, 0.2], alternative="greater")
-    assert r.statistic == math.inf and r.p_value == 0.0
+    assert r.statistic == math.inf and r.p_value == 1 / 8 and "sign-flip" in r.method
+    assert one_sample_t([0.2] * 3, alternative="less").p_value == 1.0
+    assert one_sample_t([0.2] * 3, alternative="two-sided").p_value == 1 / 4
+    assert one_sample_t([-0.2] * 5, alternative="less").p_value == 1 / 32
+    assert one_sample_t([1.0] * 4, null=1.0).p_value != one_sample_t([1.0] * 4).p_value
     r0 = one_sample_t([0.0, 0.0, 0.0])
     assert math.isnan(r0.statistic) and math.isnan(r0.p_value)
+
+
+def test_sign_flip_p_is_the_permutation_tail():
+    # against brute force over every sign pattern of n equal deviations
+    for n in (1, 2, 3, 6):
+        means = [np.mean(s) for s in itertools.product((-1.0, 1.0), repeat=n)]
+        assert sign_flip_p(n, 0.3, "greater") == np.mean([m >= 1.0 for m in means])
+        assert sign_flip_p(n, 0.3, "two-sided") == min(1.0, np.mean([abs(m) >= 1 for m in means]))
+    assert sign_flip_p(3, -0.3, "greater") == 1.0
+    with pytest.raises(ValueError, match="nonzero deviation"):
+        sign_flip_p(3, 0.0, "greater")
+
+
+def _discrete_null_differences(rng, reps: int, seeds: int) -> np.ndarray:
+    """Per-seed accuracy differences of two equally good models on a 20-sample test set."""
+    a = rng.binomial(20, 0.9, size=(reps, seeds))
+    b = rng.binomial(20, 0.9, size=(reps, seeds))
+    return (a - b) / 20
+
+
+def test_holm_family_keeps_alpha_on_discrete_null_data():
+    """A tie of a few seeds on a small test set is common; with p = 0 for it, no multiplicity
+    correction could help: 20 one-sided tests made a wrong rejection in 15% of families."""
+    rng = np.random.default_rng(12)
+    families, members, seeds = 1000, 20, 3
+    diffs = _discrete_null_differences(rng, families * members, seeds)
+    ties = np.array([d[0] > 0 and np.all(d == d[0]) for d in diffs])
+    assert ties.mean() > 0.005  # about 1% of the tests: in most families of 20 for none
+    p = np.array([one_sample_t(d, "greater").p_value for d in diffs])
+    assert np.all(p[ties] == 1 / 8)
+    family_p = p.reshape(families, members)
+    wrong = sum(bool(np.nanmin(holm(row)) <= 0.05) for row in family_p if np.isfinite(row).any())
+    assert wrong <= binom.ppf(0.999, families, 0.05), wrong
+
+
+def test_tost_keeps_alpha_on_discrete_data_at_the_margin():
+    # true mean difference exactly on the upper margin: a wrong "equivalent" at most alpha
+    rng = np.random.default_rng(13)
+    diffs = _discrete_null_differences(rng, 4000, 3) + 0.05
+    eq = np.array([tost(d, -0.05, 0.05).equivalent for d in diffs])
+    assert eq.mean() <= 0.06
 
 
 def test_paired_t_matches_scipy_and_drops_incomplete_pairs():
@@ -155,6 +204,12 @@ def test_tost_equivalent_iff_ci_inside_margins():
 def test_tost_edge_cases():
     r = tost([0.1], -1, 1)
     assert r.n == 1 and not r.equivalent and math.isnan(r.p_value)
+    # zero variance inside the margins: sign-flip p = 2**-n for each margin
+    three, five = tost([0.1] * 3, -1, 1), tost([0.1] * 5, -1, 1)
+    assert three.p_value == 1 / 8 and not three.equivalent
+    assert five.p_value == 1 / 32 and five.equivalent
+    assert tost([1.0] * 5, -1, 1).p_value == 1.0  # on a margin
+    assert tost([2.0] * 5, -1, 1).p_value == 1.0  # outside
     with pytest.raises(ValueError, match="low < high"):
         tost([1, 2, 3], 0.5, -0.5)
 
