@@ -7,7 +7,6 @@ a figure the store lacks the data for.
 
 from __future__ import annotations
 
-import difflib
 import shlex
 import sys
 import warnings
@@ -17,6 +16,7 @@ import typer
 
 from kdtheory.cli_hypotheses import open_store, usage_error
 from kdtheory.errors import KDTheoryError
+from kdtheory.registry import did_you_mean
 
 
 def _command(canonical: list[str]) -> str:
@@ -106,8 +106,7 @@ def plot_command(
     from kdtheory.plot import PLOTS, save_as
 
     if name not in PLOTS:
-        close = difflib.get_close_matches(name, list(PLOTS), n=3, cutoff=0.4)
-        hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+        hint = did_you_mean(name, PLOTS, cutoff=0.4)
         usage_error(f"unknown plot {name!r}.{hint} Plots: {', '.join(PLOTS)}.")
     if not output.suffix:
         usage_error(f"--output {output}: give a file suffix such as .pdf, .png or .svg")

@@ -17,7 +17,6 @@ stand. A hypothesis whose ``rejected`` rests on its key p-value overrides :meth:
 
 from __future__ import annotations
 
-import difflib
 import json
 import math
 import os
@@ -28,6 +27,7 @@ from typing import Any, ClassVar
 import xarray as xr
 
 from kdtheory.errors import MissingRequirementError, SpecError, StoreError
+from kdtheory.registry import did_you_mean
 from kdtheory.stats import holm
 from kdtheory.verdict import DECISIONS, Verdict
 
@@ -138,8 +138,7 @@ class Hypothesis:
         accepted = dict(self.options)
         for key, value in options.items():
             if key not in accepted:
-                close = difflib.get_close_matches(key, list(accepted), n=2, cutoff=0.5)
-                hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+                hint = did_you_mean(key, accepted, n=2)
                 names = ", ".join(sorted(accepted)) if accepted else "none"
                 raise SpecError(
                     f"hypothesis {self.name!r} has no option {key!r}.{hint} "

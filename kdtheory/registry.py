@@ -3,13 +3,36 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from kdtheory.errors import DuplicateNameError, UnknownNameError
 
 T = TypeVar("T")
+
+
+def did_you_mean(name: str, candidates: Iterable[str], n: int = 3, cutoff: float = 0.5) -> str:
+    """``" Did you mean 'x' or 'y'?"`` for the candidates close to ``name``, else ``""``.
+
+    Parameters
+    ----------
+    name : str
+        What the user typed.
+    candidates : iterable of str
+        The accepted names.
+    n : int
+        At most this many suggestions.
+    cutoff : float
+        ``difflib`` similarity in [0, 1] a suggestion needs.
+
+    Returns
+    -------
+    str
+        Starts with a space, so it can follow a sentence directly.
+    """
+    close = difflib.get_close_matches(name, list(candidates), n=n, cutoff=cutoff)
+    return f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
 
 
 @dataclass(frozen=True)
@@ -53,8 +76,7 @@ class Registry(Generic[T]):
 
     def unknown_message(self, name: str) -> str:
         known = sorted(self._entries)
-        close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
-        hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+        hint = did_you_mean(name, known)
         return (
             f"unknown {self.kind} {name!r}.{hint} Registered {self.kind}s: "
             f"{', '.join(known) if known else '(none)'}."

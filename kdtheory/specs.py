@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from kdtheory.errors import SpecError
+from kdtheory.registry import did_you_mean
 
 
 # --------------------------------------------------------------------------- options
@@ -115,7 +116,8 @@ def resolve_options(
     for key, value in raw.items():
         if key not in options:
             raise SpecError(
-                f"{kind} {name!r} has no option {key!r}. Accepted options: {accepted or '(none)'}."
+                f"{kind} {name!r} has no option {key!r}.{did_you_mean(key, options, n=2)} "
+                f"Accepted options: {accepted or '(none)'}."
             )
         try:
             values[key] = options[key].convert(value)

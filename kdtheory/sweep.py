@@ -34,6 +34,7 @@ from kdtheory.engine import (
 from kdtheory.errors import SpecError, StoreError
 from kdtheory.plugin_manager import get_registries
 from kdtheory.plugins.objectives import parse_method, parse_methods
+from kdtheory.registry import did_you_mean
 from kdtheory.schema import CELL_KIND, SCHEMA, TEACHER_KIND
 from kdtheory.specs import LoadedDataset, parse_spec, resolve_options
 from kdtheory.subsets import feature_sample, subset, subset_size
@@ -480,10 +481,7 @@ def configs_from_options(preset: str | None, overrides: dict[str, Any]) -> list[
     """Experiment configs from a preset (or the defaults) with CLI overrides applied."""
     if preset is not None:
         if preset not in PRESETS:
-            import difflib
-
-            close = difflib.get_close_matches(preset, PRESETS, n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
+            hint = did_you_mean(preset, PRESETS, n=1, cutoff=0.6)
             raise SpecError(
                 f"--preset: unknown preset {preset!r}.{hint} Presets: {', '.join(PRESETS)}."
             )

@@ -60,7 +60,7 @@ def test_growing_the_sweep_adds_cells_and_a_new_recipe_is_refused(tmp_path):
 def test_bad_specs_fail_before_training(tmp_path):
     with pytest.raises(UnknownNameError, match="Did you mean 'mlp'"):
         run_experiment(tiny_config(student="mpl"), tmp_path)
-    with pytest.raises(SpecError, match="no option 'widht'"):
+    with pytest.raises(SpecError, match="no option 'widht'. Did you mean 'width'"):
         run_experiment(tiny_config(student="mlp:widht=3"), tmp_path)
     with pytest.raises(SpecError, match="given twice"):
         run_experiment(tiny_config(methods=("kd:T=4", "kd:T=4")), tmp_path)
