@@ -24,7 +24,7 @@ import json
 import math
 import re
 import textwrap
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -683,43 +683,91 @@ def _row_cells(r: _Row) -> list[str]:
     ]
 
 
-def _verdict_text(v: Verdict, details: bool, width: int) -> str:
+def _info(v: Verdict) -> list[tuple[str, str]]:
+    """The verdict's labelled lines, shared by the text, Markdown and HTML renderings."""
     ci = tuple(v.ci) if v.ci is not None else (NAN, NAN)
+    return [
+        ("Claim", v.claim),
+        ("Prediction", v.prediction),
+        ("Effect", v.effect),
+        ("Estimate", f"{fmt_num(v.estimate)}, {v.ci_note} {fmt_ci(*ci)}"),
+        ("Test", _test_line(v)),
+        ("Model", v.model),
+        ("Reason", v.reason),
+    ]
+
+
+_Table = tuple[list[str], list[list[str]], set[int]]  # headers, body, right-aligned columns
+
+
+def _effects_table(
+    rows: Sequence[_Row],
+    cell: Callable[[str], str] = str,
+    mark_key: Callable[[list[str]], list[str]] | None = None,
+) -> _Table:
+    """The per-experiment effects table; a Holm column when the key row has an adjusted p.
+
+    ``cell`` escapes each cell for the format; ``mark_key`` highlights the key row's cells.
+    """
+    has_holm = any(r.key and r.p_adjusted is not None for r in rows)
+    headers = list(_EFFECT_HEADERS)
+    body = []
+    for r in rows:
+        cells = [cell(c) for c in _row_cells(r)]
+        if r.key and mark_key is not None:
+            cells = mark_key(cells)
+        if has_holm:
+            holm_p = cell(fmt_p(r.p_adjusted)) if r.key and r.p_adjusted is not None else ""
+            cells = cells[:6] + [holm_p] + cells[6:]
+        body.append(cells)
+    if has_holm:
+        headers = headers[:6] + ["Holm p"] + headers[6:]
+    return headers, body, set(range(1, len(headers) - 1))
+
+
+def _further_numbers(rows: Sequence[_Row], cell: Callable[[str], str] = str) -> _Table | None:
+    """The rows' scalar extra numbers: one line per number, one column per row (stays narrow)."""
+    keys = _scalar_extra_keys(rows)
+    if not keys:
+        return None
+    body = [[cell(k)] + [cell(_fmt_any(r.extra.get(k))) for r in rows] for k in keys]
+    return ["number"] + [r.label for r in rows], body, set(range(1, len(rows) + 1))
+
+
+def _family_table(
+    items: Sequence[Verdict],
+    cell: Callable[[str], str] = str,
+    decision: Callable[[str], str] | None = None,
+) -> _Table:
+    """One line per verdict of a family: decision, estimate, CI, p and Holm p."""
+    body = [
+        [
+            cell(v.hypothesis),
+            decision(str(v.decision)) if decision is not None else cell(str(v.decision)),
+            cell(fmt_num(v.estimate)),
+            cell(fmt_ci(*(tuple(v.ci) if v.ci is not None else (NAN, NAN)))),
+            cell(fmt_p(v.p_value)),
+            cell(fmt_p(v.p_adjusted)) if v.p_adjusted is not None else "",
+        ]
+        for v in items
+    ]
+    return ["hypothesis", "decision", "estimate", "CI", "p", "Holm p"], body, {2, 4, 5}
+
+
+def _verdict_text(v: Verdict, details: bool, width: int) -> str:
     head = f"{v.hypothesis}: {str(v.decision).upper()}"
     lines = [head, "=" * min(width, max(len(head), 40))]
-    lines += _wrap("Claim", v.claim, width)
-    lines += _wrap("Prediction", v.prediction, width)
-    lines += _wrap("Effect", v.effect, width)
-    lines += _wrap("Estimate", f"{fmt_num(v.estimate)}, {v.ci_note} {fmt_ci(*ci)}", width)
-    lines += _wrap("Test", _test_line(v), width)
-    lines += _wrap("Model", v.model, width)
-    lines += _wrap("Reason", v.reason, width)
+    for label, value in _info(v):
+        lines += _wrap(label, value, width)
     rows = _rows(v)
     if v.experiments or v.pooled is not None:
         lines.append("")
         lines.append(f"Per experiment. CIs: {v.ci_note}. The last row carries the key effect.")
-        table_rows = [_row_cells(r) for r in rows]
-        if any(r.key and r.p_adjusted is not None for r in rows):
-            headers = _EFFECT_HEADERS[:6] + ["Holm p"] + _EFFECT_HEADERS[6:]
-            table_rows = [
-                c[:6] + [fmt_p(r.p_adjusted) if r.key and r.p_adjusted is not None else ""] + c[6:]
-                for c, r in zip(table_rows, rows, strict=True)
-            ]
-        else:
-            headers = list(_EFFECT_HEADERS)
-        right = set(range(1, len(headers) - 1))
-        lines.append(_text_table(headers, table_rows, right))
+        lines.append(_text_table(*_effects_table(rows)))
     if details:
-        extra_keys = _scalar_extra_keys(rows)
-        if extra_keys:  # one line per number, one column per experiment (stays narrow)
-            lines += ["", "Further numbers"]
-            lines.append(
-                _text_table(
-                    ["number"] + [r.label for r in rows],
-                    [[k] + [_fmt_any(r.extra.get(k)) for r in rows] for k in extra_keys],
-                    set(range(1, len(rows) + 1)),
-                )
-            )
+        further = _further_numbers(rows)
+        if further is not None:
+            lines += ["", "Further numbers", _text_table(*further)]
         for name, records in (v.tables or {}).items():
             if not records:
                 continue
@@ -736,19 +784,7 @@ def _family_text(items: Sequence[Verdict]) -> str:
     title = f"{len(items)} hypotheses"
     if tested:
         title += f", Holm-adjusted as a family at alpha = {', '.join(alphas)}"
-    headers = ["hypothesis", "decision", "estimate", "CI", "p", "Holm p"]
-    body = [
-        [
-            v.hypothesis,
-            v.decision,
-            fmt_num(v.estimate),
-            fmt_ci(*(tuple(v.ci) if v.ci is not None else (NAN, NAN))),
-            fmt_p(v.p_value),
-            fmt_p(v.p_adjusted) if v.p_adjusted is not None else "",
-        ]
-        for v in items
-    ]
-    return f"{title}\n\n" + _text_table(headers, body, {2, 4, 5})
+    return f"{title}\n\n" + _text_table(*_family_table(items))
 
 
 # ---------------------------------------------------------------- markdown
@@ -767,49 +803,20 @@ def _md_table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: set[
 
 
 def _verdict_markdown(v: Verdict, details: bool) -> str:
-    ci = tuple(v.ci) if v.ci is not None else (NAN, NAN)
     out = [f"### {_md(v.hypothesis)}: **{_md(v.decision)}**", ""]
-    info = [
-        ("Claim", v.claim),
-        ("Prediction", v.prediction),
-        ("Effect", v.effect),
-        ("Estimate", f"{fmt_num(v.estimate)}, {v.ci_note} {fmt_ci(*ci)}"),
-        ("Test", _test_line(v)),
-        ("Model", v.model),
-        ("Reason", v.reason),
-    ]
-    out.append(_md_table(["", ""], [[f"**{k}**", str(val)] for k, val in info], set()))
+    out.append(_md_table(["", ""], [[f"**{k}**", str(val)] for k, val in _info(v)], set()))
     rows = _rows(v)
     if v.experiments or v.pooled is not None:
-        has_holm = any(r.key and r.p_adjusted is not None for r in rows)
-        headers = list(_EFFECT_HEADERS)
-        body = []
-        for r in rows:
-            cells = _row_cells(r)
-            if r.key:
-                cells = [f"**{cells[0]}**"] + cells[1:-1] + [f"**{cells[-1]}**"]
-            if has_holm:
-                cells = (
-                    cells[:6]
-                    + [fmt_p(r.p_adjusted) if r.key and r.p_adjusted is not None else ""]
-                    + cells[6:]
-                )
-            body.append(cells)
-        if has_holm:
-            headers = headers[:6] + ["Holm p"] + headers[6:]
-        out += ["", _md_table(headers, body, set(range(1, len(headers) - 1)))]
+
+        def bold_ends(cells: list[str]) -> list[str]:
+            return [f"**{cells[0]}**"] + cells[1:-1] + [f"**{cells[-1]}**"]
+
+        out += ["", _md_table(*_effects_table(rows, mark_key=bold_ends))]
         out += ["", f"_CIs: {v.ci_note}. Last row: the key effect and the verdict's decision._"]
     if details:
-        extra_keys = _scalar_extra_keys(rows)
-        if extra_keys:
-            out += ["", "**Further numbers**", ""]
-            out.append(
-                _md_table(
-                    ["number"] + [r.label for r in rows],
-                    [[k] + [_fmt_any(r.extra.get(k)) for r in rows] for k in extra_keys],
-                    set(range(1, len(rows) + 1)),
-                )
-            )
+        further = _further_numbers(rows)
+        if further is not None:
+            out += ["", "**Further numbers**", "", _md_table(*further)]
         for name, records in (v.tables or {}).items():
             if records:
                 headers, body = _records_table(records)
@@ -820,19 +827,8 @@ def _verdict_markdown(v: Verdict, details: bool) -> str:
 
 
 def _family_markdown(items: Sequence[Verdict]) -> str:
-    headers = ["hypothesis", "decision", "estimate", "CI", "p", "Holm p"]
-    body = [
-        [
-            v.hypothesis,
-            f"**{v.decision}**",
-            fmt_num(v.estimate),
-            fmt_ci(*(tuple(v.ci) if v.ci is not None else (NAN, NAN))),
-            fmt_p(v.p_value),
-            fmt_p(v.p_adjusted) if v.p_adjusted is not None else "",
-        ]
-        for v in items
-    ]
-    return "## Verdicts\n\n" + _md_table(headers, body, {2, 4, 5})
+    table = _family_table(items, decision=lambda d: f"**{d}**")
+    return "## Verdicts\n\n" + _md_table(*table)
 
 
 # ---------------------------------------------------------------- LaTeX
@@ -1092,50 +1088,36 @@ def _html_table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: se
 
 
 def _verdict_html(v: Verdict, details: bool) -> str:
-    ci = tuple(v.ci) if v.ci is not None else (NAN, NAN)
     colour = _DECISION_COLOURS.get(str(v.decision), "inherit")
     parts = [
         '<div class="kdtheory-verdict">',
         f"<h4><code>{_h(v.hypothesis)}</code>: "
         f'<span style="color:{colour}">{_h(v.decision)}</span></h4>',
     ]
-    info = [
-        ("Claim", v.claim),
-        ("Prediction", v.prediction),
-        ("Effect", v.effect),
-        ("Estimate", f"{fmt_num(v.estimate)}, {v.ci_note} {fmt_ci(*ci)}"),
-        ("Test", _test_line(v)),
-        ("Model", v.model),
-        ("Reason", v.reason),
-    ]
     parts.append(
         "<table>"
         + "".join(
             f'<tr><th style="text-align:left;vertical-align:top;padding:2px 8px">{_h(k)}</th>'
             f'<td style="text-align:left;padding:2px 8px">{_h(val)}</td></tr>'
-            for k, val in info
+            for k, val in _info(v)
             if val
         )
         + "</table>"
     )
     rows = _rows(v)
     if v.experiments or v.pooled is not None:
-        has_holm = any(r.key and r.p_adjusted is not None for r in rows)
-        headers = list(_EFFECT_HEADERS)
-        body = []
-        for r in rows:
-            cells = [_h(c) for c in _row_cells(r)]
-            if r.key:
-                cells[-1] = f"<b>{cells[-1]}</b>"
-            if has_holm:
-                holm = fmt_p(r.p_adjusted) if r.key and r.p_adjusted is not None else ""
-                cells = cells[:6] + [holm] + cells[6:]
-            body.append(cells)
-        if has_holm:
-            headers = headers[:6] + ["Holm p"] + headers[6:]
-        parts.append(_html_table(headers, body, set(range(1, len(headers) - 1))))
+
+        def bold_decision(cells: list[str]) -> list[str]:
+            return cells[:-1] + [f"<b>{cells[-1]}</b>"]
+
+        parts.append(_html_table(*_effects_table(rows, cell=_h, mark_key=bold_decision)))
         parts.append(f"<p><small>CIs: {_h(v.ci_note)}.</small></p>")
     if details:
+        further = _further_numbers(rows, cell=_h)
+        if further is not None:
+            parts.append(
+                "<details><summary>Further numbers</summary>" + _html_table(*further) + "</details>"
+            )
         for name, records in (v.tables or {}).items():
             if records:
                 headers, body = _records_table(records)
@@ -1154,17 +1136,8 @@ def _verdict_html(v: Verdict, details: bool) -> str:
 
 
 def _family_html(items: Sequence[Verdict]) -> str:
-    headers = ["hypothesis", "decision", "estimate", "CI", "p", "Holm p"]
-    body = [
-        [
-            _h(v.hypothesis),
-            f'<span style="color:{_DECISION_COLOURS.get(str(v.decision), "inherit")}">'
-            f"{_h(v.decision)}</span>",
-            _h(fmt_num(v.estimate)),
-            _h(fmt_ci(*(tuple(v.ci) if v.ci is not None else (NAN, NAN)))),
-            _h(fmt_p(v.p_value)),
-            _h(fmt_p(v.p_adjusted)) if v.p_adjusted is not None else "",
-        ]
-        for v in items
-    ]
-    return "<h3>Verdicts</h3>" + _html_table(headers, body, {2, 4, 5})
+    def coloured(decision: str) -> str:
+        colour = _DECISION_COLOURS.get(decision, "inherit")
+        return f'<span style="color:{colour}">{_h(decision)}</span>'
+
+    return "<h3>Verdicts</h3>" + _html_table(*_family_table(items, cell=_h, decision=coloured))

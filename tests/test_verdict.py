@@ -280,6 +280,20 @@ def test_html_rendering_escapes_and_repr():
     assert "supported" in out and "pooled" in out
 
 
+def test_html_details_match_the_text_details_and_escape_every_cell():
+    v = make_verdict(p_adjusted=1e-6)  # the Holm p shows as "<0.0001"
+    v.experiments[0].extra["a<b"] = 0.5
+    html = v.as_html(details=True)
+    # the same further numbers as the text rendering, in a collapsible block
+    assert "<summary>Further numbers</summary>" in html
+    assert "a&lt;b" in html and "gain_%" in html and "a<b" not in html
+    assert "&lt;0.0001" in html and "<0.0001" not in html
+    assert "<b>supported</b>" in html  # the key row's decision
+    text = v.as_text(details=True)
+    assert "Further numbers" in text and "a<b" in text and "Holm p" in text
+    assert html.count("<table") == html.count("</table>")
+
+
 def test_render_rejects_unknown_format():
     with pytest.raises(ValueError, match="unknown format"):
         render(make_verdict(), "docx")
