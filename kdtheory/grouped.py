@@ -79,7 +79,9 @@ class _GroupedMLP(torch.autograd.Function):
     """A ReLU MLP as one autograd node: activations and their gradients updated in place."""
 
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, *weights_and_biases: torch.Tensor) -> torch.Tensor:
+    def forward(
+        ctx: Any, with_features: bool, x: torch.Tensor, *weights_and_biases: torch.Tensor
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         weights, biases = weights_and_biases[0::2], weights_and_biases[1::2]
         inputs = [x]  # the input of every layer; all but x are ReLU outputs
         h = x
@@ -88,10 +90,11 @@ class _GroupedMLP(torch.autograd.Function):
             inputs.append(h)
         ctx.save_for_backward(*inputs, *weights)
         ctx.layers = len(weights)
-        return _linear_forward(h, weights[-1], biases[-1])
+        logits = _linear_forward(h, weights[-1], biases[-1])
+        return (logits, h) if with_features else logits  # features: only with a hidden layer
 
     @staticmethod
-    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+    def backward(ctx: Any, grad_out: torch.Tensor, *grad_features: torch.Tensor) -> tuple:
         saved = ctx.saved_tensors
         n = ctx.layers
         inputs, weights = saved[:n], saved[n:]
@@ -100,22 +103,27 @@ class _GroupedMLP(torch.autograd.Function):
         grad_x = None
         for layer in range(n - 1, -1, -1):
             h = inputs[layer]
-            if ctx.needs_input_grad[1 + 2 * layer]:
-                grads[2 * layer] = torch.bmm(g.transpose(1, 2), h)  # (C, out, in)
             if ctx.needs_input_grad[2 + 2 * layer]:
+                grads[2 * layer] = torch.bmm(g.transpose(1, 2), h)  # (C, out, in)
+            if ctx.needs_input_grad[3 + 2 * layer]:
                 grads[2 * layer + 1] = g.sum(1)
             if layer > 0:
                 g = torch.bmm(g, weights[layer])  # gradient of the ReLU output h
+                if layer == n - 1 and grad_features:
+                    g += grad_features[0]  # h is also the features output
                 # through the ReLU, in place: g is this backward's own tensor
                 torch.ops.aten.threshold_backward.grad_input(g, h, 0, grad_input=g)
-            elif ctx.needs_input_grad[0]:
+            elif ctx.needs_input_grad[1]:
                 grad_x = torch.bmm(g, weights[0])
-        return (grad_x, *grads)
+        return (None, grad_x, *grads)
 
 
 def grouped_mlp(
-    x: torch.Tensor, weights: Sequence[torch.Tensor], biases: Sequence[torch.Tensor]
-) -> torch.Tensor:
+    x: torch.Tensor,
+    weights: Sequence[torch.Tensor],
+    biases: Sequence[torch.Tensor],
+    with_features: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """A ReLU MLP for a group of cells: ``grouped_linear`` layers with ReLU between them.
 
     Computes what chaining :func:`grouped_linear` and ``torch.relu`` computes, with the same
@@ -132,11 +140,14 @@ def grouped_mlp(
         (no ReLU after it).
     biases : sequence of torch.Tensor
         Stacked biases ``(C, out)``, one per weight.
+    with_features : bool
+        Also return the output layer's input (the last ReLU output, or ``x`` when there is no
+        hidden layer).
 
     Returns
     -------
-    torch.Tensor
-        The output layer's ``(C, B, out)``.
+    torch.Tensor or tuple of torch.Tensor
+        The output layer's ``(C, B, out)``, or ``(output, features)``.
 
     Notes
     -----
@@ -166,7 +177,9 @@ def grouped_mlp(
             )
         features = weight.shape[1]
     args = [t for pair in zip(weights, biases, strict=True) for t in pair]
-    return _GroupedMLP.apply(x, *args)
+    if with_features and len(weights) == 1:  # the features are the input itself
+        return _GroupedMLP.apply(False, x, *args), x
+    return _GroupedMLP.apply(with_features, x, *args)
 
 
 def grouped_linear(

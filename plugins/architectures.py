@@ -20,7 +20,7 @@ from torch.nn import functional as F
 
 from kdtheory import hookimpl
 from kdtheory.errors import SpecError
-from kdtheory.grouped import grouped_linear, grouped_mlp
+from kdtheory.grouped import grouped_mlp
 from kdtheory.specs import ArchitectureSpec, Option, positive_float, positive_int
 
 __all__ = [
@@ -133,17 +133,13 @@ class MLP(nn.Module):
         if kinds != [nn.Linear, nn.ReLU] * (len(kinds) // 2):
             # keep this in step with __init__: anything else would silently differ
             raise TypeError(f"MLP.grouped_forward has no batched form of body {self.body!r}")
-        h = x.reshape(x.shape[0], x.shape[1], -1)
-        linear = range(0, len(kinds), 2)
-        if not with_features:  # the training step: the whole MLP as one node (grouped_mlp)
-            names = [f"body.{i}" for i in linear] + ["classifier"]
-            return grouped_mlp(
-                h, [params[f"{n}.weight"] for n in names], [params[f"{n}.bias"] for n in names]
-            )
-        for i in linear:  # layer by layer, to return the features too
-            h = torch.relu(grouped_linear(h, params[f"body.{i}.weight"], params[f"body.{i}.bias"]))
-        logits = grouped_linear(h, params["classifier.weight"], params["classifier.bias"])
-        return _output(logits, h, with_features)
+        names = [f"body.{i}" for i in range(0, len(kinds), 2)] + ["classifier"]
+        return grouped_mlp(
+            x.reshape(x.shape[0], x.shape[1], -1),
+            [params[f"{n}.weight"] for n in names],
+            [params[f"{n}.bias"] for n in names],
+            with_features,
+        )
 
 
 def build_mlp(

@@ -130,10 +130,13 @@ def test_grouped_mlp_equals_chained_grouped_linear_exactly(sizes):
     x = torch.randn(3, 7, sizes[0], generator=g, dtype=torch.float64, requires_grad=True)
     h = x
     for i, (w, b) in enumerate(zip(weights, biases, strict=True)):
+        last_input = h
         h = grouped_linear(h, w, b)
         h = torch.relu(h) if i < len(weights) - 1 else h
     y = grouped_mlp(x, weights, biases)
     assert torch.equal(y, h)
+    y_too, features = grouped_mlp(x, weights, biases, with_features=True)
+    assert torch.equal(y_too, h) and torch.equal(features, last_input)
     upstream = torch.randn(h.shape, generator=g, dtype=torch.float64)
     leaves = [x, *weights, *biases]
     got = torch.autograd.grad(y, leaves, upstream)
@@ -148,6 +151,10 @@ def test_grouped_mlp_gradcheck_and_frozen_inputs():
     x = torch.randn(2, 3, 4, generator=g, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(
         lambda x, *p: grouped_mlp(x, p[:2], p[2:]), (x, *weights, *biases)
+    )
+    # with the features as a second output, their gradient joins the backward pass
+    assert torch.autograd.gradcheck(
+        lambda x, *p: grouped_mlp(x, p[:2], p[2:], with_features=True), (x, *weights, *biases)
     )
     # data inputs without a gradient, and a frozen layer: only what is asked for is computed
     weights[0].requires_grad_(False)
@@ -178,7 +185,9 @@ def test_training_with_grouped_kernels_matches_vmap_training(monkeypatch):
     monkeypatch.setattr(
         architectures,
         "grouped_mlp",
-        lambda x, ws, bs: calls.append([tuple(w.shape) for w in ws]) or real(x, ws, bs),
+        lambda x, ws, bs, *rest: (
+            calls.append([tuple(w.shape) for w in ws]) or real(x, ws, bs, *rest)
+        ),
     )
     fast = train_group(jobs, build, data, CONFIG, np.arange(12), kernels="auto")
     # one call per step, all cells at once: three layers (40 wide twice, then the 4 classes)
