@@ -373,6 +373,22 @@ class Pooled:
         m = self.meta(component, alternative)
         return None if m is None else Effect.of(m)
 
+    def decision(
+        self,
+        title: str,
+        components: dict[str, Any],
+        decision: str,
+        top: str,
+        numbers: Mapping[str, Any],
+        lines: Mapping[str, tuple[str, str]],
+    ) -> Decision:
+        """The pooled :class:`Decision`: ``components`` decided as ``decision``, a pooled row
+        on ``components[top]`` carrying ``k`` and ``numbers``, and the :meth:`summary` of
+        ``lines``."""
+        key = components[top]
+        row = effect_row("pooled", key, decision, {"k": key.n, **numbers})
+        return Decision(components, decision, row, self.summary(title, lines))
+
     def summary(self, title: str, lines: Mapping[str, tuple[str, str]]) -> str:
         """:func:`meta_summary` of the pools named in ``lines`` (label → component, alternative);
         pools that were never tested are left out."""

@@ -195,7 +195,7 @@ class DarkKnowledge(Hypothesis):
             "shuffled_method": sh,
             "label_method": label,
             "margin": margin,
-            **_numbers(comp),
+            **_decision_numbers(comp),
         }
         note = ci_level_note("greater", alpha)
         lines = [
@@ -277,17 +277,18 @@ class DarkKnowledge(Hypothesis):
             "corr_shuffled": pooled.effect("corr_shuffled", "greater"),
             "corr_label": pooled.effect("corr_label", "greater"),
         }
-        decision = self._decide(comp, alpha)
-        row = effect_row("pooled", comp["key"], decision, {"k": comp["key"].n, **_numbers(comp)})
-        summary = pooled.summary(
+        return pooled.decision(
             self.name,
+            comp,
+            self._decide(comp, alpha),
+            "key",
+            _decision_numbers(comp),
             {
                 "KD − shuffled accuracy (H1: > 0)": ("key", "greater"),
                 "rank corr KD − shuffled (H1: > 0)": ("corr_shuffled", "greater"),
                 "rank corr KD − label (H1: > 0)": ("corr_label", "greater"),
             },
         )
-        return Decision(comp, decision, row, summary)
 
     @staticmethod
     def _reason(decision: str, comp: Mapping[str, Any], alpha: float, margin: float, k: int) -> str:
@@ -325,7 +326,7 @@ def _p_iut(comp: Mapping[str, Any]) -> float:
     return float(np.max(ps)) if ps else NAN
 
 
-def _numbers(comp: Mapping[str, Any]) -> dict[str, Any]:
+def _decision_numbers(comp: Mapping[str, Any]) -> dict[str, Any]:
     """The decision's numbers in an effect row, the same for an experiment and the pool."""
     c_sh, c_lab = comp["corr_shuffled"], comp["corr_label"]
     return {

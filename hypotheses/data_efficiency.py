@@ -225,7 +225,7 @@ class DataEfficiency(Hypothesis):
             "label_method": label,
             "slope_margin": margin,
             "smallest_fraction": small_fraction,
-            **_numbers(comp),
+            **_decision_numbers(comp),
         }
         summary = (
             f"Experiment {name}: KD method {kd!r} vs label method {label!r}; gain in accuracy "
@@ -296,21 +296,17 @@ class DataEfficiency(Hypothesis):
             "tost": pooled_tost(pooled.effects("slope"), -margin, margin, alpha),
             "small": pooled.effect("small", "greater"),
         }
-        decision = self._decide(comp, alpha)
-        row = effect_row(
-            "pooled",
-            comp["slope"],
-            decision,
-            {"k": comp["slope"].n, **_numbers(comp)},
-        )
-        summary = pooled.summary(
+        return pooled.decision(
             self.name,
+            comp,
+            self._decide(comp, alpha),
+            "slope",
+            _decision_numbers(comp),
             {
                 "slope (H1: < 0)": ("slope", "less"),
                 "gain at smallest fraction (H1: > 0)": ("small", "greater"),
             },
         )
-        return Decision(comp, decision, row, summary)
 
     @staticmethod
     def _reason(decision: str, comp: Mapping[str, Any], alpha: float, margin: float, k: int) -> str:
@@ -339,7 +335,7 @@ class DataEfficiency(Hypothesis):
         )
 
 
-def _numbers(comp: Mapping[str, Any]) -> dict[str, Any]:
+def _decision_numbers(comp: Mapping[str, Any]) -> dict[str, Any]:
     """The decision's numbers in an effect row, the same for an experiment and the pool."""
     small = comp["small"]
     return {

@@ -187,7 +187,7 @@ class NeuralCollapse(Hypothesis):
         extra = {
             "kd_method": kd,
             "label_method": label,
-            **_numbers(comp),
+            **_decision_numbers(comp),
             "log_nc1_diff_unseen": nc1_u.estimate,
             "log_nc1_diff_unseen_p": nc1_u.p_value,
             "cka_diff_unseen": cka_u.estimate,
@@ -277,22 +277,18 @@ class NeuralCollapse(Hypothesis):
             "cka": pooled.effect("cka", "greater"),
             "interaction": pooled.effect("interaction", "two-sided"),
         }
-        decision = self._decide(comp, alpha)
-        row = effect_row(
-            "pooled",
-            comp["key"],
-            decision,
-            {"k": comp["key"].n, **_numbers(comp)},
-        )
-        summary = pooled.summary(
+        return pooled.decision(
             self.name,
+            comp,
+            self._decide(comp, alpha),
+            "key",
+            _decision_numbers(comp),
             {
                 "log NC1 KD − label (H1: > 0)": ("key", "greater"),
                 "CKA KD − label (H1: > 0)": ("cka", "greater"),
                 "interaction slope (two-sided)": ("interaction", "two-sided"),
             },
         )
-        return Decision(comp, decision, row, summary)
 
     @staticmethod
     def _reason(decision: str, comp: Mapping[str, Any], alpha: float, k: int) -> str:
@@ -315,7 +311,7 @@ class NeuralCollapse(Hypothesis):
         return f"{s}: the NC1 and CKA predictions are not both significant at alpha={alpha:g}."
 
 
-def _numbers(comp: Mapping[str, Any]) -> dict[str, Any]:
+def _decision_numbers(comp: Mapping[str, Any]) -> dict[str, Any]:
     """The decision's numbers in an effect row, the same for an experiment and the pool."""
     cka, inter = comp["cka"], comp["interaction"]
     return {
