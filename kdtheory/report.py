@@ -49,7 +49,7 @@ from typing import Any
 import xarray as xr
 
 from kdtheory.errors import KDTheoryError, MissingRequirementError, SpecError, StoreError
-from kdtheory.verdict import Verdict, fmt_ci, fmt_num, fmt_p, latex_escape, render
+from kdtheory.verdict import Verdict, fmt_ci, fmt_num, fmt_p, info_lines, latex_escape, render
 
 __all__ = [
     "REPORT_FORMAT",
@@ -394,21 +394,12 @@ def hypothesis_document(v: Verdict, summaries: bool = True, wrap: int = 118) -> 
     """A complete, compilable LaTeX ``article`` for one verdict: claim, prediction, effect,
     estimate, test, model and reason; its booktabs table (scaled to the text width when wider);
     and, with ``summaries``, the fitted models' text wrapped to the page."""
-    ci = tuple(v.ci) if v.ci is not None else (math.nan, math.nan)
     test = [f"statistic = {fmt_num(v.statistic)}", f"p {_p_text(v.p_value)}"]
     if v.p_adjusted is not None:
         fam = f" (Holm family of {len(v.family)})" if v.family else ""
         test.append(f"Holm-adjusted p {_p_text(v.p_adjusted)}{fam}")
     test += [f"alpha = {v.alpha:g}", f"alternative: {v.alternative}"]
-    items = [
-        ("Claim", v.claim),
-        ("Prediction", v.prediction),
-        ("Effect", v.effect),
-        ("Estimate", f"{fmt_num(v.estimate)}, {v.ci_note} {fmt_ci(*ci)}"),
-        ("Test", ", ".join(test)),
-        ("Model", v.model),
-        ("Reason", v.reason),
-    ]
+    items = info_lines(v, test=", ".join(test))
     body = [
         f"\\section*{{Hypothesis \\texttt{{{latex_escape(v.hypothesis)}}}: "
         f"{latex_escape(v.decision)}}}",

@@ -528,6 +528,10 @@ class _Row:
     shown_decision: str = ""  # verdict decision on the key row, own decision elsewhere
 
 
+def _ci_pair(v: Verdict) -> tuple[float, float]:
+    return tuple(v.ci) if v.ci is not None else (NAN, NAN)  # type: ignore[return-value]
+
+
 def _rows(v: Verdict) -> list[_Row]:
     rows = [
         _Row(
@@ -563,7 +567,7 @@ def _rows(v: Verdict) -> list[_Row]:
             )
         )
     if v.pooled is None and len(v.experiments) != 1:
-        ci = tuple(v.ci) if v.ci is not None else (NAN, NAN)
+        ci = _ci_pair(v)
         rows.append(
             _Row(
                 v.hypothesis,
@@ -683,15 +687,17 @@ def _row_cells(r: _Row) -> list[str]:
     ]
 
 
-def _info(v: Verdict) -> list[tuple[str, str]]:
-    """The verdict's labelled lines, shared by the text, Markdown and HTML renderings."""
-    ci = tuple(v.ci) if v.ci is not None else (NAN, NAN)
+def info_lines(v: Verdict, test: str | None = None) -> list[tuple[str, str]]:
+    """The verdict's labelled lines (claim, prediction, effect, estimate, test, model, reason).
+
+    Shared by every rendering of a verdict; ``test`` replaces the default test line.
+    """
     return [
         ("Claim", v.claim),
         ("Prediction", v.prediction),
         ("Effect", v.effect),
-        ("Estimate", f"{fmt_num(v.estimate)}, {v.ci_note} {fmt_ci(*ci)}"),
-        ("Test", _test_line(v)),
+        ("Estimate", f"{fmt_num(v.estimate)}, {v.ci_note} {fmt_ci(*_ci_pair(v))}"),
+        ("Test", _test_line(v) if test is None else test),
         ("Model", v.model),
         ("Reason", v.reason),
     ]
@@ -745,7 +751,7 @@ def _family_table(
             cell(v.hypothesis),
             decision(str(v.decision)) if decision is not None else cell(str(v.decision)),
             cell(fmt_num(v.estimate)),
-            cell(fmt_ci(*(tuple(v.ci) if v.ci is not None else (NAN, NAN)))),
+            cell(fmt_ci(*_ci_pair(v))),
             cell(fmt_p(v.p_value)),
             cell(fmt_p(v.p_adjusted)) if v.p_adjusted is not None else "",
         ]
@@ -757,7 +763,7 @@ def _family_table(
 def _verdict_text(v: Verdict, details: bool, width: int) -> str:
     head = f"{v.hypothesis}: {str(v.decision).upper()}"
     lines = [head, "=" * min(width, max(len(head), 40))]
-    for label, value in _info(v):
+    for label, value in info_lines(v):
         lines += _wrap(label, value, width)
     rows = _rows(v)
     if v.experiments or v.pooled is not None:
@@ -804,7 +810,7 @@ def _md_table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: set[
 
 def _verdict_markdown(v: Verdict, details: bool) -> str:
     out = [f"### {_md(v.hypothesis)}: **{_md(v.decision)}**", ""]
-    out.append(_md_table(["", ""], [[f"**{k}**", str(val)] for k, val in _info(v)], set()))
+    out.append(_md_table(["", ""], [[f"**{k}**", str(val)] for k, val in info_lines(v)], set()))
     rows = _rows(v)
     if v.experiments or v.pooled is not None:
 
@@ -944,21 +950,12 @@ def latex_document(items: Sequence[Verdict], details: bool = True) -> str:
     """A complete LaTeX ``article`` (booktabs) with every verdict of ``items``."""
     body: list[str] = []
     for v in items:
-        ci = tuple(v.ci) if v.ci is not None else (NAN, NAN)
         body.append(
             f"\\section*{{Hypothesis \\texttt{{{latex_escape(v.hypothesis)}}}: "
             f"{latex_escape(v.decision)}}}"
         )
         body.append("\\begin{description}")
-        for key, val in [
-            ("Claim", v.claim),
-            ("Prediction", v.prediction),
-            ("Effect", v.effect),
-            ("Estimate", f"{fmt_num(v.estimate)}, {v.ci_note} {fmt_ci(*ci)}"),
-            ("Test", _test_line(v)),
-            ("Model", v.model),
-            ("Reason", v.reason),
-        ]:
+        for key, val in info_lines(v):
             if val:
                 body.append(f"  \\item[{key}] {latex_escape(val)}")
         body.append("\\end{description}")
@@ -1099,7 +1096,7 @@ def _verdict_html(v: Verdict, details: bool) -> str:
         + "".join(
             f'<tr><th style="text-align:left;vertical-align:top;padding:2px 8px">{_h(k)}</th>'
             f'<td style="text-align:left;padding:2px 8px">{_h(val)}</td></tr>'
-            for k, val in _info(v)
+            for k, val in info_lines(v)
             if val
         )
         + "</table>"
