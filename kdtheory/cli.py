@@ -25,7 +25,7 @@ from rich.progress import (
 from rich.table import Table
 
 from kdtheory import cli_hypotheses, cli_report
-from kdtheory.cli_hypotheses import usage_error
+from kdtheory.cli_hypotheses import open_store, usage_error
 from kdtheory.errors import KDTheoryError
 
 app = typer.Typer(
@@ -247,12 +247,8 @@ def inspect(
 ) -> None:
     """Show a store's experiments, methods, fractions, seeds, accuracies and missing cells."""
     from kdtheory.metrics import accuracy
-    from kdtheory.store import open_runs
 
-    try:
-        store = open_runs(runs)
-    except KDTheoryError as exc:
-        usage_error(str(exc))
+    store = open_store(runs)
     for exp, ds in store.items():
         teacher_acc = accuracy(ds.teacher_test_logits, ds.test_labels, "test_sample").item()
         out_console.print(
@@ -298,11 +294,12 @@ def export(
     out: Path = typer.Option(..., "--out", "-o", help="Folder for one .nc file per experiment."),
 ) -> None:
     """Write each experiment as one combined netCDF file (for sharing alongside a paper)."""
-    from kdtheory.store import export_store, open_runs
+    from kdtheory.store import export_store
 
+    store = open_store(runs)
     try:
-        written = export_store(open_runs(runs), out)
-    except KDTheoryError as exc:
+        written = export_store(store, out)
+    except (KDTheoryError, OSError) as exc:
         usage_error(str(exc))
     for path in written:
         out_console.print(f"wrote {path}", highlight=False)
