@@ -243,6 +243,25 @@ def sign_flip_p(n: int, deviation: float, alternative: str) -> float:
     return tail if towards else 1.0
 
 
+def _mean_se(v: np.ndarray) -> tuple[float, float]:
+    """Mean and standard error of ``v`` (n >= 2); se is exactly 0 when all values are equal
+    (``std`` would leave round-off)."""
+    mean = float(v.mean())
+    if bool(np.all(v == v[0])):
+        return mean, 0.0
+    return mean, float(v.std(ddof=1)) / math.sqrt(v.size)
+
+
+def _deviation_p(deviation: float, se: float, n: int, alternative: str) -> float:
+    """p-value of a mean lying ``deviation`` from the null: the t distribution with ``n - 1``
+    df, or for zero variance the exact :func:`sign_flip_p`; NaN when both are 0."""
+    if se > 0:
+        return _p_from_t(deviation / se, float(n - 1), alternative)
+    if deviation != 0:
+        return sign_flip_p(n, deviation, alternative)
+    return NAN
+
+
 def _p_from_z(z: float, alternative: str) -> float:
     if math.isnan(z):
         return NAN
@@ -296,21 +315,17 @@ def one_sample_t(
     method = "one-sample t-test"
     if n < 2:
         return _nan_test(n, alternative, method)
-    mean = float(v.mean())
-    constant = bool(np.all(v == v[0]))  # exact zero variance (std() would leave round-off)
-    sd = 0.0 if constant else float(v.std(ddof=1))
-    se = sd / math.sqrt(n)
+    mean, se = _mean_se(v)
     df = float(n - 1)
     diff = mean - null
+    p = _deviation_p(diff, se, n, alternative)
     if se > 0:
         t = diff / se
-        p = _p_from_t(t, df, alternative)
     elif diff != 0:
         t = math.copysign(math.inf, diff)
-        p = sign_flip_p(n, diff, alternative)
         method += " (zero variance: exact sign-flip p)"
     else:
-        t = p = NAN
+        t = NAN
     crit = float(_sps.t.ppf(1.0 - (1.0 - ci_level(alternative, alpha)) / 2.0, df))
     return TestResult(
         estimate=mean,
@@ -357,15 +372,12 @@ def tost(x: Any, low: float, high: float, alpha: float = 0.05) -> TostResult:
     n = int(v.size)
     if n < 2:
         return TostResult(NAN, False, NAN, NAN, NAN, NAN, low, high, n)
-    mean = float(v.mean())
-    se = 0.0 if bool(np.all(v == v[0])) else float(v.std(ddof=1)) / math.sqrt(n)
+    mean, se = _mean_se(v)
     df = float(n - 1)
-    if se > 0:
-        p_lower = float(_sps.t.sf((mean - low) / se, df))
-        p_upper = float(_sps.t.cdf((mean - high) / se, df))
-    else:  # on a margin the deviation is 0: the null holds exactly, p = 1
-        p_lower = sign_flip_p(n, mean - low, "greater") if mean != low else 1.0
-        p_upper = sign_flip_p(n, mean - high, "less") if mean != high else 1.0
+    # NaN only for zero variance exactly on a margin, where that null holds exactly: p = 1
+    p_lower = _deviation_p(mean - low, se, n, "greater")
+    p_upper = _deviation_p(mean - high, se, n, "less")
+    p_lower, p_upper = (1.0 if math.isnan(q) else q for q in (p_lower, p_upper))
     p = max(p_lower, p_upper)
     crit = float(_sps.t.ppf(1.0 - alpha, df))
     return TostResult(
