@@ -66,21 +66,44 @@ class TrainConfig:
     Attributes
     ----------
     steps : int
-        Optimizer steps (the same budget at every fraction).
+        Optimizer steps of a cell whose :class:`CellJob` has no budget of its own.
     batch_size : int
         Minibatch size; a subset smaller than this is cycled through within a batch.
     lr : float
-        Peak AdamW learning rate (cosine decay to zero over ``steps``).
+        Peak AdamW learning rate: linear warm-up, then cosine decay to zero over each cell's own
+        budget.
     weight_decay : float
-    log_every : int
-        Record the loss every this many steps.
+    log_points : int
+        ``loss_history`` holds the mean training loss over this many equal intervals of each
+        cell's budget (interval averages, not single minibatches).
+    warmup : float
+        Share of each cell's budget spent warming the learning rate up linearly, in [0, 1).
     """
 
     steps: int = 1000
     batch_size: int = 64
     lr: float = 1e-3
     weight_decay: float = 0.0
-    log_every: int = 50
+    log_points: int = 50
+    warmup: float = 0.0
+
+
+def lr_factor(step: int, budget: int, warmup: float = 0.0) -> float:
+    """Learning-rate multiplier of optimizer step ``step`` (0-based) in a budget of ``budget``.
+
+    Linear warm-up over the first ``ceil(warmup * budget)`` steps, then cosine decay from 1 to 0
+    over the rest: ``0.5 * (1 + cos(pi * s / n))`` with ``s`` steps past the warm-up of ``n``.
+    """
+    w = math.ceil(warmup * budget) if warmup > 0 else 0
+    if step < w:
+        return (step + 1) / w
+    n = budget - w
+    return 0.5 * (1.0 + math.cos(math.pi * min(step - w, n) / n))
+
+
+def interval_ends(budget: int, points: int) -> np.ndarray:
+    """Last step (1-based) of each of ``points`` equal logging intervals of ``budget`` steps."""
+    return np.ceil(np.arange(1, points + 1) * budget / points).astype(np.int64)
 
 
 @dataclass
@@ -96,12 +119,17 @@ class CellJob:
         Training-set indices the student trains on.
     seed : int
         Replicate seed: fixes the initialisation; with ``len(subset)`` it fixes the data order.
+    steps : int, optional
+        This cell's own budget of optimizer steps (its warm-up and cosine schedule run over it).
+        Cells of a group may have different budgets: a finished cell leaves the group. ``None``
+        uses :attr:`TrainConfig.steps` with the group-wide learning rate (the fixed-step path).
     """
 
     key: str
     objective: Objective
     subset: np.ndarray
     seed: int
+    steps: int | None = None
 
 
 @dataclass
@@ -117,6 +145,8 @@ class CellResult:
     loss_history: np.ndarray
     scalars: dict[str, float] = field(default_factory=dict)
     state: dict[str, torch.Tensor] | None = None
+    steps: int = 0
+    diverged: bool = False
 
 
 @dataclass
@@ -237,6 +267,11 @@ def train_group(
 ) -> list[CellResult]:
     """Train ``jobs`` together as one batched model and evaluate every cell.
 
+    Cells may have different budgets (:attr:`CellJob.steps`): all start together, and a cell
+    that has run its budget is evaluated and leaves the group (its parameters and optimizer
+    state drop out of the stacked tensors), so finished cells cost nothing. A cell whose
+    training loss becomes non-finite stops there and is returned with ``diverged=True``.
+
     Parameters
     ----------
     jobs : list of CellJob
@@ -248,7 +283,8 @@ def train_group(
     feature_index : numpy.ndarray, optional
         Training-set indices whose penultimate features are returned.
     on_step : callable, optional
-        ``on_step(done, total)`` after each optimizer step.
+        ``on_step(done, total)`` after each optimizer step of the group (``total`` is the
+        largest budget).
     eval_batch : int
         Samples per evaluation chunk (all cells at once).
     keep_state : bool
@@ -262,20 +298,32 @@ def train_group(
     -------
     list of CellResult
         In the order of ``jobs``.
+
+    Notes
+    -----
+    With per-cell budgets every cell follows its own learning-rate schedule. AdamW's update is
+    linear in the learning rate, so the group takes one fused AdamW step at learning rate 1 and
+    moves each cell's parameters the share ``lr_c`` of the way (``old + lr_c * (new - old)``);
+    the arithmetic is element-wise per cell, so a cell's result does not depend on its
+    batchmates. Jobs without a budget (``steps=None``) use the group-wide schedule directly.
     """
     if not jobs:
         return []
     device = data.x_train.device
-    C, B, K = len(jobs), config.batch_size, data.num_classes
+    B, K = config.batch_size, data.num_classes
     # group cells by objective label so each objective's loss runs once per step on a slice
-    order = sorted(range(C), key=lambda i: jobs[i].objective.label)
-    jobs_sorted = [jobs[i] for i in order]
-    models = [init_model(build, job.seed) for job in jobs_sorted]
+    order = sorted(range(len(jobs)), key=lambda i: jobs[i].objective.label)
+    active = [jobs[i] for i in order]
+    per_cell_lr = any(job.steps is not None for job in jobs)
+    budgets = np.array([job.steps or config.steps for job in active], dtype=np.int64)
+    if np.any(budgets < 1):
+        raise ValueError("every cell needs a budget of at least one step")
+    models = [init_model(build, job.seed) for job in active]
     base, params, buffers = _stack(models, device)
     del models
 
-    targets, scalars = [], []
-    for job in jobs_sorted:
+    targets, scalars = [], {}
+    for job in active:
         ctx = ObjectiveContext(
             teacher_train_logits=data.teacher_train_logits,
             train_labels=data.y_train,
@@ -285,82 +333,185 @@ def train_group(
         )
         tgt, extra = job.objective.targets(ctx)
         targets.append(tgt.to(device=device, dtype=torch.float32))
-        scalars.append({k: float(v) for k, v in extra.items()})
+        scalars[job.key] = {k: float(v) for k, v in extra.items()}
     target_table = torch.stack(targets)  # (C, N, K)
     del targets
-    slices: list[tuple[Objective, slice]] = []
-    start = 0
-    for i in range(1, C + 1):
-        if i == C or jobs_sorted[i].objective.label != jobs_sorted[start].objective.label:
-            slices.append((jobs_sorted[start].objective, slice(start, i)))
-            start = i
 
     batched = _group_forward(base, kernels)
-    opt = _adamw(list(params.values()), config)
-    steps = config.steps
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: 0.5 * (1.0 + math.cos(math.pi * min(s, steps) / steps))
-    )
-    samplers = [BatchSampler(job.subset, B, job.seed) for job in jobs_sorted]
-    # gathers by index_select on flattened tables: several times faster than 2-D indexing
-    n_train = target_table.shape[1]
-    target_rows = target_table.view(C * n_train, K)
-    row_offset = torch.arange(C, device=device)[:, None] * n_train
+    opt = _adamw(list(params.values()), config, lr=1.0 if per_cell_lr else config.lr)
+    samplers = [BatchSampler(job.subset, B, job.seed) for job in active]
+    points = max(1, config.log_points)
+    ends = [interval_ends(int(b), points) for b in budgets]
+    records: list[list[torch.Tensor]] = [[] for _ in active]
+    loss_sum = torch.zeros(len(active), device=device)
+    since = torch.zeros(len(active), device=device)
     sample_shape = data.x_train.shape[1:]
-    log_every = max(1, config.log_every)
-    history: list[torch.Tensor] = []
-    block = 50
+    n_train = target_table.shape[1]
+    total = int(budgets.max())
+    finished: dict[str, CellResult] = {}
+    diverged: set[str] = set()
+    idx_block = torch.empty(0, dtype=torch.int64)
+    block_pos = 0
     done = 0
-    with _deterministic_cudnn(device):  # same seed, same numbers on a GPU too
-        while done < steps:
-            nb = min(block, steps - done)
-            idx_np = np.stack([s.take(nb) for s in samplers], axis=1)
-            idx_block = torch.from_numpy(idx_np).to(device)
-            for t in range(nb):
-                idx = idx_block[t]  # (C, B)
-                flat = idx.reshape(-1)
-                x = data.x_train.index_select(0, flat).view(C, B, *sample_shape)
-                y = data.y_train.index_select(0, flat).view(C, B)
-                tg = target_rows.index_select(0, (idx + row_offset).reshape(-1)).view(C, B, K)
-                logits = batched(params, buffers, x)
-                losses = torch.cat(
-                    [obj.loss(logits[s], y[s], tg[s]).reshape(-1) for obj, s in slices]
-                )
-                opt.zero_grad(set_to_none=True)
-                losses.sum().backward()
-                opt.step()
-                sched.step()
-                done += 1
-                if done % log_every == 0 or done == steps:
-                    history.append(losses.detach())
-                if on_step is not None:
-                    on_step(done, steps)
-
-        results = _evaluate(base, params, buffers, data, feature_index, eval_batch)
-    loss_hist = torch.stack(history, dim=1).cpu().numpy() if history else np.zeros((C, 0))
     weight_key = _classifier_key(base, "weight")
     bias_key = _classifier_key(base, "bias")
-    out_sorted = []
-    for c, job in enumerate(jobs_sorted):
-        out_sorted.append(
-            CellResult(
+
+    def finish(keep: np.ndarray) -> None:
+        """Evaluate the cells not in ``keep`` and drop them from every stacked tensor."""
+        nonlocal params, buffers, opt, target_table, loss_sum, since, idx_block, active
+        nonlocal budgets, samplers, ends, records
+        gone = np.setdiff1d(np.arange(len(active)), keep)
+        sel = torch.as_tensor(gone, device=device)
+        results = _evaluate(
+            base,
+            {k: v.detach().index_select(0, sel) for k, v in params.items()},
+            {k: v.index_select(0, sel) for k, v in buffers.items()},
+            data,
+            feature_index,
+            eval_batch,
+        )
+        for j, c in enumerate(gone):
+            job = active[c]
+            hist = torch.stack(records[c]).cpu().numpy() if records[c] else np.zeros(0)
+            finished[job.key] = CellResult(
                 key=job.key,
-                train_logits=results["train_logits"][c],
-                test_logits=results["test_logits"][c],
-                features=None if results["features"] is None else results["features"][c],
+                train_logits=results["train_logits"][j],
+                test_logits=results["test_logits"][j],
+                features=None if results["features"] is None else results["features"][j],
                 classifier_weight=params[weight_key][c].detach().cpu().numpy().astype(np.float32),
                 classifier_bias=params[bias_key][c].detach().cpu().numpy().astype(np.float32),
-                loss_history=loss_hist[c].astype(np.float32),
-                scalars=scalars[c],
+                loss_history=_pad(hist.astype(np.float32), points),
+                scalars=scalars[job.key],
                 state=(
                     {k: v[c].detach().cpu().clone() for k, v in {**params, **buffers}.items()}
                     if keep_state
                     else None
                 ),
+                steps=done,
+                diverged=job.key in diverged,
             )
-        )
-    by_key = {r.key: r for r in out_sorted}
-    return [by_key[job.key] for job in jobs]
+        if not len(keep):
+            active = []
+            return
+        kt = torch.as_tensor(keep, device=device)
+        old_state = [opt.state.get(p, {}) for p in params.values()]
+        params = {k: v.detach().index_select(0, kt).requires_grad_(True) for k, v in params.items()}
+        buffers = {k: v.index_select(0, kt) for k, v in buffers.items()}
+        lr = opt.param_groups[0]["lr"]
+        opt = _adamw(list(params.values()), config, lr=lr)
+        for p, st in zip(params.values(), old_state, strict=True):
+            if st:
+                opt.state[p] = {
+                    k: (v.index_select(0, kt) if k != "step" else v.clone()) for k, v in st.items()
+                }
+        target_table = target_table.index_select(0, kt)
+        loss_sum, since = loss_sum.index_select(0, kt), since.index_select(0, kt)
+        if idx_block.numel():
+            idx_block = idx_block.index_select(1, kt.to(idx_block.device))
+        active = [active[c] for c in keep]
+        budgets = budgets[keep]
+        samplers = [samplers[c] for c in keep]
+        ends = [ends[c] for c in keep]
+        records = [records[c] for c in keep]
+
+    with _deterministic_cudnn(device):  # same seed, same numbers on a GPU too
+        while active:
+            C = len(active)
+            if block_pos >= idx_block.shape[0]:
+                nb = min(50, int(budgets.max()) - done)
+                idx_np = np.stack([s.take(nb) for s in samplers], axis=1)
+                idx_block = torch.from_numpy(idx_np).to(device)
+                block_pos = 0
+            idx = idx_block[block_pos]  # (C, B)
+            block_pos += 1
+            slices = _objective_slices(active)
+            flat = idx.reshape(-1)
+            x = data.x_train.index_select(0, flat).view(C, B, *sample_shape)
+            y = data.y_train.index_select(0, flat).view(C, B)
+            row_offset = torch.arange(C, device=device)[:, None] * n_train
+            tg = (
+                target_table.view(C * n_train, K)
+                .index_select(0, (idx + row_offset).reshape(-1))
+                .view(C, B, K)
+            )
+            logits = batched(params, buffers, x)
+            losses = torch.cat([obj.loss(logits[s], y[s], tg[s]).reshape(-1) for obj, s in slices])
+            opt.zero_grad(set_to_none=True)
+            losses.sum().backward()
+            if per_cell_lr:
+                _per_cell_step(opt, params, budgets, done, config, device)
+            else:
+                opt.param_groups[0]["lr"] = config.lr * lr_factor(done, config.steps, config.warmup)
+                opt.step()
+            done += 1
+            loss_sum += losses.detach()
+            since += 1
+            # intervals ending now (several when a budget is shorter than log_points: an
+            # interval shorter than one step repeats the mean of the one before)
+            due = [
+                int(np.searchsorted(ends[c], done, side="right")) - len(records[c])
+                for c in range(C)
+            ]
+            logged = [c for c in range(C) if due[c] > 0]
+            stop = set()
+            if logged:
+                means = loss_sum[logged] / since[logged]
+                finite = torch.isfinite(means).tolist()
+                for j, c in enumerate(logged):
+                    records[c].extend([means[j]] * due[c])
+                    loss_sum[c] = 0.0
+                    since[c] = 0.0
+                    if not finite[j]:
+                        diverged.add(active[c].key)
+                        stop.add(c)
+            stop |= {c for c in range(C) if budgets[c] == done}
+            if on_step is not None:
+                on_step(done, total)
+            if stop:
+                finish(np.array([c for c in range(C) if c not in stop], dtype=np.int64))
+    return [finished[job.key] for job in jobs]
+
+
+def _objective_slices(active: list[CellJob]) -> list[tuple[Objective, slice]]:
+    """Runs of consecutive cells with the same objective label (cells are sorted by it)."""
+    slices: list[tuple[Objective, slice]] = []
+    start = 0
+    for i in range(1, len(active) + 1):
+        if i == len(active) or active[i].objective.label != active[start].objective.label:
+            slices.append((active[start].objective, slice(start, i)))
+            start = i
+    return slices
+
+
+def _per_cell_step(
+    opt: torch.optim.Optimizer,
+    params: dict[str, torch.Tensor],
+    budgets: np.ndarray,
+    step: int,
+    config: TrainConfig,
+    device: torch.device,
+) -> None:
+    """One AdamW step in which cell ``c`` moves with its own learning rate.
+
+    The optimizer runs at learning rate 1; each cell then keeps the share ``lr_c`` of its
+    update (AdamW's decoupled update is linear in the learning rate).
+    """
+    rates = [config.lr * lr_factor(step, int(b), config.warmup) for b in budgets]
+    share = torch.tensor(rates, dtype=torch.float32, device=device)
+    with torch.no_grad():
+        before = [p.detach().clone() for p in params.values()]
+    opt.step()
+    with torch.no_grad():
+        for p, old in zip(params.values(), before, strict=True):
+            w = share.view(-1, *([1] * (p.dim() - 1)))
+            p.copy_(old.lerp_(p, w))
+
+
+def _pad(history: np.ndarray, points: int) -> np.ndarray:
+    """``history`` padded with NaN to ``points`` entries (a cell stopped early by divergence)."""
+    if len(history) >= points:
+        return history[:points]
+    return np.concatenate([history, np.full(points - len(history), np.nan, np.float32)])
 
 
 @contextlib.contextmanager
@@ -392,7 +543,7 @@ def _group_forward(base: nn.Module, kernels: str) -> Callable[..., torch.Tensor]
     return vmap(forward)
 
 
-def _adamw(params: list[torch.Tensor], config: TrainConfig) -> torch.optim.AdamW:
+def _adamw(params: list[torch.Tensor], config: TrainConfig, lr: float) -> torch.optim.AdamW:
     """AdamW over the stacked parameters; the fused kernel (one pass per step) where torch has it.
 
     Fused and multi-tensor AdamW compute the same update up to float rounding; the fused kernel
@@ -400,7 +551,7 @@ def _adamw(params: list[torch.Tensor], config: TrainConfig) -> torch.optim.AdamW
     torch's default elsewhere.
     """
     fused = True if params[0].device.type in ("cpu", "cuda") else None
-    return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, fused=fused)
+    return torch.optim.AdamW(params, lr=lr, weight_decay=config.weight_decay, fused=fused)
 
 
 def _classifier_key(model: nn.Module, what: str) -> str:

@@ -27,7 +27,7 @@ def jobs_for(methods, n, seeds=(0, 1)):
     return jobs
 
 
-CONFIG = TrainConfig(steps=12, batch_size=8, lr=3e-3, log_every=4)
+CONFIG = TrainConfig(steps=12, batch_size=8, lr=3e-3, log_points=3)
 
 
 def test_batch_sampler_is_deterministic_and_stays_in_subset():
@@ -143,3 +143,111 @@ def test_cuda_training_uses_deterministic_cudnn_and_restores_the_flags():
     assert (cudnn.deterministic, cudnn.benchmark) == before
     with _deterministic_cudnn(torch.device("cpu")):
         assert (cudnn.deterministic, cudnn.benchmark) == before
+
+
+# ------------------------------------------------------------------ per-cell budgets
+MIXED = TrainConfig(steps=12, batch_size=8, lr=3e-3, log_points=4, warmup=0.2)
+
+
+def mixed_jobs(methods, budgets, seed=0):
+    jobs = []
+    for i, (m, b) in enumerate(zip(methods, budgets, strict=True)):
+        sub = np.sort(np.random.default_rng(seed + i).permutation(64)[: 10 + 5 * i])
+        jobs.append(CellJob(f"{m}-{i}", parse_method(m), sub, seed, steps=b))
+    return jobs
+
+
+def test_lr_factor_warms_up_then_decays_to_zero_over_the_budget():
+    from kdtheory.engine import lr_factor
+
+    f = [lr_factor(s, 20, warmup=0.2) for s in range(20)]
+    assert f[:4] == [0.25, 0.5, 0.75, 1.0]  # ceil(0.2 * 20) = 4 warm-up steps
+    assert all(a >= b for a, b in zip(f[3:], f[4:]))  # then non-increasing
+    assert f[-1] < 0.05
+    assert lr_factor(0, 10) == 1.0  # no warm-up: cosine from the first step
+
+
+def test_interval_ends_partition_the_budget():
+    from kdtheory.engine import interval_ends
+
+    assert interval_ends(100, 4).tolist() == [25, 50, 75, 100]
+    assert interval_ends(10, 4).tolist() == [3, 5, 8, 10]
+    assert interval_ends(3, 5)[-1] == 3
+
+
+@pytest.mark.parametrize(
+    "arch, shape",
+    [
+        ("mlp:width=16,depth=2", (6,)),
+        ("cnn:channels=4", (1, 8, 8)),
+        ("vit:patch=4,dim=16,depth=1,heads=2", (1, 8, 8)),
+    ],
+)
+def test_mixed_budgets_batched_equals_sequential(arch, shape):
+    """Cells with budgets 5..30 train as one group; each equals the same cell trained alone."""
+    data = make_data(shape)
+    build = model_builder(arch, shape, 4)
+    jobs = mixed_jobs(["label", "kd:T=4", "ls:eps=matched", "kd-shuffled:T=2"], [30, 5, 17, 9])
+    together = train_group(jobs, build, data, MIXED, np.arange(12))
+    for job, res in zip(jobs, together, strict=True):
+        assert res.steps == job.steps and not res.diverged
+        assert res.loss_history.shape == (MIXED.log_points,)
+        assert np.isfinite(res.loss_history).all()
+        (alone,) = train_group([job], build, data, MIXED, np.arange(12))
+        np.testing.assert_allclose(res.test_logits, alone.test_logits, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(res.features, alone.features, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(res.loss_history, alone.loss_history, rtol=1e-4, atol=1e-5)
+
+
+def test_a_cell_does_not_depend_on_its_batchmates_budgets():
+    data = make_data((6,))
+    build = model_builder("mlp:width=16,depth=1", (6,), 4)
+    a = mixed_jobs(["label", "kd:T=4"], [20, 4])
+    b = mixed_jobs(["label", "kd:T=4"], [20, 40])
+    ra, rb = train_group(a, build, data, MIXED), train_group(b, build, data, MIXED)
+    np.testing.assert_allclose(ra[0].test_logits, rb[0].test_logits, rtol=1e-5, atol=1e-6)
+    # and the budget is real: the same cell with a longer budget ends elsewhere
+    assert not np.allclose(ra[1].test_logits, rb[1].test_logits, atol=1e-3)
+
+
+def test_finished_cells_leave_the_group():
+    """After the short cells finish, the group's steps only carry the long cell."""
+    data = make_data((6,))
+    build = model_builder("mlp:width=16,depth=1", (6,), 4)
+    seen = []
+    from kdtheory.plugins import architectures
+
+    original = architectures.MLP.grouped_forward
+
+    def spy(self, params, buffers, x, with_features=False):
+        seen.append(x.shape[0])
+        return original(self, params, buffers, x, with_features)
+
+    architectures.MLP.grouped_forward = spy
+    try:
+        jobs = mixed_jobs(["label", "kd:T=4", "kd-mse"], [3, 6, 10])
+        res = train_group(jobs, build, data, MIXED)
+    finally:
+        architectures.MLP.grouped_forward = original
+    assert seen == [3] * 3 + [2] * 3 + [1] * 4
+    assert [r.steps for r in res] == [3, 6, 10]
+
+
+def test_interval_averages_are_means_of_the_minibatch_losses():
+    """With one interval per step the history is the per-step loss; coarser ones average it."""
+    data = make_data((6,))
+    build = model_builder("mlp:width=16,depth=1", (6,), 4)
+    (job,) = mixed_jobs(["label"], [8])
+    (fine,) = train_group([job], build, data, TrainConfig(batch_size=8, lr=3e-3, log_points=8))
+    (coarse,) = train_group([job], build, data, TrainConfig(batch_size=8, lr=3e-3, log_points=2))
+    np.testing.assert_allclose(coarse.loss_history, fine.loss_history.reshape(2, 4).mean(1), 1e-5)
+
+
+def test_a_diverging_cell_stops_and_says_so():
+    data = make_data((6,))
+    build = model_builder("mlp:width=16,depth=1", (6,), 4)
+    jobs = mixed_jobs(["label", "kd:T=4"], [20, 20])
+    res = train_group(jobs, build, data, TrainConfig(batch_size=8, lr=1e30, log_points=10))
+    assert all(r.diverged for r in res)
+    assert all(r.steps < 20 for r in res)
+    assert not np.isfinite(res[0].loss_history).all()
