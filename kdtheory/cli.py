@@ -140,11 +140,27 @@ def run(
     methods: str | None = typer.Option(
         None, help="Methods, e.g. label,kd:T=4,ls:eps=matched,kd-shuffled:T=4,kd-mse."
     ),
-    steps: int | None = typer.Option(None, help="Optimizer steps per student (all fractions)."),
+    epochs: float | None = typer.Option(
+        None,
+        help="Budget by epochs: each student trains max(min-steps, ceil(epochs * n_train / "
+        "batch)) steps over its own subset.",
+    ),
+    min_steps: int | None = typer.Option(
+        None, help="Smallest budget of a student with --epochs (small subsets)."
+    ),
+    steps: int | None = typer.Option(
+        None, help="Fixed budget instead: the same optimizer steps at every fraction."
+    ),
+    warmup: float | None = typer.Option(
+        None, help="Share of each budget spent in linear learning-rate warm-up, in [0, 1)."
+    ),
     batch_size: int | None = typer.Option(None, help="Minibatch size."),
     lr: float | None = typer.Option(None, help="Peak AdamW learning rate (cosine decay)."),
     weight_decay: float | None = typer.Option(None, help="AdamW weight decay."),
     teacher_steps: int | None = typer.Option(None, help="Optimizer steps of the teacher."),
+    teacher_epochs: float | None = typer.Option(
+        None, help="Teacher budget in epochs over the full training set (instead of steps)."
+    ),
     teacher_lr: float | None = typer.Option(None, help="Teacher's peak learning rate."),
     teacher_checkpoint: Path | None = typer.Option(
         None, help="Load the teacher's state_dict from this file instead of training it."
@@ -178,10 +194,14 @@ def run(
             "seeds": tuple(range(seeds)) if seeds is not None else None,
             "methods": _split_methods(methods) if methods is not None else None,
             "steps": steps,
+            "epochs": epochs,
+            "min_steps": min_steps,
+            "warmup": warmup,
             "batch_size": batch_size,
             "lr": lr,
             "weight_decay": weight_decay,
             "teacher_steps": teacher_steps,
+            "teacher_epochs": teacher_epochs,
             "teacher_lr": teacher_lr,
             "teacher_checkpoint": str(teacher_checkpoint) if teacher_checkpoint else None,
             "feature_samples": feature_samples,
@@ -245,22 +265,36 @@ def _batch_cells(text: str) -> int | str:
 def inspect(
     runs: Path = typer.Argument(..., help="Run-store folder (or a combined .nc file)."),
 ) -> None:
-    """Show a store's experiments, methods, fractions, seeds, accuracies and missing cells."""
+    """Show a store's experiments, accuracies, convergence and missing cells.
+
+    A cell marked * fails a convergence criterion (see the convergence table and the summary
+    line); a teacher below the best label-trained student or near chance is flagged.
+    """
+    from kdtheory.convergence import CRITERIA, check_experiment
     from kdtheory.metrics import accuracy
 
     store = open_store(runs)
+    total_cells = total_under = 0
     for exp, ds in store.items():
-        teacher_acc = accuracy(ds.teacher_test_logits, ds.test_labels, "test_sample").item()
+        conv = check_experiment(exp, ds)
+        total_cells += conv.cells
+        total_under += len(conv.under_trained)
         out_console.print(
             f"[bold]{exp}[/]  dataset={ds.attrs.get('dataset')} teacher={ds.attrs.get('teacher')} "
             f"student={ds.attrs.get('student')}  train={ds.sizes['train_sample']} "
-            f"test={ds.sizes['test_sample']} classes={ds.sizes['class']}  "
-            f"teacher test acc={teacher_acc:.3f}",
+            f"test={ds.sizes['test_sample']} classes={ds.sizes['class']}",
+            highlight=False,
+        )
+        out_console.print(
+            f"  teacher: test acc {conv.teacher_test_accuracy:.3f}, train acc "
+            f"{conv.teacher_train_accuracy:.3f}"
+            + (f"  [yellow]weak teacher: {conv.weak_teacher}[/]" if conv.weak_teacher else ""),
             highlight=False,
         )
         out_console.print(f"  from {', '.join(map(str, store.sources[exp]))}", highlight=False)
         acc = accuracy(ds.test_logits, ds.test_labels, "test_sample")
-        table = Table(title="student test accuracy per seed (— = missing cell)")
+        under = conv.table["under_trained"]
+        table = Table(title="student test accuracy per seed (* = under-trained, — = missing cell)")
         table.add_column("method (objective)")
         for f, n in zip(ds.fraction.values, ds.n_train.values, strict=True):
             table.add_column(f"f={f:g} κ={int(n)}", justify="right")
@@ -270,22 +304,65 @@ def inspect(
             row = [f"{m} ({objective})"]
             for f in ds.fraction.values:
                 vals = acc.sel({"method": m, "fraction": f}).values
+                flags = under.sel({"method": m, "fraction": f}).values
                 parts = []
-                for s, v in zip(ds.seed.values, vals, strict=True):
+                for s, v, bad in zip(ds.seed.values, vals, flags, strict=True):
                     if np.isfinite(v):
-                        parts.append(f"{v:.3f}")
+                        parts.append(f"{v:.3f}" + ("[yellow]*[/]" if bad else ""))
                     else:
                         parts.append("—")
                         missing.append(f"{m} f={f:g} s={s}")
                 row.append(" ".join(parts))
             table.add_row(*row)
         out_console.print(table)
+        out_console.print(_convergence_table(ds, conv))
         optional = [v for v in ("features", "classifier_weight", "loss_history") if v in ds]
         out_console.print(f"  optional variables: {', '.join(optional) or 'none'}")
         if missing:
             out_console.print(f"  [yellow]missing {len(missing)} cell(s):[/] {', '.join(missing)}")
         else:
             out_console.print("  no missing cells")
+        for line in conv.warnings():
+            out_console.print(f"  [yellow]warning:[/] {line}", highlight=False)
+    ok = total_cells - total_under
+    colour = "green" if total_under == 0 else "yellow"
+    out_console.print(
+        f"[{colour}]convergence: {ok} of {total_cells} cells meet the criteria, "
+        f"{total_under} under-trained[/] (under-trained: {CRITERIA})",
+        highlight=False,
+    )
+
+
+def _convergence_table(ds, conv) -> Table:
+    """Per method × fraction: median train accuracy, median loss drop, under-trained seeds."""
+    table = Table(
+        title="convergence: median over seeds of accuracy on own subset / loss fall over the "
+        "last 20% of training / epochs (under-trained seeds)"
+    )
+    table.add_column("method")
+    for f in ds.fraction.values:
+        table.add_column(f"f={f:g}", justify="right")
+    acc = conv.table["train_accuracy"]
+    drop = conv.table["loss_drop_last20"]
+    under = conv.table["under_trained"]
+    epochs = ds.get("train_epochs")
+    for m in ds.method.values:
+        row = [str(m)]
+        for f in ds.fraction.values:
+            sel = {"method": m, "fraction": f}
+            a = acc.sel(sel).values
+            if not np.isfinite(a).any():
+                row.append("—")
+                continue
+            d = drop.sel(sel).values
+            text = f"{np.nanmedian(a):.3f} / "
+            text += f"{np.nanmedian(d):+.0%}" if np.isfinite(d).any() else "n/a"
+            if epochs is not None and np.isfinite(epochs.sel(sel).values).any():
+                text += f" / {np.nanmedian(epochs.sel(sel).values):.0f}ep"
+            n_bad = int(under.sel(sel).sum())
+            row.append(text + (f" [yellow]({n_bad}✗)[/]" if n_bad else ""))
+        table.add_row(*row)
+    return table
 
 
 @app.command()

@@ -191,6 +191,7 @@ def test_command(
     except KDTheoryError as exc:
         usage_error(str(exc))
     text = render(result, fmt.value, details=details)
+    warn_convergence(result if isinstance(result, list) else [result])
     if output is not None:
         try:
             write_atomic(output, text if text.endswith("\n") else text + "\n")
@@ -200,6 +201,18 @@ def test_command(
         typer.echo(f"wrote {n} verdict(s) as {fmt.value} to {output}", err=True)
         return
     typer.echo(text.rstrip("\n"))
+
+
+def warn_convergence(verdicts: list[Any]) -> None:
+    """One line on stderr when the verdicts rest on under-trained cells or a weak teacher."""
+    lines = list(dict.fromkeys(w for v in verdicts for w in v.warnings))
+    if lines:
+        typer.echo(
+            f"warning: {len(lines)} convergence problem(s) in this store (under-trained cells or "
+            "a weak teacher); each verdict lists them under 'Warning' (JSON: 'warnings'), and "
+            "`kdtheory inspect` shows every cell.",
+            err=True,
+        )
 
 
 def register(app: typer.Typer) -> None:

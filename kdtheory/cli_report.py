@@ -14,7 +14,7 @@ from pathlib import Path
 
 import typer
 
-from kdtheory.cli_hypotheses import open_store, usage_error
+from kdtheory.cli_hypotheses import open_store, usage_error, warn_convergence
 from kdtheory.errors import KDTheoryError
 from kdtheory.registry import did_you_mean
 
@@ -80,6 +80,9 @@ def report_command(
             _echo_warnings(caught)
             usage_error(str(exc))
     _echo_warnings(caught)
+    from kdtheory.report import read_report
+
+    warn_convergence(read_report(path)[0])
     n_fig = len(list((path / "figures").glob("*.pdf")))
     n_tab = len(list((path / "tables").glob("*.tex")))
     typer.echo(

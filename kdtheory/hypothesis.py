@@ -361,7 +361,19 @@ def run_test(
     opts = hyp.validate_options(options)
     data = _as_store(store)
     hyp.check_requirements(data)
-    return _check_verdict(hyp, hyp.test(data, alpha=a, **opts))
+    (verdict,) = with_store_warnings([_check_verdict(hyp, hyp.test(data, alpha=a, **opts))], data)
+    return verdict
+
+
+def with_store_warnings(
+    verdicts: Sequence[Verdict], store: Mapping[str, xr.Dataset]
+) -> list[Verdict]:
+    """``verdicts``, each carrying the store's convergence warnings (under-trained cells, weak
+    teachers; see :mod:`kdtheory.convergence`), so that no verdict on such runs passes silently."""
+    from kdtheory.convergence import check_store
+
+    found = check_store(store).warnings()
+    return [replace(v, warnings=list(v.warnings) + found) if found else v for v in verdicts]
 
 
 def adjust_family(
@@ -437,4 +449,4 @@ def run_all(
         except MissingRequirementError as exc:
             verdict = Verdict.unavailable(hyp.name, hyp.claim, hyp.prediction, a, str(exc))
         verdicts.append(verdict)
-    return adjust_family(verdicts, hyps)
+    return adjust_family(with_store_warnings(verdicts, data), hyps)

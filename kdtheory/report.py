@@ -580,7 +580,7 @@ def run_family(
     reason; so does one whose test raises (with a :class:`ReportHookWarning`), so that one
     failing plugin does not stop the report.
     """
-    from kdtheory.hypothesis import adjust_family
+    from kdtheory.hypothesis import adjust_family, with_store_warnings
     from kdtheory.plugin_manager import get_registries
 
     registry = get_registries().hypotheses
@@ -609,7 +609,7 @@ def run_family(
                 f"the test of {hyp.name!r} failed on this store: {type(exc).__name__}: {exc}",
             )
         verdicts.append(verdict)
-    return adjust_family(verdicts, hyps)
+    return adjust_family(with_store_warnings(verdicts, store), hyps)
 
 
 def collect_sections(
@@ -807,6 +807,7 @@ def build_report(
     """
     import kdtheory
     from kdtheory.atomic import write_text_atomic
+    from kdtheory.convergence import check_store
     from kdtheory.plugin_manager import get_registries
     from kdtheory.provenance import provenance
 
@@ -840,6 +841,7 @@ def build_report(
         data = {
             "format": REPORT_FORMAT,
             "provenance": prov,
+            "convergence": check_store(store).to_dict(),
             "verdicts": [v.to_dict() for v in verdicts],
             "sections": {
                 "overview": [s.to_dict() for s in overview],
@@ -1057,6 +1059,16 @@ def _experiment_rows(prov: Mapping[str, Any]) -> list[list[str]]:
 _EXPERIMENT_HEADERS = ["experiment", "dataset", "teacher → student", "methods", "κ", "seeds"]
 
 
+def _convergence_lines(verdicts: Sequence[Verdict]) -> list[str]:
+    """The store's convergence warnings (each once), or one line saying there are none."""
+    from kdtheory.convergence import CRITERIA
+
+    lines = list(dict.fromkeys(w for v in verdicts for w in v.warnings))
+    return lines or [
+        f"none: no cell is under-trained and no teacher is weak (criteria: {CRITERIA})"
+    ]
+
+
 def _markdown(
     verdicts: Sequence[Verdict],
     sections: Mapping[str, list[ReportSection]],
@@ -1095,6 +1107,10 @@ def _markdown(
         "two-sided at the level shown (90% for a one-sided test at alpha = 0.05)._",
         "",
         "Tables: " + ", ".join(f"[{Path(p).name}]({p})" for p in family_tables),
+        "",
+        "## Convergence",
+        "",
+        *[f"- {line}" for line in _convergence_lines(verdicts)],
         "",
         "## Experiments",
         "",
@@ -1344,6 +1360,8 @@ def _html(
         '<p class="files">Tables: '
         + "".join(f'<a href="{_h(p)}">{_h(Path(p).name)}</a> ' for p in family_tables)
         + "</p>",
+        "<h2>Convergence</h2>",
+        "<ul>" + "".join(f"<li>{_h(line)}</li>" for line in _convergence_lines(verdicts)) + "</ul>",
         "<h2>Experiments</h2>",
         '<table class="booktabs"><thead><tr>'
         + "".join(f'<th class="l">{_h(h)}</th>' for h in _EXPERIMENT_HEADERS)

@@ -27,8 +27,28 @@ VARIABLE_DIMS: dict[str, tuple[str, ...]] = {
     "classifier_weight": ("method", "fraction", "seed", "class", "feature"),
     "classifier_bias": ("method", "fraction", "seed", "class"),
     "effective_smoothing": ("method", "fraction", "seed"),
+    "loss_history": ("method", "fraction", "seed", "log_point"),
+    "train_steps": ("method", "fraction", "seed"),
+    "train_epochs": ("method", "fraction", "seed"),
+    "final_train_loss": ("method", "fraction", "seed"),
+    "train_accuracy": ("method", "fraction", "seed"),
+    "loss_drop_last20": ("method", "fraction", "seed"),
+    "diverged": ("method", "fraction", "seed"),
+}
+#: other dims accepted for a variable: stores written before per-cell budgets logged the loss
+#: at fixed steps (``step``) rather than as interval means (``log_point``, with ``progress``)
+LEGACY_DIMS: dict[str, tuple[str, ...]] = {
     "loss_history": ("method", "fraction", "seed", "step"),
 }
+#: per-cell training records: cell-file attribute -> combined variable (method, fraction, seed)
+CELL_RECORDS = (
+    "train_steps",
+    "train_epochs",
+    "final_train_loss",
+    "train_accuracy",
+    "loss_drop_last20",
+    "diverged",
+)
 REQUIRED_VARIABLES = (
     "test_logits",
     "train_logits",
@@ -51,6 +71,7 @@ FLOAT_VARIABLES = (
     "classifier_weight",
     "classifier_bias",
     "loss_history",
+    "final_train_loss",
 )
 
 
@@ -82,7 +103,7 @@ def validate_experiment(ds: xr.Dataset, source: str | Path = "<dataset>") -> Non
     if missing:
         raise _fail(source, f"missing variable(s) {', '.join(missing)}")
     for name, dims in VARIABLE_DIMS.items():
-        if name in ds.data_vars and tuple(ds[name].dims) != dims:
+        if name in ds.data_vars and tuple(ds[name].dims) not in (dims, LEGACY_DIMS.get(name)):
             raise _fail(
                 source, f"variable {name!r} has dims {tuple(ds[name].dims)}, expected {dims}"
             )

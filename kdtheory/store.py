@@ -27,6 +27,7 @@ from kdtheory.atomic import write_atomic, write_text_atomic
 from kdtheory.errors import SchemaError, StoreError
 from kdtheory.schema import (
     CELL_KIND,
+    CELL_RECORDS,
     METHOD_COORDS,
     SCHEMA,
     STORAGE_NOTE,
@@ -287,15 +288,22 @@ def combine_cells(folder: Path) -> xr.Dataset:
         data["features"] = np.full((M, F, S, P, D), np.nan, np.float32)
         data["classifier_weight"] = np.full((M, F, S, K, D), np.nan, np.float32)
         data["classifier_bias"] = np.full((M, F, S, K), np.nan, np.float32)
+    records = [r for r in CELL_RECORDS if first is not None and r in first.attrs]
+    for r in records:
+        data[r] = np.full((M, F, S), np.nan, np.float32)
     if first is not None and "loss_history" in first.data_vars:
-        steps = first["step"].values
-        data["loss_history"] = np.full((M, F, S, len(steps)), np.nan, np.float32)
+        history_dim = first["loss_history"].dims[0]  # log_point; step in older stores
+        history_coord = "progress" if history_dim == "log_point" else history_dim
+        history_axis = first[history_coord]
+        data["loss_history"] = np.full((M, F, S, len(history_axis)), np.nan, np.float32)
     for path, c in cells:
         i = (mi[c.attrs["method"]], fi[float(c.attrs["fraction"])], si[int(c.attrs["seed"])])
         data["test_logits"][i] = c["test_logits"].values
         data["train_logits"][i] = c["train_logits"].values
         data["in_train"][i[1:]] = c["in_train"].values.astype(bool)
         data["effective_smoothing"][i] = float(c.attrs.get("effective_smoothing", np.nan))
+        for r in records:
+            data[r][i] = float(c.attrs.get(r, np.nan))
         for name in ("features", "classifier_weight", "classifier_bias", "loss_history"):
             if name in data:
                 if name not in c.data_vars or c[name].shape != data[name].shape[3:]:
@@ -343,8 +351,10 @@ def combine_cells(folder: Path) -> xr.Dataset:
         ds["classifier_bias"] = (cell + ("class",), data["classifier_bias"])
         ds["teacher_features"] = teacher["teacher_features"].astype(np.float32)
     if "loss_history" in data:
-        ds = ds.assign_coords(step=first["step"].values)
-        ds["loss_history"] = (cell + ("step",), data["loss_history"])
+        ds = ds.assign_coords({history_coord: (history_dim, history_axis.values)})
+        ds["loss_history"] = (cell + (history_dim,), data["loss_history"])
+    for r in records:
+        ds[r] = (cell, data[r])
     if meta.get("recipe") is not None:
         ds.attrs["recipe"] = json.dumps(meta["recipe"], sort_keys=True)
     return ds

@@ -8,6 +8,7 @@ with ``batch_cells=1``).
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -20,6 +21,7 @@ import xarray as xr
 
 import kdtheory
 from kdtheory import store as st
+from kdtheory.convergence import MAX_LOSS_DROP, MIN_LABEL_TRAIN_ACCURACY, loss_drop
 from kdtheory.engine import (
     CellJob,
     CellResult,
@@ -58,26 +60,63 @@ class ExperimentConfig:
     seeds: tuple[int, ...] = (0, 1, 2)
     methods: tuple[str, ...] = DEFAULT_METHODS
     steps: int = 1000
+    epochs: float | None = None
+    min_steps: int = 0
     batch_size: int = 64
     lr: float = 1e-3
     weight_decay: float = 0.0
+    warmup: float = 0.0
     teacher_steps: int = 3000
+    teacher_epochs: float | None = None
     teacher_lr: float = 1e-3
     teacher_seed: int = 0
     teacher_checkpoint: str | None = None
     feature_samples: int = 512
-    log_every: int = 50
+    log_points: int = 50
     name: str | None = None
 
     @property
     def experiment_id(self) -> str:
         return st.safe_name(self.name or f"{self.dataset}--{self.teacher}--{self.student}")
 
+    @property
+    def budget(self) -> str:
+        """``"epochs"`` (each cell's steps follow its subset size) or ``"steps"`` (fixed)."""
+        return "steps" if self.epochs is None else "epochs"
+
+    def cell_steps(self, n_train: int) -> int:
+        """A student's budget: ``max(min_steps, ceil(epochs * n_train / batch_size))`` steps,
+        or ``steps`` with a fixed budget."""
+        if self.epochs is None:
+            return self.steps
+        return max(self.min_steps, math.ceil(self.epochs * n_train / self.batch_size))
+
+    def teacher_budget(self, n_train: int) -> int:
+        """The teacher's steps: ``ceil(teacher_epochs * n_train / batch_size)`` or
+        ``teacher_steps``."""
+        if self.teacher_epochs is None:
+            return self.teacher_steps
+        return max(1, math.ceil(self.teacher_epochs * n_train / self.batch_size))
+
     def recipe(self) -> dict[str, Any]:
-        """The training recipe: every setting that changes what a cell computes."""
+        """The training recipe: every setting that changes what a cell computes.
+
+        It records which budget was used (``budget``) and only that budget's settings, so a
+        store never mixes cells trained by epochs with cells trained by a fixed step count.
+        """
         d = asdict(self)
         for axis in ("fractions", "seeds", "methods", "name"):
             d.pop(axis)
+        d["budget"] = self.budget
+        if self.epochs is None:
+            d.pop("epochs")
+            d.pop("min_steps")
+        else:
+            d.pop("steps")
+        if self.teacher_epochs is None:
+            d.pop("teacher_epochs")
+        else:
+            d.pop("teacher_steps")
         return d
 
     def validate(self) -> None:
@@ -88,9 +127,19 @@ class ExperimentConfig:
                 raise SpecError(f"--fractions: {f} is not in (0, 1]")
         if not self.seeds:
             raise SpecError("--seeds: give at least one seed")
-        for key in ("steps", "batch_size", "teacher_steps", "feature_samples", "log_every"):
+        for key in ("steps", "batch_size", "teacher_steps", "feature_samples", "log_points"):
             if getattr(self, key) < 1:
                 raise SpecError(f"--{key.replace('_', '-')}: must be >= 1")
+        if self.min_steps < 0:
+            raise SpecError("--min-steps: must be >= 0")
+        for key in ("epochs", "teacher_epochs"):
+            value = getattr(self, key)
+            if value is not None and not (math.isfinite(value) and value > 0):
+                raise SpecError(f"--{key.replace('_', '-')}: must be a number > 0, got {value}")
+        if not (math.isfinite(self.warmup) and 0 <= self.warmup < 1):
+            raise SpecError(
+                f"--warmup: must be in [0, 1) (a share of each budget), got {self.warmup}"
+            )
         for key in ("lr", "teacher_lr"):
             if not getattr(self, key) > 0:
                 raise SpecError(f"--{key.replace('_', '-')}: must be > 0")
@@ -139,7 +188,6 @@ PRESETS: dict[str, list[ExperimentConfig]] = {
             batch_size=32,
             teacher_steps=400,
             feature_samples=96,
-            log_every=25,
         )
     ],
     "reference": [
@@ -248,6 +296,7 @@ def _teacher(
                 "from the same architecture and options."
             ) from None
         model.to(device)
+        teacher_training = {}
         train_logits, _ = evaluate_single(model, x_train)
         test_logits, _ = evaluate_single(model, x_test)
         _, feats = evaluate_single(model, x_train[torch.as_tensor(feat_idx)], with_features=True)
@@ -259,16 +308,30 @@ def _teacher(
         job = CellJob(
             "teacher", parse_method("label"), np.arange(len(data.y_train)), cfg.teacher_seed
         )
+        budget = cfg.teacher_budget(len(data.y_train))
         tconf = TrainConfig(
-            steps=cfg.teacher_steps,
+            steps=budget,
             batch_size=cfg.batch_size,
             lr=cfg.teacher_lr,
             weight_decay=cfg.weight_decay,
-            log_every=cfg.log_every,
+            log_points=cfg.log_points,
+            warmup=cfg.warmup,
         )
-        progress.start_group(1, cfg.teacher_steps, "teacher")
+        progress.start_group(1, budget, "teacher")
         (res,) = train_group([job], build, tdata, tconf, feat_idx, progress.step, keep_state=True)
+        if res.diverged:
+            raise StoreError(
+                f"{cfg.experiment_id}: the teacher's training loss became non-finite after "
+                f"{res.steps} steps (--teacher-lr {cfg.teacher_lr}); nothing was written for "
+                "it. Lower --teacher-lr and re-run."
+            )
         train_logits, test_logits, feats = res.train_logits, res.test_logits, res.features
+        teacher_training = {
+            "teacher_steps_trained": int(res.steps),
+            "teacher_epochs_trained": float(res.steps * cfg.batch_size / len(data.y_train)),
+            "teacher_final_train_loss": float(res.loss_history[-1]),
+            "teacher_loss_drop_last20": loss_drop(res.loss_history),
+        }
         st.write_atomic(weights, lambda tmp: torch.save(res.state, tmp))
         progress.end_group([("teacher", _accuracy(test_logits, data.y_test))])
     ds = xr.Dataset(
@@ -291,10 +354,14 @@ def _teacher(
             "teacher_train_accuracy": _accuracy(train_logits, data.y_train),
             "teacher_test_accuracy": _accuracy(test_logits, data.y_test),
             "teacher_weights": str(source or weights.name),
-        },
+        }
+        | teacher_training,
     )
     st.write_dataset(ds, teacher_nc)
-    return ds
+    # read back what was stored: students of a first run and of a resumed run then learn from
+    # the same (int16-packed) teacher logits, so a resume equals an uninterrupted run
+    with xr.open_dataset(teacher_nc) as t:
+        return t.load()
 
 
 def _experiment_attrs(cfg: ExperimentConfig) -> dict[str, Any]:
@@ -320,9 +387,21 @@ def _cell_dataset(
     res: CellResult,
     teacher: xr.Dataset,
     test_accuracy: float,
+    train_labels: np.ndarray,
 ) -> xr.Dataset:
-    steps = np.arange(1, len(res.loss_history) + 1) * cfg.log_every
-    steps[-1:] = np.minimum(steps[-1:], cfg.steps)
+    points = len(res.loss_history)
+    n_train = int(in_train.sum())
+    train_acc = _accuracy(res.train_logits[in_train], train_labels[in_train])
+    drop = loss_drop(res.loss_history)
+    finite = np.isfinite(res.loss_history)
+    final = float(res.loss_history[finite][-1]) if finite.any() else float("nan")
+    label = objective.objective == "label"
+    converged = (
+        not res.diverged
+        and np.isfinite(drop)
+        and drop <= MAX_LOSS_DROP
+        and (not label or train_acc >= MIN_LABEL_TRAIN_ACCURACY)
+    )
     ds = xr.Dataset(
         {
             "test_logits": (("test_sample", "class"), res.test_logits.astype(np.float32)),
@@ -331,9 +410,12 @@ def _cell_dataset(
             "features": (("feature_sample", "feature"), res.features.astype(np.float32)),
             "classifier_weight": (("class", "feature"), res.classifier_weight),
             "classifier_bias": (("class",), res.classifier_bias),
-            "loss_history": (("step",), res.loss_history),
+            "loss_history": (("log_point",), res.loss_history),
         },
-        coords={"feature_sample": teacher["feature_sample"].values, "step": steps},
+        coords={
+            "feature_sample": teacher["feature_sample"].values,
+            "progress": ("log_point", np.arange(1, points + 1) / points),
+        },
         attrs=_experiment_attrs(cfg)
         | {
             "kind": CELL_KIND,
@@ -344,10 +426,17 @@ def _cell_dataset(
             "smoothing": float(objective.smoothing),
             "method_params": json.dumps(objective.params, sort_keys=True, default=str),
             "fraction": float(fraction),
-            "n_train": int(in_train.sum()),
+            "n_train": n_train,
             "seed": int(seed),
             "test_accuracy": test_accuracy,
             "effective_smoothing": float(res.scalars.get("effective_smoothing", np.nan)),
+            "train_steps": int(res.steps),
+            "train_epochs": float(res.steps * cfg.batch_size / n_train),
+            "final_train_loss": final,
+            "train_accuracy": train_acc,
+            "loss_drop_last20": drop,
+            "diverged": int(res.diverged),
+            "converged": int(converged),
         },
     )
     return ds
@@ -447,19 +536,35 @@ def run_experiment(
     )
     feat_idx = teacher["feature_sample"].values
     build = model_builder(cfg.student, data.input_shape, data.num_classes)
-    tconf = TrainConfig(cfg.steps, cfg.batch_size, cfg.lr, cfg.weight_decay, cfg.log_every)
+    tconf = TrainConfig(
+        steps=cfg.steps,
+        batch_size=cfg.batch_size,
+        lr=cfg.lr,
+        weight_decay=cfg.weight_decay,
+        log_points=cfg.log_points,
+        warmup=cfg.warmup,
+    )
+    per_cell = cfg.epochs is not None
     per_group = cells_per_group(batch_cells, cfg, data, memory_budget)
     subsets = {(f, s): subset(data.y_train, f, s) for f in cfg.fractions for s in cfg.seeds}
     for g in range(0, len(todo), per_group):
         group = todo[g : g + per_group]
         jobs = [
-            CellJob(st.cell_filename(o.label, f, s), o, subsets[(f, s)], s) for o, f, s in group
+            CellJob(
+                st.cell_filename(o.label, f, s),
+                o,
+                subsets[(f, s)],
+                s,
+                steps=cfg.cell_steps(len(subsets[(f, s)])) if per_cell else None,
+            )
+            for o, f, s in group
         ]
+        longest = max(cfg.cell_steps(len(j.subset)) for j in jobs)
         desc = (
             f"{o.label} f={f:g} s={s}" if len(group) == 1 else f"{len(group)} cells"
             for o, f, s in group[:1]
         )
-        progress.start_group(len(group), cfg.steps, f"{cfg.experiment_id}: {next(desc)}")
+        progress.start_group(len(group), longest, f"{cfg.experiment_id}: {next(desc)}")
         results = train_group(jobs, build, tdata, tconf, feat_idx, progress.step)
         shown = []
         for (obj, f, s), res in zip(group, results, strict=True):
@@ -467,7 +572,7 @@ def run_experiment(
             mask[subsets[(f, s)]] = True
             assert mask.sum() == subset_size(f, len(data.y_train))
             acc = _accuracy(res.test_logits, data.y_test)
-            cell = _cell_dataset(cfg, obj, f, s, mask, res, teacher, acc)
+            cell = _cell_dataset(cfg, obj, f, s, mask, res, teacher, acc, data.y_train)
             st.write_dataset(cell, st.cell_path(out, cfg.experiment_id, obj.label, f, s))
             report.trained += 1
             report.cell_accuracy[(obj.label, f, s)] = acc
@@ -489,6 +594,17 @@ def configs_from_options(preset: str | None, overrides: dict[str, Any]) -> list[
     else:
         base = [ExperimentConfig()]
     given = {k: v for k, v in overrides.items() if v is not None}
+    if "steps" in given and "epochs" in given:
+        raise SpecError(
+            "--steps and --epochs: give one budget, a fixed number of steps per student or a "
+            "number of epochs over each student's own subset"
+        )
+    if "steps" in given:  # a fixed budget replaces the preset's epochs
+        given["epochs"] = None
+    if "teacher_steps" in given and "teacher_epochs" in given:
+        raise SpecError("--teacher-steps and --teacher-epochs: give one of them")
+    if "teacher_steps" in given:
+        given["teacher_epochs"] = None
     if "name" in given and len(base) > 1:
         raise SpecError(f"--name: preset {preset!r} has {len(base)} experiments; drop --name")
     return [replace(cfg, **given) for cfg in base]

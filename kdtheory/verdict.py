@@ -207,6 +207,9 @@ class Verdict:
     family : list of str
         Names of the hypotheses in the Holm family this verdict was adjusted in (empty when
         tested alone).
+    warnings : list of str
+        What undermines the runs under the verdict: under-trained cells, a weak teacher (see
+        :mod:`kdtheory.convergence`). Shown with every rendering.
     """
 
     hypothesis: str
@@ -228,6 +231,7 @@ class Verdict:
     summaries: dict[str, str] = field(default_factory=dict)
     p_adjusted: float | None = None
     family: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     # ---------------------------------------------------------------- construction helpers
 
@@ -313,6 +317,7 @@ class Verdict:
             "pooled": self.pooled.to_dict() if self.pooled is not None else None,
             "tables": _jsonable({str(k): list(v) for k, v in (self.tables or {}).items()}),
             "summaries": {str(k): str(v) for k, v in (self.summaries or {}).items()},
+            "warnings": [str(w) for w in self.warnings],
         }
 
     @classmethod
@@ -352,6 +357,7 @@ class Verdict:
             summaries={str(k): str(v) for k, v in (data.get("summaries") or {}).items()},
             p_adjusted=_to_opt_float(data.get("p_adjusted")),
             family=[str(f) for f in data.get("family") or []],
+            warnings=[str(w) for w in data.get("warnings") or []],
         )
 
     def as_json(self, indent: int | None = 2) -> str:
@@ -700,7 +706,7 @@ def info_lines(v: Verdict, test: str | None = None) -> list[tuple[str, str]]:
         ("Test", _test_line(v) if test is None else test),
         ("Model", v.model),
         ("Reason", v.reason),
-    ]
+    ] + [("Warning", w) for w in v.warnings]
 
 
 _Table = tuple[list[str], list[list[str]], set[int]]  # headers, body, right-aligned columns

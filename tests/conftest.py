@@ -20,7 +20,7 @@ TINY = ExperimentConfig(
     batch_size=16,
     teacher_steps=80,
     feature_samples=48,
-    log_every=10,
+    log_points=10,
 )
 
 

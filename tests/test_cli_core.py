@@ -46,7 +46,8 @@ def test_run_inspect_export_end_to_end(tmp_path):
     shown = runner.invoke(app, ["inspect", str(out)])
     assert shown.exit_code == 0, shown.output
     assert "missing 1 cell(s)" in shown.output and "label f=0.2 s=1" in shown.output
-    assert "teacher test acc" in shown.output
+    assert "teacher: test acc" in shown.output
+    assert "convergence:" in shown.output  # the one-line summary
 
     exported = runner.invoke(app, ["export", str(out), "--out", str(tmp_path / "shared")])
     assert exported.exit_code == 0, exported.output

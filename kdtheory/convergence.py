@@ -1,0 +1,297 @@
+"""Convergence of training runs: the criteria, per-cell checks and the store's warnings.
+
+A verdict is only as good as the runs under it, so every command that reads a store says when
+its students (or teacher) are not trained to convergence. The criteria, stated once here and
+used by ``kdtheory run`` (the ``converged`` attribute of each cell file), ``inspect``, ``test``
+and ``report``:
+
+- **loss still falling**: the mean training loss over the last logging interval is more than
+  :data:`MAX_LOSS_DROP` (5%) below the mean over the interval that ends at 80% of the cell's
+  budget (``loss_drop_last20``);
+- **labels not fitted**: a label-trained student (objective ``label``) classifies less than
+  :data:`MIN_LABEL_TRAIN_ACCURACY` (99%) of its own training subset correctly;
+- **diverged**: the training loss became non-finite.
+
+A teacher is flagged as *weak* when its test accuracy is below that of the best label-trained
+student (mean over seeds, any fraction), or within :data:`CHANCE_MARGIN` of chance (1/K).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+#: share of a cell's budget whose loss change decides "still falling"
+LOSS_TAIL = 0.2
+#: largest relative fall of the loss over the last LOSS_TAIL of training for a converged cell
+MAX_LOSS_DROP = 0.05
+#: smallest accuracy of a label-trained student on its own training subset
+MIN_LABEL_TRAIN_ACCURACY = 0.99
+#: a teacher within this many accuracy points (as a share) of chance is weak
+CHANCE_MARGIN = 0.10
+
+CRITERIA = (
+    f"loss falling by more than {MAX_LOSS_DROP:.0%} over the last {LOSS_TAIL:.0%} of training, "
+    f"a label-trained student below {MIN_LABEL_TRAIN_ACCURACY:.0%} accuracy on its own training "
+    "subset, or a non-finite loss"
+)
+
+
+def loss_drop(history: np.ndarray, progress: np.ndarray | None = None) -> float:
+    """Relative fall of a loss history over its last :data:`LOSS_TAIL` of training.
+
+    Parameters
+    ----------
+    history : numpy.ndarray
+        Interval-mean losses in training order (NaN entries at the end are ignored).
+    progress : numpy.ndarray, optional
+        Position of each entry in training (any increasing scale, e.g. the step it ends at);
+        evenly spaced when omitted.
+
+    Returns
+    -------
+    float
+        ``(L(80%) - L(end)) / |L(80%)|``: positive while the loss is still falling; NaN when the
+        history has fewer than two finite entries; ``inf`` when it has a non-finite one before
+        its end.
+    """
+    h = np.asarray(history, dtype=float)
+    pos = np.arange(1, len(h) + 1, dtype=float) if progress is None else np.asarray(progress, float)
+    keep = ~np.isnan(h)
+    h, pos = h[keep], pos[keep]
+    if len(h) < 2:
+        return float("nan")
+    if not np.isfinite(h).all():
+        return float("inf")
+    start = pos[0] + (1 - LOSS_TAIL) * (pos[-1] - pos[0]) if progress is not None else None
+    if start is None:
+        i0 = max(0, int(round((1 - LOSS_TAIL) * len(h))) - 1)
+    else:
+        i0 = int(np.argmin(np.abs(pos - start)))
+    a, b = h[i0], h[-1]
+    if a == 0:
+        return 0.0
+    return float((a - b) / abs(a))
+
+
+def train_accuracy(ds: xr.Dataset) -> xr.DataArray:
+    """Each cell's accuracy on its own training subset (dims method, fraction, seed)."""
+    logits = ds["train_logits"]
+    pred = logits.argmax("class", skipna=False) if logits.size else logits.isel({"class": 0})
+    correct = (pred == ds["train_labels"]).where(ds["in_train"])
+    acc = correct.sum("train_sample") / ds["in_train"].sum("train_sample")
+    present = np.isfinite(logits.isel({"class": 0})).any("train_sample")
+    return acc.where(present)
+
+
+def cell_loss_drop(ds: xr.Dataset) -> xr.DataArray:
+    """``loss_drop`` of every cell's ``loss_history`` (NaN where none is stored)."""
+    dims = ("method", "fraction", "seed")
+    if "loss_history" not in ds:
+        shape = [ds.sizes[d] for d in dims]
+        return xr.DataArray(np.full(shape, np.nan), dims=dims, coords={d: ds[d] for d in dims})
+    hist = ds["loss_history"]
+    axis = hist.dims[-1]
+    progress = np.asarray(ds[axis].values, dtype=float) if axis in ds.coords else None
+    return xr.apply_ufunc(
+        lambda h: loss_drop(h, progress),
+        hist,
+        input_core_dims=[[axis]],
+        vectorize=True,
+    )
+
+
+@dataclass
+class ExperimentConvergence:
+    """Convergence of one experiment's cells and teacher.
+
+    Attributes
+    ----------
+    experiment : str
+    cells : int
+        Cells present (trained) in the experiment.
+    under_trained : list of (str, float, int, str)
+        ``(method, fraction, seed, why)`` for each cell that fails a criterion.
+    teacher_test_accuracy, teacher_train_accuracy : float
+    weak_teacher : str
+        Why the teacher is weak, or ``""``.
+    table : xarray.Dataset
+        Per-cell ``train_accuracy``, ``loss_drop_last20`` and ``under_trained``.
+    """
+
+    experiment: str
+    cells: int
+    under_trained: list[tuple[str, float, int, str]] = field(default_factory=list)
+    teacher_test_accuracy: float = float("nan")
+    teacher_train_accuracy: float = float("nan")
+    weak_teacher: str = ""
+    table: xr.Dataset | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.under_trained and not self.weak_teacher
+
+    def warnings(self) -> list[str]:
+        """One line per problem, naming the experiment, methods and fractions."""
+        out = []
+        if self.under_trained:
+            per_method: dict[str, dict[float, int]] = {}
+            reasons: dict[str, int] = {}
+            for m, f, _s, why in self.under_trained:
+                counts = per_method.setdefault(m, {})
+                counts[f] = counts.get(f, 0) + 1
+                for part in why.split(", "):
+                    key = part.split(" ")[0]  # "loss", "train", "diverged"
+                    reasons[key] = reasons.get(key, 0) + 1
+            where = "; ".join(
+                f"{m} at f=" + ", ".join(f"{f:g} ({n})" for f, n in sorted(c.items()))
+                for m, c in per_method.items()
+            )
+            names = {
+                "loss": "loss still falling",
+                "train": "label fit < 99%",
+                "diverged": "diverged",
+            }
+            why = ", ".join(f"{names.get(k, k)}: {n}" for k, n in reasons.items())
+            out.append(
+                f"{self.experiment}: {len(self.under_trained)} of {self.cells} cells "
+                f"under-trained ({why}) — {where} (seeds per fraction in brackets). "
+                "Train longer (--epochs) into a new store; `kdtheory inspect` shows each cell."
+            )
+        if self.weak_teacher:
+            out.append(
+                f"{self.experiment}: weak teacher: {self.weak_teacher}; distilling from it "
+                "says little about distillation. Train a stronger teacher (--teacher, "
+                "--teacher-epochs)."
+            )
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "experiment": self.experiment,
+            "cells": self.cells,
+            "under_trained": [
+                {"method": m, "fraction": f, "seed": s, "why": w}
+                for m, f, s, w in self.under_trained
+            ],
+            "teacher_test_accuracy": _none_if_nan(self.teacher_test_accuracy),
+            "teacher_train_accuracy": _none_if_nan(self.teacher_train_accuracy),
+            "weak_teacher": self.weak_teacher or None,
+        }
+
+
+def _none_if_nan(x: float) -> float | None:
+    return None if x is None or not np.isfinite(x) else float(x)
+
+
+def check_experiment(name: str, ds: xr.Dataset) -> ExperimentConvergence:
+    """Apply the criteria of this module to every cell and the teacher of ``ds``."""
+    acc = train_accuracy(ds)
+    drop = cell_loss_drop(ds)
+    present = acc.notnull()
+    if "diverged" in ds:
+        diverged = ds["diverged"].fillna(0).astype(bool)
+    else:
+        diverged = xr.zeros_like(present)
+    is_label = ds["objective"] == "label"
+    falling = drop > MAX_LOSS_DROP
+    unfitted = is_label & (acc < MIN_LABEL_TRAIN_ACCURACY)
+    bad = present & (falling | unfitted | diverged)
+    under = []
+    for mi, m in enumerate(ds["method"].values):
+        for fi, f in enumerate(ds["fraction"].values):
+            for si, s in enumerate(ds["seed"].values):
+                if not bool(bad[mi, fi, si]):
+                    continue
+                whys = []
+                if bool(diverged[mi, fi, si]):
+                    whys.append("diverged")
+                if bool(falling[mi, fi, si]) and not bool(diverged[mi, fi, si]):
+                    whys.append(f"loss −{float(drop[mi, fi, si]):.0%} in last 20%")
+                if bool(unfitted[mi, fi, si]):
+                    whys.append(f"train acc {float(acc[mi, fi, si]):.3f}")
+                under.append((str(m), float(f), int(s), ", ".join(whys)))
+    t_test = _teacher_accuracy(ds, "test")
+    t_train = _teacher_accuracy(ds, "train")
+    weak = ""
+    k = ds.sizes["class"]
+    if np.isfinite(t_test):
+        test_acc = _test_accuracy(ds)
+        label = test_acc.where(is_label, drop=True) if bool(is_label.any()) else None
+        best = float(label.mean("seed").max()) if label is not None and label.size else np.nan
+        if t_test < 1.0 / k + CHANCE_MARGIN:
+            weak = (
+                f"test accuracy {t_test:.3f} is within {CHANCE_MARGIN:.0%} of chance ({1 / k:.3f})"
+            )
+        elif np.isfinite(best) and t_test < best:
+            weak = (
+                f"test accuracy {t_test:.3f} is below the best label-trained student's "
+                f"({best:.3f}, mean over seeds)"
+            )
+    table = xr.Dataset(
+        {"train_accuracy": acc, "loss_drop_last20": drop, "under_trained": bad},
+    )
+    return ExperimentConvergence(
+        experiment=name,
+        cells=int(present.sum()),
+        under_trained=under,
+        teacher_test_accuracy=t_test,
+        teacher_train_accuracy=t_train,
+        weak_teacher=weak,
+        table=table,
+    )
+
+
+def _test_accuracy(ds: xr.Dataset) -> xr.DataArray:
+    logits = ds["test_logits"]
+    correct = (logits.argmax("class", skipna=False) == ds["test_labels"]).mean("test_sample")
+    return correct.where(np.isfinite(logits.isel({"class": 0})).any("test_sample"))
+
+
+def _teacher_accuracy(ds: xr.Dataset, split: str) -> float:
+    logits = ds.get(f"teacher_{split}_logits")
+    if logits is None:
+        return float("nan")
+    return float((logits.argmax("class", skipna=False) == ds[f"{split}_labels"]).mean())
+
+
+@dataclass
+class StoreConvergence:
+    """Convergence of every experiment of a store (see :func:`check_store`)."""
+
+    experiments: list[ExperimentConvergence]
+
+    @property
+    def ok(self) -> bool:
+        return all(e.ok for e in self.experiments)
+
+    def warnings(self) -> list[str]:
+        return [w for e in self.experiments for w in e.warnings()]
+
+    def summary(self) -> str:
+        """One line: how many cells meet the criteria, and how many teachers are weak."""
+        cells = sum(e.cells for e in self.experiments)
+        under = sum(len(e.under_trained) for e in self.experiments)
+        weak = sum(bool(e.weak_teacher) for e in self.experiments)
+        text = f"convergence: {cells - under} of {cells} cells meet the criteria"
+        if under:
+            text += f", {under} under-trained"
+        if weak:
+            text += f"; {weak} weak teacher{'s' * (weak > 1)}"
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "criteria": CRITERIA,
+            "ok": self.ok,
+            "experiments": [e.to_dict() for e in self.experiments],
+        }
+
+
+def check_store(store: Mapping[str, xr.Dataset]) -> StoreConvergence:
+    """Check every experiment of ``store`` against the convergence criteria."""
+    return StoreConvergence([check_experiment(name, ds) for name, ds in store.items()])
