@@ -97,7 +97,9 @@ class RichSweepProgress:
         self.progress.console.print(f"test acc  {shown}{more}", highlight=False)
 
 
-def _summary_table(store_path: Path, experiment: str) -> Table | None:
+def _summary_table(store_path: Path, experiment: str) -> tuple[Table, list[str]] | None:
+    """The experiment's test accuracies per method × fraction, and its convergence warnings."""
+    from kdtheory.convergence import check_experiment
     from kdtheory.metrics import accuracy
     from kdtheory.store import combine_cells, experiment_dir
 
@@ -121,7 +123,10 @@ def _summary_table(store_path: Path, experiment: str) -> Table | None:
             sd = f"±{a.std(ddof=1):.3f}".replace("0.", ".") if len(a) > 1 else ""
             row.append(f"{a.mean():.3f}{sd}" if len(a) else "-")
         table.add_row(*row)
-    return table
+    conv = check_experiment(experiment, ds)
+    under = len(conv.under_trained)
+    table.caption = f"{conv.cells - under} of {conv.cells} cells meet the convergence criteria"
+    return table, conv.warnings()
 
 
 @app.command()
@@ -176,6 +181,9 @@ def run(
         "auto", help="Cells trained together in one batched model; 1 = one at a time."
     ),
     memory_budget: str = typer.Option("2GB", help="Memory a batched group may use (auto)."),
+    retrain_diverged: bool = typer.Option(
+        False, help="Train again the cells stored as diverged (non-finite loss)."
+    ),
 ) -> None:
     """Train teachers and students across fractions, seeds and methods into a run store.
 
@@ -222,7 +230,13 @@ def run(
         with RichSweepProgress(cells, err_console) as progress:
             for cfg in configs:
                 report = run_experiment(
-                    cfg, out, device, _batch_cells(batch_cells), budget, progress
+                    cfg,
+                    out,
+                    device,
+                    _batch_cells(batch_cells),
+                    budget,
+                    progress,
+                    retrain_diverged=retrain_diverged,
                 )
                 progress.progress.advance(progress.cells, report.skipped)
                 reports.append(report)
@@ -236,12 +250,23 @@ def run(
     for report in reports:
         table = _summary_table(out, report.experiment)
         if table is not None:
-            out_console.print(table)
+            out_console.print(table[0])
+            for line in table[1]:
+                out_console.print(f"[yellow]warning:[/] {line}", highlight=False)
         out_console.print(
             f"{report.experiment}: trained {report.trained} cell(s), skipped {report.skipped} "
             f"already done, {report.seconds:.1f} s",
             highlight=False,
         )
+        diverged = report.diverged_now + report.diverged_kept
+        if diverged:
+            err_console.print(
+                f"[yellow]warning:[/] {report.experiment}: {diverged} cell(s) diverged (the "
+                "training loss became non-finite); they are stored as diverged, left out of "
+                "every test and shown by `kdtheory inspect`. Lower --lr in a new store, or "
+                "re-run with --retrain-diverged.",
+                highlight=False,
+            )
 
 
 def _split_methods(text: str) -> tuple[str, ...]:

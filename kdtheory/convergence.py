@@ -192,11 +192,11 @@ def check_experiment(name: str, ds: xr.Dataset) -> ExperimentConvergence:
     """Apply the criteria of this module to every cell and the teacher of ``ds``."""
     acc = train_accuracy(ds)
     drop = cell_loss_drop(ds)
-    present = acc.notnull()
     if "diverged" in ds:
         diverged = ds["diverged"].fillna(0).astype(bool)
     else:
-        diverged = xr.zeros_like(present)
+        diverged = xr.zeros_like(acc.notnull())
+    present = acc.notnull() | diverged  # a diverged cell's outputs are blanked, yet it exists
     is_label = ds["objective"] == "label"
     falling = drop > MAX_LOSS_DROP
     unfitted = is_label & (acc < MIN_LABEL_TRAIN_ACCURACY)

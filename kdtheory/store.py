@@ -129,6 +129,20 @@ def existing_cells(root: str | Path, experiment: str) -> set[str]:
     return {p.name for p in folder.glob("*.nc")}
 
 
+def diverged_cells(root: str | Path, experiment: str) -> set[str]:
+    """File names of the written cells whose training diverged (attribute ``diverged = 1``)."""
+    folder = experiment_dir(root, experiment) / CELLS_DIR
+    out = set()
+    for path in sorted(folder.glob("*.nc")) if folder.is_dir() else []:
+        try:
+            with xr.open_dataset(path, engine="netcdf4") as ds:
+                if int(ds.attrs.get("diverged", 0)):
+                    out.add(path.name)
+        except Exception:  # noqa: BLE001 - an unreadable cell is reported by open_runs
+            continue
+    return out
+
+
 # --------------------------------------------------------------------------- reading
 class RunStore(Mapping[str, xr.Dataset]):
     """A read-only mapping of experiment id to its schema-v1 ``xarray.Dataset``.
@@ -298,12 +312,14 @@ def combine_cells(folder: Path) -> xr.Dataset:
         data["loss_history"] = np.full((M, F, S, len(history_axis)), np.nan, np.float32)
     for path, c in cells:
         i = (mi[c.attrs["method"]], fi[float(c.attrs["fraction"])], si[int(c.attrs["seed"])])
-        data["test_logits"][i] = c["test_logits"].values
-        data["train_logits"][i] = c["train_logits"].values
         data["in_train"][i[1:]] = c["in_train"].values.astype(bool)
-        data["effective_smoothing"][i] = float(c.attrs.get("effective_smoothing", np.nan))
         for r in records:
             data[r][i] = float(c.attrs.get(r, np.nan))
+        if int(c.attrs.get("diverged", 0)):
+            continue  # a diverged cell's outputs are no result: left NaN, reported as diverged
+        data["test_logits"][i] = c["test_logits"].values
+        data["train_logits"][i] = c["train_logits"].values
+        data["effective_smoothing"][i] = float(c.attrs.get("effective_smoothing", np.nan))
         for name in ("features", "classifier_weight", "classifier_bias", "loss_history"):
             if name in data:
                 if name not in c.data_vars or c[name].shape != data[name].shape[3:]:

@@ -184,10 +184,12 @@ PRESETS: dict[str, list[ExperimentConfig]] = {
             student="mlp:width=64",
             fractions=(0.05, 0.2, 1.0),
             seeds=(0, 1),
-            steps=150,
+            epochs=20,
+            min_steps=100,
             batch_size=32,
-            teacher_steps=400,
+            teacher_epochs=15,
             feature_samples=96,
+            warmup=0.05,
         )
     ],
     "reference": [
@@ -247,6 +249,8 @@ class SweepReport:
     skipped: int = 0
     seconds: float = 0.0
     teacher_test_accuracy: float = float("nan")
+    diverged_kept: int = 0
+    diverged_now: int = 0
     cell_accuracy: dict[tuple[str, float, int], float] = field(default_factory=dict)
 
 
@@ -484,6 +488,7 @@ def run_experiment(
     batch_cells: int | str = "auto",
     memory_budget: int = 2 * 1024**3,
     progress: SweepProgress | None = None,
+    retrain_diverged: bool = False,
 ) -> SweepReport:
     """Run (or resume) one experiment's sweep into the store at ``out``.
 
@@ -499,6 +504,9 @@ def run_experiment(
     memory_budget : int
         Bytes a batched group may use when ``batch_cells="auto"``.
     progress : SweepProgress, optional
+    retrain_diverged : bool
+        Train again the cells stored as diverged (their loss became non-finite); otherwise they
+        count as done, stay blank in the combined dataset and are reported as diverged.
 
     Returns
     -------
@@ -515,6 +523,10 @@ def run_experiment(
     report = SweepReport(cfg.experiment_id)
     report.teacher_test_accuracy = float(teacher.attrs.get("teacher_test_accuracy", np.nan))
     done_files = st.existing_cells(out, cfg.experiment_id)
+    diverged = st.diverged_cells(out, cfg.experiment_id)
+    report.diverged_kept = 0 if retrain_diverged else len(diverged)
+    if retrain_diverged:
+        done_files -= diverged
     todo: list[tuple[Any, float, int]] = []
     for seed in cfg.seeds:
         for fraction in cfg.fractions:
@@ -575,6 +587,7 @@ def run_experiment(
             cell = _cell_dataset(cfg, obj, f, s, mask, res, teacher, acc, data.y_train)
             st.write_dataset(cell, st.cell_path(out, cfg.experiment_id, obj.label, f, s))
             report.trained += 1
+            report.diverged_now += int(res.diverged)
             report.cell_accuracy[(obj.label, f, s)] = acc
             shown.append((f"{obj.label} f={f:g} s={s}", acc))
         progress.end_group(shown)
