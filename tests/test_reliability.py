@@ -1,0 +1,283 @@
+"""The reliability matrix: faults and bad inputs against the `kdtheory` commands.
+
+Every case asserts the exit status, the key words of the one-line error (the file, variable,
+option or plugin it names and what fixes it), and that the run store is unchanged: a hash of every
+file under it (names and contents) before and after. The cases are the fast ones of the matrix
+in issue 12; the README's "Reliability" section lists what is covered.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+from typer.testing import CliRunner
+
+from kdtheory.cli import app
+from kdtheory.store import open_runs, write_dataset
+
+runner = CliRunner()
+
+TINY_ARGS = [
+    "--dataset", "synthetic:n_train=120,n_test=60,num_classes=3,dim=6",
+    "--teacher", "mlp:width=16,depth=1",
+    "--student", "mlp:width=8,depth=1",
+    "--fractions", "0.25,1",
+    "--seeds", "2",
+    "--methods", "label,kd:T=4",
+    "--steps", "10",
+    "--teacher-steps", "20",
+    "--batch-size", "16",
+    "--feature-samples", "20",
+    "--device", "cpu",
+]  # fmt: skip
+CELL = "kd-T4__f1__s0.nc"
+
+
+def tree_hash(root: Path) -> str:
+    """sha256 over the relative path and the bytes of every file under ``root``."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file() or p.is_symlink()):
+        digest.update(str(path.relative_to(root)).encode() + b"\0")
+        digest.update(path.read_bytes() if path.is_file() else b"<link>")
+    return digest.hexdigest()
+
+
+def invoke(args: list[str]):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def one_line_error(result) -> str:
+    """The ``error: ...`` line of a failed command; fails the test when there is none."""
+    lines = [ln for ln in result.output.splitlines() if ln.startswith("error: ")]
+    assert lines, result.output
+    assert "Traceback" not in result.output, result.output
+    return lines[-1]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Two tiny real stores: ``base`` and ``lr2``, the same experiment trained with --lr 0.002."""
+    root = tmp_path_factory.mktemp("reliability")
+    stores = {}
+    for name, extra in (("base", []), ("lr2", ["--lr", "0.002", "--seeds", "1"])):
+        result = invoke(["run", *TINY_ARGS, *extra, "--out", root / name])
+        assert result.exit_code == 0, result.output
+        stores[name] = root / name
+    return stores
+
+
+@pytest.fixture
+def store(trained: dict[str, Path], tmp_path: Path) -> Path:
+    """A fresh copy of the base store for one test to damage."""
+    return Path(shutil.copytree(trained["base"], tmp_path / "store"))
+
+
+def experiment_folder(store: Path) -> Path:
+    (folder,) = [p for p in store.iterdir() if p.is_dir()]
+    return folder
+
+
+def rewrite(path: Path, change: Callable[[xr.Dataset], None]) -> None:
+    """Rewrite a netCDF file with ``change`` applied, floats stored as plain float32 (so that a
+    non-finite value reaches the disk as it is, as a foreign tool would write it)."""
+    with xr.open_dataset(path) as ds:
+        ds = ds.load()
+    for var in ds.variables.values():
+        var.encoding = {}
+    change(ds)
+    tmp = path.with_suffix(".rewrite")
+    ds.to_netcdf(tmp, engine="netcdf4")
+    os.replace(tmp, path)
+
+
+def set_value(name: str, value: float, index: tuple = (0, 0)) -> Callable[[xr.Dataset], None]:
+    def change(ds: xr.Dataset) -> None:
+        values = ds[name].values.copy()
+        values[index] = value
+        ds[name] = (ds[name].dims, values)
+
+    return change
+
+
+READERS = {
+    "inspect": lambda s, tmp: ["inspect", s],
+    "test all": lambda s, tmp: ["test", "all", "--runs", s],
+    "export": lambda s, tmp: ["export", s, "--out", tmp / "exported"],
+}
+
+
+def assert_refused(store: Path, tmp_path: Path, words: list[str]) -> None:
+    """Every reader exits 2 with one line naming ``words``; the store stays as it was."""
+    before = tree_hash(store)
+    for reader, args in READERS.items():
+        result = invoke(args(store, tmp_path))
+        assert result.exit_code == 2, (reader, result.output)
+        line = one_line_error(result)
+        for word in words:
+            assert word in line, (reader, word, line)
+    assert tree_hash(store) == before
+    assert not (tmp_path / "exported").exists()
+
+
+# ------------------------------------------------------------------- case 1: non-finite values
+@pytest.mark.parametrize(
+    ("variable", "value", "words"),
+    [
+        ("test_logits", np.inf, ["infinite"]),
+        ("test_logits", -np.inf, ["infinite"]),
+        ("train_logits", np.nan, ["1 NaN value(s)"]),
+        ("features", np.nan, ["NaN"]),
+    ],
+)
+def test_a_cell_file_with_non_finite_values_is_refused(store, tmp_path, variable, value, words):
+    cell = experiment_folder(store) / "cells" / CELL
+    rewrite(cell, set_value(variable, value))
+    assert_refused(store, tmp_path, [CELL, repr(variable), *words, "re-run"])
+
+
+def test_a_teacher_file_with_nan_is_refused(store, tmp_path):
+    teacher = experiment_folder(store) / "teacher.nc"
+    rewrite(teacher, set_value("teacher_test_logits", np.nan))
+    assert_refused(store, tmp_path, ["teacher.nc", "'teacher_test_logits'", "NaN"])
+
+
+@pytest.fixture
+def combined(trained: dict[str, Path], tmp_path: Path) -> Path:
+    """A store of one combined file (as `kdtheory export` writes) with one missing cell."""
+    out = tmp_path / "shared"
+    result = invoke(["export", trained["base"], "--out", out])
+    assert result.exit_code == 0, result.output
+    (file,) = out.glob("*.nc")
+
+    def blank_one_cell(ds: xr.Dataset) -> None:
+        for name in ("test_logits", "train_logits", "features", "classifier_weight"):
+            values = ds[name].values.copy()
+            values[0, 0, 1] = np.nan  # label, f=0.25, seed 1: a missing cell
+            ds[name] = (ds[name].dims, values)
+
+    rewrite(file, blank_one_cell)
+    return out
+
+
+def test_a_missing_cell_stays_legal_in_a_combined_file(combined):
+    shown = invoke(["inspect", combined])
+    assert shown.exit_code == 0, shown.output
+    assert "missing 1 cell(s)" in shown.output and "label f=0.25 s=1" in shown.output
+
+
+@pytest.mark.parametrize(
+    ("value", "index", "words"),
+    [
+        (np.inf, (1, 1, 0, 3, 0), ["infinite", "method=kd-T4, fraction=1, seed=0"]),
+        (np.nan, (1, 1, 0, 3, 0), ["NaN", "1 cell(s)", "method=kd-T4, fraction=1, seed=0"]),
+        (np.inf, (0, 0, 1, 3, 0), ["infinite", "method=label, fraction=0.25, seed=1"]),
+    ],
+)
+def test_a_combined_file_with_non_finite_values_in_a_present_cell_is_refused(
+    combined, tmp_path, value, index, words
+):
+    (file,) = combined.glob("*.nc")
+    rewrite(file, set_value("test_logits", value, index))
+    assert_refused(combined, tmp_path, [file.name, "'test_logits'", *words])
+
+
+def test_write_dataset_refuses_non_finite_values_instead_of_packing_them(trained, tmp_path):
+    (ds,) = open_runs(trained["base"]).values()
+    bad = ds.copy(deep=True)
+    bad["test_logits"][1, 1, 0, 2, 0] = np.inf
+    target = tmp_path / "x.nc"
+    with pytest.raises(ValueError, match=r"refusing to write: variable 'test_logits' holds 1 inf"):
+        write_dataset(bad, target)
+    assert not target.exists() and not list(tmp_path.iterdir())
+    missing = ds.copy(deep=True)
+    missing["test_logits"][1, 1, 0] = np.nan  # a whole missing cell is fine
+    write_dataset(missing, target)
+    back = open_runs(target)[str(ds.attrs["experiment"])]
+    assert np.isnan(back.test_logits[1, 1, 0]).all()
+    assert np.isfinite(back.test_logits[0]).all()
+
+
+# ------------------------------------------------------------------- case 3: a foreign recipe
+def test_a_cell_trained_with_another_recipe_is_refused(store, trained, tmp_path):
+    (foreign,) = (experiment_folder(trained["lr2"]) / "cells").glob("label__f1__s0.nc")
+    target = experiment_folder(store) / "cells" / "label__f1__s0.nc"
+    shutil.copyfile(foreign, target)
+    assert_refused(
+        store, tmp_path, ["label__f1__s0.nc", "different recipe", "lr: this file has 0.002"]
+    )
+
+
+def test_a_teacher_file_from_another_recipe_is_refused(store, trained, tmp_path):
+    shutil.copyfile(
+        experiment_folder(trained["lr2"]) / "teacher.nc", experiment_folder(store) / "teacher.nc"
+    )
+    assert_refused(store, tmp_path, ["teacher.nc", "different recipe", "lr"])
+
+
+@pytest.mark.parametrize("text", ["{not json", "[]", '{"recipe": 3}', ""])
+def test_a_corrupt_experiment_json_is_an_error_naming_it(store, tmp_path, text):
+    (experiment_folder(store) / "experiment.json").write_text(text)
+    assert_refused(store, tmp_path, ["experiment.json", "recipe", "re-run"])
+    before = tree_hash(store)
+    again = invoke(["run", *TINY_ARGS, "--out", store])
+    assert again.exit_code == 2 and "experiment.json" in one_line_error(again)
+    assert tree_hash(store) == before
+
+
+# ------------------------------------------------------------------- case 5: unreadable folders
+def second_experiment(store: Path) -> Path:
+    """Add a second experiment (a combined file under ``store/other/``); return its folder."""
+    (ds,) = open_runs(experiment_folder(store)).values()
+    ds = ds.copy()
+    ds.attrs["experiment"] = "other"
+    write_dataset(ds, store / "other" / "other.nc")
+    return store / "other"
+
+
+def test_an_unreadable_experiment_folder_is_an_error_not_left_out(store, tmp_path, monkeypatch):
+    other = second_experiment(store)
+    real_scandir = os.scandir
+
+    def scandir(path=".", *args):
+        if Path(os.fsdecode(path)).resolve() == other.resolve():
+            raise PermissionError(13, "Permission denied", os.fsdecode(path))
+        return real_scandir(path, *args)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    assert_refused(store, tmp_path, [str(other), "cannot read", "Permission denied", "chmod"])
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads every folder whatever its mode")
+def test_an_unreadable_experiment_folder_is_an_error_with_real_permissions(store, tmp_path):
+    other = second_experiment(store)
+    other.chmod(0)
+    try:
+        assert_refused(store, tmp_path, [str(other), "cannot read", "chmod"])
+    finally:
+        other.chmod(0o755)
+
+
+# ------------------------------------------------------------------- export into the store
+def test_export_refuses_to_write_inside_the_store(store, tmp_path):
+    before = tree_hash(store)
+    for out in (store, store / "exports", experiment_folder(store) / "cells"):
+        result = invoke(["export", store, "--out", out])
+        assert result.exit_code == 2, result.output
+        assert "inside the run store" in one_line_error(result)
+    assert tree_hash(store) == before
+    assert open_runs(store)  # later commands still work
+
+
+def test_export_refuses_to_overwrite_the_file_it_reads(combined):
+    (file,) = combined.glob("*.nc")
+    before = tree_hash(combined)
+    result = invoke(["export", file, "--out", combined])
+    assert result.exit_code == 2 and "overwrite the store file" in one_line_error(result)
+    assert tree_hash(combined) == before
