@@ -7,9 +7,12 @@ hypothesis commands ``list`` and ``test`` (see :mod:`kdtheory.cli_hypotheses`).
 
 from __future__ import annotations
 
+import errno
+import math
 import re
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 import typer
@@ -44,10 +47,59 @@ err_console = Console(stderr=True) if sys.stderr.isatty() else Console(stderr=Tr
 def parse_bytes(text: str) -> int:
     """``"2GB"``, ``"512MiB"``, ``"1e9"`` → bytes."""
     m = re.fullmatch(r"\s*([0-9.eE+]+)\s*([KMGT]?)(i?B)?\s*", text)
-    if not m:
+    try:
+        value = float(m.group(1)) if m else math.nan
+    except ValueError:
+        value = math.nan
+    if not m or math.isnan(value):
         raise KDTheoryError(f"--memory-budget: cannot read {text!r}; use e.g. 2GB or 512MB")
-    scale = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}[m.group(2)]
-    return int(float(m.group(1)) * scale)
+    value *= {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}[m.group(2)]
+    if not (math.isfinite(value) and value >= 1):
+        raise KDTheoryError(
+            f"--memory-budget: {text!r} is not a usable amount of memory; give a finite size "
+            "of at least 1 byte, e.g. 2GB or 512MB"
+        )
+    return int(value)
+
+
+def _check_out(out: Path) -> None:
+    """``--out`` must be a folder (or not exist yet)."""
+    if out.exists() and not out.is_dir():
+        raise KDTheoryError(
+            f"--out {out}: is a file, not a folder; give the run store's folder (it is created "
+            "if missing)"
+        )
+
+
+def run_failure(exc: BaseException, out: Path) -> NoReturn:
+    """Exit 2 with one line for an error of the system (files, memory) during ``kdtheory run``.
+
+    Parameters
+    ----------
+    exc : OSError or MemoryError
+        What went wrong.
+    out : Path
+        The run store folder (``--out``), named when the error names no file.
+    """
+    if isinstance(exc, MemoryError):
+        usage_error(
+            f"out of memory while running the sweep into {out} ({type(exc).__name__}: {exc}). "
+            "Lower --batch-cells or --memory-budget, or use a smaller dataset; finished cells "
+            "are kept and re-running the same command resumes."
+        )
+    assert isinstance(exc, OSError)
+    where = exc.filename or out
+    reason = exc.strerror or str(exc)
+    code = exc.errno
+    if code == errno.ENOSPC:
+        fix = "no space left on the device; free some space and re-run the same command"
+    elif code in (errno.EACCES, errno.EPERM, errno.EROFS):
+        fix = "choose a writable --out folder or fix its permissions"
+    elif code in (errno.ENOTDIR, errno.EEXIST):
+        fix = "--out and the folders above it must be folders, not files"
+    else:
+        fix = "check the --out folder and the disk, then re-run the same command"
+    usage_error(f"{where}: {reason} ({type(exc).__name__}); {fix}.")
 
 
 class RichSweepProgress:
@@ -166,6 +218,7 @@ def run(
     Re-running the same command skips finished cells; Ctrl-C loses at most the group in flight.
     """
     from kdtheory.allocator import keep_freed_memory
+    from kdtheory.atomic import sweep_orphans
     from kdtheory.engine import resolve_device
     from kdtheory.sweep import check_specs, configs_from_options, parse_fractions, run_experiment
 
@@ -189,14 +242,21 @@ def run(
         }
         if seeds is not None and seeds < 1:
             raise KDTheoryError("--seeds: must be >= 1")
-        if teacher_checkpoint is not None and not teacher_checkpoint.exists():
-            raise KDTheoryError(f"--teacher-checkpoint: {teacher_checkpoint} does not exist")
+        if teacher_checkpoint is not None and not teacher_checkpoint.is_file():
+            raise KDTheoryError(f"--teacher-checkpoint: {teacher_checkpoint} is not a file")
+        _check_out(out)
         configs = configs_from_options(preset, overrides)
         for cfg in configs:
             check_specs(cfg)
         budget = parse_bytes(memory_budget)
         if resolve_device(device).type == "cpu":
             keep_freed_memory()  # this process only trains: reuse freed blocks, fewer page faults
+        swept = sweep_orphans(out)
+        if swept:
+            err_console.print(
+                f"removed {len(swept)} orphan temporary file(s) of interrupted writes from {out}",
+                highlight=False,
+            )
         cells = sum(len(c.fractions) * len(c.seeds) * len(c.methods) for c in configs)
         reports = []
         with RichSweepProgress(cells, err_console) as progress:
@@ -213,8 +273,13 @@ def run(
         raise typer.Exit(130) from None
     except KDTheoryError as exc:
         usage_error(str(exc))
+    except (OSError, MemoryError) as exc:
+        run_failure(exc, out)
     for report in reports:
-        table = _summary_table(out, report.experiment)
+        try:
+            table = _summary_table(out, report.experiment)
+        except KDTheoryError as exc:
+            usage_error(str(exc))
         if table is not None:
             out_console.print(table)
         out_console.print(

@@ -8,6 +8,8 @@ with ``batch_cells=1``).
 from __future__ import annotations
 
 import json
+import math
+import pickle
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -92,8 +94,19 @@ class ExperimentConfig:
             if getattr(self, key) < 1:
                 raise SpecError(f"--{key.replace('_', '-')}: must be >= 1")
         for key in ("lr", "teacher_lr"):
-            if not getattr(self, key) > 0:
-                raise SpecError(f"--{key.replace('_', '-')}: must be > 0")
+            value = getattr(self, key)
+            if not (math.isfinite(value) and value > 0):
+                raise SpecError(
+                    f"--{key.replace('_', '-')}: {value!r} is not a learning rate; give a finite "
+                    "number > 0, e.g. 0.001"
+                )
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise SpecError(
+                f"--weight-decay: {self.weight_decay!r} is not a weight decay; give a finite "
+                "number >= 0, e.g. 0 or 0.01"
+            )
+        if self.name is not None:
+            st.check_experiment_id(self.name)
 
 
 def parse_fractions(text: str) -> tuple[float, ...]:
@@ -238,14 +251,23 @@ def _teacher(
     if source is not None:
         progress.phase(f"{cfg.experiment_id}: loading teacher weights from {source}")
         model = init_model(build, cfg.teacher_seed)
+        what = f"--teacher-checkpoint {source}" if cfg.teacher_checkpoint else str(source)
         try:
             state = torch.load(source, map_location="cpu", weights_only=True)
             model.load_state_dict(state)
-        except (OSError, RuntimeError, ValueError) as exc:
+        except pickle.UnpicklingError:  # torch's text would suggest weights_only=False: unsafe
             raise StoreError(
-                f"{source}: cannot load teacher weights for architecture {cfg.teacher!r} "
-                f"({type(exc).__name__}: {str(exc).splitlines()[0]}). Give a state_dict saved "
-                "from the same architecture and options."
+                f"{what}: cannot load teacher weights: not a state_dict of tensors saved by "
+                "torch.save (the file is damaged, not a PyTorch file, or holds other pickled "
+                "Python objects, which kdtheory never loads: that could run code). Save the "
+                "teacher with torch.save(model.state_dict(), path)."
+            ) from None
+        except Exception as exc:  # noqa: BLE001 - a bad file fails in many ways; all are input
+            detail = " ".join(" ".join(str(exc).split()).split(" ")[:40]) or repr(exc)
+            raise StoreError(
+                f"{what}: cannot load teacher weights for architecture {cfg.teacher!r} "
+                f"({type(exc).__name__}: {detail}). Give a state_dict saved with "
+                "torch.save(model.state_dict(), path) from the same architecture and options."
             ) from None
         model.to(device)
         train_logits, _ = evaluate_single(model, x_train)

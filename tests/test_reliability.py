@@ -281,3 +281,195 @@ def test_export_refuses_to_overwrite_the_file_it_reads(combined):
     result = invoke(["export", file, "--out", combined])
     assert result.exit_code == 2 and "overwrite the store file" in one_line_error(result)
     assert tree_hash(combined) == before
+
+
+# ------------------------------------------------------------------- case 2: run options
+@pytest.mark.parametrize(
+    ("options", "words"),
+    [
+        (["--lr", "inf"], ["--lr", "finite number > 0"]),
+        (["--lr", "nan"], ["--lr", "finite number > 0"]),
+        (["--lr", "-0.1"], ["--lr", "finite number > 0"]),
+        (["--teacher-lr", "inf"], ["--teacher-lr", "finite number > 0"]),
+        (["--weight-decay", "-1"], ["--weight-decay", "finite number >= 0"]),
+        (["--weight-decay", "nan"], ["--weight-decay", "finite number >= 0"]),
+        (["--weight-decay", "inf"], ["--weight-decay", "finite number >= 0"]),
+        (["--memory-budget", "1e999"], ["--memory-budget", "finite size"]),
+        (["--memory-budget", "0"], ["--memory-budget", "at least 1 byte"]),
+        (["--memory-budget", "1.2.3GB"], ["--memory-budget", "cannot read"]),
+        (["--name", ".."], ["--name", "'..'", "must not be empty or start with '.'"]),
+        (["--name", "."], ["--name", "'.'"]),
+        (["--name", ".hidden"], ["--name", "'.hidden'"]),
+        (["--seeds", "3", "--batch-cells", "0"], ["--batch-cells", ">= 1"]),
+    ],
+)
+def test_bad_run_options_are_one_line_errors_and_write_nothing(store, tmp_path, options, words):
+    before = tree_hash(tmp_path)
+    result = invoke(["run", *TINY_ARGS, *options, "--out", store])
+    assert result.exit_code == 2, result.output
+    line = one_line_error(result)
+    for word in words:
+        assert word in line, (word, line)
+    assert tree_hash(tmp_path) == before  # the store and the folder above it
+
+
+def test_a_file_as_out_is_an_error(tmp_path):
+    target = tmp_path / "not-a-folder"
+    target.write_text("keep me")
+    result = invoke(["run", *TINY_ARGS, "--out", target])
+    assert result.exit_code == 2
+    assert "is a file, not a folder" in one_line_error(result)
+    assert target.read_text() == "keep me" and sorted(tmp_path.iterdir()) == [target]
+    below = invoke(["run", *TINY_ARGS, "--out", target / "store"])
+    assert below.exit_code == 2
+    line = one_line_error(below)
+    assert str(target) in line and "must be folders, not files" in line
+
+
+def test_a_read_only_store_is_an_error(store, monkeypatch):
+    import kdtheory.atomic
+
+    def mkstemp(*args, dir=None, **kwargs):
+        raise PermissionError(13, "Permission denied", str(dir))
+
+    monkeypatch.setattr(kdtheory.atomic.tempfile, "mkstemp", mkstemp)
+    before = tree_hash(store)
+    result = invoke(["run", *TINY_ARGS, "--seeds", "3", "--out", store])  # 4 new cells to write
+    assert result.exit_code == 2, result.output
+    line = one_line_error(result)
+    assert "cannot be written" in line and "Permission denied" in line and "s2.nc" in line
+    assert "Choose a folder you can write to" in line
+    assert tree_hash(store) == before
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_a_read_only_store_is_an_error_with_real_permissions(store):
+    folders = [p for p in store.rglob("*") if p.is_dir()] + [store]
+    before = tree_hash(store)
+    for folder in folders:
+        folder.chmod(0o555)
+    try:
+        result = invoke(["run", *TINY_ARGS, "--seeds", "3", "--out", store])
+    finally:
+        for folder in folders:
+            folder.chmod(0o755)
+    assert result.exit_code == 2, result.output
+    assert "Permission denied" in one_line_error(result)
+    assert tree_hash(store) == before
+
+
+@pytest.mark.parametrize("how", ["netcdf", "errno"])
+def test_a_full_disk_says_no_space_left(store, monkeypatch, how):
+    import kdtheory.atomic
+    import kdtheory.store
+
+    if how == "netcdf":  # what netCDF raises when HDF5 cannot write: no word about the disk
+
+        def to_netcdf(self, path, *args, **kwargs):
+            Path(path).write_bytes(b"\0" * 1000)  # a partial file
+            raise RuntimeError("NetCDF: HDF error")
+
+        monkeypatch.setattr(xr.Dataset, "to_netcdf", to_netcdf)
+        usage = shutil.disk_usage(store)
+        monkeypatch.setattr(
+            kdtheory.store.shutil, "disk_usage", lambda p: usage._replace(free=4096)
+        )
+    else:
+
+        def mkstemp(*args, dir=None, **kwargs):
+            raise OSError(28, "No space left on device", str(dir))
+
+        monkeypatch.setattr(kdtheory.atomic.tempfile, "mkstemp", mkstemp)
+    before = tree_hash(store)
+    result = invoke(["run", *TINY_ARGS, "--seeds", "3", "--out", store])
+    assert result.exit_code == 2, result.output
+    line = one_line_error(result)
+    assert "no space left on the device" in line and "s2.nc" in line and "re-run" in line
+    assert tree_hash(store) == before  # no partial or temporary file left
+
+
+def _save_checkpoint(kind: str, path: Path) -> None:
+    import torch
+
+    if kind == "garbage":
+        path.write_bytes(os.urandom(256))
+    elif kind == "pickled object":
+        torch.save({"weight": torch.zeros(2), "note": Path("x")}, path)
+    elif kind == "tensor":
+        torch.save(torch.zeros(3), path)
+    elif kind == "truncated":
+        torch.save({"weight": torch.zeros(64)}, path)
+        path.write_bytes(path.read_bytes()[:200])
+    elif kind == "text":
+        path.write_text("hello\n")
+    else:
+        torch.save({"weight": torch.zeros(2)}, path)
+
+
+@pytest.mark.parametrize(
+    "kind", ["garbage", "pickled object", "tensor", "truncated", "text", "wrong keys"]
+)
+def test_a_bad_teacher_checkpoint_is_an_error_that_does_not_advise_unsafe_loading(tmp_path, kind):
+    checkpoint = tmp_path / "teacher.pt"
+    _save_checkpoint(kind, checkpoint)
+    out = tmp_path / "out"
+    result = invoke(["run", *TINY_ARGS, "--teacher-checkpoint", checkpoint, "--out", out])
+    assert result.exit_code == 2, result.output
+    line = one_line_error(result)
+    assert f"--teacher-checkpoint {checkpoint}" in line and "cannot load teacher weights" in line
+    assert "torch.save(model.state_dict(), path)" in line
+    assert "weights_only" not in result.output
+    # nothing trained or cached ([ENGINE] removes the experiment.json a failed run leaves)
+    assert not list(out.rglob("*.nc")) and not list(out.rglob("*.pt"))
+
+
+def test_a_huge_npz_label_is_an_error_not_a_memory_error(tmp_path):
+    data = tmp_path / "data.npz"
+    rng = np.random.default_rng(0)
+    y = np.array([0, 1] * 10)
+    y[3] = 10**9
+    np.savez(data, X_train=rng.normal(size=(20, 3)), y_train=y,
+             X_test=rng.normal(size=(6, 3)), y_test=np.array([0, 1] * 3))  # fmt: skip
+    out = tmp_path / "out"
+    args = [a if a != TINY_ARGS[1] else f"npz:path={data}" for a in TINY_ARGS]
+    result = invoke(["run", *args, "--out", out])
+    assert result.exit_code == 2, result.output
+    line = one_line_error(result)
+    assert str(data) in line and "largest label 1000000000" in line and "0..K-1" in line
+    assert not out.exists()
+
+
+# ------------------------------------------------------------------- orphan temporary files
+def test_atomic_writes_make_temporary_files_the_sweep_recognises(tmp_path):
+    from kdtheory.atomic import atomic_path, is_temp_name
+
+    for suffix in (None, ".nc.tmp", ".pt.tmp", ".json.tmp"):
+        with atomic_path(tmp_path / "x.nc", suffix=suffix) as tmp:
+            assert is_temp_name(tmp.name), tmp.name
+            tmp.write_text("")
+    for name in ("x.nc", ".x.nc", "notes.tmp", ".hidden.tmp", ".x.nc.ABCDEFGH.tmp"):
+        assert not is_temp_name(name), name
+
+
+def test_the_next_run_sweeps_orphan_temporary_files_only(store):
+    cells = experiment_folder(store) / "cells"
+    old = [
+        cells / ".kd-T4__f1__s0.nc.ab12cd_4.nc.tmp",
+        experiment_folder(store) / ".experiment.json.zz99yy88.tmp",
+    ]
+    kept = [
+        cells / ".label__f1__s0.nc.qq11ww22.nc.tmp",  # fresh: maybe a write in progress
+        cells / "notes.tmp",  # not the atomic writer's
+        cells / ".hidden.tmp",
+    ]
+    for path in old + kept:
+        path.write_bytes(b"partial")
+    hour_ago = os.path.getmtime(cells / CELL) - 2 * 3600
+    for path in old + kept[1:]:
+        os.utime(path, (hour_ago, hour_ago))
+    cell_hashes = {p.name: p.read_bytes() for p in cells.glob("*.nc")}
+    result = invoke(["run", *TINY_ARGS, "--out", store])
+    assert result.exit_code == 0, result.output
+    assert "removed 2 orphan temporary file(s)" in result.output
+    assert not any(p.exists() for p in old) and all(p.exists() for p in kept)
+    assert {p.name: p.read_bytes() for p in cells.glob("*.nc")} == cell_hashes
