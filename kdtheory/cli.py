@@ -372,12 +372,25 @@ def export(
 
 @app.command()
 def plugins() -> None:
-    """List every registered plugin: datasets, architectures, objectives and hypotheses."""
-    from kdtheory.plugin_manager import get_registries
+    """List every registered plugin: datasets, architectures, objectives and hypotheses.
 
-    regs = get_registries()
-    for kind in ("datasets", "architectures", "objectives", "hypotheses"):
-        registry = getattr(regs, kind)
+    A plugin that fails to import or whose hook returns something unusable is named in a
+    warning and left out; names registered twice are listed once and reported as an error
+    (exit 2), since commands that use them refuse to guess which one is meant.
+    """
+    import warnings
+
+    from kdtheory.plugin_manager import PluginLoadWarning, build_registry, get_registries
+
+    problems: list[str] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", PluginLoadWarning)
+        pm = get_registries().pm
+        registries = {
+            kind: build_registry(pm, kind, problems)
+            for kind in ("datasets", "architectures", "objectives", "hypotheses")
+        }
+    for kind, registry in registries.items():
         table = Table(title=kind)
         table.add_column("name")
         table.add_column("description")
@@ -387,9 +400,16 @@ def plugins() -> None:
             obj = entry.obj
             desc = getattr(obj, "description", None) or getattr(obj, "claim", "")
             opts = getattr(obj, "options", {}) or {}
-            opt_text = ", ".join(f"{k}={getattr(v, 'default', v)!r}" for k, v in dict(opts).items())
+            opt_text = ", ".join(f"{k}={getattr(v, 'default', v)!r}" for k, v in opts.items())
             table.add_row(entry.name, str(desc), opt_text, entry.source)
         out_console.print(table)
+    for w in caught:
+        if issubclass(w.category, PluginLoadWarning):
+            typer.echo(f"warning: {w.message}", err=True)
+    if problems:
+        for problem in problems:
+            typer.echo(f"error: {problem}", err=True)
+        raise typer.Exit(2)
 
 
 cli_hypotheses.register(app)
