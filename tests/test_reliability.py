@@ -473,3 +473,140 @@ def test_the_next_run_sweeps_orphan_temporary_files_only(store):
     assert "removed 2 orphan temporary file(s)" in result.output
     assert not any(p.exists() for p in old) and all(p.exists() for p in kept)
     assert {p.name: p.read_bytes() for p in cells.glob("*.nc")} == cell_hashes
+
+
+# ------------------------------------------------------------------- plugins
+def install_plugin(monkeypatch, plugin: object, name: str):
+    """The built-in plugins plus ``plugin``, as every command sees them."""
+    import kdtheory.sweep
+    from kdtheory import plugin_manager
+
+    pm = plugin_manager.make_plugin_manager(entry_points=False)
+    pm.register(plugin, name=name)
+    regs = plugin_manager.build_registries(pm)
+    monkeypatch.setattr(plugin_manager, "get_registries", lambda: regs)
+    monkeypatch.setattr(kdtheory.sweep, "get_registries", lambda: regs)
+    return regs
+
+
+def garbage_plugin(hook: str, result: Callable[[], object]) -> object:
+    import kdtheory
+
+    class Plugin:
+        pass
+
+    def impl(self):
+        return result()
+
+    impl.__name__ = hook
+    setattr(Plugin, hook, kdtheory.hookimpl(impl))
+    return Plugin()
+
+
+def _raise():
+    raise RuntimeError("boom")
+
+
+@pytest.mark.parametrize(
+    ("hook", "result", "words"),
+    [
+        ("kdtheory_register_datasets", lambda: 42, ["returned 42, not a list of dataset specs"]),
+        ("kdtheory_register_datasets", lambda: "mnist1d", ["not a list of dataset specs"]),
+        ("kdtheory_register_datasets", lambda: [object()], ["has no 'name'"]),
+        ("kdtheory_register_architectures", _raise, ["raised RuntimeError: boom"]),
+        ("kdtheory_register_objectives", lambda: [type("Spec", (), {"name": "x"})()],
+         ["'x' has no callable 'make'"]),
+        ("kdtheory_register_hypotheses", lambda: [{"name": "h"}], ["has no 'name'"]),
+    ],
+)  # fmt: skip
+def test_a_plugin_hook_returning_garbage_is_named_and_skipped(monkeypatch, hook, result, words):
+    install_plugin(monkeypatch, garbage_plugin(hook, result), "badplugin")
+    listed = invoke(["plugins"])
+    assert listed.exit_code == 0, listed.output
+    assert "Traceback" not in listed.output
+    warning = [ln for ln in listed.output.splitlines() if ln.startswith("warning: ")]
+    assert len(warning) == 1, listed.output
+    assert f"kdtheory plugin badplugin: {hook}()" in warning[0]
+    assert "Fix the plugin or uninstall it" in warning[0]
+    for word in words:
+        assert word in warning[0], (word, warning[0])
+    for builtin in ("mnist1d", "mlp", "kd-shuffled", "dark-knowledge"):
+        assert builtin in listed.output
+    hypotheses = invoke(["list"])
+    assert hypotheses.exit_code == 0 and "dark-knowledge" in hypotheses.output
+
+
+def test_a_run_still_works_next_to_a_broken_dataset_plugin(monkeypatch, tmp_path):
+    install_plugin(
+        monkeypatch, garbage_plugin("kdtheory_register_datasets", lambda: 42), "badplugin"
+    )
+    with pytest.warns(UserWarning, match="kdtheory plugin badplugin"):
+        result = invoke(["run", *TINY_ARGS, "--seeds", "1", "--out", tmp_path / "out"])
+    assert result.exit_code == 0, result.output
+
+
+def test_plugins_lists_duplicate_names_instead_of_crashing(monkeypatch, tmp_path):
+    from kdtheory.specs import DatasetSpec
+
+    spec = DatasetSpec("mnist1d", "a second mnist1d", lambda: None)
+    install_plugin(
+        monkeypatch, garbage_plugin("kdtheory_register_datasets", lambda: [spec]), "dupplugin"
+    )
+    listed = invoke(["plugins"])
+    assert listed.exit_code == 2
+    line = one_line_error(listed)
+    assert "dataset 'mnist1d' is registered twice" in line and "dupplugin" in line
+    assert "hypotheses" in listed.output and "dark-knowledge" in listed.output  # the rest
+    run = invoke(["run", *TINY_ARGS, "--dataset", "mnist1d", "--out", tmp_path / "out"])
+    assert run.exit_code == 2 and "registered twice" in one_line_error(run)
+    assert not (tmp_path / "out").exists()
+
+
+def test_unknown_names_are_listed_with_a_correct_plural(store):
+    result = invoke(["test", "dark-knowlege", "--runs", store])
+    assert result.exit_code == 2
+    line = one_line_error(result)
+    assert "Did you mean 'dark-knowledge'" in line and "Registered hypotheses:" in line
+    assert "hypothesiss" not in result.output
+
+
+# ------------------------------------------------------------------- report.md escaping
+def test_report_md_shows_store_text_and_passes_no_html_through(tmp_path):
+    from helpers import SMALL
+
+    from kdtheory.synthetic import make_store
+
+    (ds,) = make_store(1, prefix="exp<script>alert(1)</script>", **SMALL).values()
+    ds.attrs.update(
+        dataset="<img src=x onerror=alert(2)>",
+        teacher="[click](javascript:alert(3))",
+        student="<!-- hidden -->",
+    )
+    methods = [m.replace("kd-T4", "kd<b>T4</b>") for m in map(str, ds.method.values)]
+    ds = ds.assign_coords(method=np.array(methods, dtype=object))
+    write_dataset(ds, tmp_path / "runs" / "exp.nc")
+    out = tmp_path / "report"
+    result = invoke(
+        ["report", "--runs", tmp_path / "runs", "--out", out, "--hypotheses", "data-efficiency"]
+    )
+    assert result.exit_code == 0, result.output
+    md = (out / "report.md").read_text()
+    # parsed as GitHub would (raw HTML on): the only HTML is the report's own <details> blocks,
+    # and no store text became a link; code blocks show the text as written
+    from markdown_it import MarkdownIt
+
+    def walk(tokens):
+        for token in tokens:
+            yield token
+            yield from walk(token.children or [])
+
+    tokens = list(walk(MarkdownIt("commonmark").enable("table").parse(md)))
+    html = [t.content.strip() for t in tokens if t.type in ("html_inline", "html_block")]
+    assert html and set(html) <= {"<details><summary>Fitted models</summary>", "</details>"}
+    targets = [t.attrs.get("href") or t.attrs.get("src") for t in tokens if t.attrs]
+    assert targets and not [t for t in targets if "javascript" in str(t)]
+    for shown in ("exp&lt;script>alert(1)&lt;/script>", "&lt;img src=x", "kd&lt;b>T4&lt;/b>"):
+        assert shown in md, shown
+    assert "<details>" in md  # the report's own HTML stays
+    page = (out / "index.html").read_text()
+    assert "<script>alert" not in page and "<img src=x" not in page
