@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import math
+import os
 import re
 import sys
 from pathlib import Path
@@ -68,6 +69,11 @@ def _check_out(out: Path) -> None:
         raise KDTheoryError(
             f"--out {out}: is a file, not a folder; give the run store's folder (it is created "
             "if missing)"
+        )
+    if out.is_dir() and not os.access(out, os.W_OK | os.X_OK):
+        raise KDTheoryError(
+            f"--out {out}: this folder is not writable; choose a writable --out folder or fix "
+            "its permissions"
         )
 
 

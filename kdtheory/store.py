@@ -161,7 +161,10 @@ def write_failure(path: Path, exc: BaseException) -> StoreError:
     device, measured before the partial file is removed, tells that case apart.
     """
     free = _free_bytes(path.parent)
-    reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else exc!r}"
+    if isinstance(exc, OSError) and exc.strerror:
+        reason = f"{type(exc).__name__}: {exc.strerror}"
+    else:
+        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else exc!r}"
     full = getattr(exc, "errno", None) == errno.ENOSPC or (free is not None and free < _NEARLY_FULL)
     if full:
         return StoreError(

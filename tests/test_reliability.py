@@ -354,7 +354,8 @@ def test_a_read_only_store_is_an_error_with_real_permissions(store):
         for folder in folders:
             folder.chmod(0o755)
     assert result.exit_code == 2, result.output
-    assert "Permission denied" in one_line_error(result)
+    line = one_line_error(result)
+    assert f"--out {store}" in line and "not writable" in line
     assert tree_hash(store) == before
 
 
