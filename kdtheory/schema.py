@@ -176,7 +176,8 @@ def first_nonfinite(ds: xr.Dataset, variables: tuple[str, ...] = FINITE_VARIABLE
     -------
     str or None
         ``"variable 'test_logits' holds 2 infinite value(s) (first at method=kd-T4, ...)"``, or
-        None when every checked variable is finite (NaN only in whole missing cells).
+        a cell missing in one variable but present in another; None when every checked
+        variable is finite (NaN only in whole cells missing from every variable).
     """
     for name in variables:
         if name not in ds.data_vars:
@@ -185,6 +186,32 @@ def first_nonfinite(ds: xr.Dataset, variables: tuple[str, ...] = FINITE_VARIABLE
         problem = nonfinite_problem(np.asarray(var.values), tuple(map(str, var.dims)))
         if problem is not None:
             return f"variable {name!r} {problem}{_first_bad_cell(var)}"
+    return _half_missing_cell(ds, variables)
+
+
+def _half_missing_cell(ds: xr.Dataset, variables: tuple[str, ...]) -> str | None:
+    """A cell that is all NaN (missing) in one per-cell variable but present in another."""
+    masks: dict[str, np.ndarray] = {}
+    for name in variables:
+        var = ds.data_vars.get(name)
+        if var is None or tuple(var.dims[:3]) != CELL_DIMS or var.ndim <= 3 or var.size == 0:
+            continue
+        values = np.asarray(var.values)
+        masks[name] = np.isnan(values.reshape(values.shape[:3] + (-1,))).all(axis=-1)
+    if not masks:
+        return None
+    first, reference = next(iter(masks.items()))
+    for name, mask in masks.items():
+        differ = mask != reference
+        if mask.shape != reference.shape or not differ.any():
+            continue
+        i, j, k = (int(x) for x in np.argwhere(differ)[0])
+        gone, there = (first, name) if reference[i, j, k] else (name, first)
+        m, f, s = (ds[d].values[n] for d, n in zip(CELL_DIMS, (i, j, k), strict=True))
+        return (
+            f"cell method={m!s}, fraction={float(f):g}, seed={s!s} is missing (all NaN) in "
+            f"variable {gone!r} but present in {there!r}; a missing cell is NaN in every variable"
+        )
     return None
 
 

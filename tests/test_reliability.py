@@ -157,7 +157,8 @@ def combined(trained: dict[str, Path], tmp_path: Path) -> Path:
     (file,) = out.glob("*.nc")
 
     def blank_one_cell(ds: xr.Dataset) -> None:
-        for name in ("test_logits", "train_logits", "features", "classifier_weight"):
+        for name in ("test_logits", "train_logits", "features", "classifier_weight",
+                     "classifier_bias", "loss_history"):  # fmt: skip
             values = ds[name].values.copy()
             values[0, 0, 1] = np.nan  # label, f=0.25, seed 1: a missing cell
             ds[name] = (ds[name].dims, values)
@@ -186,6 +187,17 @@ def test_a_combined_file_with_non_finite_values_in_a_present_cell_is_refused(
     (file,) = combined.glob("*.nc")
     rewrite(file, set_value("test_logits", value, index))
     assert_refused(combined, tmp_path, [file.name, "'test_logits'", *words])
+
+
+def test_a_cell_missing_in_one_variable_but_present_in_another_is_refused(combined, tmp_path):
+    (file,) = combined.glob("*.nc")
+    rewrite(file, set_value("test_logits", np.nan, (1, 0, 0)))  # kd-T4 f=0.25 s=0: test only
+    assert_refused(
+        combined,
+        tmp_path,
+        [file.name, "method=kd-T4, fraction=0.25, seed=0", "missing (all NaN) in variable "
+         "'test_logits' but present in 'train_logits'"],
+    )  # fmt: skip
 
 
 def test_write_dataset_refuses_non_finite_values_instead_of_packing_them(trained, tmp_path):
