@@ -93,10 +93,9 @@ def run_failure(exc: BaseException, out: Path) -> NoReturn:
             "Lower --batch-cells or --memory-budget, or use a smaller dataset; finished cells "
             "are kept and re-running the same command resumes."
         )
-    assert isinstance(exc, OSError)
-    where = exc.filename or out
-    reason = exc.strerror or str(exc)
-    code = exc.errno
+    where = getattr(exc, "filename", None) or out
+    reason = getattr(exc, "strerror", None) or str(exc)
+    code = getattr(exc, "errno", None)
     if code == errno.ENOSPC:
         fix = "no space left on the device; free some space and re-run the same command"
     elif code in (errno.EACCES, errno.EPERM, errno.EROFS):
@@ -249,7 +248,11 @@ def run(
         if seeds is not None and seeds < 1:
             raise KDTheoryError("--seeds: must be >= 1")
         if teacher_checkpoint is not None and not teacher_checkpoint.is_file():
-            raise KDTheoryError(f"--teacher-checkpoint: {teacher_checkpoint} is not a file")
+            state = "is a folder" if teacher_checkpoint.is_dir() else "does not exist"
+            raise KDTheoryError(
+                f"--teacher-checkpoint: {teacher_checkpoint} {state}; give a file saved with "
+                "torch.save(model.state_dict(), path)"
+            )
         _check_out(out)
         configs = configs_from_options(preset, overrides)
         for cfg in configs:

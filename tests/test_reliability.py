@@ -209,7 +209,9 @@ def test_write_dataset_refuses_non_finite_values_instead_of_packing_them(trained
         write_dataset(bad, target)
     assert not target.exists() and not list(tmp_path.iterdir())
     missing = ds.copy(deep=True)
-    missing["test_logits"][1, 1, 0] = np.nan  # a whole missing cell is fine
+    for var in missing.data_vars.values():  # a whole missing cell is fine
+        if var.dims[:3] == ("method", "fraction", "seed") and var.dtype.kind == "f":
+            var[1, 1, 0] = np.nan
     write_dataset(missing, target)
     back = open_runs(target)[str(ds.attrs["experiment"])]
     assert np.isnan(back.test_logits[1, 1, 0]).all()
@@ -434,6 +436,19 @@ def test_a_bad_teacher_checkpoint_is_an_error_that_does_not_advise_unsafe_loadin
     assert "weights_only" not in result.output
     # nothing trained or cached ([ENGINE] removes the experiment.json a failed run leaves)
     assert not list(out.rglob("*.nc")) and not list(out.rglob("*.pt"))
+
+
+@pytest.mark.parametrize(("make", "words"), [(None, "does not exist"), ("dir", "is a folder")])
+def test_a_teacher_checkpoint_that_is_no_file_is_an_error(tmp_path, make, words):
+    checkpoint = tmp_path / "teacher.pt"
+    if make == "dir":
+        checkpoint.mkdir()
+    out = tmp_path / "out"
+    result = invoke(["run", *TINY_ARGS, "--teacher-checkpoint", checkpoint, "--out", out])
+    assert result.exit_code == 2
+    line = one_line_error(result)
+    assert f"--teacher-checkpoint: {checkpoint} {words}" in line and "torch.save" in line
+    assert not out.exists()
 
 
 def test_a_huge_npz_label_is_an_error_not_a_memory_error(tmp_path):
