@@ -7,9 +7,13 @@ hypothesis commands ``list`` and ``test`` (see :mod:`kdtheory.cli_hypotheses`).
 
 from __future__ import annotations
 
+import errno
+import math
+import os
 import re
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 import typer
@@ -44,10 +48,63 @@ err_console = Console(stderr=True) if sys.stderr.isatty() else Console(stderr=Tr
 def parse_bytes(text: str) -> int:
     """``"2GB"``, ``"512MiB"``, ``"1e9"`` → bytes."""
     m = re.fullmatch(r"\s*([0-9.eE+]+)\s*([KMGT]?)(i?B)?\s*", text)
-    if not m:
+    try:
+        value = float(m.group(1)) if m else math.nan
+    except ValueError:
+        value = math.nan
+    if not m or math.isnan(value):
         raise KDTheoryError(f"--memory-budget: cannot read {text!r}; use e.g. 2GB or 512MB")
-    scale = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}[m.group(2)]
-    return int(float(m.group(1)) * scale)
+    value *= {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}[m.group(2)]
+    if not (math.isfinite(value) and value >= 1):
+        raise KDTheoryError(
+            f"--memory-budget: {text!r} is not a usable amount of memory; give a finite size "
+            "of at least 1 byte, e.g. 2GB or 512MB"
+        )
+    return int(value)
+
+
+def _check_out(out: Path) -> None:
+    """``--out`` must be a folder (or not exist yet)."""
+    if out.exists() and not out.is_dir():
+        raise KDTheoryError(
+            f"--out {out}: is a file, not a folder; give the run store's folder (it is created "
+            "if missing)"
+        )
+    if out.is_dir() and not os.access(out, os.W_OK | os.X_OK):
+        raise KDTheoryError(
+            f"--out {out}: this folder is not writable; choose a writable --out folder or fix "
+            "its permissions"
+        )
+
+
+def run_failure(exc: BaseException, out: Path) -> NoReturn:
+    """Exit 2 with one line for an error of the system (files, memory) during ``kdtheory run``.
+
+    Parameters
+    ----------
+    exc : OSError or MemoryError
+        What went wrong.
+    out : Path
+        The run store folder (``--out``), named when the error names no file.
+    """
+    if isinstance(exc, MemoryError):
+        usage_error(
+            f"out of memory while running the sweep into {out} ({type(exc).__name__}: {exc}). "
+            "Lower --batch-cells or --memory-budget, or use a smaller dataset; finished cells "
+            "are kept and re-running the same command resumes."
+        )
+    where = getattr(exc, "filename", None) or out
+    reason = getattr(exc, "strerror", None) or str(exc)
+    code = getattr(exc, "errno", None)
+    if code == errno.ENOSPC:
+        fix = "no space left on the device; free some space and re-run the same command"
+    elif code in (errno.EACCES, errno.EPERM, errno.EROFS):
+        fix = "choose a writable --out folder or fix its permissions"
+    elif code in (errno.ENOTDIR, errno.EEXIST):
+        fix = "--out and the folders above it must be folders, not files"
+    else:
+        fix = "check the --out folder and the disk, then re-run the same command"
+    usage_error(f"{where}: {reason} ({type(exc).__name__}); {fix}.")
 
 
 class RichSweepProgress:
@@ -190,6 +247,7 @@ def run(
     Re-running the same command skips finished cells; Ctrl-C loses at most the group in flight.
     """
     from kdtheory.allocator import keep_freed_memory
+    from kdtheory.atomic import sweep_orphans
     from kdtheory.engine import resolve_device
     from kdtheory.sweep import check_specs, configs_from_options, parse_fractions, run_experiment
 
@@ -217,14 +275,25 @@ def run(
         }
         if seeds is not None and seeds < 1:
             raise KDTheoryError("--seeds: must be >= 1")
-        if teacher_checkpoint is not None and not teacher_checkpoint.exists():
-            raise KDTheoryError(f"--teacher-checkpoint: {teacher_checkpoint} does not exist")
+        if teacher_checkpoint is not None and not teacher_checkpoint.is_file():
+            state = "is a folder" if teacher_checkpoint.is_dir() else "does not exist"
+            raise KDTheoryError(
+                f"--teacher-checkpoint: {teacher_checkpoint} {state}; give a file saved with "
+                "torch.save(model.state_dict(), path)"
+            )
+        _check_out(out)
         configs = configs_from_options(preset, overrides)
         for cfg in configs:
             check_specs(cfg)
         budget = parse_bytes(memory_budget)
         if resolve_device(device).type == "cpu":
             keep_freed_memory()  # this process only trains: reuse freed blocks, fewer page faults
+        swept = sweep_orphans(out)
+        if swept:
+            err_console.print(
+                f"removed {len(swept)} orphan temporary file(s) of interrupted writes from {out}",
+                highlight=False,
+            )
         cells = sum(len(c.fractions) * len(c.seeds) * len(c.methods) for c in configs)
         reports = []
         with RichSweepProgress(cells, err_console) as progress:
@@ -247,8 +316,13 @@ def run(
         raise typer.Exit(130) from None
     except KDTheoryError as exc:
         usage_error(str(exc))
+    except (OSError, MemoryError) as exc:
+        run_failure(exc, out)
     for report in reports:
-        table = _summary_table(out, report.experiment)
+        try:
+            table = _summary_table(out, report.experiment)
+        except KDTheoryError as exc:
+            usage_error(str(exc))
         if table is not None:
             out_console.print(table[0])
             for line in table[1]:
@@ -409,12 +483,25 @@ def export(
 
 @app.command()
 def plugins() -> None:
-    """List every registered plugin: datasets, architectures, objectives and hypotheses."""
-    from kdtheory.plugin_manager import get_registries
+    """List every registered plugin: datasets, architectures, objectives and hypotheses.
 
-    regs = get_registries()
-    for kind in ("datasets", "architectures", "objectives", "hypotheses"):
-        registry = getattr(regs, kind)
+    A plugin that fails to import or whose hook returns something unusable is named in a
+    warning and left out; names registered twice are listed once and reported as an error
+    (exit 2), since commands that use them refuse to guess which one is meant.
+    """
+    import warnings
+
+    from kdtheory.plugin_manager import PluginLoadWarning, build_registry, get_registries
+
+    problems: list[str] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", PluginLoadWarning)
+        pm = get_registries().pm
+        registries = {
+            kind: build_registry(pm, kind, problems)
+            for kind in ("datasets", "architectures", "objectives", "hypotheses")
+        }
+    for kind, registry in registries.items():
         table = Table(title=kind)
         table.add_column("name")
         table.add_column("description")
@@ -424,9 +511,16 @@ def plugins() -> None:
             obj = entry.obj
             desc = getattr(obj, "description", None) or getattr(obj, "claim", "")
             opts = getattr(obj, "options", {}) or {}
-            opt_text = ", ".join(f"{k}={getattr(v, 'default', v)!r}" for k, v in dict(opts).items())
+            opt_text = ", ".join(f"{k}={getattr(v, 'default', v)!r}" for k, v in opts.items())
             table.add_row(entry.name, str(desc), opt_text, entry.source)
         out_console.print(table)
+    for w in caught:
+        if issubclass(w.category, PluginLoadWarning):
+            typer.echo(f"warning: {w.message}", err=True)
+    if problems:
+        for problem in problems:
+            typer.echo(f"error: {problem}", err=True)
+        raise typer.Exit(2)
 
 
 cli_hypotheses.register(app)

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import reprlib
 import warnings
+from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from typing import Any
 
 import pluggy
 
 from kdtheory import hookspecs
+from kdtheory.errors import DuplicateNameError
 from kdtheory.registry import Registry
 
 PROJECT = "kdtheory"
@@ -33,7 +36,8 @@ _DISTS: dict[str, str] = {}
 
 
 class PluginLoadWarning(UserWarning):
-    """A third-party plugin failed to import; the rest of kdtheory still works."""
+    """A third-party plugin failed to import or its hook returned something unusable; the
+    plugin's contribution is skipped and the rest of kdtheory still works."""
 
 
 def _load_entry_points(pm: pluggy.PluginManager) -> set[str]:
@@ -88,14 +92,97 @@ def _source(pm: pluggy.PluginManager, impl: Any) -> str:
     return plugin_name
 
 
-def build_registry(pm: pluggy.PluginManager, kind: str) -> Registry[Any]:
-    """Call one ``kdtheory_register_*`` hook on every plugin and fill a registry."""
+#: kind -> the method every registered object must have
+_ENTRY_METHOD = {
+    "datasets": "load",
+    "architectures": "build",
+    "objectives": "make",
+    "hypotheses": "test",
+}
+
+
+def _entry_problem(obj: Any, kind: str) -> str | None:
+    """What is wrong with one object a ``kdtheory_register_*`` hook returned, or None."""
+    shown = reprlib.repr(obj)
+    if isinstance(obj, type):
+        return f"{shown} is a class; return an instance"
+    name = getattr(obj, "name", None)
+    if not isinstance(name, str) or not name.strip():
+        return f"{shown} has no 'name' (a non-empty str)"
+    method = _ENTRY_METHOD[kind]
+    if not callable(getattr(obj, method, None)):
+        return f"{name!r} has no callable {method!r}"
+    options = getattr(obj, "options", {})
+    if options is not None and not isinstance(options, Mapping):
+        return f"{name!r} has options {reprlib.repr(options)}, not a mapping"
+    return None
+
+
+def _hook_entries(pm: pluggy.PluginManager, impl: Any, kind: str) -> list[Any]:
+    """The objects one plugin's ``kdtheory_register_*`` hook returns, checked.
+
+    A hook that raises, returns something other than a list (or None), or returns an entry that
+    is not a usable spec gets a :class:`PluginLoadWarning` naming the plugin and what is wrong;
+    that plugin then contributes nothing to this registry.
+    """
+    hook_name, label = _HOOKS[kind]
+
+    def skip(problem: str) -> list[Any]:
+        warnings.warn(
+            f"kdtheory plugin {_source(pm, impl)}: {hook_name}() {problem}; its {label} "
+            f"entries are skipped. Fix the plugin or uninstall it.",
+            PluginLoadWarning,
+            stacklevel=3,
+        )
+        return []
+
+    try:
+        result = impl.function()
+    except Exception as exc:  # noqa: BLE001 - a broken plugin must not break kdtheory
+        return skip(f"raised {type(exc).__name__}: {exc}")
+    if result is None:
+        return []
+    if isinstance(result, str | bytes | Mapping) or not isinstance(result, Iterable):
+        return skip(f"returned {reprlib.repr(result)}, not a list of {label} specs")
+    try:
+        entries = list(result)
+    except Exception as exc:  # noqa: BLE001
+        return skip(f"returned an iterable that failed: {type(exc).__name__}: {exc}")
+    problems = [p for p in (_entry_problem(obj, kind) for obj in entries) if p is not None]
+    if problems:
+        return skip(f"returned entries that are not {label} specs: {'; '.join(problems)}")
+    return entries
+
+
+def build_registry(
+    pm: pluggy.PluginManager, kind: str, problems: list[str] | None = None
+) -> Registry[Any]:
+    """Call one ``kdtheory_register_*`` hook on every plugin and fill a registry.
+
+    Parameters
+    ----------
+    pm : pluggy.PluginManager
+    kind : {"datasets", "architectures", "objectives", "hypotheses"}
+    problems : list of str, optional
+        When given, a name registered twice is appended here (the first registration is kept)
+        instead of raised, so that a listing can show everything else.
+
+    Raises
+    ------
+    DuplicateNameError
+        If two plugins register the same name and ``problems`` is None.
+    """
     hook_name, label = _HOOKS[kind]
     registry: Registry[Any] = Registry(label)
     for impl in getattr(pm.hook, hook_name).get_hookimpls():
         source = _source(pm, impl)
-        for obj in impl.function() or []:
-            registry.add(obj.name, obj, source)
+        for obj in _hook_entries(pm, impl, kind):
+            try:
+                registry.add(obj.name, obj, source)
+            except DuplicateNameError as exc:
+                if problems is None:
+                    raise
+                problems.append(str(exc))
     return registry
 
 

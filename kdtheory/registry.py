@@ -35,6 +35,11 @@ def did_you_mean(name: str, candidates: Iterable[str], n: int = 3, cutoff: float
     return f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
 
 
+def plural(noun: str) -> str:
+    """``"dataset"`` -> ``"datasets"``, ``"hypothesis"`` -> ``"hypotheses"``."""
+    return noun[:-2] + "es" if noun.endswith("is") else noun + "s"
+
+
 @dataclass(frozen=True)
 class Entry(Generic[T]):
     """One registered object and where it came from (a plugin's name)."""
@@ -78,7 +83,7 @@ class Registry(Generic[T]):
         known = sorted(self._entries)
         hint = did_you_mean(name, known)
         return (
-            f"unknown {self.kind} {name!r}.{hint} Registered {self.kind}s: "
+            f"unknown {self.kind} {name!r}.{hint} Registered {plural(self.kind)}: "
             f"{', '.join(known) if known else '(none)'}."
         )
 

@@ -49,7 +49,16 @@ from typing import Any
 import xarray as xr
 
 from kdtheory.errors import KDTheoryError, MissingRequirementError, SpecError, StoreError
-from kdtheory.verdict import Verdict, fmt_ci, fmt_num, fmt_p, info_lines, latex_escape, render
+from kdtheory.verdict import (
+    Verdict,
+    fmt_ci,
+    fmt_num,
+    fmt_p,
+    info_lines,
+    latex_escape,
+    md_inert,
+    render,
+)
 
 __all__ = [
     "REPORT_FORMAT",
@@ -996,7 +1005,14 @@ def _summary_rows(verdicts: Sequence[Verdict]) -> list[dict[str, Any]]:
 
 
 def _md_cell(text: Any) -> str:
-    return " ".join(str(text).split()).replace("|", "\\|")
+    """One table cell or inline text: one line, ``|`` escaped, HTML and links inert."""
+    return md_inert(" ".join(str(text).split()).replace("|", "\\|"))
+
+
+def _fence(text: str) -> str:
+    """A code fence longer than any run of backticks in ``text`` (which cannot close it)."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    return "`" * max(3, longest + 1)
 
 
 def _md_table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
@@ -1131,7 +1147,8 @@ def _markdown(
             out.append("<details><summary>Fitted models</summary>")
             out.append("")
             for name, summary in v.summaries.items():
-                out += [f"**{name}**", "", "```", str(summary).rstrip(), "```", ""]
+                body = str(summary).rstrip()
+                out += [f"**{_md_cell(name)}**", "", _fence(body), body, _fence(body), ""]
             out += ["</details>", ""]
     out += ["## Provenance", ""]
     out.append(
@@ -1149,9 +1166,9 @@ def _markdown(
 
 
 def _md_section(sec: ReportSection, level: int, root: Path) -> list[str]:
-    out = [f"{'#' * level} {sec.title}", ""]
+    out = [f"{'#' * level} {_md_cell(sec.title)}", ""]
     if sec.text:
-        out += [sec.text, ""]
+        out += [md_inert(sec.text), ""]
     for stem, paths in _figure_groups(sec.figures):
         shown = _inline_path(paths)
         caption = sec.caption(stem) or Path(stem).name

@@ -71,8 +71,13 @@ FLOAT_VARIABLES = (
     "classifier_weight",
     "classifier_bias",
     "loss_history",
-    "final_train_loss",
 )
+#: float variables that must be finite wherever a cell is present (``loss_history`` is a
+#: diagnostic no hypothesis reads, and its length may differ between cells; not checked)
+FINITE_VARIABLES = tuple(v for v in FLOAT_VARIABLES if v != "loss_history")
+#: (the per-cell training records, ``CELL_RECORDS``, are diagnostics too: NaN where unknown)
+#: the leading dims of per-cell variables; a cell whose values are all NaN is a missing cell
+CELL_DIMS = ("method", "fraction", "seed")
 
 
 def _fail(source: str | Path, what: str) -> SchemaError:
@@ -134,6 +139,154 @@ def validate_experiment(ds: xr.Dataset, source: str | Path = "<dataset>") -> Non
         if idx.size and (idx.min() < 0 or idx.max() >= n):
             raise _fail(source, "coordinate 'feature_sample' must hold training-set indices")
     _check_nested(ds, source)
+    check_finite(ds, source)
+
+
+def nonfinite_problem(values: np.ndarray, dims: tuple[str, ...]) -> str | None:
+    """What is non-finite in one variable's values, or None if nothing is wrong.
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        A float variable's values.
+    dims : tuple of str
+        Its dimension names. When they start with ``method, fraction, seed`` the values of one
+        cell may be all NaN: that is a missing cell (the filler of combined datasets), not an
+        error. Anywhere else NaN is an error, and infinities always are.
+
+    Returns
+    -------
+    str or None
+        A description such as ``"holds 3 infinite value(s) (cell method='kd-T4', ...)"``.
+    """
+    values = np.asarray(values)
+    if not np.issubdtype(values.dtype, np.floating) or values.size == 0:
+        return None
+    finite = np.isfinite(values)
+    if finite.all():
+        return None
+    n_inf = int(np.isinf(values).sum())
+    if n_inf:
+        return f"holds {n_inf} infinite value(s)"
+    nan = ~finite
+    if tuple(dims[:3]) == CELL_DIMS and values.ndim > 3:
+        per_cell = nan.reshape(values.shape[:3] + (-1,))
+        partial = per_cell.any(axis=-1) & ~per_cell.all(axis=-1)
+        if not partial.any():
+            return None  # only whole cells are NaN: missing cells
+        n_cells = int(partial.sum())
+        n_nan = int(per_cell[partial].sum())
+        return (
+            f"holds {n_nan} NaN value(s) in {n_cells} cell(s) that are otherwise present "
+            "(a missing cell is all NaN; a present one must be finite)"
+        )
+    return f"holds {int(nan.sum())} NaN value(s)"
+
+
+def first_nonfinite(ds: xr.Dataset, variables: tuple[str, ...] = FINITE_VARIABLES) -> str | None:
+    """The first variable of ``ds`` with values that are not allowed to be non-finite.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        An experiment, a cell file or a teacher file.
+    variables : tuple of str
+        The variables to check (those of them that ``ds`` holds).
+
+    Returns
+    -------
+    str or None
+        ``"variable 'test_logits' holds 2 infinite value(s) (first at method=kd-T4, ...)"``, or
+        a cell missing in one variable but present in another; None when every checked
+        variable is finite (NaN only in whole cells missing from every variable). A cell file
+        whose ``diverged`` attribute is 1 holds no results (its outputs are NaN by design) and
+        is not checked.
+    """
+    if int(ds.attrs.get("diverged", 0) or 0):
+        return None
+    for name in variables:
+        if name not in ds.data_vars:
+            continue
+        var = ds[name]
+        problem = nonfinite_problem(np.asarray(var.values), tuple(map(str, var.dims)))
+        if problem is not None:
+            return f"variable {name!r} {problem}{_first_bad_cell(var)}"
+    return _half_missing_cell(ds, variables)
+
+
+def _half_missing_cell(ds: xr.Dataset, variables: tuple[str, ...]) -> str | None:
+    """A cell that is all NaN (missing) in one per-cell variable but present in another."""
+    masks: dict[str, np.ndarray] = {}
+    for name in variables:
+        var = ds.data_vars.get(name)
+        if var is None or tuple(var.dims[:3]) != CELL_DIMS or var.ndim <= 3 or var.size == 0:
+            continue
+        values = np.asarray(var.values)
+        masks[name] = np.isnan(values.reshape(values.shape[:3] + (-1,))).all(axis=-1)
+    if not masks:
+        return None
+    first, reference = next(iter(masks.items()))
+    for name, mask in masks.items():
+        differ = mask != reference
+        if mask.shape != reference.shape or not differ.any():
+            continue
+        i, j, k = (int(x) for x in np.argwhere(differ)[0])
+        gone, there = (first, name) if reference[i, j, k] else (name, first)
+        m, f, s = (ds[d].values[n] for d, n in zip(CELL_DIMS, (i, j, k), strict=True))
+        return (
+            f"cell method={m!s}, fraction={float(f):g}, seed={s!s} is missing (all NaN) in "
+            f"variable {gone!r} but present in {there!r}; a missing cell is NaN in every variable"
+        )
+    return None
+
+
+#: what fixes a non-finite value, appended to the errors about them
+NONFINITE_HINT = (
+    "Non-finite logits or features come from diverged training or a damaged file; delete the "
+    "affected cell file(s) and re-run the same `kdtheory run` (with a lower --lr if training "
+    "diverged)"
+)
+
+
+def check_finite(
+    ds: xr.Dataset, source: str | Path = "<dataset>", variables: tuple[str, ...] = FINITE_VARIABLES
+) -> None:
+    """Refuse infinite values, and NaN anywhere but in whole missing cells.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        An experiment, a cell file or a teacher file.
+    source : str or Path
+        Named in the error (the file the dataset came from).
+    variables : tuple of str
+        The variables to check (those of them that ``ds`` holds).
+
+    Raises
+    ------
+    SchemaError
+        Naming ``source``, the variable, what is non-finite and where, and what would fix it.
+    """
+    problem = first_nonfinite(ds, variables)
+    if problem is not None:
+        raise _fail(source, f"{problem}. {NONFINITE_HINT}.")
+
+
+def _first_bad_cell(var: xr.DataArray) -> str:
+    """``" (first at method=kd-T4, fraction=0.1, seed=0)"`` for a per-cell variable."""
+    if tuple(var.dims[:3]) != CELL_DIMS or var.ndim <= 3:
+        return ""
+    values = np.asarray(var.values)
+    flat = values.reshape(values.shape[:3] + (-1,))
+    nan = np.isnan(flat)
+    bad = np.isinf(flat).any(axis=-1) | (nan.any(axis=-1) & ~nan.all(axis=-1))
+    if not bad.any():
+        return ""
+    index = [int(x) for x in np.argwhere(bad)[0]]
+    m, f, s = (
+        var[d].values[n] if d in var.coords else n for d, n in zip(CELL_DIMS, index, strict=True)
+    )
+    return f" (first at method={m!s}, fraction={float(f):g}, seed={s!s})"
 
 
 def _check_nested(ds: xr.Dataset, source: str | Path) -> None:
@@ -155,7 +308,21 @@ STORAGE_NOTE = (
 
 
 def packed_encoding(values: np.ndarray) -> dict:
-    """CF int16 packing of a float array: ``scale_factor`` from its largest finite magnitude."""
+    """CF int16 packing of a float array: ``scale_factor`` from its largest finite magnitude.
+
+    NaN is stored as the fill value (and reads back as NaN); infinities cannot be packed (they
+    would read back as a wrong finite number), so they are refused.
+
+    Raises
+    ------
+    SchemaError
+        If ``values`` holds an infinite value.
+    """
+    if values.size and np.issubdtype(values.dtype, np.floating) and np.isinf(values).any():
+        raise SchemaError(
+            f"cannot pack {int(np.isinf(values).sum())} infinite value(s) as int16; "
+            f"{NONFINITE_HINT}"
+        )
     finite = np.abs(values[np.isfinite(values)]) if values.size else np.empty(0)
     top = float(finite.max()) if finite.size else 0.0
     scale = np.float32(top / 32000.0 if top > 0 else 1.0)

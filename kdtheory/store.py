@@ -13,8 +13,11 @@ A store may also hold whole experiments as single ("combined") netCDF files anyw
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import re
+import shutil
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,15 +27,18 @@ import numpy as np
 import xarray as xr
 
 from kdtheory.atomic import write_atomic, write_text_atomic
-from kdtheory.errors import SchemaError, StoreError
+from kdtheory.errors import SchemaError, SpecError, StoreError
 from kdtheory.schema import (
     CELL_KIND,
     CELL_RECORDS,
     METHOD_COORDS,
+    NONFINITE_HINT,
     SCHEMA,
     STORAGE_NOTE,
     TEACHER_KIND,
+    check_finite,
     combined_encoding,
+    first_nonfinite,
     validate_experiment,
 )
 
@@ -45,8 +51,33 @@ _SAFE = re.compile(r"[^A-Za-z0-9._=+-]+")
 
 # --------------------------------------------------------------------------- naming
 def safe_name(text: str) -> str:
-    """A file-name-safe version of ``text`` (spec strings become experiment ids)."""
-    return _SAFE.sub("_", text).strip("_") or "experiment"
+    """A file-name-safe version of ``text`` (spec strings become experiment ids).
+
+    The result holds only letters, digits and ``. _ = + -`` and never starts with a dot, so it
+    is never ``.``, ``..`` or a hidden name: a folder named by it stays inside its parent.
+    """
+    return re.sub(r"^[._]+", "", _SAFE.sub("_", text)).rstrip("_") or "experiment"
+
+
+def check_experiment_id(name: str) -> None:
+    """Refuse an experiment id (``--name``) that cannot name a folder inside the store.
+
+    Other characters are replaced by :func:`safe_name`; an id that is empty or starts with a
+    dot (``..``, ``.``, ``.hidden``) would be renamed beyond recognition or name a folder
+    outside the store, so it is an error.
+
+    Raises
+    ------
+    SpecError
+        Naming ``--name`` and what is accepted.
+    """
+    raw = _SAFE.sub("_", name).strip("_")
+    if not raw or raw.startswith("."):
+        raise SpecError(
+            f"--name: {name!r} cannot be an experiment id: it names the folder of the "
+            "experiment inside --out, so it must not be empty or start with '.'. Use letters, "
+            "digits and . _ = + -, e.g. --name my-experiment."
+        )
 
 
 def format_fraction(fraction: float) -> str:
@@ -60,6 +91,7 @@ def cell_filename(method: str, fraction: float, seed: int) -> str:
 
 
 def experiment_dir(root: str | Path, experiment: str) -> Path:
+    """The folder of ``experiment`` inside the store ``root`` (never outside it)."""
     return Path(root) / safe_name(experiment)
 
 
@@ -79,16 +111,14 @@ def ensure_experiment(root: str | Path, experiment: str, recipe: Mapping[str, An
     ------
     StoreError
         If the folder holds the same experiment id with a different recipe.
+    SchemaError
+        If its ``experiment.json`` cannot be read or holds no recipe.
     """
     folder = experiment_dir(root, experiment)
     path = folder / EXPERIMENT_FILE
     recipe = json.loads(json.dumps(dict(recipe)))
     if path.exists():
-        try:
-            old = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise StoreError(f"{path}: cannot read the experiment's recipe ({exc}).") from None
-        old_recipe = old.get("recipe", {})
+        old_recipe = _read_recipe(folder) or {}
         if old_recipe != recipe:
             keys = sorted(set(old_recipe) | set(recipe))
             diffs = [
@@ -110,15 +140,84 @@ def ensure_experiment(root: str | Path, experiment: str, recipe: Mapping[str, An
     return folder
 
 
+#: below this many free bytes a failed write is reported as a full device
+_NEARLY_FULL = 64 * 1024**2
+
+
+def _free_bytes(path: Path) -> int | None:
+    """Free bytes on the device holding ``path`` (or its nearest existing parent)."""
+    for folder in (path, *path.parents):
+        if folder.exists():
+            try:
+                return int(shutil.disk_usage(folder).free)
+            except OSError:
+                return None
+    return None
+
+
+def write_failure(path: Path, exc: BaseException) -> StoreError:
+    """A StoreError for a write of ``path`` that failed with ``exc`` (says when the disk is full).
+
+    netCDF reports a full disk as ``RuntimeError: NetCDF: HDF error``; the free space on the
+    device, measured before the partial file is removed, tells that case apart.
+    """
+    free = _free_bytes(path.parent)
+    if isinstance(exc, OSError) and exc.strerror:
+        reason = f"{type(exc).__name__}: {exc.strerror}"
+    else:
+        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else exc!r}"
+    full = getattr(exc, "errno", None) == errno.ENOSPC or (free is not None and free < _NEARLY_FULL)
+    if full:
+        return StoreError(
+            f"{path}: cannot be written: no space left on the device ({free} bytes free; "
+            f"{reason}). Free some space and re-run the same command; files already written are "
+            "kept and a run resumes where it stopped."
+        )
+    if isinstance(exc, PermissionError) or getattr(exc, "errno", None) == errno.EROFS:
+        return StoreError(
+            f"{path}: cannot be written ({reason}). Choose a folder you can write to, or fix "
+            "its permissions."
+        )
+    return StoreError(
+        f"{path}: cannot be written ({reason}; {free} bytes free on the device). Check the "
+        "folder and the disk, then re-run the same command."
+    )
+
+
 def write_dataset(ds: xr.Dataset, path: str | Path, pack: bool = True) -> None:
-    """Write ``ds`` to ``path`` as compressed netCDF (floats packed as int16), atomically."""
+    """Write ``ds`` to ``path`` as compressed netCDF (floats packed as int16), atomically.
+
+    Raises
+    ------
+    SchemaError
+        If a logit, feature or classifier variable holds an infinite value, or NaN outside a
+        whole missing cell: int16 packing would store it as a wrong number, and a store never
+        holds non-finite values where a cell is present. Nothing is written then.
+    StoreError
+        If the file cannot be written (a read-only folder, a full disk, ...); ``path`` is left
+        as it was and no temporary file stays behind.
+    """
+    path = Path(path)
+    problem = first_nonfinite(ds)
+    if problem is not None:
+        raise SchemaError(f"{path}: refusing to write: {problem}. {NONFINITE_HINT}.")
     ds = ds.copy()
     for var in ds.variables.values():
         var.encoding = {}
     if pack:
         ds.attrs["storage_dtype"] = STORAGE_NOTE
     encoding = combined_encoding(ds, pack)
-    write_atomic(path, lambda tmp: ds.to_netcdf(tmp, encoding=encoding, engine="netcdf4"))
+
+    def writer(tmp: Path) -> None:
+        try:
+            ds.to_netcdf(tmp, encoding=encoding, engine="netcdf4")
+        except (RuntimeError, OSError) as exc:  # measured while the partial file still exists
+            raise write_failure(path, exc) from None
+
+    try:
+        write_atomic(path, writer)
+    except OSError as exc:  # creating the folder or the temporary file, or the final rename
+        raise write_failure(path, exc) from None
 
 
 def existing_cells(root: str | Path, experiment: str) -> set[str]:
@@ -237,6 +336,65 @@ def _check_cell(ds: xr.Dataset, path: Path, teacher: xr.Dataset) -> None:
         path,
         "'in_train' does not select n_train samples (partial or corrupt file)",
     )
+    check_finite(ds, path)
+
+
+def _read_recipe(folder: Path) -> dict[str, Any] | None:
+    """The recipe in ``folder/experiment.json``, or None when the file is absent.
+
+    Raises
+    ------
+    SchemaError
+        Naming the file, if it is not JSON or holds no recipe.
+    """
+    path = folder / EXPERIMENT_FILE
+    if not path.exists():
+        return None
+    fix = (
+        "Restore it from a backup, or delete it and re-run the same `kdtheory run`, which "
+        "writes it again (and checks every cell against it)."
+    )
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SchemaError(
+            f"{path}: cannot be read as the experiment's recipe ({type(exc).__name__}: {exc}). "
+            f"{fix}"
+        ) from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("recipe"), dict):
+        raise SchemaError(
+            f"{path}: holds no 'recipe' object (not a kdtheory experiment file). {fix}"
+        )
+    return meta["recipe"]
+
+
+def _check_recipe(
+    ds: xr.Dataset, path: Path, recipe: Mapping[str, Any] | None, origin: Path
+) -> None:
+    """A cell must have been trained with its experiment's recipe (from ``origin``)."""
+    if recipe is None:
+        return
+    raw = ds.attrs.get("recipe")
+    _require(raw is not None, path, "attribute 'recipe' (the training recipe) is missing")
+    try:
+        mine = json.loads(str(raw))
+    except json.JSONDecodeError:
+        mine = None
+    _require(isinstance(mine, dict), path, "attribute 'recipe' is not a JSON object")
+    if mine == dict(recipe):
+        return
+    keys = sorted(set(mine) | set(recipe))
+    diffs = [
+        f"{k}: this file has {mine.get(k)!r}, the experiment has {recipe.get(k)!r}"
+        for k in keys
+        if mine.get(k) != recipe.get(k)
+    ]
+    raise SchemaError(
+        f"{path}: was trained with a different recipe than its experiment ({origin}): "
+        f"{'; '.join(diffs)}. Cells of different recipes must not be mixed; move the file to "
+        "the store of its own recipe, or delete it and re-run the experiment's `kdtheory run` "
+        "to train it again."
+    )
 
 
 OBJECTIVE_ORDER = ("label", "kd", "ls", "kd-shuffled", "kd-mse")
@@ -265,13 +423,25 @@ def combine_cells(folder: Path) -> xr.Dataset:
     teacher = _open(teacher_path)
     _require(teacher.attrs.get("schema") == SCHEMA, teacher_path, "attribute 'schema' is wrong")
     _require(teacher.attrs.get("kind") == TEACHER_KIND, teacher_path, "'kind' is not 'teacher'")
+    check_finite(teacher, teacher_path)
     meta: dict[str, Any] = {}
-    if (folder / EXPERIMENT_FILE).exists():
-        meta = json.loads((folder / EXPERIMENT_FILE).read_text(encoding="utf-8"))
+    recipe = _read_recipe(folder)
+    origin = folder / EXPERIMENT_FILE
+    if recipe is not None:
+        meta["recipe"] = recipe
+        _check_recipe(teacher, teacher_path, recipe, origin)
+    elif teacher.attrs.get("recipe") is not None:  # no experiment.json: the teacher's recipe
+        try:
+            recipe = json.loads(str(teacher.attrs["recipe"]))
+        except json.JSONDecodeError:
+            recipe = None
+        _require(isinstance(recipe, dict), teacher_path, "attribute 'recipe' is not JSON")
+        origin = teacher_path
     cells = []
     for path in sorted((folder / CELLS_DIR).glob("*.nc")):
         ds = _open(path)
         _check_cell(ds, path, teacher)
+        _check_recipe(ds, path, recipe, origin)
         cells.append((path, ds))
     fractions = sorted({float(c.attrs["fraction"]) for _, c in cells})
     seeds = sorted({int(c.attrs["seed"]) for _, c in cells})
@@ -376,6 +546,33 @@ def combine_cells(folder: Path) -> xr.Dataset:
     return ds
 
 
+def _netcdf_files(root: Path) -> list[Path]:
+    """Every ``.nc`` file under ``root`` (symbolic links to folders are not followed).
+
+    Unlike ``Path.rglob``, which skips a folder it cannot read, a folder that cannot be listed is
+    an error: an experiment would otherwise be left out of every verdict without a word.
+
+    Raises
+    ------
+    StoreError
+        Naming the folder that cannot be read.
+    """
+
+    def fail(exc: OSError) -> None:
+        where = exc.filename or root
+        raise StoreError(
+            f"{where}: cannot read this folder of the run store ({exc.strerror or exc}), so the "
+            "experiments in it would be left out. Make it readable (e.g. chmod -R u+rX "
+            f"{where}) or move it out of the store."
+        )
+
+    found = []
+    for folder, dirs, names in os.walk(root, onerror=fail):
+        dirs.sort()
+        found += [Path(folder) / n for n in names if n.endswith(".nc")]
+    return sorted(found)
+
+
 def open_runs(path: str | Path) -> RunStore:
     """Open a run store folder (cell files, combined files, or a mix).
 
@@ -392,7 +589,7 @@ def open_runs(path: str | Path) -> RunStore:
     Raises
     ------
     StoreError
-        If the path does not exist or holds no experiment.
+        If the path does not exist, holds no experiment or has a folder that cannot be read.
     SchemaError
         Naming the file, if any file does not meet the schema.
     """
@@ -420,11 +617,12 @@ def open_runs(path: str | Path) -> RunStore:
         validate_experiment(ds, root)
         add(ds, [root])
     else:
-        for folder in sorted({p.parent.parent for p in root.rglob(f"{CELLS_DIR}/*.nc")}):
+        files = _netcdf_files(root)
+        for folder in sorted({p.parent.parent for p in files if p.parent.name == CELLS_DIR}):
             ds = combine_cells(folder)
             validate_experiment(ds, folder)
             add(ds, [folder])
-        for file in sorted(root.rglob("*.nc")):
+        for file in files:
             if file.parent.name == CELLS_DIR or file.name == TEACHER_FILE:
                 continue
             ds = _open(file)
@@ -438,12 +636,58 @@ def open_runs(path: str | Path) -> RunStore:
     return RunStore(experiments, path=root, sources=sources)
 
 
+def _check_export_target(store: RunStore, out: Path, targets: Mapping[str, Path]) -> None:
+    """Refuse an export that would write into the store it reads, or one file twice."""
+    root = store.path
+    if root is not None:
+        root = Path(root).resolve()
+        inside = root if root.is_dir() else None
+        resolved = out.resolve()
+        if inside is not None and (resolved == inside or inside in resolved.parents):
+            raise StoreError(
+                f"--out {out} lies inside the run store {store.path}; the exported files would "
+                "be read as a second copy of each experiment by every later command. Export to "
+                "a folder outside the store."
+            )
+        for target in targets.values():
+            if target.resolve() == root:
+                raise StoreError(
+                    f"--out {out}: exporting would overwrite the store file {store.path} it "
+                    "reads. Export to another folder."
+                )
+    seen: dict[Path, str] = {}
+    for name, target in targets.items():
+        if target in seen:
+            raise StoreError(
+                f"experiments {seen[target]!r} and {name!r} would both be exported as {target}; "
+                "rename one of them (its 'experiment' attribute) first."
+            )
+        seen[target] = name
+
+
 def export_store(store: RunStore, out: str | Path) -> list[Path]:
-    """Write each experiment of ``store`` as one combined netCDF file under ``out``."""
+    """Write each experiment of ``store`` as one combined netCDF file under ``out``.
+
+    Raises
+    ------
+    StoreError
+        If ``out`` lies inside the store (later reads would see every experiment twice), a
+        target is the store file itself, two experiments map to one file name, or a file
+        cannot be written. Nothing is written when a check fails.
+    SchemaError
+        If an experiment holds non-finite values where a cell is present.
+    """
     out = Path(out)
+    targets = {name: out / f"{safe_name(name)}.nc" for name in store}
+    _check_export_target(store, out, targets)
+    for name, ds in store.items():
+        problem = first_nonfinite(ds)
+        if problem is not None:
+            raise SchemaError(
+                f"experiment {name!r}: refusing to export: {problem}. {NONFINITE_HINT}."
+            )
     written = []
     for name, ds in store.items():
-        target = out / f"{safe_name(name)}.nc"
-        write_dataset(ds, target)
-        written.append(target)
+        write_dataset(ds, targets[name])
+        written.append(targets[name])
     return written

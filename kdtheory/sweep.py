@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import pickle
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -141,8 +142,19 @@ class ExperimentConfig:
                 f"--warmup: must be in [0, 1) (a share of each budget), got {self.warmup}"
             )
         for key in ("lr", "teacher_lr"):
-            if not getattr(self, key) > 0:
-                raise SpecError(f"--{key.replace('_', '-')}: must be > 0")
+            value = getattr(self, key)
+            if not (math.isfinite(value) and value > 0):
+                raise SpecError(
+                    f"--{key.replace('_', '-')}: {value!r} is not a learning rate; give a finite "
+                    "number > 0, e.g. 0.001"
+                )
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise SpecError(
+                f"--weight-decay: {self.weight_decay!r} is not a weight decay; give a finite "
+                "number >= 0, e.g. 0 or 0.01"
+            )
+        if self.name is not None:
+            st.check_experiment_id(self.name)
 
 
 def parse_fractions(text: str) -> tuple[float, ...]:
@@ -290,14 +302,23 @@ def _teacher(
     if source is not None:
         progress.phase(f"{cfg.experiment_id}: loading teacher weights from {source}")
         model = init_model(build, cfg.teacher_seed)
+        what = f"--teacher-checkpoint {source}" if cfg.teacher_checkpoint else str(source)
         try:
             state = torch.load(source, map_location="cpu", weights_only=True)
             model.load_state_dict(state)
-        except (OSError, RuntimeError, ValueError) as exc:
+        except pickle.UnpicklingError:  # torch's text would suggest weights_only=False: unsafe
             raise StoreError(
-                f"{source}: cannot load teacher weights for architecture {cfg.teacher!r} "
-                f"({type(exc).__name__}: {str(exc).splitlines()[0]}). Give a state_dict saved "
-                "from the same architecture and options."
+                f"{what}: cannot load teacher weights: not a state_dict of tensors saved by "
+                "torch.save (the file is damaged, not a PyTorch file, or holds other pickled "
+                "Python objects, which kdtheory never loads: that could run code). Save the "
+                "teacher with torch.save(model.state_dict(), path)."
+            ) from None
+        except Exception as exc:  # noqa: BLE001 - a bad file fails in many ways; all are input
+            detail = " ".join(" ".join(str(exc).split()).split(" ")[:40]) or repr(exc)
+            raise StoreError(
+                f"{what}: cannot load teacher weights for architecture {cfg.teacher!r} "
+                f"({type(exc).__name__}: {detail}). Give a state_dict saved with "
+                "torch.save(model.state_dict(), path) from the same architecture and options."
             ) from None
         model.to(device)
         teacher_training = {}
@@ -395,7 +416,11 @@ def _cell_dataset(
 ) -> xr.Dataset:
     points = len(res.loss_history)
     n_train = int(in_train.sum())
-    train_acc = _accuracy(res.train_logits[in_train], train_labels[in_train])
+    train_acc = (
+        float("nan")
+        if res.diverged
+        else _accuracy(res.train_logits[in_train], train_labels[in_train])
+    )
     drop = loss_drop(res.loss_history)
     finite = np.isfinite(res.loss_history)
     final = float(res.loss_history[finite][-1]) if finite.any() else float("nan")
@@ -406,6 +431,10 @@ def _cell_dataset(
         and drop <= MAX_LOSS_DROP
         and (not label or train_acc >= MIN_LABEL_TRAIN_ACCURACY)
     )
+    if res.diverged:  # no result to keep: outputs are NaN, the cell says it diverged
+        for name in ("test_logits", "train_logits", "features", "classifier_weight"):
+            setattr(res, name, np.full_like(getattr(res, name), np.nan, dtype=np.float32))
+        res.classifier_bias = np.full_like(res.classifier_bias, np.nan)
     ds = xr.Dataset(
         {
             "test_logits": (("test_sample", "class"), res.test_logits.astype(np.float32)),

@@ -802,9 +802,31 @@ def _family_text(items: Sequence[Verdict]) -> str:
 # ---------------------------------------------------------------- markdown
 
 
+#: what makes Markdown text inert: raw HTML (``<`` before a letter, ``/``, ``!`` or ``?``, which
+#: also starts autolinks) and inline links or images (``](``); code spans are left as they are
+_MD_ACTIVE = re.compile(r"(?P<code>(`+)[\s\S]*?(?<!`)\2(?!`))|<(?=[A-Za-z/!?])|\]\(")
+
+
+def md_inert(text: str) -> str:
+    """``text`` with raw HTML and links escaped, so Markdown shows it as written.
+
+    Store attributes (experiment ids, dataset specs, method names) reach Markdown reports;
+    like ``index.html``, which escapes them, ``report.md`` must not pass HTML through.
+    ``<`` becomes ``&lt;`` where it could open a tag, and ``](`` becomes ``\\](``; inside
+    code spans nothing changes (HTML is inert there).
+    """
+
+    def sub(m: re.Match[str]) -> str:
+        if m.group("code"):
+            return m.group(0)
+        return "&lt;" if m.group(0) == "<" else "\\]("
+
+    return _MD_ACTIVE.sub(sub, text)
+
+
 def _md(text: Any) -> str:
     s = " ".join(str(text).split())
-    return s.replace("\\", "\\\\").replace("|", "\\|")
+    return md_inert(s.replace("\\", "\\\\").replace("|", "\\|"))
 
 
 def _md_table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: set[int]) -> str:

@@ -391,7 +391,8 @@ def load_npz(path: str | None = None, standardize_mode: str = "feature") -> Load
         If no path is given.
     DatasetError
         If the file is missing or unreadable, keys are missing, shapes disagree, labels are not
-        non-negative integers, or the test split holds labels absent from the training split.
+        non-negative integers, the largest label implies more classes than training samples, or
+        the test split holds labels absent from the training split.
     """
     if path is None or str(path).strip() == "":
         raise SpecError(
@@ -468,6 +469,13 @@ def load_npz(path: str | None = None, standardize_mode: str = "feature") -> Load
     num_classes = int(y_train.max()) + 1
     if num_classes < 2:
         raise _npz_fail(file, "y_train holds a single class; need at least 2")
+    if num_classes > len(y_train):
+        raise _npz_fail(
+            file,
+            f"y_train's largest label {num_classes - 1} makes {num_classes} classes, more than "
+            f"its {len(y_train)} samples; labels must be class indices 0..K-1 (renumber them, "
+            "e.g. with np.unique(y, return_inverse=True))",
+        )
     xtr, xte = standardize(x_train, x_test, standardize_mode)
     return _make(
         "npz",

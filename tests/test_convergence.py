@@ -234,3 +234,20 @@ def test_the_python_api_carries_the_warnings_too(undertrained):
     verdict = kdtheory.test("dark-knowledge", store)
     assert any("under-trained" in w for w in verdict.warnings)
     assert "Warning" in verdict.as_text() and verdict.to_dict()["warnings"] == verdict.warnings
+
+
+def test_diverged_cells_are_stored_as_such_warned_about_and_retrained_on_request(tmp_path):
+    cfg = tiny_config(lr=1e30, seeds=(0,), fractions=(1.0,), methods=("label", "kd:T=4"))
+    first = run_experiment(cfg, tmp_path, device="cpu")
+    assert first.trained == 2 and first.diverged_now == 2
+    (ds,) = open_runs(tmp_path).values()  # opens: a diverged cell is no result, not an error
+    assert (ds.diverged == 1).all() and np.isnan(ds.test_logits).all()
+    conv = check_store(open_runs(tmp_path))
+    assert sum(len(e.under_trained) for e in conv.experiments) == 2
+    assert "diverged: 2" in conv.warnings()[0]
+    again = run_experiment(cfg, tmp_path, device="cpu")  # never silently counted as a result
+    assert again.trained == 0 and again.diverged_kept == 2
+    shown = runner.invoke(app, ["inspect", str(tmp_path)])
+    assert "diverged" in shown.output
+    retried = run_experiment(cfg, tmp_path, device="cpu", retrain_diverged=True)
+    assert retried.trained == 2
