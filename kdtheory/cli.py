@@ -417,6 +417,7 @@ def inspect(
         out_console.print(_convergence_table(ds, conv))
         optional = [v for v in ("features", "classifier_weight", "loss_history") if v in ds]
         out_console.print(f"  optional variables: {', '.join(optional) or 'none'}")
+        missing += _unswept_cells(ds)
         if missing:
             out_console.print(f"  [yellow]missing {len(missing)} cell(s):[/] {', '.join(missing)}")
         else:
@@ -430,6 +431,31 @@ def inspect(
         f"{total_under} under-trained[/] (under-trained: {CRITERIA})",
         highlight=False,
     )
+
+
+def _unswept_cells(ds) -> list[str]:
+    """Cells of the recorded sweep axes whose method, fraction or seed is absent altogether
+    (an interrupted first run); cells inside the present axes are NaN and listed already."""
+    import json
+    import math
+
+    try:
+        axes = json.loads(ds.attrs.get("sweep_axes") or "{}")
+    except (TypeError, ValueError):
+        return []
+    if not axes:
+        return []
+    have_m = {str(m) for m in ds.method.values}
+    have_f = [float(f) for f in ds.fraction.values]
+    have_s = {int(s) for s in ds.seed.values}
+    out = []
+    for s in axes.get("seeds", []):
+        for f in axes.get("fractions", []):
+            for m in axes.get("methods", []):
+                there = m in have_m and any(math.isclose(f, g) for g in have_f) and int(s) in have_s
+                if not there:
+                    out.append(f"{m} f={f:g} s={s}")
+    return out
 
 
 def _convergence_table(ds, conv) -> Table:

@@ -13,12 +13,14 @@ A store may also hold whole experiments as single ("combined") netCDF files anyw
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import fcntl
 import json
 import os
 import re
 import shutil
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -104,6 +106,38 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+LOCK_FILE = ".lock"
+
+
+@contextlib.contextmanager
+def experiment_lock(
+    root: str | Path, experiment: str, on_wait: Callable[[str], None] | None = None
+) -> Iterator[Path]:
+    """Hold the experiment's lock (an exclusive ``flock`` on ``<experiment>/.lock``).
+
+    ``kdtheory run`` holds it from checking the recipe to writing the last cell, so two runs on
+    one store never mix recipes or train a cell twice: the second waits (``on_wait`` is told
+    why) and then skips the cells the first wrote. The lock is released when the process
+    ends, also when it is killed, so a stale lock file never blocks a later run.
+    """
+    folder = experiment_dir(root, experiment)
+    folder.mkdir(parents=True, exist_ok=True)
+    handle = open(folder / LOCK_FILE, "a+")  # noqa: SIM115 - held for the whole block
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if on_wait is not None:
+                on_wait(
+                    f"{folder}: another `kdtheory run` is writing experiment {experiment!r}; "
+                    "waiting for it to finish (its cells will be skipped here)"
+                )
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield folder
+    finally:
+        handle.close()  # closing releases the lock
+
+
 def ensure_experiment(root: str | Path, experiment: str, recipe: Mapping[str, Any]) -> Path:
     """Create the experiment folder with its recipe, or check the recipe matches.
 
@@ -138,6 +172,40 @@ def ensure_experiment(root: str | Path, experiment: str, recipe: Mapping[str, An
         json.dumps({"experiment": experiment, "recipe": recipe, "created": now_iso()}, indent=2),
     )
     return folder
+
+
+def record_axes(root: str | Path, experiment: str, axes: Mapping[str, list[Any]]) -> None:
+    """Add a sweep's axes (methods, fractions, seeds) to ``experiment.json``.
+
+    The recorded axes are the union over every run into the experiment, so ``kdtheory
+    inspect`` can name the cells a sweep asked for and that are not there yet.
+    """
+    path = experiment_dir(root, experiment) / EXPERIMENT_FILE
+    meta = json.loads(path.read_text(encoding="utf-8"))
+    old = meta.get("axes") or {}
+    merged = {}
+    for key, values in axes.items():
+        seen = list(old.get(key) or [])
+        merged[key] = seen + [v for v in values if v not in seen]
+    if merged != old:
+        meta["axes"] = merged
+        write_text_atomic(path, json.dumps(meta, indent=2))
+
+
+def discard_if_empty(root: str | Path, experiment: str) -> bool:
+    """Remove an experiment folder that holds nothing but its recipe (and lock).
+
+    Called when a run fails before it wrote the teacher or any cell, so that the corrected
+    command is not refused as "a different recipe". Returns True if the folder was removed.
+    """
+    folder = experiment_dir(root, experiment)
+    if not folder.is_dir():
+        return False
+    left = [p for p in folder.iterdir() if p.name not in (EXPERIMENT_FILE, LOCK_FILE)]
+    if any(p.is_file() or any(p.rglob("*")) for p in left):
+        return False
+    shutil.rmtree(folder, ignore_errors=True)
+    return True
 
 
 #: below this many free bytes a failed write is reported as a full device
@@ -429,6 +497,7 @@ def combine_cells(folder: Path) -> xr.Dataset:
     origin = folder / EXPERIMENT_FILE
     if recipe is not None:
         meta["recipe"] = recipe
+        meta["axes"] = json.loads(origin.read_text(encoding="utf-8")).get("axes")
         _check_recipe(teacher, teacher_path, recipe, origin)
     elif teacher.attrs.get("recipe") is not None:  # no experiment.json: the teacher's recipe
         try:
@@ -543,6 +612,8 @@ def combine_cells(folder: Path) -> xr.Dataset:
         ds[r] = (cell, data[r])
     if meta.get("recipe") is not None:
         ds.attrs["recipe"] = json.dumps(meta["recipe"], sort_keys=True)
+    if meta.get("axes"):
+        ds.attrs["sweep_axes"] = json.dumps(meta["axes"], sort_keys=True)
     return ds
 
 

@@ -547,7 +547,50 @@ def run_experiment(
     dev = resolve_device(device)
     progress.phase(f"{cfg.experiment_id}: loading dataset {cfg.dataset}")
     data = load_dataset(cfg.dataset)
+    with st.experiment_lock(out, cfg.experiment_id, on_wait=progress.phase):
+        new = not (st.experiment_dir(out, cfg.experiment_id) / st.EXPERIMENT_FILE).exists()
+        try:
+            return _run_locked(
+                cfg,
+                objectives,
+                out,
+                data,
+                dev,
+                batch_cells,
+                memory_budget,
+                progress,
+                retrain_diverged,
+                t0,
+            )
+        except BaseException:
+            if new:  # nothing of this experiment was written: the corrected command may start
+                st.discard_if_empty(out, cfg.experiment_id)
+            raise
+
+
+def _run_locked(
+    cfg: ExperimentConfig,
+    objectives: list[Any],
+    out: str | Path,
+    data: LoadedDataset,
+    dev: torch.device,
+    batch_cells: int | str,
+    memory_budget: int,
+    progress: SweepProgress,
+    retrain_diverged: bool,
+    t0: float,
+) -> SweepReport:
+    """The sweep of :func:`run_experiment`, run while holding the experiment's lock."""
     folder = st.ensure_experiment(out, cfg.experiment_id, cfg.recipe())
+    st.record_axes(
+        out,
+        cfg.experiment_id,
+        {
+            "methods": [o.label for o in objectives],
+            "fractions": [float(f) for f in cfg.fractions],
+            "seeds": [int(s) for s in cfg.seeds],
+        },
+    )
     teacher = _teacher(cfg, folder, data, dev, progress)
     report = SweepReport(cfg.experiment_id)
     report.teacher_test_accuracy = float(teacher.attrs.get("teacher_test_accuracy", np.nan))
@@ -612,7 +655,7 @@ def run_experiment(
             mask = np.zeros(len(data.y_train), dtype=bool)
             mask[subsets[(f, s)]] = True
             assert mask.sum() == subset_size(f, len(data.y_train))
-            acc = _accuracy(res.test_logits, data.y_test)
+            acc = float("nan") if res.diverged else _accuracy(res.test_logits, data.y_test)
             cell = _cell_dataset(cfg, obj, f, s, mask, res, teacher, acc, data.y_train)
             st.write_dataset(cell, st.cell_path(out, cfg.experiment_id, obj.label, f, s))
             report.trained += 1
