@@ -33,9 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     n_power = args.n_power or max(20, args.n // 2)
     start = time.time()
     print(f"alpha = {args.alpha:g}; nulls: {args.n} stores per case; effects: {n_power}.\n")
-    print(
-        "| hypothesis | truth | design | pooling | finding | rate | 99% bound | ok |"
-    )
+    print("| hypothesis | truth | design | pooling | finding | rate | 99% bound | ok |")
     print("|---|---|---|---|---|---:|---:|---|")
     ok = True
     for kind, cases, n in (("null", NULLS, args.n), ("effect", EFFECTS, n_power)):
@@ -43,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.only and case.hypothesis != args.only:
                 continue
             for design in args.designs.split(","):
+                if not case.fits(design):
+                    continue
                 poolings = args.pooling.split(",") if design == "multi" else ["mixed"]
                 for pooling in poolings:
                     counts = run_case(case, design, n, args.seed, pooling=pooling, alpha=args.alpha)

@@ -85,6 +85,11 @@ class Case:
     decision: str
     per_experiment: tuple[Mapping[str, Any], ...] = field(default_factory=tuple)
 
+    def fits(self, design: str) -> bool:
+        """Whether the case applies to ``design``: truths that differ between experiments need
+        several experiments."""
+        return not (self.per_experiment and DESIGNS[design][self.hypothesis]["n_experiments"] < 2)
+
 
 #: Truths under which ``decision`` is a wrong finding, at the least favourable point of the null.
 NULLS: list[Case] = [
@@ -193,9 +198,7 @@ def _decisions(args: tuple[Case, str, str, list[int], float]) -> Counter:
     hyp = {h.name: h for h in kdtheory_register_hypotheses()}[case.hypothesis]
     knobs = dict(DESIGNS[design][case.hypothesis])
     n_exp = knobs.pop("n_experiments")
-    per = None
-    if case.per_experiment and n_exp > 1:
-        per = [dict(p) for p in case.per_experiment][:n_exp]
+    per = [dict(p) for p in case.per_experiment][:n_exp] if case.per_experiment else None
     out: Counter = Counter()
     for seed in seeds:
         store = make_store(n_exp, seed=seed, per_experiment=per, **knobs, **case.truth)
@@ -218,6 +221,8 @@ def run_case(
     Store ``i`` has generator seed ``seed * 100003 + i`` whatever the number of ``workers``
     (forked processes; default ``min(2, cpu count)``).
     """
+    if not case.fits(design):
+        raise ValueError(f"case {case.label!r} needs several experiments, not design {design!r}")
     seeds = [seed * 100_003 + i for i in range(n)]
     workers = workers or min(2, os.cpu_count() or 1)
     if workers < 2 or "fork" not in mp.get_all_start_methods():

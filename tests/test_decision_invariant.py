@@ -38,8 +38,9 @@ def _no_model_summaries(monkeypatch):
 def _verdicts(name: str, design: str):
     knobs = dict(DESIGNS[design][name])
     n_exp = knobs.pop("n_experiments")
-    for i, case in enumerate(c for c in [*NULLS, *EFFECTS] if c.hypothesis == name):
-        per = [dict(p) for p in case.per_experiment] if case.per_experiment and n_exp > 1 else None
+    cases = [c for c in [*NULLS, *EFFECTS] if c.hypothesis == name and c.fits(design)]
+    for i, case in enumerate(cases):
+        per = [dict(p) for p in case.per_experiment] if case.per_experiment else None
         for j in range(STORES_PER_TRUTH):
             store = make_store(n_exp, seed=1000 * i + j, per_experiment=per, **knobs, **case.truth)
             yield HYPS[name].test(store)
