@@ -1183,7 +1183,7 @@ def _latex_tabular(items: Sequence[Verdict], hypothesis_column: bool) -> str:
                 cells.append(_tex_p(r.p_adjusted) if r.key and r.p_adjusted is not None else "")
             decision = latex_escape(r.shown_decision)
             cells += [
-                "" if r.n is None else str(r.n),
+                "" if r.n is None else f"{r.n} {latex_escape(r.unit)}",
                 f"\\textbf{{{decision}}}" if r.key else decision,
             ]
             if r.key and j > 0 and r.kind != "experiment" and len(rows) > 1:
@@ -1259,6 +1259,7 @@ _CSV_COLUMNS = [
     "statistic",
     "p_value",
     "n",
+    "n_unit",
     "decision",
     "verdict_decision",
     "p_adjusted",
@@ -1297,6 +1298,7 @@ def _csv(items: Sequence[Verdict]) -> str:
                 _csv_value(_to_float(r.statistic)),
                 _csv_value(_to_float(r.p_value)),
                 "" if r.n is None else str(r.n),
+                "" if r.n is None else r.unit,
                 r.decision,
                 v.decision,
                 _csv_value(v.p_adjusted),
