@@ -38,7 +38,7 @@ from kdtheory.hypotheses import (
 )
 from kdtheory.hypothesis import Hypothesis
 from kdtheory.metrics import wrong_class_rank_correlation
-from kdtheory.stats import ci_level_note, one_sample_t, tost
+from kdtheory.stats import POOLING_METHODS, ci_level_note, one_sample_t, tost
 from kdtheory.verdict import Verdict
 
 _COMPONENTS = ("key", "corr_label", "corr_shuffled")
@@ -265,7 +265,7 @@ class DarkKnowledge(Hypothesis):
                 "one-sided t-tests across seeds of KD − shuffled accuracy and of KD − label and "
                 "KD − shuffled wrong-class Spearman correlation with the teacher, combined by "
                 f"intersection-union; TOST of KD − shuffled within ±{fmt(margin)} points; "
-                "pooled across experiments with experiment as a random effect."
+                f"pooled across experiments: {POOLING_METHODS[opts['pooling']]}."
             ),
             alternative="greater",
             results=results,

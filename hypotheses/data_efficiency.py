@@ -36,7 +36,7 @@ from kdtheory.hypotheses import (
     sorted_experiment,
 )
 from kdtheory.hypothesis import Hypothesis
-from kdtheory.stats import ci_level_note, one_sample_t, tost
+from kdtheory.stats import POOLING_METHODS, ci_level_note, one_sample_t, tost
 from kdtheory.verdict import Verdict
 
 
@@ -114,7 +114,7 @@ class DataEfficiency(Hypothesis):
     Per (fraction, seed) the paired gain is KD − label test accuracy (points). Key effect: the
     slope of the gain on log kappa, per seed, tested across seeds (one-sided, H1: slope < 0).
 
-    Decision (each experiment alone; with several experiments the same rule on the random-effects
+    Decision (each experiment alone; with several experiments the same rule on the
     pooled tests):
 
     - **supported**: slope < 0 (one-sided t on per-seed slopes, p < alpha) and the gain at the
@@ -286,7 +286,7 @@ class DataEfficiency(Hypothesis):
                 "Per-seed OLS slope of the paired gain (KD − label, accuracy points) on "
                 "log(kappa), one-sided t-test across seeds (H1: slope < 0); one-sided paired "
                 "t-test of the gain at the smallest fraction; TOST of the slope within "
-                f"±{fmt(margin)}; pooled across experiments with experiment as a random effect."
+                f"±{fmt(margin)}; pooled across experiments: {POOLING_METHODS[opts['pooling']]}."
             ),
             alternative="less",
             results=results,

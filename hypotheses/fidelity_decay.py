@@ -34,7 +34,7 @@ from kdtheory.hypotheses import (
 )
 from kdtheory.hypothesis import Hypothesis
 from kdtheory.metrics import fidelity, kl_divergence
-from kdtheory.stats import holm, one_sample_t, tost
+from kdtheory.stats import POOLING_METHODS, holm, one_sample_t, tost
 from kdtheory.verdict import Verdict
 
 #: The exponent the claim predicts.
@@ -441,8 +441,8 @@ class FidelityDecay(Hypothesis):
                 "gap = a * exp(b x + q x^2) (x = centred log kappa), every finite cell; "
                 f"t-tests across seeds: TOST of b within -0.5 ± {fmt(margin)}, b outside that "
                 "band (one-sided against each edge), curvature q ≠ 0 (lack of fit); the two "
-                "rejection tests Holm-adjusted as a pair; pooled across experiments with "
-                "experiment as a random effect."
+                "rejection tests Holm-adjusted as a pair; pooled across experiments: "
+                f"{POOLING_METHODS[opts['pooling']]}."
             ),
             alternative="two-sided",
             results=results,

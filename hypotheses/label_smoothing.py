@@ -34,7 +34,7 @@ from kdtheory.hypotheses import (
     sorted_experiment,
 )
 from kdtheory.hypothesis import Hypothesis
-from kdtheory.stats import ci_level_note, holm, one_sample_t, tost
+from kdtheory.stats import POOLING_METHODS, ci_level_note, holm, one_sample_t, tost
 from kdtheory.verdict import Verdict
 
 #: ``test`` value of the mean-over-fractions member of a rejection family.
@@ -54,11 +54,9 @@ class LabelSmoothing(Hypothesis):
       2 seeds has no p-value and stays out of the family size. With several experiments the
       family is every experiment's mean and per-fraction tests together (fractions are not
       matched across experiments: a fraction of one data set is not the same data size as in
-      another, and the claim covers each). The random-effects (DerSimonian–Laird) pooled mean
-      is reported but is not a member: its z-test treats each experiment's few-seed standard
-      error as known and over-rejects with few experiments (about 10% at alpha 0.05 with three
-      five-seed experiments on synthetic null stores; about 7.5% with the Hartung–Knapp t),
-      whereas the per-experiment t-tests are exact;
+      another, and the claim covers each). The pooled mean (experiment as a random effect, t on
+      k - 1 df) is reported but is not a member, so the family does not depend on how the
+      experiments are pooled;
     - **equivalence**: at every fraction a TOST of the difference against ``±margin`` points
       (default 1), Holm-adjusted across fractions (across every experiment's fractions when
       pooling);
@@ -306,8 +304,8 @@ class LabelSmoothing(Hypothesis):
                 "t-test across seeds (H1: KD > LS), and at every fraction a one-sided paired "
                 "t-test across seeds (H1: KD > LS); rejected when any Holm-adjusted p <= alpha. "
                 "Shown: the deciding test's estimate, Holm-adjusted p and CI at the matching level "
-                "(see the docstring); the mean difference, pooled across experiments with "
-                "experiment as a random effect, is reported, not part of the decision. "
+                "(see the docstring); the mean difference, pooled across experiments "
+                f"({POOLING_METHODS[opts['pooling']]}), is reported, not part of the decision. "
                 f"Equivalence: TOST within ±{fmt(margin)} points at every fraction, "
                 "Holm-adjusted. Per-seed slope on log(kappa) (H1: < 0) reported."
             ),

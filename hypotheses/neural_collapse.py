@@ -36,7 +36,7 @@ from kdtheory.hypotheses import (
 )
 from kdtheory.hypothesis import Hypothesis
 from kdtheory.metrics import NC_KEYS, collapse_table
-from kdtheory.stats import ci_level_note, one_sample_t
+from kdtheory.stats import POOLING_METHODS, ci_level_note, one_sample_t
 from kdtheory.verdict import Verdict
 
 _METRICS = (*NC_KEYS, "cka")
@@ -55,7 +55,7 @@ class NeuralCollapse(Hypothesis):
     - secondary: linear CKA with the teacher's features, KD − label, trained-on rows (H1: > 0);
     - interaction: per-seed slope of the log NC1 difference on log kappa (two-sided, reported).
 
-    Decision (the same rule on random-effects pooled tests with several experiments):
+    Decision (the same rule on the pooled tests with several experiments):
     **supported** when both the NC1 and the CKA differences are significant in the predicted
     direction; **rejected** when the NC1 difference is significantly negative (KD collapses
     *more*); **inconclusive** otherwise. Cells whose NC1 is not positive cannot enter a log and
@@ -267,7 +267,7 @@ class NeuralCollapse(Hypothesis):
                 "differences KD − label on trained-on rows, per-seed means over fractions, "
                 "one-sided t-tests across seeds for log NC1 and for linear CKA with the teacher; "
                 "interaction = per-seed slope of the log NC1 difference on log kappa (t-test); "
-                "pooled across experiments with experiment as a random effect."
+                f"pooled across experiments: {POOLING_METHODS[opts['pooling']]}."
             ),
             alternative="greater",
             results=results,
