@@ -6,7 +6,9 @@ for a list of verdicts (a family tested together, e.g. ``kdtheory test all``).
 
 Confidence intervals follow :mod:`kdtheory.stats`: they are two-sided, at level ``1 - alpha`` for a
 two-sided test and ``1 - 2*alpha`` for a one-sided test, so the interval agrees with the test's
-decision. Every rendering names the level.
+decision. A verdict and each of its rows name the test their decision rests on
+(:class:`DecidingTest`) and show that test's p and CI, so the decision follows from the numbers
+shown (:meth:`DecidingTest.implied_decision`). Every rendering names the CI level once per table.
 
 JSON is strict (no ``NaN``): missing numbers become ``null``, infinities the strings ``"inf"`` /
 ``"-inf"``; :meth:`Verdict.from_dict` turns them back into floats for the numeric fields. Inside
@@ -226,7 +228,8 @@ class EffectRow:
         Two-sided confidence interval at level ``1 - alpha`` for a two-sided test, ``1 - 2*alpha``
         for a one-sided one (``Verdict.alternative``); see :mod:`kdtheory.stats`.
     p_value : float
-        p-value of the hypothesis' main test (one-sided where the claim is directional).
+        p-value of the test this row's decision rests on (:attr:`deciding`), one-sided where the
+        claim is directional.
     statistic : float
         Test statistic (t or z).
     n : int

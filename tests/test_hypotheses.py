@@ -403,3 +403,30 @@ def test_fidelity_reports_kl_and_raw_fit():
     fit = v.tables["power_law_fit"][0]
     assert fit["status"] == "ok" and fit["b"] == pytest.approx(-0.5, abs=0.2)
     assert v.experiments[0].extra["raw_fit_b"] == fit["b"]
+
+
+def test_fidelity_plateau_then_cliff_is_rejected_for_lack_of_fit():
+    ds = make_experiment(seed=4, **NEEDS["fidelity-decay"], fidelity_cliff=2.0)
+    v = FidelityDecay().test({"cliff": ds})
+    assert v.decision == "rejected"
+    assert v.deciding.name.startswith("lack of fit") and v.deciding.kind == "two-sided"
+    row = v.experiments[0]
+    assert row.extra["rejection_by"] == "curvature" and row.extra["curvature_q"] < 0
+    assert v.implied_decision() == "rejected" and "not a power law" in v.reason
+
+
+def test_fidelity_exponent_is_not_flattened_by_gaps_lost_in_noise():
+    # true exponent -1 with additive noise: at large kappa the gap falls into noise (some cells
+    # <= 0). A log-log fit would drop those cells and flatten the slope towards -0.5; the
+    # raw-scale fit keeps them and recovers -1 on average.
+    bs, n_le0 = [], 0
+    for seed in range(12):
+        ds = make_experiment(
+            seed=seed, **NEEDS["fidelity-decay"], fidelity_b=-1.0, fidelity_abs_sd=0.01
+        )
+        v = FidelityDecay().test({"e": ds})
+        bs.append(v.experiments[0].extra["b"])
+        n_le0 += v.experiments[0].extra["n_cells_gap_le_0"]
+        assert v.decision != "supported"
+    assert n_le0 > 0
+    assert np.mean(bs) == pytest.approx(-1.0, abs=0.1)
