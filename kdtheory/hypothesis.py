@@ -29,7 +29,7 @@ import xarray as xr
 from kdtheory.errors import MissingRequirementError, SpecError, StoreError
 from kdtheory.registry import did_you_mean
 from kdtheory.stats import holm
-from kdtheory.verdict import DECISIONS, Verdict
+from kdtheory.verdict import DECISIONS, Verdict, p_text
 
 __all__ = [
     "Hypothesis",
@@ -179,7 +179,7 @@ class Hypothesis:
             k = len(verdict.family) or "several"
             note = (
                 f"Downgraded from {verdict.decision!r} after Holm correction across a family of "
-                f"{k} hypotheses: adjusted p = {p_adjusted:.4g} > alpha = {verdict.alpha:g}."
+                f"{k} hypotheses: adjusted {p_text(p_adjusted)} > alpha = {verdict.alpha:g}."
             )
             return "inconclusive", f"{verdict.reason} {note}".strip()
         return verdict.decision, verdict.reason
