@@ -662,7 +662,8 @@ def p_text(p: Any) -> str:
 
 
 def _pct(level: float) -> str:
-    return f"{round(100.0 * float(level), 6):g}%"
+    """``0.995833`` -> ``"99.58%"``: a CI level, at most 4 significant digits."""
+    return f"{100.0 * float(level):.4g}%"
 
 
 def fmt_ci(lo: Any, hi: Any) -> str:
