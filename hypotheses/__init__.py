@@ -35,15 +35,24 @@ from kdtheory import hookimpl
 from kdtheory.errors import MissingRequirementError, SpecError
 from kdtheory.metrics import accuracy
 from kdtheory.stats import (
+    POOLING_METHODS,
     MetaResult,
     TestResult,
     TostResult,
-    random_effects_meta,
+    ci_at_level,
+    ci_level,
+    holm_ci_level,
+    pool_experiments,
     slope_test,
+    tost,
 )
-from kdtheory.verdict import EffectRow, Verdict
+from kdtheory.verdict import DecidingTest, EffectRow, Verdict, p_text
 
 NAN = float("nan")
+
+#: Default way of pooling an effect across experiments (see
+#: :func:`kdtheory.stats.pool_experiments`); every built-in hypothesis takes a ``pooling`` option.
+POOLING = "mixed"
 
 #: Fit the pooled statsmodels OLS (cluster-robust by seed) whose text goes into
 #: ``Verdict.summaries``. Decisions never depend on it; simulation tests that run a hypothesis on
@@ -84,6 +93,13 @@ def resolve_options(hypothesis: Any, given: Mapping[str, Any]) -> dict:
     """
     name = hypothesis.name
     out = {**hypothesis.options, **hypothesis.validate_options(given)}
+    if "pooling" in out:
+        out["pooling"] = str(out["pooling"] or POOLING).lower()
+        if out["pooling"] not in POOLING_METHODS:
+            raise SpecError(
+                f"hypothesis {name!r}: option 'pooling' must be one of "
+                f"{', '.join(POOLING_METHODS)}, got {out['pooling']!r}"
+            )
     for key, default in hypothesis.options.items():
         value = out[key]
         if not isinstance(default, float) or value is None:
@@ -291,13 +307,17 @@ class Effect:
     p_value: float
     statistic: float = NAN
     n: int = 0
+    df: float = NAN
 
     @classmethod
     def of(cls, r: TestResult | MetaResult) -> Effect:
         n = getattr(r, "n", None)
         if n is None:
             n = getattr(r, "k", 0)
-        return cls(r.estimate, r.se, r.ci_low, r.ci_high, r.p_value, r.statistic, int(n))
+        df = getattr(r, "df", None)
+        if df is None:
+            df = float(n - 1) if n and n > 1 else NAN
+        return cls(r.estimate, r.se, r.ci_low, r.ci_high, r.p_value, r.statistic, int(n), df)
 
     def sig(self, alpha: float) -> bool:
         """Whether the p-value is below ``alpha`` (False when NaN)."""
@@ -320,98 +340,226 @@ class Equivalence:
     high: float
     estimate: float = NAN
     se: float = NAN
+    n: int = 0
+    df: float = NAN
 
     @classmethod
     def of(cls, r: TostResult) -> Equivalence:
-        return cls(r.p_value, r.equivalent, r.ci_low, r.ci_high, r.low, r.high, r.estimate, r.se)
+        return cls(
+            r.p_value,
+            r.equivalent,
+            r.ci_low,
+            r.ci_high,
+            r.low,
+            r.high,
+            r.estimate,
+            r.se,
+            int(r.n),
+            float(r.df),
+        )
 
-
-def _meta(effects: Sequence[Effect], alternative: str, alpha: float, **kw: Any) -> MetaResult:
-    with warnings.catch_warnings():
-        # statsmodels warns on a negative DerSimonian-Laird tau2, which random_effects_meta
-        # truncates at 0; the warning is noise to a user.
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return random_effects_meta(
-            [e.estimate for e in effects], [e.se for e in effects], alternative, alpha, **kw
+    def effect(self, statistic: float = NAN) -> Effect:
+        """The TOST as an :class:`Effect`: estimate, ``1 - 2*alpha`` CI and the TOST p."""
+        return Effect(
+            self.estimate,
+            self.se,
+            self.ci_low,
+            self.ci_high,
+            self.p_value,
+            statistic,
+            self.n,
+            self.df,
         )
 
 
 class Pooled:
-    """Random-effects (DerSimonian–Laird) pools of the experiments' components.
+    """Pools of the experiments' components across experiments.
 
-    Each ``(component, alternative)`` pool is computed once and serves both the decision
+    Each ``(component, alternative)`` pool is computed once by
+    :func:`kdtheory.stats.pool_experiments` with ``method`` and serves both the decision
     (:meth:`effect`) and the pooled summary text (:meth:`summary`). Experiments whose component
-    is None (not tested there) are left out of that component's pool.
+    is None (not tested there) or NaN are left out of that component's pool.
 
     Parameters
     ----------
     results : sequence of ExperimentResult
         The experiments to pool; each carries its :class:`Effect` s in ``components``.
     alpha : float
+    method : {"mixed", "hksj"}
     """
 
-    def __init__(self, results: Sequence[ExperimentResult], alpha: float) -> None:
+    def __init__(
+        self, results: Sequence[ExperimentResult], alpha: float, method: str = POOLING
+    ) -> None:
         self.results = list(results)
         self.alpha = alpha
-        self._metas: dict[tuple[str, str], MetaResult | None] = {}
+        self.method = method
+        self._metas: dict[tuple[str, str, float], MetaResult | None] = {}
+
+    @property
+    def description(self) -> str:
+        """The pooling method in words."""
+        return f"{self.method}: {POOLING_METHODS[self.method]}"
 
     def effects(self, component: str) -> list[Effect]:
-        """The experiments' (non-None) effects of ``component``."""
-        found = (r.components[component] for r in self.results)
-        return [e for e in found if e is not None]
+        """The experiments' (non-None, finite) effects of ``component``."""
+        found = (r.components.get(component) for r in self.results)
+        return [e for e in found if e is not None and np.isfinite(e.estimate)]
 
-    def meta(self, component: str, alternative: str) -> MetaResult | None:
-        """The full :class:`MetaResult` (tau², I², method) of one pool; None if never tested."""
-        key = (component, alternative)
+    def meta(self, component: str, alternative: str, null: float = 0.0) -> MetaResult | None:
+        """The full :class:`MetaResult` (tau², I², method) of one pool; None if fewer than 2
+        experiments have the component."""
+        key = (component, alternative, float(null))
         if key not in self._metas:
             effects = self.effects(component)
-            self._metas[key] = _meta(effects, alternative, self.alpha) if effects else None
+            self._metas[key] = (
+                pool_experiments(
+                    [e.estimate for e in effects],
+                    [e.se for e in effects],
+                    [e.n for e in effects],
+                    alternative,
+                    self.alpha,
+                    method=self.method,
+                    null=null,
+                )
+                if len(effects) >= 2
+                else None
+            )
         return self._metas[key]
 
-    def effect(self, component: str, alternative: str) -> Effect | None:
-        """The pooled :class:`Effect` of ``component`` under ``alternative``."""
-        m = self.meta(component, alternative)
-        return None if m is None else Effect.of(m)
+    def effect(self, component: str, alternative: str, null: float = 0.0) -> Effect | None:
+        """The pooled :class:`Effect` of ``component`` under ``alternative``: None when no
+        experiment tested it, NaN numbers when fewer than 2 experiments have a finite one."""
+        if all(r.components.get(component) is None for r in self.results):
+            return None
+        m = self.meta(component, alternative, null)
+        return Effect(NAN, NAN, NAN, NAN, NAN) if m is None else Effect.of(m)
+
+    def tost(self, component: str, low: float, high: float) -> Equivalence:
+        """Equivalence of the pooled ``component`` within ``(low, high)``: the two one-sided
+        pooled tests against the margins; equivalent exactly when the pooled ``1 - 2*alpha``
+        interval lies inside them."""
+        lo = self.meta(component, "greater", low)
+        hi = self.meta(component, "less", high)
+        if lo is None or hi is None:
+            return Equivalence(NAN, False, NAN, NAN, low, high)
+        p = max(lo.p_value, hi.p_value)
+        equivalent = bool(np.isfinite(p) and p < self.alpha)
+        return Equivalence(
+            p,
+            equivalent,
+            lo.ci_low,
+            lo.ci_high,
+            low,
+            high,
+            lo.estimate,
+            lo.se,
+            lo.k,
+            float(lo.k - 1),
+        )
 
     def decision(
         self,
         title: str,
         components: dict[str, Any],
         decision: str,
-        top: str,
+        shown: tuple[Effect, DecidingTest],
         numbers: Mapping[str, Any],
         lines: Mapping[str, tuple[str, str]],
+        heterogeneity: str,
     ) -> Decision:
         """The pooled :class:`Decision`: ``components`` decided as ``decision``, a pooled row
-        on ``components[top]`` carrying ``k`` and ``numbers``, and the :meth:`summary` of
-        ``lines``."""
-        key = components[top]
-        row = effect_row("pooled", key, decision, {"k": key.n, **numbers})
-        return Decision(components, decision, row, self.summary(title, lines))
+        showing the deciding test ``shown`` and carrying ``numbers`` plus tau² and I² of the
+        ``heterogeneity`` component, and the :meth:`summary` of ``lines``."""
+        e, deciding = shown
+        het = self.meta(heterogeneity, "two-sided")
+        extra = {
+            "k": e.n,
+            "pooling": self.method,
+            "tau2": het.tau2 if het is not None else NAN,
+            "i2": het.i2 if het is not None else NAN,
+            **numbers,
+        }
+        row = effect_row("pooled", e, decision, extra, deciding=deciding, unit="experiments")
+        return Decision(components, decision, row, self.summary(title, lines), e, deciding)
 
     def summary(self, title: str, lines: Mapping[str, tuple[str, str]]) -> str:
         """:func:`meta_summary` of the pools named in ``lines`` (label → component, alternative);
         pools that were never tested are left out."""
         metas = {label: self.meta(*pool) for label, pool in lines.items()}
         present = {label: m for label, m in metas.items() if m is not None}
-        return meta_summary(title, present, [r.name for r in self.results])
+        return meta_summary(title, present, [r.name for r in self.results], self.description)
 
 
 def pooled_tost(effects: Sequence[Effect], low: float, high: float, alpha: float) -> Equivalence:
-    """TOST on the random-effects pooled estimate: two one-sided z-tests against the margins.
+    """TOST of ``effects``' experiment estimates within ``(low, high)`` on ``k - 1`` df (the
+    default ``"mixed"`` pooling; :meth:`Pooled.tost` follows the chosen method)."""
+    est = [e.estimate for e in effects if np.isfinite(e.estimate)]
+    return Equivalence.of(tost(est, low, high, alpha))
 
-    Equivalent exactly when the pooled ``1 - 2*alpha`` interval lies inside ``(low, high)``.
+
+# ============================================================================================
+# the deciding test
+# ============================================================================================
+
+
+def deciding(
+    e: Effect | None,
+    name: str,
+    outcome: str,
+    kind: str,
+    alpha: float,
+    *,
+    p: float | None = None,
+    p_raw: float | None = None,
+    null: float = 0.0,
+    low: float = NAN,
+    high: float = NAN,
+) -> tuple[Effect, DecidingTest]:
+    """The numbers a row shows for its deciding test, and the test.
+
+    Parameters
+    ----------
+    e : Effect or None
+        The test's estimate, se, CI (at the unadjusted level) and p-value.
+    name, outcome, kind
+        See :class:`kdtheory.verdict.DecidingTest`.
+    alpha : float
+    p : float, optional
+        The decision's p-value when it is not ``e.p_value`` (an intersection-union p, or a
+        Holm-adjusted one).
+    p_raw : float, optional
+        With a Holm-adjusted ``p``: the member's unadjusted p-value; the CI is then widened to
+        the level that agrees with ``p`` (:func:`kdtheory.stats.holm_ci_level`).
+    null, low, high
+        The null value or the band.
     """
-    lo = _meta(effects, "greater", alpha, null=low)
-    hi = _meta(effects, "less", alpha, null=high)
-    p = max(lo.p_value, hi.p_value)
-    equivalent = bool(np.isfinite(p) and p < alpha)
-    return Equivalence(p, equivalent, lo.ci_low, lo.ci_high, low, high, lo.estimate, lo.se)
+    alternative = "two-sided" if kind == "two-sided" else "greater"
+    level = ci_level(alternative, alpha)
+    if e is None:
+        e = Effect(NAN, NAN, NAN, NAN, NAN)
+    p_shown = e.p_value if p is None else float(p)
+    lo, hi = e.ci_low, e.ci_high
+    if p_raw is not None and p is not None:
+        level = holm_ci_level(float(p_raw), float(p), alternative, alpha)
+        lo, hi = ci_at_level(e.estimate, e.se, e.df, level)
+        if e.se == 0 and np.isfinite(e.estimate):
+            lo = hi = e.estimate
+    shown = Effect(e.estimate, e.se, lo, hi, p_shown, e.statistic, e.n, e.df)
+    test = DecidingTest(name, outcome, kind, null=null, low=low, high=high, ci_level=level)
+    return shown, test
 
 
 def effect_row(
-    label: str, e: Effect, decision: str, extra: Mapping[str, Any] | None = None
+    label: str,
+    e: Effect,
+    decision: str,
+    extra: Mapping[str, Any] | None = None,
+    *,
+    deciding: DecidingTest | None = None,
+    unit: str = "seeds",
 ) -> EffectRow:
+    """An :class:`EffectRow` of ``e``'s numbers (``deciding``: the test they belong to)."""
     return EffectRow(
         label=label,
         estimate=float(e.estimate),
@@ -422,6 +570,8 @@ def effect_row(
         n=int(e.n),
         decision=decision,  # type: ignore[arg-type]
         extra=dict(extra or {}),
+        unit=unit,
+        deciding=deciding,
     )
 
 
@@ -433,9 +583,9 @@ def fmt(x: float, digits: int = 3) -> str:
 
 
 def fmt_p(p: float) -> str:
-    if p is None or not np.isfinite(p):
-        return "p=nan"
-    return "p<0.001" if p < 0.001 else f"p={p:.3f}"
+    """``"p = 0.0249"``: the one p formatting of every rendering
+    (:func:`kdtheory.verdict.p_text`)."""
+    return p_text(p)
 
 
 def fmt_ci(lo: float, hi: float, digits: int = 3) -> str:
@@ -505,18 +655,25 @@ class Decision:
     decision: str
     pooled_row: EffectRow | None = None
     pooled_summary: str | None = None
+    shown: Effect | None = None
+    deciding: DecidingTest | None = None
 
 
 def decide_across(
     results: Sequence[ExperimentResult],
     alpha: float,
     decide_pooled: Callable[[Pooled], Decision],
+    method: str = POOLING,
 ) -> Decision:
-    """One experiment: its own components and decision. Several: ``decide_pooled`` on their
-    random-effects pools."""
+    """One experiment: its own components, decision and deciding test. Several:
+    ``decide_pooled`` on their pools (``method``)."""
     if len(results) > 1:
-        return decide_pooled(Pooled(results, alpha))
-    return Decision(results[0].components, results[0].row.decision)
+        return decide_pooled(Pooled(results, alpha, method))
+    r = results[0]
+    shown = Effect(
+        r.row.estimate, NAN, r.row.ci_low, r.row.ci_high, r.row.p_value, r.row.statistic, r.row.n
+    )
+    return Decision(r.components, r.row.decision, None, None, shown, r.row.deciding)
 
 
 def merge_tables(results: Sequence[ExperimentResult]) -> dict[str, list[dict[str, Any]]]:
@@ -543,8 +700,11 @@ def build_verdict(
     pooled: EffectRow | None,
     extra_tables: Mapping[str, list[dict[str, Any]]] | None = None,
     pooled_summary: str | None = None,
+    deciding: DecidingTest | None = None,
+    pooling: str = "",
 ) -> Verdict:
-    """Assemble the Verdict common to every built-in hypothesis."""
+    """Assemble the Verdict common to every built-in hypothesis: ``top`` holds the deciding
+    test's numbers (``deciding``); ``pooling`` names the pooling method when ``pooled``."""
     tables = merge_tables(results)
     if extra_tables:
         for key, records in extra_tables.items():
@@ -574,16 +734,20 @@ def build_verdict(
         pooled=pooled,
         tables=tables,
         summaries=summaries,
+        deciding=deciding,
+        pooling=(POOLING_METHODS.get(pooling, pooling) if pooled is not None else ""),
     )
 
 
-def meta_summary(title: str, metas: Mapping[str, MetaResult], labels: Sequence[str]) -> str:
+def meta_summary(
+    title: str, metas: Mapping[str, MetaResult], labels: Sequence[str], method: str = ""
+) -> str:
     """Text block describing the pooled tests (one line per component)."""
-    lines = [f"{title} — random-effects meta-analysis across experiments ({', '.join(labels)})"]
+    lines = [f"{title} — pooled across experiments ({', '.join(labels)}); {method}"]
     for key, m in metas.items():
         lines.append(
             f"  {key}: estimate {fmt(m.estimate, 4)} (se {fmt(m.se, 3)}), CI "
-            f"{fmt_ci(m.ci_low, m.ci_high, 4)}, z={fmt(m.statistic, 3)}, {fmt_p(m.p_value)}, "
+            f"{fmt_ci(m.ci_low, m.ci_high, 4)}, t={fmt(m.statistic, 3)}, {fmt_p(m.p_value)}, "
             f"{m.alternative}, tau2={fmt(m.tau2, 3)}, I2={fmt(m.i2, 3)}, k={m.k} [{m.method}]"
         )
     return "\n".join(lines)

@@ -20,6 +20,7 @@ from kdtheory.hypotheses import (
     build_verdict,
     cells,
     decide_across,
+    deciding,
     effect_row,
     fmt,
     fmt_ci,
@@ -30,7 +31,6 @@ from kdtheory.hypotheses import (
     missing_method,
     nanmean,
     pick_method,
-    pooled_tost,
     resolve_options,
     run_experiments,
     seed_means,
@@ -38,7 +38,7 @@ from kdtheory.hypotheses import (
 )
 from kdtheory.hypothesis import Hypothesis
 from kdtheory.metrics import wrong_class_rank_correlation
-from kdtheory.stats import ci_level_note, one_sample_t, tost
+from kdtheory.stats import POOLING_METHODS, ci_level_note, one_sample_t, tost
 from kdtheory.verdict import Verdict
 
 _COMPONENTS = ("key", "corr_label", "corr_shuffled")
@@ -56,19 +56,23 @@ class DarkKnowledge(Hypothesis):
         Spearman correlation over the wrong classes, test samples) more than the label-trained
         student's **and** more than the shuffled student's.
 
-    Decision (the same rule on random-effects pooled tests with several experiments):
+    Decision (the same rule on the pooled tests with several experiments, see
+    :func:`kdtheory.stats.pool_experiments`):
 
     - **supported**: (a) and both parts of (b) significant — an intersection-union test, so the
       combined p-value is the largest of the three and no multiplicity correction is needed —
-      and KD − shuffled not shown equivalent to 0 (a negligible gain is not support);
-    - **rejected**: TOST shows KD ≈ shuffled within ``±margin`` points (default 1), or KD is
-      significantly *worse* than shuffled (one-sided p < alpha);
-    - **inconclusive** otherwise.
+      and KD − shuffled not shown equivalent to 0 (a negligible gain is not support). Deciding
+      test: the intersection-union p with the CI of (a);
+    - **rejected**: TOST shows KD ≈ shuffled within ``±margin`` points (default 1; deciding
+      test: the TOST, its ``1 - 2*alpha`` CI inside the margins), or KD is significantly
+      *worse* than shuffled (deciding test: one-sided H1 < 0);
+    - **inconclusive** otherwise (shown: the intersection-union p, above alpha).
 
     When a store has no label method, (b) uses the shuffled student only (noted in the reason).
 
     Options: ``kd_method``, ``shuffled_method`` (default: the kd-shuffled method with the KD
-    method's temperature, else the first), ``margin`` (accuracy points, default 1.0).
+    method's temperature, else the first), ``margin`` (accuracy points, default 1.0),
+    ``pooling`` (``"mixed"`` or ``"hksj"``).
     """
 
     name: ClassVar[str] = "dark-knowledge"
@@ -91,6 +95,7 @@ class DarkKnowledge(Hypothesis):
         "kd_method": None,
         "shuffled_method": None,
         "margin": 1.0,
+        "pooling": "mixed",
     }
 
     effect = "mean KD − shuffled-KD test accuracy over fractions, accuracy points"
@@ -217,10 +222,11 @@ class DarkKnowledge(Hypothesis):
         else:
             lines.append("    KD − label: not tested (no label method in this experiment)")
         lines.append(f"Intersection-union p (max of the three): {fmt_p(p_iut)}.")
+        shown, test = _shown(comp, decision, alpha, margin)
         return ExperimentResult(
             name=name,
             components=comp,
-            row=effect_row(name, comp["key"], decision, extra),
+            row=effect_row(name, shown, decision, extra, deciding=test),
             tables={"per_fraction": per_fraction, "cells": cell_records},
             summary="\n".join(lines),
         )
@@ -245,7 +251,9 @@ class DarkKnowledge(Hypothesis):
         results, skipped = run_experiments(
             self, store, lambda n, ds: self._analyse(n, ds, alpha, opts)
         )
-        d = decide_across(results, alpha, lambda pooled: self._pooled(pooled, alpha, margin))
+        d = decide_across(
+            results, alpha, lambda pooled: self._pooled(pooled, alpha, margin), opts["pooling"]
+        )
         comp, decision = d.components, d.decision
         reason = self._reason(decision, comp, alpha, margin, len(results))
         return build_verdict(
@@ -257,37 +265,41 @@ class DarkKnowledge(Hypothesis):
                 "one-sided t-tests across seeds of KD − shuffled accuracy and of KD − label and "
                 "KD − shuffled wrong-class Spearman correlation with the teacher, combined by "
                 f"intersection-union; TOST of KD − shuffled within ±{fmt(margin)} points; "
-                "DerSimonian-Laird random-effects pooling across experiments."
+                f"pooled across experiments: {POOLING_METHODS[opts['pooling']]}."
             ),
             alternative="greater",
             results=results,
             skipped=skipped,
-            top=comp["key"],
+            top=d.shown,
             decision=decision,
             reason=reason,
             pooled=d.pooled_row,
             pooled_summary=d.pooled_summary,
+            deciding=d.deciding,
+            pooling=opts["pooling"],
         )
 
     def _pooled(self, pooled: Pooled, alpha: float, margin: float) -> Decision:
         comp = {
             "key": pooled.effect("key", "greater"),
             "worse": pooled.effect("key", "less"),
-            "tost": pooled_tost(pooled.effects("key"), -margin, margin, alpha),
+            "tost": pooled.tost("key", -margin, margin),
             "corr_shuffled": pooled.effect("corr_shuffled", "greater"),
             "corr_label": pooled.effect("corr_label", "greater"),
         }
+        decision = self._decide(comp, alpha)
         return pooled.decision(
             self.name,
             comp,
-            self._decide(comp, alpha),
-            "key",
+            decision,
+            _shown(comp, decision, alpha, margin),
             _decision_numbers(comp),
             {
                 "KD − shuffled accuracy (H1: > 0)": ("key", "greater"),
                 "rank corr KD − shuffled (H1: > 0)": ("corr_shuffled", "greater"),
                 "rank corr KD − label (H1: > 0)": ("corr_label", "greater"),
             },
+            "key",
         )
 
     @staticmethod
@@ -319,6 +331,31 @@ class DarkKnowledge(Hypothesis):
             f"{s}; not every prediction is significant at alpha={alpha:g} (intersection-union "
             f"{fmt_p(_p_iut(comp))}) and equivalence of KD and shuffled is not shown."
         )
+
+
+def _shown(comp: Mapping[str, Any], decision: str, alpha: float, margin: float) -> tuple:
+    """The deciding test of ``decision`` and the numbers a row shows for it."""
+    if decision == "rejected":
+        eq = comp["tost"]
+        if eq.equivalent:
+            return deciding(
+                eq.effect(),
+                f"TOST KD − shuffled within ±{fmt(margin)}",
+                "rejected",
+                "inside",
+                alpha,
+                low=-margin,
+                high=margin,
+            )
+        return deciding(comp["worse"], "KD − shuffled (KD worse)", "rejected", "less", alpha)
+    return deciding(
+        comp["key"],
+        "intersection-union: KD − shuffled accuracy and rank correlations",
+        "supported",
+        "greater",
+        alpha,
+        p=_p_iut(comp),
+    )
 
 
 def _p_iut(comp: Mapping[str, Any]) -> float:

@@ -18,6 +18,7 @@ from kdtheory.hypotheses import (
     accuracy_points,
     build_verdict,
     decide_across,
+    deciding,
     effect_row,
     fmt,
     fmt_ci,
@@ -28,7 +29,6 @@ from kdtheory.hypotheses import (
     missing_method,
     nanmean,
     pick_method,
-    pooled_tost,
     resolve_options,
     run_experiments,
     seed_slope_test,
@@ -36,7 +36,7 @@ from kdtheory.hypotheses import (
     sorted_experiment,
 )
 from kdtheory.hypothesis import Hypothesis
-from kdtheory.stats import ci_level_note, one_sample_t, tost
+from kdtheory.stats import POOLING_METHODS, ci_level_note, one_sample_t, tost
 from kdtheory.verdict import Verdict
 
 
@@ -114,19 +114,21 @@ class DataEfficiency(Hypothesis):
     Per (fraction, seed) the paired gain is KD − label test accuracy (points). Key effect: the
     slope of the gain on log kappa, per seed, tested across seeds (one-sided, H1: slope < 0).
 
-    Decision (each experiment alone; with several experiments the same rule on the random-effects
+    Decision (each experiment alone; with several experiments the same rule on the
     pooled tests):
 
     - **supported**: slope < 0 (one-sided t on per-seed slopes, p < alpha) and the gain at the
       smallest fraction > 0 (one-sided paired t, p < alpha), and the slope is not shown
-      equivalent to 0 (a significant but negligible trend is not support);
+      equivalent to 0 (a significant but negligible trend is not support). Deciding test: the
+      intersection-union p (the larger of the two) with the slope's CI;
     - **rejected**: slope > 0 (one-sided, p < alpha), or TOST shows the slope inside
       ``±slope_margin`` accuracy points per unit log kappa (default 0.5: over a 20-fold range of
-      kappa, log 20 ≈ 3, the gain changes by at most 1.5 points);
-    - **inconclusive** otherwise.
+      kappa, log 20 ≈ 3, the gain changes by at most 1.5 points); the deciding test is the one
+      with the smaller p (their nulls are far apart: slope <= 0 and |slope| >= margin);
+    - **inconclusive** otherwise (shown: the intersection-union p).
 
     Options: ``kd_method`` (method label; default the kd method with T=4, else the first kd),
-    ``slope_margin`` (default 0.5).
+    ``slope_margin`` (default 0.5), ``pooling`` (``"mixed"`` or ``"hksj"``).
     """
 
     name: ClassVar[str] = "data-efficiency"
@@ -140,7 +142,11 @@ class DataEfficiency(Hypothesis):
     required_objectives: ClassVar[tuple[str, ...]] = ("label", "kd")
     required_variables: ClassVar[tuple[str, ...]] = ("test_logits", "test_labels")
     run_hint: ClassVar[str] = "label,kd:T=4"
-    options: ClassVar[dict[str, Any]] = {"kd_method": None, "slope_margin": 0.5}
+    options: ClassVar[dict[str, Any]] = {
+        "kd_method": None,
+        "slope_margin": 0.5,
+        "pooling": "mixed",
+    }
 
     effect = "slope of KD − label test accuracy on log(kappa), accuracy points per unit log kappa"
 
@@ -238,10 +244,11 @@ class DataEfficiency(Hypothesis):
             f"Gain at the smallest fraction ({fmt(small_fraction)}): {fmt(small.estimate, 4)} "
             f"points, one-sided paired t (H1: > 0) {fmt_p(small.p_value)}.\n\n{slope.summary}"
         )
+        shown, test = _shown(comp, decision, alpha, margin)
         return ExperimentResult(
             name=name,
             components=comp,
-            row=effect_row(name, comp["slope"], decision, extra),
+            row=effect_row(name, shown, decision, extra, deciding=test),
             tables={
                 "per_fraction": per_fraction,
                 "data_multiplier": mult,
@@ -266,7 +273,9 @@ class DataEfficiency(Hypothesis):
         results, skipped = run_experiments(
             self, store, lambda n, ds: self._analyse(n, ds, alpha, opts)
         )
-        d = decide_across(results, alpha, lambda pooled: self._pooled(pooled, alpha, margin))
+        d = decide_across(
+            results, alpha, lambda pooled: self._pooled(pooled, alpha, margin), opts["pooling"]
+        )
         comp, decision = d.components, d.decision
         reason = self._reason(decision, comp, alpha, margin, len(results))
         return build_verdict(
@@ -277,35 +286,39 @@ class DataEfficiency(Hypothesis):
                 "Per-seed OLS slope of the paired gain (KD − label, accuracy points) on "
                 "log(kappa), one-sided t-test across seeds (H1: slope < 0); one-sided paired "
                 "t-test of the gain at the smallest fraction; TOST of the slope within "
-                f"±{fmt(margin)}; DerSimonian-Laird random-effects pooling across experiments."
+                f"±{fmt(margin)}; pooled across experiments: {POOLING_METHODS[opts['pooling']]}."
             ),
             alternative="less",
             results=results,
             skipped=skipped,
-            top=comp["slope"],
+            top=d.shown,
             decision=decision,
             reason=reason,
             pooled=d.pooled_row,
             pooled_summary=d.pooled_summary,
+            deciding=d.deciding,
+            pooling=opts["pooling"],
         )
 
     def _pooled(self, pooled: Pooled, alpha: float, margin: float) -> Decision:
         comp = {
             "slope": pooled.effect("slope", "less"),
             "slope_up": pooled.effect("slope", "greater"),
-            "tost": pooled_tost(pooled.effects("slope"), -margin, margin, alpha),
+            "tost": pooled.tost("slope", -margin, margin),
             "small": pooled.effect("small", "greater"),
         }
+        decision = self._decide(comp, alpha)
         return pooled.decision(
             self.name,
             comp,
-            self._decide(comp, alpha),
-            "slope",
+            decision,
+            _shown(comp, decision, alpha, margin),
             _decision_numbers(comp),
             {
                 "slope (H1: < 0)": ("slope", "less"),
                 "gain at smallest fraction (H1: > 0)": ("small", "greater"),
             },
+            "slope",
         )
 
     @staticmethod
@@ -333,6 +346,33 @@ class DataEfficiency(Hypothesis):
             f"{s}, {g}; neither a significant negative trend with a positive small-data gain nor "
             f"equivalence within ±{fmt(margin)} (TOST {fmt_p(eq.p_value)}) at alpha={alpha:g}."
         )
+
+
+def _shown(comp: Mapping[str, Any], decision: str, alpha: float, margin: float) -> tuple:
+    """The deciding test of ``decision`` and the numbers a row shows for it."""
+    if decision == "rejected":
+        up, eq = comp["slope_up"], comp["tost"]
+        if eq.equivalent and not (up.sig(alpha) and up.p_value < eq.p_value):
+            return deciding(
+                eq.effect(),
+                f"TOST slope within ±{fmt(margin)}",
+                "rejected",
+                "inside",
+                alpha,
+                low=-margin,
+                high=margin,
+            )
+        return deciding(up, "slope > 0 (gain shrinks with less data)", "rejected", "greater", alpha)
+    parts = [comp["slope"].p_value, comp["small"].p_value]
+    p_iut = float(max(parts)) if all(np.isfinite(parts)) else NAN
+    return deciding(
+        comp["slope"],
+        "intersection-union: slope < 0 and gain at the smallest fraction > 0",
+        "supported",
+        "less",
+        alpha,
+        p=p_iut,
+    )
 
 
 def _decision_numbers(comp: Mapping[str, Any]) -> dict[str, Any]:

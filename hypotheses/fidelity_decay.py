@@ -18,27 +18,23 @@ from kdtheory.hypotheses import (
     bare,
     build_verdict,
     cells,
+    deciding,
     effect_row,
     fmt,
     fmt_ci,
     fmt_p,
     fraction_label,
-    long_form,
     mean_ci,
     method_array,
     missing_method,
-    pct,
     pick_method,
-    pooled_tost,
     resolve_options,
     run_experiments,
-    seed_slope_test,
-    seed_slopes,
     sorted_experiment,
 )
 from kdtheory.hypothesis import Hypothesis
 from kdtheory.metrics import fidelity, kl_divergence
-from kdtheory.stats import one_sample_t, tost
+from kdtheory.stats import POOLING_METHODS, holm, one_sample_t, tost
 from kdtheory.verdict import Verdict
 
 #: The exponent the claim predicts.
@@ -49,7 +45,8 @@ def power_law_fit(kappa: np.ndarray, gap: np.ndarray, alpha: float, b0: float = 
     """Nonlinear least squares ``gap = c * kappa**b`` on the raw scale (``scipy.optimize``).
 
     Every finite cell enters, including gaps <= 0. The fit treats cells as independent (no seed
-    clustering), so its standard errors are descriptive; the decision uses the per-seed log fit.
+    clustering), so its standard errors are descriptive; the decision uses the per-seed fits of
+    :func:`seed_power_fits`.
 
     Returns
     -------
@@ -111,6 +108,74 @@ def power_law_fit(kappa: np.ndarray, gap: np.ndarray, alpha: float, b0: float = 
     return out
 
 
+def seed_power_fits(kappa: np.ndarray, gap: np.ndarray) -> dict[str, np.ndarray]:
+    """Per seed, nonlinear least squares on the raw scale of the power law and of a curved one.
+
+    With ``x = log(kappa) - mean(log(kappa))``, each seed's gaps (every finite cell, gaps <= 0
+    included: dropping them would lose exactly the large-kappa cells where a steep law's gap
+    falls into noise and flatten the slope) are fitted by
+
+    - ``gap = a * exp(b * x)`` (the power law ``gap ∝ kappa**b``), and
+    - ``gap = a * exp(b * x + q * x**2)`` (a power law whose exponent changes with kappa; ``q``
+      measures the lack of fit: a plateau followed by a cliff is concave, ``q < 0``).
+
+    Parameters
+    ----------
+    kappa : array (F,)
+    gap : array (F, S)
+
+    Returns
+    -------
+    dict
+        ``a``, ``b``, ``q`` (per seed, NaN where a fit failed or had fewer than 3 finite cells at
+        3 distinct kappa; ``q`` needs 4 cells) and ``n_cells`` per seed.
+    """
+    from scipy.optimize import curve_fit
+
+    k = np.asarray(kappa, dtype=float)
+    g = np.asarray(gap, dtype=float)
+    n_seeds = g.shape[1]
+    out = {
+        "a": np.full(n_seeds, NAN),
+        "b": np.full(n_seeds, NAN),
+        "q": np.full(n_seeds, NAN),
+        "n_cells": np.zeros(n_seeds, dtype=int),
+    }
+    x_all = np.log(k) - float(np.mean(np.log(k)))
+
+    def power(x: np.ndarray, a: float, b: float) -> np.ndarray:
+        return a * np.exp(b * x)
+
+    def curved(x: np.ndarray, a: float, b: float, q: float) -> np.ndarray:
+        return a * np.exp(b * x + q * x * x)
+
+    for j in range(n_seeds):
+        ok = np.isfinite(g[:, j]) & np.isfinite(x_all)
+        x, y = x_all[ok], g[ok, j]
+        out["n_cells"][j] = int(ok.sum())
+        if np.unique(x).size < 3:
+            continue
+        a0 = float(np.mean(y[y > 0])) if (y > 0).any() else float(np.mean(np.abs(y)) or 1e-3)
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore")
+            try:
+                (a, b), _ = curve_fit(power, x, y, p0=(a0, B_CLAIMED), maxfev=4000)
+            except (RuntimeError, ValueError):
+                continue
+            if not (np.isfinite(a) and np.isfinite(b)) or a <= 0:
+                continue
+            out["a"][j], out["b"][j] = float(a), float(b)
+            if np.unique(x).size < 4:
+                continue
+            try:
+                (_, _, q), _ = curve_fit(curved, x, y, p0=(a, b, 0.0), maxfev=4000)
+            except (RuntimeError, ValueError):
+                continue
+            if np.isfinite(q):
+                out["q"][j] = float(q)
+    return out
+
+
 class FidelityDecay(Hypothesis):
     """The fidelity gap between trained-on and unseen samples decays as kappa^(-1/2).
 
@@ -119,22 +184,25 @@ class FidelityDecay(Hypothesis):
     fraction, including 1.0). ``gap = fidelity_train − fidelity_test`` per (fraction, seed).
     KL(teacher ‖ student) on both sets is reported alongside.
 
-    Fit ``log gap = a + b log kappa`` with seeds as replication (per-seed OLS slopes, t-test;
-    :func:`kdtheory.stats.slope_test`), and ``gap = c * kappa**b`` by nonlinear least squares on
-    the raw scale (reported). Cells with ``gap <= 0`` or a NaN gap cannot enter the log: they are
-    excluded from the log fit, counted and named in the reason and in ``tables["excluded"]``;
-    the raw-scale fit includes every finite gap.
+    The model is fitted per seed on the raw scale (:func:`seed_power_fits`: nonlinear least
+    squares of ``gap = a * kappa**b`` on every finite cell, gaps <= 0 included), seeds as the
+    unit of replication: one-sample t-tests across seeds of the exponents ``b`` and of the
+    curvature ``q`` of ``gap = a * exp(b x + q x**2)``, ``x = log kappa`` centred.
 
-    Decision (the same rule on random-effects pooled slopes with several experiments):
+    Decision (the same rule on the pooled exponents and curvatures with several experiments):
 
-    - **supported**: ``b < 0`` and TOST shows ``b`` inside ``-0.5 ± margin`` (default 0.25);
-      equivalence is checked first, so a precisely estimated ``b`` within the margin supports the
-      claim even if its CI excludes exactly -0.5;
-    - **rejected**: the two-sided ``1 - alpha`` CI of ``b`` excludes -0.5;
-    - **inconclusive** otherwise, or when fewer than 2 seeds keep at least 2 fractions with a
-      positive gap.
+    - **rejected**: the power law with exponent -0.5 is contradicted — the ``1 - 2*alpha`` CI of
+      ``b`` lies outside the band ``-0.5 ± margin`` (default 0.25; p: the smaller of the two
+      one-sided tests against the band edges), or the gap is not a power law (lack of fit:
+      curvature ``q`` ≠ 0, two-sided). The two are Holm-adjusted as a pair; the deciding test is
+      the one with the smaller adjusted p, its CI at the matching level;
+    - **supported**: not rejected, and TOST shows ``b`` inside the band (its ``1 - 2*alpha`` CI
+      lies inside ``-0.5 ± margin``); deciding test: the TOST;
+    - **inconclusive** otherwise (shown: the TOST), or when fewer than 2 seeds have a fit with
+      a positive gap.
 
-    Options: ``kd_method`` (default the kd method with T=4, else the first), ``margin`` (0.25).
+    Options: ``kd_method`` (default the kd method with T=4, else the first), ``margin`` (0.25),
+    ``pooling`` (``"mixed"`` or ``"hksj"``).
     """
 
     name: ClassVar[str] = "fidelity-decay"
@@ -143,8 +211,8 @@ class FidelityDecay(Hypothesis):
         "as kappa^(-1/2)."
     )
     prediction: ClassVar[str] = (
-        "In log gap = a + b log(kappa), fitted with seeds as replication, b is equivalent to "
-        "-0.5 within the margin."
+        "gap = a * kappa^b fits (no curvature in log kappa) with b equivalent to -0.5 within the "
+        "margin, fitted on the raw scale with seeds as replication."
     )
     required_objectives: ClassVar[tuple[str, ...]] = ("kd",)
     required_variables: ClassVar[tuple[str, ...]] = (
@@ -155,9 +223,9 @@ class FidelityDecay(Hypothesis):
         "teacher_test_logits",
     )
     run_hint: ClassVar[str] = "kd:T=4"
-    options: ClassVar[dict[str, Any]] = {"kd_method": None, "margin": 0.25}
+    options: ClassVar[dict[str, Any]] = {"kd_method": None, "margin": 0.25, "pooling": "mixed"}
 
-    effect = "exponent b of the fidelity gap, gap ∝ kappa^b (log-log slope, unitless)"
+    effect = "exponent b of the fidelity gap, gap = a * kappa^b (raw-scale fit, unitless)"
 
     def _analyse(self, name: str, ds: xr.Dataset, alpha: float, opts: dict) -> Any:
         kd = pick_method(ds, "kd", opts["kd_method"], prefer_temperature=4.0)
@@ -178,18 +246,11 @@ class FidelityDecay(Hypothesis):
         fractions = np.asarray(ds["fraction"].values, dtype=float)
         kappa = np.asarray(ds["n_train"].values, dtype=float)
         seeds = np.asarray(ds["seed"].values)
-        x = np.log(kappa)
 
-        usable = np.isfinite(gap) & (gap > 0)
         excluded = []
         cell_records = []
         for i in range(len(fractions)):
             for j in range(len(seeds)):
-                why = ""
-                if not np.isfinite(gap[i, j]):
-                    why = "gap is NaN (cell not trained or no samples)"
-                elif gap[i, j] <= 0:
-                    why = "gap <= 0 cannot enter log(gap)"
                 rec = {
                     "experiment": name,
                     "fraction": float(fractions[i]),
@@ -200,36 +261,33 @@ class FidelityDecay(Hypothesis):
                     "gap": float(gap[i, j]),
                     "kl_train": float(kl_train[i, j]),
                     "kl_test": float(kl_test[i, j]),
-                    "in_log_fit": not why,
                 }
                 cell_records.append(rec)
-                if why:
+                if not np.isfinite(gap[i, j]):
                     excluded.append(
                         {k: rec[k] for k in ("experiment", "fraction", "n_train", "seed", "gap")}
-                        | {"reason": why}
+                        | {"reason": "gap is NaN (cell not trained or no samples)"}
                     )
-        with np.errstate(divide="ignore", invalid="ignore"):
-            log_gap = np.where(usable, np.log(np.where(usable, gap, 1.0)), np.nan)
-        fit = seed_slope_test(*long_form(log_gap, x, seeds), "two-sided", alpha)
-        slopes = seed_slopes(log_gap, x)
-        vs_claim = one_sample_t(slopes, "two-sided", alpha, null=B_CLAIMED)
-        eq = tost(slopes, low, high, alpha)
-        intercept = _mean_intercept(log_gap, x)
+        fits = seed_power_fits(kappa, gap)
+        b_s, q_s = fits["b"], fits["q"]
+        vs_claim = one_sample_t(b_s, "two-sided", alpha, null=B_CLAIMED)
+        below = one_sample_t(b_s, "less", alpha, null=low)
+        above = one_sample_t(b_s, "greater", alpha, null=high)
+        eq = tost(b_s, low, high, alpha)
+        curv = one_sample_t(q_s, "two-sided", alpha)
         raw = power_law_fit(np.repeat(kappa, len(seeds)), gap.ravel(), alpha)
         raw.update({"experiment": name})
-
-        enough = slopes.size >= 2
-        key = Effect(
-            vs_claim.estimate,
-            vs_claim.se,
-            vs_claim.ci_low,
-            vs_claim.ci_high,
-            eq.p_value,
-            vs_claim.statistic,
-            int(slopes.size),
-        )
-        comp = {"b": key, "tost": Equivalence.of(eq), "enough": enough}
+        enough = int(np.isfinite(b_s).sum()) >= 2
+        comp = {
+            "b": Effect.of(below) if enough else Effect(NAN, NAN, NAN, NAN, NAN),
+            "below": Effect.of(below),
+            "above": Effect.of(above),
+            "tost": Equivalence.of(eq),
+            "curvature": Effect.of(curv),
+            "enough": enough,
+        }
         decision = self._decide(comp, alpha) if enough else "inconclusive"
+        shown, test = _shown(comp, decision, alpha, margin)
 
         per_fraction = []
         for i, f in enumerate(fractions):
@@ -246,51 +304,54 @@ class FidelityDecay(Hypothesis):
                 if label_ == "gap":
                     rec.update({"gap_ci_low": mc["ci_low"], "gap_ci_high": mc["ci_high"]})
                     rec["n"] = mc["n"]
-            rec["n_excluded"] = int((~usable[i]).sum())
+            rec["n_gap_le_0"] = int((np.isfinite(gap[i]) & (gap[i] <= 0)).sum())
             per_fraction.append(rec)
-
+        seed_fits = [
+            {
+                "experiment": name,
+                "seed": int(seeds[j]),
+                "a": float(fits["a"][j]),
+                "b": float(b_s[j]),
+                "curvature_q": float(q_s[j]),
+                "n_cells": int(fits["n_cells"][j]),
+            }
+            for j in range(len(seeds))
+        ]
+        n_le0 = int((np.isfinite(gap) & (gap <= 0)).sum())
         extra = {
             "kd_method": kd,
             "margin": margin,
-            "intercept_a": intercept,
+            **_decision_numbers(comp, alpha),
             "p_vs_minus_half": vs_claim.p_value,
-            "p_slope_vs_zero": fit.p_value,
-            "tost_p": eq.p_value,
-            "tost_equivalent": eq.equivalent,
-            "tost_ci": (eq.ci_low, eq.ci_high),
-            "n_cells_in_log_fit": int(usable.sum()),
-            "n_cells_excluded": len(excluded),
+            "n_seeds_fitted": int(np.isfinite(b_s).sum()),
+            "n_cells_gap_le_0": n_le0,
             "raw_fit_b": raw["b"],
             "raw_fit_c": raw["c"],
         }
         lines = [
             f"Experiment {name}: KD method {kd!r}; gap = fidelity on trained-on samples − "
             "fidelity on test samples (top-1 agreement with the teacher).",
-            f"Log fit, log gap = a + b log kappa, per-seed OLS slopes (n={slopes.size} seeds, "
-            f"{int(usable.sum())} cells): b = {fmt(vs_claim.estimate, 4)}, {pct(1 - alpha)} CI "
-            f"{fmt_ci(vs_claim.ci_low, vs_claim.ci_high, 4)}, a = {fmt(intercept, 4)}; "
-            f"H0 b = -0.5: t={fmt(vs_claim.statistic)}, {fmt_p(vs_claim.p_value)}; "
-            f"H0 b = 0: {fmt_p(fit.p_value)}; TOST b in [{fmt(low)}, {fmt(high)}]: "
-            f"{fmt_p(eq.p_value)}, {pct(1 - 2 * alpha)} CI {fmt_ci(eq.ci_low, eq.ci_high, 4)}.",
-            f"Raw-scale fit gap = c * kappa^b (nonlinear least squares, all {raw['n_cells']} "
-            f"finite cells incl. gap <= 0, cells treated as independent): c = {fmt(raw['c'], 4)}, "
+            f"Per-seed raw-scale fits gap = a * kappa^b (all finite cells, {n_le0} with gap <= 0 "
+            f"included; {int(np.isfinite(b_s).sum())} of {len(seeds)} seeds fitted): b = "
+            f"{fmt(vs_claim.estimate, 4)}, {ci_words(alpha)} {fmt_ci(eq.ci_low, eq.ci_high, 4)}; "
+            f"TOST b in [{fmt(low)}, {fmt(high)}] {fmt_p(eq.p_value)}; b below the band "
+            f"{fmt_p(below.p_value)}, above {fmt_p(above.p_value)}; H0 b = -0.5 "
+            f"{fmt_p(vs_claim.p_value)}.",
+            f"Lack of fit: curvature q of gap = a * exp(b x + q x^2), x = centred log kappa: "
+            f"{fmt(curv.estimate, 4)}, CI {fmt_ci(curv.ci_low, curv.ci_high, 4)}, "
+            f"{fmt_p(curv.p_value)} (two-sided).",
+            f"Pooled-cell fit (cells treated as independent, descriptive): c = {fmt(raw['c'], 4)}, "
             f"b = {fmt(raw['b'], 4)} (se {fmt(raw['se_b'], 3)}), status: {raw['status']}.",
-            f"Excluded from the log fit: {len(excluded)} cell(s)"
-            + (
-                ": " + ", ".join(fraction_label(e["fraction"], e["seed"]) for e in excluded)
-                if excluded
-                else "."
-            ),
-            "",
-            fit.summary,
+            f"Decision: {decision} (deciding test: {test.describe()}, {fmt_p(shown.p_value)}).",
         ]
         return ExperimentResult(
             name=name,
             components=comp,
-            row=effect_row(name, key, decision, extra),
+            row=effect_row(name, shown, decision, extra, deciding=test),
             tables={
                 "per_fraction": per_fraction,
                 "cells": cell_records,
+                "seed_fits": seed_fits,
                 "excluded": excluded,
                 "power_law_fit": [raw],
             },
@@ -299,11 +360,13 @@ class FidelityDecay(Hypothesis):
 
     @staticmethod
     def _decide(comp: Mapping[str, Any], alpha: float) -> str:
-        b, eq = comp["b"], comp["tost"]
-        if b.estimate < 0 and eq.equivalent:
-            return "supported"
-        if b.ci_high < B_CLAIMED or b.ci_low > B_CLAIMED:
+        if not comp["enough"]:
+            return "inconclusive"
+        p_reject, _ = _rejection(comp)
+        if p_reject <= alpha:
             return "rejected"
+        if comp["tost"].equivalent:
+            return "supported"
         return "inconclusive"
 
     def test(self, store: Mapping[str, xr.Dataset], alpha: float = 0.05, **options: Any) -> Verdict:
@@ -316,64 +379,70 @@ class FidelityDecay(Hypothesis):
         usable = [r for r in results if r.components["enough"]]
         pooled_row = None
         pooled_summary = None
-        if len(results) > 1 and usable:
-            pooled = Pooled(usable, alpha)
-            two = pooled.effect("b", "two-sided")
-            eq = pooled_tost(pooled.effects("b"), low, high, alpha)
-            t_vs_claim = (two.estimate - B_CLAIMED) / two.se if two.se > 0 else NAN
-            top = Effect(
-                two.estimate, two.se, two.ci_low, two.ci_high, eq.p_value, t_vs_claim, two.n
-            )
-            comp = {"b": top, "tost": eq, "enough": True}
+        if len(usable) > 1:
+            pooled = Pooled(usable, alpha, opts["pooling"])
+            comp = {
+                "b": pooled.effect("b", "two-sided"),
+                "below": pooled.effect("b", "less", low),
+                "above": pooled.effect("b", "greater", high),
+                "tost": pooled.tost("b", low, high),
+                "curvature": pooled.effect("curvature", "two-sided"),
+                "enough": True,
+            }
             decision = self._decide(comp, alpha)
-            pooled_row = effect_row(
-                "pooled",
-                top,
+            d = pooled.decision(
+                self.name,
+                comp,
                 decision,
+                _shown(comp, decision, alpha, margin),
+                _decision_numbers(comp, alpha),
                 {
-                    "k": two.n,
-                    "tost_p": eq.p_value,
-                    "tost_equivalent": eq.equivalent,
-                    "tost_ci": (eq.ci_low, eq.ci_high),
+                    "exponent b (two-sided, vs 0)": ("b", "two-sided"),
+                    "curvature q (two-sided, vs 0)": ("curvature", "two-sided"),
                 },
+                "b",
             )
-            pooled_summary = pooled.summary(
-                self.name, {"exponent b (two-sided, vs 0)": ("b", "two-sided")}
-            )
-        elif len(results) > 1:
-            top = Effect(NAN, NAN, NAN, NAN, NAN)
-            comp = {"b": top, "tost": None, "enough": False}
-            decision = "inconclusive"
+            pooled_row, pooled_summary = d.pooled_row, d.pooled_summary
+            top, test = d.shown, d.deciding
+        elif usable:
+            comp = usable[0].components
+            decision = usable[0].row.decision
+            top, test = _shown(comp, decision, alpha, margin)
         else:
             comp = results[0].components
-            top = comp["b"]
-            decision = results[0].row.decision
-        n_excluded = sum(len(r.tables["excluded"]) for r in results)
-        names = [
-            f"{fraction_label(e['fraction'], e['seed'])}"
-            + (f" ({e['experiment']})" if len(results) > 1 else "")
-            + (" NaN" if not np.isfinite(e["gap"]) else f" gap={fmt(e['gap'], 2)}")
-            for r in results
-            for e in r.tables["excluded"]
-        ]
-        reason = self._reason(decision, comp, alpha, margin, len(usable) if usable else 1)
+            decision = "inconclusive"
+            top, test = _shown(comp, decision, alpha, margin)
+        reason = self._reason(decision, comp, alpha, margin, len(usable))
         left_out = [r.name for r in results if not r.components["enough"]]
-        if len(results) > 1 and left_out and usable:
-            reason += f" Left out of the pooling for too few positive gaps: {', '.join(left_out)}."
-        if n_excluded:
+        if usable and left_out:
+            reason += f" Left out for fewer than 2 fitted seeds: {', '.join(left_out)}."
+        n_nan = sum(len(r.tables["excluded"]) for r in results)
+        if n_nan:
+            names = [
+                f"{fraction_label(e['fraction'], e['seed'])}"
+                + (f" ({e['experiment']})" if len(results) > 1 else "")
+                + " NaN"
+                for r in results
+                for e in r.tables["excluded"]
+            ]
             reason += (
-                f" {n_excluded} cell(s) with gap <= 0 or NaN were excluded from the log fit (kept "
-                f"in the raw-scale fit): {', '.join(names[:6])}{' …' if n_excluded > 6 else ''}."
+                f" {n_nan} cell(s) without a gap (NaN) could not enter the fits: "
+                f"{', '.join(names[:6])}{' …' if n_nan > 6 else ''}."
             )
+        n_le0 = sum(int(r.row.extra.get("n_cells_gap_le_0", 0)) for r in results)
+        if n_le0:
+            reason += f" {n_le0} cell(s) with gap <= 0 were kept in the raw-scale fits."
         return build_verdict(
             self,
             alpha=alpha,
             effect=self.effect,
             model=(
-                "log(gap) = a + b log(kappa) with per-seed OLS slopes and a t-test across seeds "
-                f"({pct(1 - alpha)} CI of b vs -0.5); TOST of b within -0.5 ± {fmt(margin)}; "
-                "raw-scale nonlinear least squares gap = c * kappa^b reported; DerSimonian-Laird "
-                "random-effects pooling of b across experiments."
+                "Per-seed nonlinear least squares on the raw scale, gap = a * kappa^b and "
+                "gap = a * exp(b x + q x^2) (x = centred log kappa), every finite cell; "
+                f"t-tests across seeds: TOST of b within -0.5 ± {fmt(margin)}, b outside that "
+                "band (one-sided against each edge), curvature q ≠ 0 (lack of fit); the two "
+                "rejection tests Holm-adjusted as a pair; pooled across experiments: "
+                f"{POOLING_METHODS[opts['pooling']]}."
             ),
             alternative="two-sided",
             results=results,
@@ -383,39 +452,128 @@ class FidelityDecay(Hypothesis):
             reason=reason,
             pooled=pooled_row,
             pooled_summary=pooled_summary,
+            deciding=test,
+            pooling=opts["pooling"],
         )
 
     @staticmethod
     def _reason(decision: str, comp: Mapping[str, Any], alpha: float, margin: float, k: int) -> str:
         if not comp["enough"]:
             return (
-                "Too few cells with a positive fidelity gap to fit log(gap) on log(kappa): at "
-                "least 2 seeds need a positive gap at 2 or more fractions."
+                "Too few cells with a positive fidelity gap to fit the power law: at least 2 seeds "
+                "need a fit with a positive gap at 3 or more fractions."
             )
-        b, eq = comp["b"], comp["tost"]
+        b, eq, curv = comp["b"], comp["tost"], comp["curvature"]
         where = f", pooled over {k} experiments" if k > 1 else ""
+        p_reject, which = _rejection(comp)
         s = (
-            f"Exponent b = {fmt(b.estimate)}{where} ({pct(1 - alpha)} CI "
-            f"{fmt_ci(b.ci_low, b.ci_high)}; "
-            f"TOST within -0.5 ± {fmt(margin)} {fmt_p(eq.p_value)})"
+            f"Exponent b = {fmt(b.estimate)}{where} ({ci_words(alpha)} "
+            f"{fmt_ci(eq.ci_low, eq.ci_high)}; TOST within -0.5 ± {fmt(margin)} "
+            f"{fmt_p(eq.p_value)}); lack of fit (curvature in log kappa) {fmt(curv.estimate)} "
+            f"({fmt_p(curv.p_value)})"
         )
         if decision == "supported":
-            return f"{s}: the gap decays like kappa^(-1/2) within the margin."
+            return (
+                f"{s}: the gap decays like kappa^(-1/2) within the margin and shows no lack of "
+                f"fit (Holm-adjusted rejection {fmt_p(p_reject)})."
+            )
         if decision == "rejected":
-            return f"{s}: the CI excludes -0.5, so the gap does not decay like kappa^(-1/2)."
+            why = (
+                "the gap is not a power law in kappa"
+                if which == "curvature"
+                else "the CI of b lies outside the band, so the gap does not decay like "
+                "kappa^(-1/2)"
+            )
+            return f"{s}: {why} (Holm-adjusted over the pair, {fmt_p(p_reject)})."
         return (
-            f"{s}: neither equivalence to -0.5 within ±{fmt(margin)} nor a CI excluding -0.5 "
-            f"at alpha={alpha:g}."
+            f"{s}: neither equivalence to -0.5 within ±{fmt(margin)} nor a CI outside the band "
+            f"or a lack of fit at alpha={alpha:g} (Holm-adjusted rejection {fmt_p(p_reject)})."
         )
 
 
-def _mean_intercept(y: np.ndarray, x: np.ndarray) -> float:
-    """Mean over seeds of the per-seed OLS intercept of ``y[:, s]`` on ``x``."""
-    out = []
-    for s in range(y.shape[1]):
-        ok = np.isfinite(y[:, s])
-        if np.unique(x[ok]).size < 2:
-            continue
-        b, a = np.polyfit(x[ok], y[ok, s], 1)
-        out.append(a)
-    return float(np.mean(out)) if out else NAN
+def ci_words(alpha: float) -> str:
+    """``"90% CI"``: the level of the exponent's CI (that of its TOST)."""
+    return f"{round(100 * (1 - 2 * alpha), 6):g}% CI"
+
+
+def _p_outside(comp: Mapping[str, Any]) -> tuple[float, str]:
+    """p of "b lies outside the band": the smaller one-sided p against an edge, and which."""
+    below, above = comp["below"].p_value, comp["above"].p_value
+    if not (np.isfinite(below) or np.isfinite(above)):
+        return NAN, "below"
+    if not np.isfinite(above) or (np.isfinite(below) and below <= above):
+        return float(below), "below"
+    return float(above), "above"
+
+
+def _rejection(comp: Mapping[str, Any]) -> tuple[float, str]:
+    """Holm-adjusted p of the rejection pair (b outside the band, curvature) and the member
+    with the smaller adjusted p (``"below"``, ``"above"`` or ``"curvature"``)."""
+    p_out, side = _p_outside(comp)
+    p_curv = comp["curvature"].p_value if comp.get("curvature") is not None else NAN
+    adj = holm([p_out, p_curv])
+    if not np.any(np.isfinite(adj)):
+        return NAN, side
+    if np.isfinite(adj[1]) and (not np.isfinite(adj[0]) or adj[1] < adj[0]):
+        return float(adj[1]), "curvature"
+    return float(adj[0]), side
+
+
+def _shown(comp: Mapping[str, Any], decision: str, alpha: float, margin: float) -> tuple:
+    """The deciding test of ``decision`` and the numbers a row shows for it."""
+    low, high = B_CLAIMED - margin, B_CLAIMED + margin
+    if decision == "rejected":
+        p_adj, which = _rejection(comp)
+        if which == "curvature":
+            return deciding(
+                comp["curvature"],
+                "lack of fit: curvature of log gap in log kappa, Holm over the rejection pair",
+                "rejected",
+                "two-sided",
+                alpha,
+                p=p_adj,
+                p_raw=comp["curvature"].p_value,
+            )
+        e = comp[which]
+        return deciding(
+            e,
+            "b outside -0.5 ± margin, Holm over the rejection pair",
+            "rejected",
+            "outside",
+            alpha,
+            p=p_adj,
+            p_raw=e.p_value,
+            low=low,
+            high=high,
+        )
+    eq = comp["tost"]
+    if eq is None:
+        eq = Equivalence(NAN, False, NAN, NAN, low, high)
+    return deciding(
+        eq.effect(),
+        f"TOST b within -0.5 ± {fmt(margin)}",
+        "supported",
+        "inside",
+        alpha,
+        low=low,
+        high=high,
+    )
+
+
+def _decision_numbers(comp: Mapping[str, Any], alpha: float) -> dict[str, Any]:
+    """The decision's numbers in an effect row, the same for an experiment and the pool."""
+    eq, curv = comp["tost"], comp["curvature"]
+    p_out, _ = _p_outside(comp)
+    p_reject, which = _rejection(comp)
+    return {
+        "b": comp["b"].estimate,
+        "tost_p": eq.p_value,
+        "tost_equivalent": eq.equivalent,
+        "tost_ci": (eq.ci_low, eq.ci_high),
+        "p_outside_band": p_out,
+        "curvature_q": curv.estimate,
+        "curvature_ci": (curv.ci_low, curv.ci_high),
+        "curvature_p": curv.p_value,
+        "p_rejection_holm": p_reject,
+        "rejection_by": which,
+    }

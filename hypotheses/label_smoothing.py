@@ -15,6 +15,7 @@ from kdtheory.hypotheses import (
     Pooled,
     accuracy_points,
     build_verdict,
+    deciding,
     effect_row,
     fmt,
     fmt_ci,
@@ -33,7 +34,7 @@ from kdtheory.hypotheses import (
     sorted_experiment,
 )
 from kdtheory.hypothesis import Hypothesis
-from kdtheory.stats import ci_level_note, holm, one_sample_t, tost
+from kdtheory.stats import POOLING_METHODS, ci_level_note, holm, one_sample_t, tost
 from kdtheory.verdict import Verdict
 
 #: ``test`` value of the mean-over-fractions member of a rejection family.
@@ -53,11 +54,9 @@ class LabelSmoothing(Hypothesis):
       2 seeds has no p-value and stays out of the family size. With several experiments the
       family is every experiment's mean and per-fraction tests together (fractions are not
       matched across experiments: a fraction of one data set is not the same data size as in
-      another, and the claim covers each). The random-effects (DerSimonian–Laird) pooled mean
-      is reported but is not a member: its z-test treats each experiment's few-seed standard
-      error as known and over-rejects with few experiments (about 10% at alpha 0.05 with three
-      five-seed experiments on synthetic null stores; about 7.5% with the Hartung–Knapp t),
-      whereas the per-experiment t-tests are exact;
+      another, and the claim covers each). The pooled mean (experiment as a random effect, t on
+      k - 1 df) is reported but is not a member, so the family does not depend on how the
+      experiments are pooled;
     - **equivalence**: at every fraction a TOST of the difference against ``±margin`` points
       (default 1), Holm-adjusted across fractions (across every experiment's fractions when
       pooling);
@@ -73,9 +72,12 @@ class LabelSmoothing(Hypothesis):
       Holm-adjusted TOST p < alpha; a fraction with fewer than 2 seeds cannot show equivalence);
     - **inconclusive** otherwise.
 
-    Reported key effect: the mean KD − LS difference over fractions (estimate, CI and t of its
-    one-sided test); its ``p_value`` is the *smallest Holm-adjusted p of the rejection family*,
-    the number the decision rests on (rejected iff it is ≤ alpha). Tables: ``per_fraction``
+    Deciding test (the numbers every row shows): for "rejected" and "inconclusive" the member of
+    the rejection family with the smallest Holm-adjusted p (its estimate, that p and its CI at
+    the Holm-adjusted level, so the CI clears 0 exactly when the p is ≤ alpha); for
+    "supported" the intersection-union of the per-fraction TOSTs: the largest Holm-adjusted TOST
+    p, with that fraction's CI at the matching level. The mean difference (pooled across
+    experiments with several) is in the further numbers. Tables: ``per_fraction``
     (per experiment and fraction: accuracies, difference, one-sided ``t``/``p`` of KD > LS,
     ``p_holm`` within the experiment's rejection family, ``kd_beats_ls``, TOST p and Holm p),
     ``rejection_family`` (every member of every family, ``family`` naming the experiment or
@@ -97,12 +99,17 @@ class LabelSmoothing(Hypothesis):
     required_objectives: ClassVar[tuple[str, ...]] = ("kd", "ls")
     required_variables: ClassVar[tuple[str, ...]] = ("test_logits", "test_labels")
     run_hint: ClassVar[str] = "kd:T=4,ls:eps=matched"
-    options: ClassVar[dict[str, Any]] = {"kd_method": None, "ls_method": None, "margin": 1.0}
+    options: ClassVar[dict[str, Any]] = {
+        "kd_method": None,
+        "ls_method": None,
+        "margin": 1.0,
+        "pooling": "mixed",
+    }
 
     effect = (
-        "mean KD − LS test accuracy over fractions, accuracy points; p is the smallest "
-        "Holm-adjusted one-sided p (H1: KD > LS) over the mean and every fraction's test, the "
-        "one the decision rests on"
+        "KD − LS test accuracy, accuracy points, of the deciding test: the member of the "
+        "rejection family (mean over fractions, or one fraction) with the smallest Holm-adjusted "
+        "p, or for 'supported' the fraction whose Holm-adjusted TOST p is largest"
     )
 
     def _analyse(self, name: str, ds: xr.Dataset, alpha: float, opts: dict) -> Any:
@@ -139,6 +146,7 @@ class LabelSmoothing(Hypothesis):
                     "ci_high": mc["ci_high"],
                     "n": mc["n"],
                     "t": gt[i].statistic,
+                    "se": gt[i].se,
                     "p": gt[i].p_value,
                     "tost_p": tosts[i].p_value,
                     "tost_ci_low": tosts[i].ci_low,
@@ -196,10 +204,12 @@ class LabelSmoothing(Hypothesis):
             for i in range(len(fractions))
             for j in range(len(seeds))
         ]
+        shown, test = _shown(family, per_fraction, decision, alpha, margin)
+        extra.update(_mean_numbers(comp["key"]))
         return ExperimentResult(
             name=name,
             components=comp,
-            row=effect_row(name, _reported(comp["key"], p_decision), decision, extra),
+            row=effect_row(name, shown, decision, extra, deciding=test),
             tables={
                 "per_fraction": per_fraction,
                 "rejection_family": family,
@@ -216,20 +226,6 @@ class LabelSmoothing(Hypothesis):
             return "supported"
         return "inconclusive"
 
-    def decide(self, verdict: Verdict, p_adjusted: float) -> tuple[str, str]:
-        """After a Holm correction across hypotheses: "rejected" rests on the verdict's p-value
-        (the smallest Holm-adjusted p of the rejection family: KD beats LS on average or at some
-        fraction), so it becomes "inconclusive" when the adjusted p-value exceeds alpha;
-        "supported" rests on the per-fraction TOSTs (already Holm-adjusted) and stands."""
-        if verdict.decision == "rejected" and not (p_adjusted <= verdict.alpha):
-            note = (
-                f"Downgraded from 'rejected' after Holm correction across "
-                f"{len(verdict.family) or 'several'} hypotheses: adjusted p = {p_adjusted:.4g} > "
-                f"alpha = {verdict.alpha:g}."
-            )
-            return "inconclusive", f"{verdict.reason} {note}"
-        return verdict.decision, verdict.reason
-
     def test(self, store: Mapping[str, xr.Dataset], alpha: float = 0.05, **options: Any) -> Verdict:
         opts = resolve_options(self, options)
         margin = float(opts["margin"])
@@ -240,7 +236,7 @@ class LabelSmoothing(Hypothesis):
         pooled_summary = None
         extra_tables: dict[str, list[dict[str, Any]]] = {}
         if len(results) > 1:
-            pooled = Pooled(results, alpha)
+            pooled = Pooled(results, alpha, opts["pooling"])
             key = pooled.effect("key", "greater")
             trend = pooled.effect("trend", "less")
             # one TOST family: every experiment's fractions
@@ -260,14 +256,23 @@ class LabelSmoothing(Hypothesis):
             extra_tables["rejection_family"] = family
             p_decision = _min_p(family)
             decision = self._decide(p_decision, all_equiv, alpha)
+            shown, test = _shown(family, tost_family, decision, alpha, margin)
+            shown.n = len(results)  # the pooled row counts experiments
+            het = pooled.meta("key", "two-sided")
             pooled_row = effect_row(
                 "pooled",
-                _reported(key, p_decision),
+                shown,
                 decision,
                 {
-                    "k": key.n,
+                    "k": len(results),
+                    "pooling": opts["pooling"],
+                    "tau2": het.tau2 if het is not None else NAN,
+                    "i2": het.i2 if het is not None else NAN,
                     **_decision_numbers(key, trend, family, all_equiv, tost_family, alpha),
+                    **_mean_numbers(key),
                 },
+                deciding=test,
+                unit="experiments",
             )
             pooled_summary = pooled.summary(
                 self.name,
@@ -285,6 +290,7 @@ class LabelSmoothing(Hypothesis):
             all_equiv = bool(res.row.extra["equivalent_at_every_fraction"])
             worst = res.tables["per_fraction"]
             family = res.tables["rejection_family"]
+            shown, test = _shown(family, worst, decision, alpha, margin)
         reason = self._reason(
             decision, key, trend, family, worst, all_equiv, alpha, margin, len(results)
         )
@@ -297,21 +303,23 @@ class LabelSmoothing(Hypothesis):
                 "Holm-adjusted: in every experiment the per-seed mean over fractions, one-sided "
                 "t-test across seeds (H1: KD > LS), and at every fraction a one-sided paired "
                 "t-test across seeds (H1: KD > LS); rejected when any Holm-adjusted p <= alpha. "
-                "Reported estimate, CI and statistic: the mean difference's (DerSimonian-Laird "
-                "random-effects pooled across experiments, not part of the decision); reported "
-                "p: the smallest Holm-adjusted p of the rejection family (the decision's). "
+                "Shown: the deciding test's estimate, Holm-adjusted p and CI at the matching level "
+                "(see the docstring); the mean difference, pooled across experiments "
+                f"({POOLING_METHODS[opts['pooling']]}), is reported, not part of the decision. "
                 f"Equivalence: TOST within ±{fmt(margin)} points at every fraction, "
                 "Holm-adjusted. Per-seed slope on log(kappa) (H1: < 0) reported."
             ),
             alternative="greater",
             results=results,
             skipped=skipped,
-            top=_reported(key, p_decision),
+            top=shown,
             decision=decision,
             reason=reason,
             pooled=pooled_row,
             extra_tables=extra_tables,
             pooled_summary=pooled_summary,
+            deciding=test,
+            pooling=opts["pooling"],
         )
 
     @staticmethod
@@ -374,9 +382,63 @@ class LabelSmoothing(Hypothesis):
         )
 
 
-def _reported(key: Effect, p_decision: float) -> Effect:
-    """The mean difference's estimate, CI and statistic with the decision's p-value."""
-    return Effect(key.estimate, key.se, key.ci_low, key.ci_high, p_decision, key.statistic, key.n)
+def _mean_numbers(key: Effect) -> dict[str, Any]:
+    """The mean KD − LS difference over fractions (pooled with several experiments): reported,
+    not the deciding test."""
+    return {
+        "mean_difference": key.estimate,
+        "mean_difference_ci": (key.ci_low, key.ci_high),
+        "mean_difference_p": key.p_value,
+    }
+
+
+def _shown(
+    family: Sequence[Mapping[str, Any]],
+    tosts: Sequence[Mapping[str, Any]],
+    decision: str,
+    alpha: float,
+    margin: float,
+) -> tuple[Effect, Any]:
+    """The deciding test of ``decision`` and the numbers a row shows for it (see the class
+    docstring): the rejection family's smallest Holm p, or for "supported" the per-fraction
+    TOSTs' largest Holm p."""
+    if decision == "supported":
+        worst = max(tosts, key=lambda r: r["tost_p_holm"])
+        n = int(worst["n"])
+        e = Effect(
+            worst["difference"], worst["se"], NAN, NAN, worst["tost_p"], NAN, n, float(n - 1)
+        )
+        where = fraction_label(worst["fraction"])
+        if len({r["experiment"] for r in tosts}) > 1:
+            where += f" ({worst['experiment']})"
+        return deciding(
+            e,
+            f"intersection-union of per-fraction TOSTs within ±{fmt(margin)}, largest Holm p "
+            f"at {where}",
+            "supported",
+            "inside",
+            alpha,
+            p=worst["tost_p_holm"],
+            p_raw=worst["tost_p"],
+            low=-margin,
+            high=margin,
+        )
+    finite = [m for m in family if np.isfinite(m["p_holm"])]
+    if not finite:
+        return deciding(None, "rejection family (no p-value)", "rejected", "greater", alpha)
+    best = min(finite, key=lambda m: (m["p_holm"], m["p"]))
+    n = int(best["n"])
+    e = Effect(best["estimate"], best["se"], NAN, NAN, best["p"], best["statistic"], n, n - 1.0)
+    k = len({m["experiment"] for m in family})
+    return deciding(
+        e,
+        f"KD > LS, smallest Holm p of the rejection family: {_member_label(best, k)}",
+        "rejected",
+        "greater",
+        alpha,
+        p=best["p_holm"],
+        p_raw=best["p"],
+    )
 
 
 def _rejection_family(
@@ -391,6 +453,7 @@ def _rejection_family(
             "fraction": NAN,
             "n_train": None,
             "estimate": float(mean.estimate),
+            "se": float(mean.se),
             "statistic": float(mean.statistic),
             "p": float(mean.p_value),
             "n": int(mean.n),
@@ -403,6 +466,7 @@ def _rejection_family(
             "fraction": float(r["fraction"]),
             "n_train": int(r["n_train"]),
             "estimate": float(r["difference"]),
+            "se": float(r["se"]),
             "statistic": float(r["t"]),
             "p": float(r["p"]),
             "n": int(r["n"]),

@@ -16,6 +16,7 @@ from kdtheory.hypotheses import (
     build_verdict,
     cells,
     decide_across,
+    deciding,
     effect_row,
     fmt,
     fmt_ci,
@@ -35,7 +36,7 @@ from kdtheory.hypotheses import (
 )
 from kdtheory.hypothesis import Hypothesis
 from kdtheory.metrics import NC_KEYS, collapse_table
-from kdtheory.stats import ci_level_note, one_sample_t
+from kdtheory.stats import POOLING_METHODS, ci_level_note, one_sample_t
 from kdtheory.verdict import Verdict
 
 _METRICS = (*NC_KEYS, "cka")
@@ -54,13 +55,18 @@ class NeuralCollapse(Hypothesis):
     - secondary: linear CKA with the teacher's features, KD − label, trained-on rows (H1: > 0);
     - interaction: per-seed slope of the log NC1 difference on log kappa (two-sided, reported).
 
-    Decision (the same rule on random-effects pooled tests with several experiments):
+    Decision (the same rule on the pooled tests with several experiments):
     **supported** when both the NC1 and the CKA differences are significant in the predicted
     direction; **rejected** when the NC1 difference is significantly negative (KD collapses
     *more*); **inconclusive** otherwise. Cells whose NC1 is not positive cannot enter a log and
     are counted in the reason and ``tables["excluded"]``.
 
-    Options: ``kd_method`` (default the kd method with T=4, else the first).
+    Deciding test: for "supported" (and "inconclusive") the intersection-union p of the NC1 and
+    CKA tests (the larger) with the NC1 difference's CI; for "rejected" the one-sided NC1 test
+    H1 < 0.
+
+    Options: ``kd_method`` (default the kd method with T=4, else the first), ``pooling``
+    (``"mixed"`` or ``"hksj"``).
     """
 
     name: ClassVar[str] = "neural-collapse"
@@ -79,7 +85,7 @@ class NeuralCollapse(Hypothesis):
         "teacher_features",
     )
     run_hint: ClassVar[str] = "label,kd:T=4"
-    options: ClassVar[dict[str, Any]] = {"kd_method": None}
+    options: ClassVar[dict[str, Any]] = {"kd_method": None, "pooling": "mixed"}
 
     effect = "mean log NC1 difference (KD − label) on trained-on samples, log ratio"
 
@@ -214,10 +220,11 @@ class NeuralCollapse(Hypothesis):
                 inter.summary,
             ]
         )
+        shown, test = _shown(comp, decision, alpha)
         return ExperimentResult(
             name=name,
             components=comp,
-            row=effect_row(name, comp["key"], decision, extra),
+            row=effect_row(name, shown, decision, extra, deciding=test),
             tables={"per_fraction": per_fraction, "cells": cell_records, "excluded": excluded},
             summary=summary,
         )
@@ -235,7 +242,9 @@ class NeuralCollapse(Hypothesis):
         results, skipped = run_experiments(
             self, store, lambda n, ds: self._analyse(n, ds, alpha, opts)
         )
-        d = decide_across(results, alpha, lambda pooled: self._pooled(pooled, alpha))
+        d = decide_across(
+            results, alpha, lambda pooled: self._pooled(pooled, alpha), opts["pooling"]
+        )
         comp, decision = d.components, d.decision
         n_excluded = sum(len(r.tables["excluded"]) for r in results)
         excluded_names = [
@@ -258,16 +267,18 @@ class NeuralCollapse(Hypothesis):
                 "differences KD − label on trained-on rows, per-seed means over fractions, "
                 "one-sided t-tests across seeds for log NC1 and for linear CKA with the teacher; "
                 "interaction = per-seed slope of the log NC1 difference on log kappa (t-test); "
-                "DerSimonian-Laird random-effects pooling across experiments."
+                f"pooled across experiments: {POOLING_METHODS[opts['pooling']]}."
             ),
             alternative="greater",
             results=results,
             skipped=skipped,
-            top=comp["key"],
+            top=d.shown,
             decision=decision,
             reason=reason,
             pooled=d.pooled_row,
             pooled_summary=d.pooled_summary,
+            deciding=d.deciding,
+            pooling=opts["pooling"],
         )
 
     def _pooled(self, pooled: Pooled, alpha: float) -> Decision:
@@ -277,17 +288,19 @@ class NeuralCollapse(Hypothesis):
             "cka": pooled.effect("cka", "greater"),
             "interaction": pooled.effect("interaction", "two-sided"),
         }
+        decision = self._decide(comp, alpha)
         return pooled.decision(
             self.name,
             comp,
-            self._decide(comp, alpha),
-            "key",
+            decision,
+            _shown(comp, decision, alpha),
             _decision_numbers(comp),
             {
                 "log NC1 KD − label (H1: > 0)": ("key", "greater"),
                 "CKA KD − label (H1: > 0)": ("cka", "greater"),
                 "interaction slope (two-sided)": ("interaction", "two-sided"),
             },
+            "key",
         )
 
     @staticmethod
@@ -309,6 +322,22 @@ class NeuralCollapse(Hypothesis):
                 f"({fmt_p(comp['opposite'].p_value)})."
             )
         return f"{s}: the NC1 and CKA predictions are not both significant at alpha={alpha:g}."
+
+
+def _shown(comp: Mapping[str, Any], decision: str, alpha: float) -> tuple:
+    """The deciding test of ``decision`` and the numbers a row shows for it."""
+    if decision == "rejected":
+        return deciding(comp["opposite"], "log NC1 KD − label < 0", "rejected", "less", alpha)
+    parts = [comp["key"].p_value, comp["cka"].p_value]
+    p_iut = float(max(parts)) if all(np.isfinite(parts)) else float("nan")
+    return deciding(
+        comp["key"],
+        "intersection-union: log NC1 and CKA, KD − label > 0",
+        "supported",
+        "greater",
+        alpha,
+        p=p_iut,
+    )
 
 
 def _decision_numbers(comp: Mapping[str, Any]) -> dict[str, Any]:

@@ -10,9 +10,9 @@ Family-wise correction (``run_all``)
 Each verdict's key p-value (``Verdict.p_value``) enters one Holm family with every other
 hypothesis that produced a p-value (unavailable verdicts, with NaN p-values, do not count). The
 Holm-adjusted p-value is stored in ``Verdict.p_adjusted`` and the hypothesis re-decides through
-:meth:`Hypothesis.decide`. The default rule: a ``supported`` verdict whose adjusted p-value
-exceeds alpha becomes ``inconclusive`` (the reason says so); ``rejected`` and ``inconclusive``
-stand. A hypothesis whose ``rejected`` rests on its key p-value overrides :meth:`decide`.
+:meth:`Hypothesis.decide`. The default rule: a verdict whose decision rests on its p-value (its
+``deciding`` test's outcome; ``supported`` for a verdict without one) becomes ``inconclusive``
+when the adjusted p-value exceeds alpha (the reason says so); other decisions stand.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import xarray as xr
 from kdtheory.errors import MissingRequirementError, SpecError, StoreError
 from kdtheory.registry import did_you_mean
 from kdtheory.stats import holm
-from kdtheory.verdict import DECISIONS, Verdict
+from kdtheory.verdict import DECISIONS, Verdict, p_text
 
 __all__ = [
     "Hypothesis",
@@ -166,15 +166,20 @@ class Hypothesis:
     def decide(self, verdict: Verdict, p_adjusted: float) -> tuple[str, str]:
         """Re-decide ``verdict`` after a Holm correction across a family.
 
-        Returns ``(decision, reason)``. Default: a ``supported`` verdict whose Holm-adjusted
-        p-value exceeds ``verdict.alpha`` becomes ``inconclusive``; other decisions stand.
-        Override when a ``rejected`` decision also rests on the key p-value.
+        Returns ``(decision, reason)``. A verdict that names its deciding test
+        (``verdict.deciding``) rests on its p-value whichever way it decided: a ``supported`` or
+        ``rejected`` verdict whose Holm-adjusted p-value exceeds ``verdict.alpha`` becomes
+        ``inconclusive``. Without a deciding test only ``supported`` is assumed to rest on the
+        p-value and is downgraded; other decisions stand.
         """
-        if verdict.decision == "supported" and not (p_adjusted <= verdict.alpha):
+        rests_on_p = {"supported"}
+        if verdict.deciding is not None:
+            rests_on_p = {verdict.deciding.outcome}
+        if verdict.decision in rests_on_p and not (p_adjusted <= verdict.alpha):
             k = len(verdict.family) or "several"
             note = (
-                f"Downgraded from 'supported' after Holm correction across a family of {k} "
-                f"hypotheses: adjusted p = {p_adjusted:.4g} > alpha = {verdict.alpha:g}."
+                f"Downgraded from {verdict.decision!r} after Holm correction across a family of "
+                f"{k} hypotheses: adjusted {p_text(p_adjusted)} > alpha = {verdict.alpha:g}."
             )
             return "inconclusive", f"{verdict.reason} {note}".strip()
         return verdict.decision, verdict.reason

@@ -106,6 +106,9 @@ class Truth:
     fidelity_log_sd, fidelity_seed_sd, fidelity_b_seed_sd : log-normal noise of the gap per cell
         and per seed, and per-seed spread of the exponent.
     fidelity_abs_sd : additive noise on the gap (can make gaps <= 0).
+    fidelity_cliff : when > 0 the gap is not a power law but a plateau and a cliff: it stays at
+        ``fidelity_gap_at_min`` up to the geometric middle ``kappa_mid`` of the kappa range and
+        falls like ``(kappa / kappa_mid) ** -fidelity_cliff`` beyond it (``fidelity_b`` unused).
     nc1_log_ratio, nc1_log_ratio_slope : log NC1 of KD minus label on trained-on rows.
     label_sigma, sigma_kappa_exponent : within-class feature sd of the label student's trained
         rows at kappa_max, and its power-law dependence on kappa.
@@ -149,6 +152,7 @@ class Truth:
     fidelity_seed_sd: float = 0.1
     fidelity_b_seed_sd: float = 0.02
     fidelity_abs_sd: float = 0.0
+    fidelity_cliff: float = 0.0
     nc1_log_ratio: float = 0.7
     nc1_log_ratio_slope: float = 0.0
     label_sigma: float = 0.3
@@ -421,9 +425,14 @@ def make_experiment(
 
     # ---------------------------------------------------------------- train logits
     b_seed = t.fidelity_b + rng.normal(0.0, t.fidelity_b_seed_sd, S)
+    if t.fidelity_cliff > 0:
+        k_mid = float(np.sqrt(kmin * kappa.max()))
+        shape = np.minimum(1.0, (kappa[:, None] / k_mid) ** -t.fidelity_cliff) * np.ones((1, S))
+    else:
+        shape = (kappa[:, None] / kmin) ** b_seed[None, :]
     gap = (
         t.fidelity_gap_at_min
-        * (kappa[:, None] / kmin) ** b_seed[None, :]
+        * shape
         * np.exp(rng.normal(0.0, t.fidelity_seed_sd, S))[None, :]
         * np.exp(rng.normal(0.0, t.fidelity_log_sd, (F, S)))
     ) + rng.normal(0.0, t.fidelity_abs_sd, (F, S))

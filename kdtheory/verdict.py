@@ -6,7 +6,9 @@ for a list of verdicts (a family tested together, e.g. ``kdtheory test all``).
 
 Confidence intervals follow :mod:`kdtheory.stats`: they are two-sided, at level ``1 - alpha`` for a
 two-sided test and ``1 - 2*alpha`` for a one-sided test, so the interval agrees with the test's
-decision. Every rendering names the level.
+decision. A verdict and each of its rows name the test their decision rests on
+(:class:`DecidingTest`) and show that test's p and CI, so the decision follows from the numbers
+shown (:meth:`DecidingTest.implied_decision`). Every rendering names the CI level once per table.
 
 JSON is strict (no ``NaN``): missing numbers become ``null``, infinities the strings ``"inf"`` /
 ``"-inf"``; :meth:`Verdict.from_dict` turns them back into floats for the numeric fields. Inside
@@ -93,6 +95,122 @@ def _to_opt_float(value: Any) -> float | None:
 
 
 # --------------------------------------------------------------------------------------------
+# the deciding test
+
+#: Kinds of deciding test: one-sided against ``null`` (``"greater"``, ``"less"``), two-sided
+#: against ``null``, equivalence (the CI must lie ``"inside"`` ``(low, high)``) or its converse
+#: (the CI must lie ``"outside"`` ``(low, high)``).
+DECIDING_KINDS: tuple[str, ...] = ("greater", "less", "two-sided", "inside", "outside")
+
+
+@dataclass
+class DecidingTest:
+    """The one test a decision rests on; its p-value and CI are the ones a verdict shows.
+
+    A decision is a function of the shown p-value, alpha and the shown CI
+    (:meth:`implied_decision`): when ``p <= alpha`` *and* the CI clears the null the way
+    ``kind`` says, the decision is ``outcome`` (``"supported"`` or ``"rejected"``); otherwise it
+    is ``"inconclusive"``.
+
+    Attributes
+    ----------
+    name : str
+        What the test is, in words (e.g. ``"intersection-union of (a), (b1), (b2)"``).
+    outcome : {"supported", "rejected"}
+        The decision this test gives when it is significant.
+    kind : {"greater", "less", "two-sided", "inside", "outside"}
+        How the CI must clear the null: above ``null``, below it, either side of it, inside
+        ``(low, high)`` or outside it.
+    null, low, high : float
+        The null value (first three kinds) or the band (``inside``/``outside``).
+    ci_level : float
+        Two-sided level of the shown CI (Holm-adjusted where the p-value is).
+    """
+
+    name: str
+    outcome: str
+    kind: str
+    null: float = 0.0
+    low: float = float("nan")
+    high: float = float("nan")
+    ci_level: float = float("nan")
+
+    def __post_init__(self) -> None:
+        if self.kind not in DECIDING_KINDS:
+            raise ValueError(
+                f"deciding test kind must be one of {DECIDING_KINDS}; got {self.kind!r}"
+            )
+        if self.outcome not in ("supported", "rejected"):
+            raise ValueError(
+                f"deciding test outcome must be supported or rejected; got {self.outcome!r}"
+            )
+
+    def clears(self, ci_low: float, ci_high: float) -> bool:
+        """Whether the CI ``(ci_low, ci_high)`` clears the null the way :attr:`kind` says."""
+        lo, hi = _to_float(ci_low), _to_float(ci_high)
+        if math.isnan(lo) or math.isnan(hi):
+            return False
+        if self.kind == "greater":
+            return lo > self.null
+        if self.kind == "less":
+            return hi < self.null
+        if self.kind == "two-sided":
+            return lo > self.null or hi < self.null
+        if self.kind == "inside":
+            return self.low < lo and hi < self.high
+        return hi < self.low or lo > self.high
+
+    def implied_decision(self, p_value: float, alpha: float, ci_low: float, ci_high: float) -> str:
+        """The decision the shown numbers imply (see the class docstring)."""
+        p = _to_float(p_value)
+        if not math.isnan(p) and p <= alpha and self.clears(ci_low, ci_high):
+            return self.outcome
+        return "inconclusive"
+
+    def describe(self) -> str:
+        """``"intersection-union … (H1: > 0)"``: the test and what it must show."""
+        what = {
+            "greater": f"> {_fmt_null(self.null)}",
+            "less": f"< {_fmt_null(self.null)}",
+            "two-sided": f"≠ {_fmt_null(self.null)}",
+            "inside": f"inside [{_fmt_null(self.low)}, {_fmt_null(self.high)}]",
+            "outside": f"outside [{_fmt_null(self.low)}, {_fmt_null(self.high)}]",
+        }[self.kind]
+        return f"{self.name} (H1: {what}; significant -> {self.outcome})"
+
+    def to_dict(self) -> dict[str, Any]:
+        return _jsonable(
+            {
+                "name": self.name,
+                "outcome": self.outcome,
+                "kind": self.kind,
+                "null": self.null,
+                "low": self.low,
+                "high": self.high,
+                "ci_level": self.ci_level,
+            }
+        )
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> DecidingTest | None:
+        if not data:
+            return None
+        return cls(
+            name=str(data.get("name", "")),
+            outcome=str(data.get("outcome", "supported")),
+            kind=str(data.get("kind", "two-sided")),
+            null=_to_float(data.get("null")),
+            low=_to_float(data.get("low")),
+            high=_to_float(data.get("high")),
+            ci_level=_to_float(data.get("ci_level")),
+        )
+
+
+def _fmt_null(x: float) -> str:
+    return f"{x:.4g}" if math.isfinite(x) else "n/a"
+
+
+# --------------------------------------------------------------------------------------------
 # effect rows
 
 
@@ -110,15 +228,20 @@ class EffectRow:
         Two-sided confidence interval at level ``1 - alpha`` for a two-sided test, ``1 - 2*alpha``
         for a one-sided one (``Verdict.alternative``); see :mod:`kdtheory.stats`.
     p_value : float
-        p-value of the hypothesis' main test (one-sided where the claim is directional).
+        p-value of the test this row's decision rests on (:attr:`deciding`), one-sided where the
+        claim is directional.
     statistic : float
         Test statistic (t or z).
     n : int
-        Units of replication (seeds, or cells where stated; experiments for the pooled row).
+        Units of replication, counted in :attr:`unit`.
     decision : str
-        The decision on this experiment alone.
+        The decision on this experiment alone (on the pooled tests for the pooled row).
     extra : dict
         Further numbers worth reporting (e.g. TOST p-value, secondary tests).
+    unit : str
+        What ``n`` counts: ``"seeds"`` for an experiment, ``"experiments"`` for the pooled row.
+    deciding : DecidingTest or None
+        The test this row's decision rests on (its p-value and CI are this row's).
     """
 
     label: str
@@ -130,6 +253,8 @@ class EffectRow:
     n: int = 0
     decision: Decision = "inconclusive"
     extra: dict[str, Any] = field(default_factory=dict)
+    unit: str = "seeds"
+    deciding: DecidingTest | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict (NaN -> None)."""
@@ -143,6 +268,8 @@ class EffectRow:
             "n": int(self.n) if self.n is not None else 0,
             "decision": str(self.decision),
             "extra": _jsonable(dict(self.extra or {})),
+            "unit": str(self.unit),
+            "deciding": self.deciding.to_dict() if self.deciding is not None else None,
         }
 
     @classmethod
@@ -158,6 +285,8 @@ class EffectRow:
             n=int(data.get("n") or 0),
             decision=data.get("decision", "inconclusive"),
             extra=dict(data.get("extra") or {}),
+            unit=str(data.get("unit", "seeds")),
+            deciding=DecidingTest.from_dict(data.get("deciding")),
         )
 
     def __eq__(self, other: object) -> bool:  # NaN-aware: equal when the JSON forms are
@@ -210,6 +339,11 @@ class Verdict:
     warnings : list of str
         What undermines the runs under the verdict: under-trained cells, a weak teacher (see
         :mod:`kdtheory.convergence`). Shown with every rendering.
+    deciding : DecidingTest or None
+        The test the decision rests on; ``estimate``, ``ci``, ``p_value`` (and ``p_adjusted``)
+        are its numbers. None for verdicts that do not say (third-party plugins).
+    pooling : str
+        How experiments were pooled (empty with one experiment).
     """
 
     hypothesis: str
@@ -232,6 +366,8 @@ class Verdict:
     p_adjusted: float | None = None
     family: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    deciding: DecidingTest | None = None
+    pooling: str = ""
 
     # ---------------------------------------------------------------- construction helpers
 
@@ -269,7 +405,10 @@ class Verdict:
 
     @property
     def ci_level(self) -> float:
-        """Level of :attr:`ci` (``1 - alpha`` or ``1 - 2*alpha`` for a one-sided test)."""
+        """Level of :attr:`ci`: the deciding test's, else ``1 - alpha`` (``1 - 2*alpha`` for a
+        one-sided test)."""
+        if self.deciding is not None and math.isfinite(_to_float(self.deciding.ci_level)):
+            return float(self.deciding.ci_level)
         try:
             return ci_level(self.alternative, self.alpha)
         except ValueError:
@@ -278,10 +417,21 @@ class Verdict:
     @property
     def ci_note(self) -> str:
         """Words describing :attr:`ci`, e.g. ``"95% two-sided CI"``."""
+        if self.deciding is not None and math.isfinite(_to_float(self.deciding.ci_level)):
+            return f"{_pct(self.deciding.ci_level)} two-sided CI"
         try:
             return ci_level_note(self.alternative, self.alpha)
         except ValueError:
             return "CI"
+
+    def implied_decision(self) -> str | None:
+        """The decision implied by the shown p-value (Holm-adjusted when tested in a family),
+        alpha and CI through :attr:`deciding`; None without a deciding test."""
+        if self.deciding is None:
+            return None
+        p = self.p_adjusted if self.p_adjusted is not None else self.p_value
+        lo, hi = _ci_pair(self)
+        return self.deciding.implied_decision(p, self.alpha, lo, hi)
 
     @property
     def available(self) -> bool:
@@ -313,6 +463,8 @@ class Verdict:
             "model": str(self.model),
             "reason": str(self.reason),
             "family": [str(f) for f in self.family],
+            "deciding": self.deciding.to_dict() if self.deciding is not None else None,
+            "pooling": str(self.pooling),
             "experiments": [row.to_dict() for row in self.experiments],
             "pooled": self.pooled.to_dict() if self.pooled is not None else None,
             "tables": _jsonable({str(k): list(v) for k, v in (self.tables or {}).items()}),
@@ -358,6 +510,8 @@ class Verdict:
             p_adjusted=_to_opt_float(data.get("p_adjusted")),
             family=[str(f) for f in data.get("family") or []],
             warnings=[str(w) for w in data.get("warnings") or []],
+            deciding=DecidingTest.from_dict(data.get("deciding")),
+            pooling=str(data.get("pooling") or ""),
         )
 
     def as_json(self, indent: int | None = 2) -> str:
@@ -508,6 +662,16 @@ def fmt_p(p: Any) -> str:
     return f"{v:.4f}"
 
 
+def p_text(p: Any) -> str:
+    """``"p = 0.0249"``, ``"p < 0.0001"`` or ``"p = n/a"``: :func:`fmt_p` in running text."""
+    return f"p {_p_eq(p)}"
+
+
+def _pct(level: float) -> str:
+    """``0.995833`` -> ``"99.58%"``: a CI level, at most 4 significant digits."""
+    return f"{100.0 * float(level):.4g}%"
+
+
 def fmt_ci(lo: Any, hi: Any) -> str:
     if math.isnan(_to_float(lo)) and math.isnan(_to_float(hi)):
         return "n/a"
@@ -532,6 +696,26 @@ class _Row:
     key: bool = False  # carries the verdict's key effect (Holm p, verdict decision)
     p_adjusted: float | None = None
     shown_decision: str = ""  # verdict decision on the key row, own decision elsewhere
+    unit: str = "seeds"
+    ci_level: float = NAN  # level of this row's CI (NaN: the verdict's)
+    test: str = ""  # name of this row's deciding test
+
+
+def _row_level(v: Verdict, r: EffectRow) -> float:
+    if r.deciding is not None and math.isfinite(_to_float(r.deciding.ci_level)):
+        return float(r.deciding.ci_level)
+    return v.ci_level
+
+
+def _levels(rows: Sequence[_Row]) -> list[float]:
+    """The distinct CI levels of rows that have a CI."""
+    out: list[float] = []
+    for r in rows:
+        lvl = _to_float(r.ci_level)
+        has_ci = not math.isnan(_to_float(r.ci_low))
+        if has_ci and not math.isnan(lvl) and not any(math.isclose(lvl, o) for o in out):
+            out.append(lvl)
+    return out
 
 
 def _ci_pair(v: Verdict) -> tuple[float, float]:
@@ -552,6 +736,9 @@ def _rows(v: Verdict) -> list[_Row]:
             r.n,
             r.decision,
             dict(r.extra or {}),
+            unit=r.unit,
+            ci_level=_row_level(v, r),
+            test=r.deciding.name if r.deciding is not None else "",
         )
         for r in v.experiments
     ]
@@ -570,6 +757,9 @@ def _rows(v: Verdict) -> list[_Row]:
                 p.n,
                 p.decision,
                 dict(p.extra or {}),
+                unit=p.unit,
+                ci_level=_row_level(v, p),
+                test=p.deciding.name if p.deciding is not None else "",
             )
         )
     if v.pooled is None and len(v.experiments) != 1:
@@ -587,6 +777,7 @@ def _rows(v: Verdict) -> list[_Row]:
                 None,
                 v.decision,
                 {},
+                ci_level=v.ci_level,
             )
         )
     for r in rows:
@@ -631,6 +822,8 @@ def _p_eq(p: Any) -> str:
 
 def _test_line(v: Verdict) -> str:
     parts = [f"statistic = {fmt_num(v.statistic)}", f"p {_p_eq(v.p_value)}"]
+    if v.deciding is not None:
+        parts.insert(0, f"deciding test: {v.deciding.describe()}")
     if v.p_adjusted is not None:
         fam = f" (family of {len(v.family)})" if v.family else ""
         parts.append(f"Holm p {_p_eq(v.p_adjusted)}{fam}")
@@ -688,7 +881,7 @@ def _row_cells(r: _Row) -> list[str]:
         fmt_num(r.ci_high),
         fmt_num(r.statistic),
         fmt_p(r.p_value),
-        "" if r.n is None else str(r.n),
+        "" if r.n is None else f"{r.n} {r.unit}",
         r.shown_decision,
     ]
 
@@ -722,6 +915,8 @@ def _effects_table(
     ``cell`` escapes each cell for the format; ``mark_key`` highlights the key row's cells.
     """
     has_holm = any(r.key and r.p_adjusted is not None for r in rows)
+    mixed = len(_levels(rows)) > 1
+    tests = len({r.test for r in rows}) > 1
     headers = list(_EFFECT_HEADERS)
     body = []
     for r in rows:
@@ -731,10 +926,42 @@ def _effects_table(
         if has_holm:
             holm_p = cell(fmt_p(r.p_adjusted)) if r.key and r.p_adjusted is not None else ""
             cells = cells[:6] + [holm_p] + cells[6:]
+        if mixed:
+            lvl = _to_float(r.ci_level)
+            cells = cells[:4] + [cell("" if math.isnan(lvl) else _pct(lvl))] + cells[4:]
+        if tests:
+            cells = cells + [cell(r.test)]
         body.append(cells)
     if has_holm:
         headers = headers[:6] + ["Holm p"] + headers[6:]
-    return headers, body, set(range(1, len(headers) - 1))
+    if mixed:
+        headers = headers[:4] + ["CI level"] + headers[4:]
+    if tests:
+        headers = headers + ["deciding test"]
+    right = set(range(1, len(headers) - (2 if tests else 1)))
+    return headers, body, right
+
+
+def _ci_words(v: Verdict, rows: Sequence[_Row]) -> str:
+    """The table's CI level, stated once (or where it is stated when rows differ)."""
+    levels = _levels(rows)
+    if len(levels) == 1:
+        return f"{_pct(levels[0])} two-sided"
+    if not levels:
+        return v.ci_note
+    return "two-sided, at the level in the 'CI level' column (Holm-adjusted where the p is)"
+
+
+def _pooling_words(v: Verdict) -> str:
+    """One sentence on the pooled row: method, tau² and I²; empty without a pooled row."""
+    if v.pooled is None:
+        return ""
+    ex = v.pooled.extra or {}
+    tau2, i2 = ex.get("tau2"), ex.get("i2")
+    parts = [f"Pooled row: {v.pooling or 'random-effects'}"]
+    if tau2 is not None or i2 is not None:
+        parts.append(f"tau² = {fmt_num(tau2)}, I² = {fmt_num(i2)} (of the key effect)")
+    return "; ".join(parts) + "."
 
 
 def _further_numbers(rows: Sequence[_Row], cell: Callable[[str], str] = str) -> _Table | None:
@@ -751,19 +978,23 @@ def _family_table(
     cell: Callable[[str], str] = str,
     decision: Callable[[str], str] | None = None,
 ) -> _Table:
-    """One line per verdict of a family: decision, estimate, CI, p and Holm p."""
+    """One line per verdict of a family: decision, deciding test, estimate, CI (with its level),
+    p and Holm p."""
     body = [
         [
             cell(v.hypothesis),
             decision(str(v.decision)) if decision is not None else cell(str(v.decision)),
+            cell(v.deciding.name if v.deciding is not None else ""),
             cell(fmt_num(v.estimate)),
             cell(fmt_ci(*_ci_pair(v))),
+            cell(_pct(v.ci_level) if v.available and not math.isnan(v.ci_level) else ""),
             cell(fmt_p(v.p_value)),
             cell(fmt_p(v.p_adjusted)) if v.p_adjusted is not None else "",
         ]
         for v in items
     ]
-    return ["hypothesis", "decision", "estimate", "CI", "p", "Holm p"], body, {2, 4, 5}
+    headers = ["hypothesis", "decision", "deciding test", "estimate", "CI", "CI level", "p"]
+    return headers + ["Holm p"], body, {3, 5, 6, 7}
 
 
 def _verdict_text(v: Verdict, details: bool, width: int) -> str:
@@ -774,8 +1005,13 @@ def _verdict_text(v: Verdict, details: bool, width: int) -> str:
     rows = _rows(v)
     if v.experiments or v.pooled is not None:
         lines.append("")
-        lines.append(f"Per experiment. CIs: {v.ci_note}. The last row carries the key effect.")
+        lines.append(
+            f"Per experiment. CIs: {_ci_words(v, rows)}. n: seeds per experiment, experiments "
+            "pooled. The last row carries the verdict's decision."
+        )
         lines.append(_text_table(*_effects_table(rows)))
+        if v.pooled is not None:
+            lines += textwrap.wrap(_pooling_words(v), width=width)
     if details:
         further = _further_numbers(rows)
         if further is not None:
@@ -790,13 +1026,23 @@ def _verdict_text(v: Verdict, details: bool, width: int) -> str:
     return "\n".join(lines)
 
 
-def _family_text(items: Sequence[Verdict]) -> str:
+def family_title(items: Sequence[Verdict]) -> str:
+    """``"5 hypotheses tested as one Holm family at alpha = 0.05; 1 not testable: x"``: the
+    family size stated once, the same number every verdict's "family of N" gives."""
     alphas = sorted({f"{v.alpha:g}" for v in items})
     tested = [v for v in items if v.p_adjusted is not None]
-    title = f"{len(items)} hypotheses"
+    untested = [v.hypothesis for v in items if v.p_adjusted is None]
     if tested:
-        title += f", Holm-adjusted as a family at alpha = {', '.join(alphas)}"
-    return f"{title}\n\n" + _text_table(*_family_table(items))
+        title = f"{len(tested)} hypotheses tested as one Holm family at alpha = {', '.join(alphas)}"
+    else:
+        title = f"{len(items)} hypotheses"
+    if tested and untested:
+        title += f"; not in the family (no p-value on this store): {', '.join(untested)}"
+    return title
+
+
+def _family_text(items: Sequence[Verdict]) -> str:
+    return f"{family_title(items)}\n\n" + _text_table(*_family_table(items))
 
 
 # ---------------------------------------------------------------- markdown
@@ -846,7 +1092,13 @@ def _verdict_markdown(v: Verdict, details: bool) -> str:
             return [f"**{cells[0]}**"] + cells[1:-1] + [f"**{cells[-1]}**"]
 
         out += ["", _md_table(*_effects_table(rows, mark_key=bold_ends))]
-        out += ["", f"_CIs: {v.ci_note}. Last row: the key effect and the verdict's decision._"]
+        out += [
+            "",
+            f"_CIs: {_ci_words(v, rows)}. n: seeds per experiment, experiments pooled. Last row: "
+            f"the verdict's decision._",
+        ]
+        if v.pooled is not None:
+            out += ["", f"_{_pooling_words(v)}_"]
     if details:
         further = _further_numbers(rows)
         if further is not None:
@@ -862,7 +1114,7 @@ def _verdict_markdown(v: Verdict, details: bool) -> str:
 
 def _family_markdown(items: Sequence[Verdict]) -> str:
     table = _family_table(items, decision=lambda d: f"**{d}**")
-    return "## Verdicts\n\n" + _md_table(*table)
+    return f"## Verdicts\n\n{family_title(items)}.\n\n" + _md_table(*table)
 
 
 # ---------------------------------------------------------------- LaTeX
@@ -963,7 +1215,7 @@ def _latex_tabular(items: Sequence[Verdict], hypothesis_column: bool) -> str:
                 cells.append(_tex_p(r.p_adjusted) if r.key and r.p_adjusted is not None else "")
             decision = latex_escape(r.shown_decision)
             cells += [
-                "" if r.n is None else str(r.n),
+                "" if r.n is None else f"{r.n} {latex_escape(r.unit)}",
                 f"\\textbf{{{decision}}}" if r.key else decision,
             ]
             if r.key and j > 0 and r.kind != "experiment" and len(rows) > 1:
@@ -1039,6 +1291,7 @@ _CSV_COLUMNS = [
     "statistic",
     "p_value",
     "n",
+    "n_unit",
     "decision",
     "verdict_decision",
     "p_adjusted",
@@ -1077,6 +1330,7 @@ def _csv(items: Sequence[Verdict]) -> str:
                 _csv_value(_to_float(r.statistic)),
                 _csv_value(_to_float(r.p_value)),
                 "" if r.n is None else str(r.n),
+                "" if r.n is None else r.unit,
                 r.decision,
                 v.decision,
                 _csv_value(v.p_adjusted),
@@ -1136,7 +1390,9 @@ def _verdict_html(v: Verdict, details: bool) -> str:
             return cells[:-1] + [f"<b>{cells[-1]}</b>"]
 
         parts.append(_html_table(*_effects_table(rows, cell=_h, mark_key=bold_decision)))
-        parts.append(f"<p><small>CIs: {_h(v.ci_note)}.</small></p>")
+        parts.append(
+            f"<p><small>CIs: {_h(_ci_words(v, rows))}. {_h(_pooling_words(v))}</small></p>"
+        )
     if details:
         further = _further_numbers(rows, cell=_h)
         if further is not None:

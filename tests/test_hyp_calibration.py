@@ -1,57 +1,31 @@
 """Calibration of the built-in hypotheses on synthetic stores with a planted truth.
 
-For each hypothesis:
+The cases live in :mod:`kdtheory.calibration` (shared with ``benchmarks/calibration.py``, which
+runs 200+ stores per case and whose last run the README records). Here:
 
-- under a null (the claim false, at its least favourable point where one exists) the rate of a
-  wrong "supported" over many generated stores stays within alpha plus binomial slack (the upper
-  99% binomial quantile of the count);
-- under a clear planted effect the right verdict comes in >= 90% of stores;
-- under the opposite effect the verdict is "rejected" in >= 90% of stores (label-smoothing: LS
-  clearly *better* than KD neither rejects the claim, whose rejection is "KD beats LS", nor
-  supports it, so "inconclusive");
-- label-smoothing rejects when KD beats LS on average *or at any fraction* (one Holm family), so
-  also the rate of a wrong "rejected" is checked, with KD and LS equal at every fraction.
-
-Stores are small (one experiment, numpy-generated, only the methods the hypothesis needs) so
-that every case runs in a few seconds.
+- under every null (the claim false at its least favourable point, or true at the edge of an
+  equivalence band for a wrong "rejected") the count of wrong findings over many stores stays
+  within the upper 99% binomial quantile at alpha: for one experiment with 5 seeds, and — the
+  pooled verdicts included — for 3 experiments × 3 seeds with 100 test samples, with the
+  default pooling;
+- the same on the multi-experiment design with the former pooling (DerSimonian–Laird with a
+  normal z) fails, which is why it is gone: the test shows its over-rejection;
+- under clear planted effects the right verdict comes in >= 90% of one-experiment stores.
 """
 
 from __future__ import annotations
 
-import multiprocessing as mp
-import os
-from collections import Counter
-
+import numpy as np
 import pytest
-from scipy.stats import binom
 
 import kdtheory.hypotheses
-from kdtheory.hypotheses import kdtheory_register_hypotheses
-from kdtheory.synthetic import make_experiment
+from kdtheory.calibration import EFFECTS, NULLS, max_wrong, run_case
+from kdtheory.stats import one_sample_t, pool_experiments, random_effects_meta
 
 ALPHA = 0.05
 N_NULL = 120
+N_MULTI = 100
 N_POWER = 20
-
-HYPOTHESES = {h.name: h for h in kdtheory_register_hypotheses()}
-
-# Accuracy-based hypotheses never look at the training logits: a small train set keeps the
-# stores cheap (the planted accuracies depend on log(kappa / kappa_max) only).
-_ACC = {"n_test": 300, "n_train": 100, "features": False}
-DESIGNS = {
-    "data-efficiency": {"methods": ("label", "kd-T4"), **_ACC},
-    "label-smoothing": {"methods": ("kd-T4", "ls"), **_ACC},
-    "dark-knowledge": {"methods": ("label", "kd-T4", "kd-shuffled-T4"), **_ACC, "n_test": 200},
-    "neural-collapse": {
-        "methods": ("label", "kd-T4"),
-        "n_test": 50,
-        "n_train": 200,
-        "fractions": (0.15, 0.4, 1.0),
-        "n_seeds": 4,
-        "n_feature_sample": 100,
-    },
-    "fidelity-decay": {"methods": ("kd-T4",), "n_test": 300, "n_train": 300, "features": False},
-}
 
 
 @pytest.fixture(autouse=True)
@@ -60,104 +34,70 @@ def _no_model_summaries(monkeypatch):
     monkeypatch.setattr(kdtheory.hypotheses, "FIT_SUMMARIES", False)
 
 
-def _decisions(args: tuple[str, list[int], dict]) -> Counter:
-    name, seeds, truth = args
-    kdtheory.hypotheses.FIT_SUMMARIES = False  # also in forked workers
-    hyp = HYPOTHESES[name]
-    out: Counter = Counter()
-    for seed in seeds:
-        ds = make_experiment(seed=seed, **DESIGNS[name], **truth)
-        out[hyp.test({"sim": ds}, alpha=ALPHA).decision] += 1
-    return out
+def _ids(cases):
+    return [f"{c.hypothesis}-{c.decision}-{i}" for i, c in enumerate(cases)]
 
 
-def decisions(name: str, n: int, seed: int, **truth) -> Counter:
-    """Decisions of hypothesis ``name`` on ``n`` independent one-experiment stores.
-
-    The stores are split over two forked processes where the platform allows (the result does
-    not depend on it: store ``i`` always has generator seed ``seed * 100003 + i``).
-    """
-    seeds = [seed * 100_003 + i for i in range(n)]
-    workers = min(2, os.cpu_count() or 1)
-    if workers < 2 or "fork" not in mp.get_all_start_methods():
-        return _decisions((name, seeds, truth))
-    chunks = [(name, seeds[k::workers], truth) for k in range(workers)]
-    with mp.get_context("fork").Pool(workers) as pool:
-        return sum(pool.map(_decisions, chunks), Counter())
+SINGLE_NULLS = [c for c in NULLS if c.fits("single")]
 
 
-def max_false_supported(n: int, alpha: float = ALPHA) -> int:
-    """Upper 99% binomial quantile of the count of false 'supported' in n stores at rate alpha."""
-    return int(binom.ppf(0.99, n, alpha))
+@pytest.mark.parametrize("case", SINGLE_NULLS, ids=_ids(SINGLE_NULLS))
+def test_wrong_finding_rate_under_null_one_experiment(case):
+    counts = run_case(case, "single", N_NULL, seed=1, alpha=ALPHA)
+    assert counts[case.decision] <= max_wrong(N_NULL, ALPHA), counts
 
 
-# (hypothesis, planted truth) under which the claim is false at its least favourable point
-NULLS = [
-    # gain constant in kappa (positive everywhere): slope = 0
-    ("data-efficiency", {"kd_gain": 2.0, "kd_gain_slope": 0.0}),
-    # LS better than KD by exactly the margin at every fraction: TOST boundary, no rejection
-    ("label-smoothing", {"ls_gap": -1.0, "ls_gap_slope": 0.0}),
-    # KD's ranking follows the teacher, but shuffling costs nothing
-    ("dark-knowledge", {"shuffled_gap": 0.0, "shuffled_gap_slope": 0.0}),
-    # KD features align with the teacher, but collapse is the same
-    ("neural-collapse", {"nc1_log_ratio": 0.0}),
-    # exponent at the edge of the equivalence margin (-0.5 - 0.25)
-    ("fidelity-decay", {"fidelity_b": -0.75}),
-]
+@pytest.mark.slow
+@pytest.mark.parametrize("case", NULLS, ids=_ids(NULLS))
+def test_wrong_finding_rate_under_null_three_experiments_pooled(case):
+    counts = run_case(case, "multi", N_MULTI, seed=5, alpha=ALPHA)
+    assert counts[case.decision] <= max_wrong(N_MULTI, ALPHA), counts
 
 
-@pytest.mark.parametrize(("name", "truth"), NULLS, ids=[n for n, _ in NULLS])
-def test_false_supported_rate_under_null(name, truth):
-    counts = decisions(name, N_NULL, seed=1, **truth)
-    assert counts["supported"] <= max_false_supported(N_NULL), counts
+@pytest.mark.parametrize("case", EFFECTS, ids=_ids(EFFECTS))
+def test_planted_effect_gives_the_right_verdict(case):
+    counts = run_case(case, "single", N_POWER, seed=3, alpha=ALPHA)
+    assert counts[case.decision] >= 0.9 * N_POWER, counts
 
 
-def test_dark_knowledge_second_null():
-    # KD beats shuffled, but KD ranks the wrong classes no more like the teacher than label does
-    counts = decisions("dark-knowledge", 40, seed=2, kd_rank_weight=0.3, label_rank_weight=0.3)
-    assert counts["supported"] <= max_false_supported(40), counts
+def _null_pools(n: int, rng: np.random.Generator, sds=(0.3, 1.0, 3.0), tau: float = 0.5):
+    """``n`` null sets of 3 experiments x 3 seed-level values: per-experiment estimates, their
+    standard errors, and the seed counts (true pooled mean 0)."""
+    for _ in range(n):
+        vals = [rng.normal(rng.normal(0, tau), sd, 3) for sd in sds]
+        yield (
+            [v.mean() for v in vals],
+            [v.std(ddof=1) / np.sqrt(3) for v in vals],
+            [3, 3, 3],
+        )
 
 
-def test_label_smoothing_false_rejected_rate_under_null():
-    # KD = LS at every fraction: the least favourable point for every test of the rejection
-    # family (mean and per-fraction one-sided t-tests), whose Holm adjustment bounds the
-    # family-wise rate of a wrong "rejected" by alpha
-    counts = decisions("label-smoothing", N_NULL, seed=4, ls_gap=0.0, ls_gap_slope=0.0)
-    assert counts["rejected"] <= max_false_supported(N_NULL), counts
+def test_default_pooling_holds_alpha_where_z_and_hksj_do_not():
+    # 3 experiments x 3 seeds, unequal within-experiment spread and between-experiment variance:
+    # the shape of the shipped store. Standard errors from 3 seeds (2 df) make inverse-variance
+    # weights noisy; DerSimonian-Laird with a normal z and even Hartung-Knapp over-reject.
+    rng = np.random.default_rng(7)
+    n = 1500
+    hits = {"mixed": 0, "hksj": 0, "dl-z": 0}
+    for est, se, ns in _null_pools(n, rng):
+        hits["mixed"] += pool_experiments(est, se, ns, "greater", ALPHA).p_value <= ALPHA
+        hits["hksj"] += (
+            pool_experiments(est, se, ns, "greater", ALPHA, method="hksj").p_value <= ALPHA
+        )
+        hits["dl-z"] += random_effects_meta(est, se, "greater", ALPHA).p_value <= ALPHA
+    assert hits["mixed"] <= max_wrong(n, ALPHA), hits
+    assert hits["hksj"] > max_wrong(n, ALPHA), hits
+    assert hits["dl-z"] > max_wrong(n, ALPHA), hits
 
 
-# (hypothesis, planted truth, verdict that must come in >= 90% of stores)
-EFFECTS = [
-    ("data-efficiency", {}, "supported"),  # gain 7 points at the smallest fraction, slope -2
-    ("data-efficiency", {"kd_gain": 2.0, "kd_gain_slope": 0.0}, "rejected"),  # TOST: flat
-    ("data-efficiency", {"kd_gain_slope": 2.0, "kd_gain": 7.0}, "rejected"),  # opposite
-    ("label-smoothing", {}, "rejected"),  # KD beats LS, most at small data
-    # KD beats LS by 5 points at the smallest fraction, LS beats KD by 4 at the largest: the
-    # mean over fractions is about 0, the per-fraction tests reject
-    ("label-smoothing", {"ls_gap": -4.0, "ls_gap_slope": -3.0}, "rejected"),
-    (
-        "label-smoothing",
-        {"ls_gap": 0.0, "ls_gap_slope": 0.0, "cell_sd": 0.15, "method_seed_sd": 0.1},
-        "supported",
-    ),
-    # LS clearly better than KD: KD does not beat LS, nor do they match -> inconclusive
-    ("label-smoothing", {"ls_gap": -3.0, "ls_gap_slope": 0.0}, "inconclusive"),
-    ("dark-knowledge", {}, "supported"),
-    ("dark-knowledge", {"shuffled_gap": 0.0, "shuffled_gap_slope": 0.0}, "rejected"),  # TOST
-    ("dark-knowledge", {"shuffled_gap": -3.0, "shuffled_gap_slope": 0.0}, "rejected"),
-    ("neural-collapse", {}, "supported"),
-    ("neural-collapse", {"nc1_log_ratio": -0.7}, "rejected"),
-    ("fidelity-decay", {}, "supported"),  # b = -0.5
-    ("fidelity-decay", {"fidelity_b": -1.0}, "rejected"),
-    ("fidelity-decay", {"fidelity_b": 0.0, "fidelity_gap_at_min": 0.08}, "rejected"),
-]
-
-
-@pytest.mark.parametrize(
-    ("name", "truth", "expected"),
-    EFFECTS,
-    ids=[f"{n}-{e}-{i}" for i, (n, _, e) in enumerate(EFFECTS)],
-)
-def test_planted_effect_gives_the_right_verdict(name, truth, expected):
-    counts = decisions(name, N_POWER, seed=3, **truth)
-    assert counts[expected] >= 0.9 * N_POWER, counts
+def test_mixed_pooling_is_the_t_test_of_the_experiment_estimates():
+    est, se = [1.0, 2.0, 4.5], [0.2, 0.5, 1.0]
+    m = pool_experiments(est, se, [3, 3, 3], "two-sided", ALPHA)
+    t = one_sample_t(est, "two-sided", ALPHA)
+    assert (m.estimate, m.p_value, *m.ci) == pytest.approx((t.estimate, t.p_value, *t.ci))
+    assert m.k == 3 and m.tau2 == pytest.approx(
+        max(0.0, np.var(est, ddof=1) - np.mean(np.square(se)))
+    )
+    assert 0 <= m.i2 <= 1
+    # one experiment is not pooled
+    assert np.isnan(pool_experiments([1.0], [0.1], [3]).p_value)

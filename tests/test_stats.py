@@ -370,3 +370,48 @@ def test_slope_test_false_positive_rate_under_null(alternative):
     slack = 3 * math.sqrt(alpha * (1 - alpha) / n_sim)
     assert rejections / n_sim <= alpha + slack
     assert rejections / n_sim >= alpha - slack  # exact test: the rate is not far below alpha
+
+
+# ---------------------------------------------------------------------------- pooling, Holm CIs
+def test_pool_experiments_hksj_matches_random_effects_meta_and_needs_two():
+    from kdtheory.stats import pool_experiments
+
+    est, se = [0.5, 1.2, 0.9], [0.3, 0.4, 0.2]
+    h = pool_experiments(est, se, [3, 3, 3], "greater", 0.05, method="hksj")
+    r = random_effects_meta(est, se, "greater", 0.05, knapp_hartung=True)
+    assert (h.estimate, h.p_value, h.ci_low) == pytest.approx((r.estimate, r.p_value, r.ci_low))
+    assert "Hartung-Knapp" in h.method
+    for method in ("mixed", "hksj"):
+        one = pool_experiments([0.5, np.nan], [0.3, 0.2], [3, 3], method=method)
+        assert one.k == 1 and np.isnan(one.p_value)
+    with pytest.raises(ValueError, match="pooling method"):
+        pool_experiments(est, se, [3, 3, 3], method="dl")
+
+
+def test_pool_experiments_mixed_ignores_the_standard_errors_weights():
+    from kdtheory.stats import pool_experiments
+
+    # a tiny standard error (all seeds of one experiment agree) must not dominate the pool
+    a = pool_experiments([0.1, 2.0, 2.2], [1e-9, 0.5, 0.5], [3, 3, 3], "greater")
+    b = pool_experiments([0.1, 2.0, 2.2], [0.5, 0.5, 0.5], [3, 3, 3], "greater")
+    assert a.estimate == pytest.approx(b.estimate) == pytest.approx(1.4333333)
+    assert a.p_value == pytest.approx(b.p_value)
+
+
+@pytest.mark.parametrize("alternative", ["greater", "two-sided"])
+def test_holm_adjusted_ci_clears_the_null_exactly_when_the_holm_p_is_below_alpha(alternative):
+    from kdtheory.stats import ci_at_level, holm_ci_level
+
+    rng = np.random.default_rng(3)
+    agree = 0
+    for _ in range(300):
+        samples = [rng.normal(rng.choice([0.0, 1.0]), 1.0, 5) for _ in range(4)]
+        tests = [one_sample_t(s, alternative, 0.05) for s in samples]
+        adjusted = holm([t.p_value for t in tests])
+        for t, p_adj in zip(tests, adjusted, strict=True):
+            level = holm_ci_level(t.p_value, p_adj, alternative, 0.05)
+            lo, hi = ci_at_level(t.estimate, t.se, t.df, level)
+            clears = lo > 0 if alternative == "greater" else (lo > 0 or hi < 0)
+            assert clears == (p_adj <= 0.05), (t.p_value, p_adj, lo, hi)
+            agree += 1
+    assert agree == 1200

@@ -12,8 +12,11 @@ import numpy as np
 import pytest
 
 from kdtheory.verdict import (
+    DecidingTest,
     EffectRow,
     Verdict,
+    fmt_p,
+    p_text,
     render,
     verdicts_from_json,
     verdicts_to_json,
@@ -298,3 +301,76 @@ def test_render_rejects_unknown_format():
     with pytest.raises(ValueError, match="unknown format"):
         render(make_verdict(), "docx")
     assert render(make_verdict(), "md") == make_verdict().as_markdown()
+
+
+# ----------------------------------------------------------------------------- deciding test
+@pytest.mark.parametrize(
+    ("kind", "ci", "clears"),
+    [
+        ("greater", (0.1, 2.0), True),
+        ("greater", (-0.1, 2.0), False),
+        ("less", (-2.0, -0.1), True),
+        ("less", (-2.0, 0.1), False),
+        ("two-sided", (-2.0, -0.1), True),
+        ("two-sided", (-0.1, 0.1), False),
+        ("inside", (-0.9, 0.9), True),
+        ("inside", (-1.1, 0.9), False),
+        ("outside", (1.1, 3.0), True),
+        ("outside", (0.9, 3.0), False),
+        ("greater", (NAN, NAN), False),
+    ],
+)
+def test_deciding_test_decision_follows_p_alpha_and_ci(kind, ci, clears):
+    t = DecidingTest("t", "rejected", kind, null=0.0, low=-1.0, high=1.0, ci_level=0.9)
+    assert t.clears(*ci) == clears
+    assert t.implied_decision(0.01, 0.05, *ci) == ("rejected" if clears else "inconclusive")
+    assert t.implied_decision(0.2, 0.05, *ci) == "inconclusive"
+    assert t.implied_decision(NAN, 0.05, *ci) == "inconclusive"
+    with pytest.raises(ValueError, match="kind"):
+        DecidingTest("t", "supported", "sideways")
+
+
+def test_verdict_with_deciding_test_round_trips_and_uses_the_holm_p():
+    test = DecidingTest("intersection-union", "supported", "greater", ci_level=0.9)
+    v = make_verdict(p_adjusted=0.012)
+    v.deciding, v.pooling = test, "mixed: t on k - 1 df"
+    v.pooled.deciding, v.pooled.unit = test, "experiments"
+    assert Verdict.from_json(v.as_json()) == v
+    assert v.implied_decision() == "supported"
+    v.p_adjusted = 0.08  # Holm-adjusted above alpha: the numbers imply inconclusive
+    assert v.implied_decision() == "inconclusive"
+    text = v.as_text()
+    assert "deciding test: intersection-union" in text
+    assert "2 experiments" in text and "5 seeds" in text
+    assert "Pooled row: mixed: t on k - 1 df" in text and "tau² = 0" in text
+    assert make_verdict().implied_decision() is None  # no deciding test, no claim
+
+
+def test_ci_level_column_appears_only_when_the_rows_differ():
+    v = make_verdict()
+    v.experiments[0].deciding = DecidingTest("a", "supported", "greater", ci_level=0.9)
+    v.pooled.deciding = DecidingTest("a", "supported", "greater", ci_level=0.9)
+    assert "CI level" not in v.as_text() and "CIs: 90% two-sided" in v.as_text()
+    v.experiments[1].deciding = DecidingTest("b", "rejected", "greater", ci_level=0.975)
+    text = v.as_text()
+    assert "CI level" in text and "97.5%" in text and "deciding test" in text
+
+
+def test_family_title_counts_the_holm_family_once():
+    tested = [make_verdict("a"), make_verdict("b")]
+    for v in tested:
+        v.family = ["a", "b"]
+    missing = Verdict.unavailable("c", "claim", "prediction", 0.05, "needs ls")
+    text = render([*tested, missing], "text")
+    assert text.startswith("2 hypotheses tested as one Holm family at alpha = 0.05")
+    assert "not in the family (no p-value on this store): c" in text
+    assert "(family of 2)" in text
+    assert "2 hypotheses tested as one Holm family" in render([*tested, missing], "markdown")
+
+
+def test_one_p_formatting():
+    import kdtheory.hypotheses as h
+
+    assert fmt_p(0.02494) == "0.0249" and fmt_p(3e-6) == "<0.0001" and fmt_p(NAN) == "n/a"
+    assert p_text(0.02494) == "p = 0.0249" and p_text(3e-6) == "p < 0.0001"
+    assert h.fmt_p(0.02494) == p_text(0.02494) and h.fmt_p(NAN) == "p = n/a"

@@ -15,8 +15,8 @@ import xarray as xr
 
 import kdtheory
 from kdtheory.hypothesis import Hypothesis
-from kdtheory.stats import one_sample_t, random_effects_meta
-from kdtheory.verdict import EffectRow, Verdict
+from kdtheory.stats import ci_level, one_sample_t, pool_experiments
+from kdtheory.verdict import DecidingTest, EffectRow, Verdict
 
 
 def accuracy(ds: xr.Dataset, method: str) -> np.ndarray:
@@ -36,12 +36,14 @@ def _first_method(ds: xr.Dataset, objective: str) -> str:
     ]
 
 
-def _decide(ci_low: float, ci_high: float, p: float, alpha: float) -> str:
-    if p < alpha:
-        return "supported"
-    if ci_high < 0:  # the one-sided bound excludes any gain: the data contradict the claim
-        return "rejected"
-    return "inconclusive"
+def _decide(ci_low: float, ci_high: float, p: float, alpha: float) -> tuple[str, float, Any]:
+    """The decision, the p it rests on and its test: the p and CI shown agree with it."""
+    level = ci_level("greater", alpha)
+    if p <= alpha and ci_low > 0:
+        return "supported", p, DecidingTest("gain > 0", "supported", "greater", ci_level=level)
+    if 1.0 - p <= alpha and ci_high < 0:  # the gain is significantly negative
+        return "rejected", 1.0 - p, DecidingTest("gain < 0", "rejected", "less", ci_level=level)
+    return "inconclusive", p, DecidingTest("gain > 0", "supported", "greater", ci_level=level)
 
 
 class KDGain(Hypothesis):
@@ -75,46 +77,53 @@ class KDGain(Hypothesis):
                 warnings.simplefilter("ignore", RuntimeWarning)  # seeds with no trained cell
                 per_seed = np.nanmean(gain, axis=0)  # seeds are the unit of replication
             r = one_sample_t(per_seed, alternative="greater", alpha=alpha)
+            decision, p, test = _decide(r.ci_low, r.ci_high, r.p_value, alpha)
             rows.append(
                 EffectRow(
                     label=str(exp_id),
                     estimate=r.estimate,
                     ci_low=r.ci_low,
                     ci_high=r.ci_high,
-                    p_value=r.p_value,
+                    p_value=p,
                     statistic=r.statistic,
                     n=r.n,
-                    decision=_decide(r.ci_low, r.ci_high, r.p_value, alpha),
+                    decision=decision,
                     extra={"kd_method": kd},
+                    deciding=test,
                 )
             )
             ses.append(r.se)
         pooled = None
         key: Any = rows[0]
         model = "one-sided paired t-test across seeds"
+        pooling = ""
         if len(rows) > 1:
-            m = random_effects_meta(
-                [r.estimate for r in rows], ses, alternative="greater", alpha=alpha
+            # experiment as a random effect, t on k - 1 df: honest with a handful of experiments
+            m = pool_experiments(
+                [r.estimate for r in rows], ses, [r.n for r in rows], "greater", alpha
             )
+            decision, p, test = _decide(m.ci_low, m.ci_high, m.p_value, alpha)
             pooled = EffectRow(
                 "pooled",
                 m.estimate,
                 m.ci_low,
                 m.ci_high,
-                m.p_value,
+                p,
                 m.statistic,
                 m.k,
-                _decide(m.ci_low, m.ci_high, m.p_value, alpha),
+                decision,
                 {"tau2": m.tau2, "i2": m.i2},
+                unit="experiments",
+                deciding=test,
             )
             key = pooled
             model += f"; {m.method}"
-        decision = _decide(key.ci_low, key.ci_high, key.p_value, alpha)
+            pooling = m.method
         return Verdict(
             hypothesis=self.name,
             claim=self.claim,
             prediction=self.prediction,
-            decision=decision,
+            decision=key.decision,
             alpha=alpha,
             effect="test-accuracy gain of KD over label training (fraction of test samples)",
             estimate=key.estimate,
@@ -123,9 +132,11 @@ class KDGain(Hypothesis):
             statistic=key.statistic,
             model=model,
             alternative="greater",
-            reason=f"The mean gain is {key.estimate:.4g} (one-sided p = {key.p_value:.3g}).",
+            reason=f"Mean gain {key.estimate:.4g} ({key.deciding.name}: p = {key.p_value:.3g}).",
             experiments=rows,
             pooled=pooled,
+            deciding=key.deciding,
+            pooling=pooling,
         )
 
 
