@@ -1126,7 +1126,7 @@ def _markdown(
         "",
         "## Convergence",
         "",
-        *[f"- {line}" for line in _convergence_lines(verdicts)],
+        *[f"- {md_inert(line)}" for line in _convergence_lines(verdicts)],
         "",
         "## Experiments",
         "",

@@ -189,7 +189,10 @@ def record_axes(root: str | Path, experiment: str, axes: Mapping[str, list[Any]]
         merged[key] = seen + [v for v in values if v not in seen]
     if merged != old:
         meta["axes"] = merged
-        write_text_atomic(path, json.dumps(meta, indent=2))
+        try:
+            write_text_atomic(path, json.dumps(meta, indent=2))
+        except OSError as exc:
+            raise write_failure(path, exc) from None
 
 
 def discard_if_empty(root: str | Path, experiment: str) -> bool:

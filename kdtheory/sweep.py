@@ -543,6 +543,8 @@ def run_experiment(
     """
     progress = progress or SweepProgress()
     objectives = check_specs(cfg)
+    if batch_cells != "auto" and int(batch_cells) < 1:
+        raise SpecError("--batch-cells: must be >= 1 or 'auto'")
     t0 = time.perf_counter()
     dev = resolve_device(device)
     progress.phase(f"{cfg.experiment_id}: loading dataset {cfg.dataset}")
@@ -582,15 +584,6 @@ def _run_locked(
 ) -> SweepReport:
     """The sweep of :func:`run_experiment`, run while holding the experiment's lock."""
     folder = st.ensure_experiment(out, cfg.experiment_id, cfg.recipe())
-    st.record_axes(
-        out,
-        cfg.experiment_id,
-        {
-            "methods": [o.label for o in objectives],
-            "fractions": [float(f) for f in cfg.fractions],
-            "seeds": [int(s) for s in cfg.seeds],
-        },
-    )
     teacher = _teacher(cfg, folder, data, dev, progress)
     report = SweepReport(cfg.experiment_id)
     report.teacher_test_accuracy = float(teacher.attrs.get("teacher_test_accuracy", np.nan))
@@ -610,6 +603,13 @@ def _run_locked(
     if not todo:
         report.seconds = time.perf_counter() - t0
         return report
+    # what this sweep asks for, so that `inspect` can name the cells an interrupted run left
+    # out; recorded once the first cell is written (a run that writes nothing changes nothing)
+    axes = {
+        "methods": [o.label for o in objectives],
+        "fractions": [float(f) for f in cfg.fractions],
+        "seeds": [int(s) for s in cfg.seeds],
+    }
     tdata = TrainingData.from_numpy(
         data.x_train,
         data.y_train,
@@ -658,6 +658,8 @@ def _run_locked(
             acc = float("nan") if res.diverged else _accuracy(res.test_logits, data.y_test)
             cell = _cell_dataset(cfg, obj, f, s, mask, res, teacher, acc, data.y_train)
             st.write_dataset(cell, st.cell_path(out, cfg.experiment_id, obj.label, f, s))
+            if report.trained == 0:
+                st.record_axes(out, cfg.experiment_id, axes)
             report.trained += 1
             report.diverged_now += int(res.diverged)
             report.cell_accuracy[(obj.label, f, s)] = acc
