@@ -223,6 +223,9 @@ def run(
     teacher_epochs: float | None = typer.Option(
         None, help="Teacher budget in epochs over the full training set (instead of steps)."
     ),
+    teacher_batch_size: int | None = typer.Option(
+        None, help="Teacher's minibatch size (default: the students')."
+    ),
     teacher_lr: float | None = typer.Option(None, help="Teacher's peak learning rate."),
     teacher_checkpoint: Path | None = typer.Option(
         None, help="Load the teacher's state_dict from this file instead of training it."
@@ -268,6 +271,7 @@ def run(
             "weight_decay": weight_decay,
             "teacher_steps": teacher_steps,
             "teacher_epochs": teacher_epochs,
+            "teacher_batch_size": teacher_batch_size,
             "teacher_lr": teacher_lr,
             "teacher_checkpoint": str(teacher_checkpoint) if teacher_checkpoint else None,
             "feature_samples": feature_samples,

@@ -7,7 +7,11 @@ and ``report``:
 
 - **loss still falling**: the mean training loss over the last logging interval is more than
   :data:`MAX_LOSS_DROP` (5%) below the mean over the interval that ends at 80% of the cell's
-  budget (``loss_drop_last20``);
+  budget (``loss_drop_last20``), and more than :data:`MIN_LOSS_FALL` (0.01, in the objective's
+  loss units) below it in absolute terms. The absolute tolerance matters for cross-entropy on
+  memorised labels only: its loss tends to zero while the margins keep growing with the
+  learning rate, so under cosine decay it falls by a few per cent of an already tiny value
+  (e.g. 0.046 → 0.043) to the very end, however long the budget;
 - **labels not fitted**: a label-trained student (objective ``label``) classifies less than
   :data:`MIN_LABEL_TRAIN_ACCURACY` (99%) of its own training subset correctly;
 - **diverged**: the training loss became non-finite.
@@ -29,19 +33,24 @@ import xarray as xr
 LOSS_TAIL = 0.2
 #: largest relative fall of the loss over the last LOSS_TAIL of training for a converged cell
 MAX_LOSS_DROP = 0.05
+#: smallest absolute fall (loss units) that counts as "still falling" (see the module docstring)
+MIN_LOSS_FALL = 0.01
 #: smallest accuracy of a label-trained student on its own training subset
 MIN_LABEL_TRAIN_ACCURACY = 0.99
 #: a teacher within this many accuracy points (as a share) of chance is weak
 CHANCE_MARGIN = 0.10
 
 CRITERIA = (
-    f"loss falling by more than {MAX_LOSS_DROP:.0%} over the last {LOSS_TAIL:.0%} of training, "
+    f"loss falling by more than {MAX_LOSS_DROP:.0%} (and by more than {MIN_LOSS_FALL}) over the "
+    f"last {LOSS_TAIL:.0%} of training, "
     f"a label-trained student below {MIN_LABEL_TRAIN_ACCURACY:.0%} accuracy on its own training "
     "subset, or a non-finite loss"
 )
 
 
-def loss_drop(history: np.ndarray, progress: np.ndarray | None = None) -> float:
+def loss_drop(
+    history: np.ndarray, progress: np.ndarray | None = None, absolute: bool = False
+) -> float:
     """Relative fall of a loss history over its last :data:`LOSS_TAIL` of training.
 
     Parameters
@@ -51,6 +60,9 @@ def loss_drop(history: np.ndarray, progress: np.ndarray | None = None) -> float:
     progress : numpy.ndarray, optional
         Position of each entry in training (any increasing scale, e.g. the step it ends at);
         evenly spaced when omitted.
+
+    absolute : bool
+        Return the absolute fall ``L(80%) - L(end)`` instead.
 
     Returns
     -------
@@ -73,9 +85,16 @@ def loss_drop(history: np.ndarray, progress: np.ndarray | None = None) -> float:
     else:
         i0 = int(np.argmin(np.abs(pos - start)))
     a, b = h[i0], h[-1]
+    if absolute:
+        return float(a - b)
     if a == 0:
         return 0.0
     return float((a - b) / abs(a))
+
+
+def still_falling(relative: Any, absolute: Any) -> Any:
+    """The "loss still falling" criterion on relative and absolute falls (scalars or arrays)."""
+    return (relative > MAX_LOSS_DROP) & (absolute > MIN_LOSS_FALL)
 
 
 def train_accuracy(ds: xr.Dataset) -> xr.DataArray:
@@ -88,7 +107,7 @@ def train_accuracy(ds: xr.Dataset) -> xr.DataArray:
     return acc.where(present)
 
 
-def cell_loss_drop(ds: xr.Dataset) -> xr.DataArray:
+def cell_loss_drop(ds: xr.Dataset, absolute: bool = False) -> xr.DataArray:
     """``loss_drop`` of every cell's ``loss_history`` (NaN where none is stored)."""
     dims = ("method", "fraction", "seed")
     if "loss_history" not in ds:
@@ -98,7 +117,7 @@ def cell_loss_drop(ds: xr.Dataset) -> xr.DataArray:
     axis = hist.dims[-1]
     progress = np.asarray(ds[axis].values, dtype=float) if axis in ds.coords else None
     return xr.apply_ufunc(
-        lambda h: loss_drop(h, progress),
+        lambda h: loss_drop(h, progress, absolute),
         hist,
         input_core_dims=[[axis]],
         vectorize=True,
@@ -198,7 +217,7 @@ def check_experiment(name: str, ds: xr.Dataset) -> ExperimentConvergence:
         diverged = xr.zeros_like(acc.notnull())
     present = acc.notnull() | diverged  # a diverged cell's outputs are blanked, yet it exists
     is_label = ds["objective"] == "label"
-    falling = drop > MAX_LOSS_DROP
+    falling = still_falling(drop, cell_loss_drop(ds, absolute=True))
     unfitted = is_label & (acc < MIN_LABEL_TRAIN_ACCURACY)
     bad = present & (falling | unfitted | diverged)
     under = []

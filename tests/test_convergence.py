@@ -111,6 +111,19 @@ def test_the_threshold_is_the_stated_one():
         assert (not report.ok) is flagged
 
 
+def test_a_tiny_loss_falling_by_a_tiny_amount_is_converged():
+    """Memorised labels: 0.010 -> 0.007 is a 30% relative fall but 0.003 in absolute terms."""
+    from kdtheory.convergence import MIN_LOSS_FALL, still_falling
+
+    hist = np.r_[np.geomspace(2.3, 0.01, 40), np.linspace(0.01, 0.007, 10)]
+    assert loss_drop(hist) > MAX_LOSS_DROP
+    assert loss_drop(hist, absolute=True) < MIN_LOSS_FALL
+    assert not still_falling(loss_drop(hist), loss_drop(hist, absolute=True))
+    assert check_experiment("e", _experiment(1.0, hist)).ok
+    # the same relative fall of a larger loss is "still falling"
+    assert not check_experiment("e", _experiment(1.0, hist * 100)).ok
+
+
 # ------------------------------------------------------------------ budgets
 def test_budget_formula_and_recipe():
     cfg = ExperimentConfig(epochs=10, min_steps=50, batch_size=32)
