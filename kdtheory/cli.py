@@ -465,8 +465,8 @@ def _unswept_cells(ds) -> list[str]:
 def _convergence_table(ds, conv) -> Table:
     """Per method × fraction: median train accuracy, median loss drop, under-trained seeds."""
     table = Table(
-        title="convergence: median over seeds of accuracy on own subset / loss fall over the "
-        "last 20% of training / epochs (under-trained seeds)"
+        title="convergence, median over seeds: accuracy on own subset, relative fall of the "
+        "loss over the last 20% of training, epochs (✗: under-trained seeds)"
     )
     table.add_column("method")
     for f in ds.fraction.values:
@@ -484,10 +484,10 @@ def _convergence_table(ds, conv) -> Table:
                 row.append("—")
                 continue
             d = drop.sel(sel).values
-            text = f"{np.nanmedian(a):.3f} / "
+            text = f"{np.nanmedian(a):.3f} "
             text += f"{np.nanmedian(d):+.0%}" if np.isfinite(d).any() else "n/a"
             if epochs is not None and np.isfinite(epochs.sel(sel).values).any():
-                text += f" / {np.nanmedian(epochs.sel(sel).values):.0f}ep"
+                text += f" {np.nanmedian(epochs.sel(sel).values):.0f}ep"
             n_bad = int(under.sel(sel).sum())
             row.append(text + (f" [yellow]({n_bad}✗)[/]" if n_bad else ""))
         table.add_row(*row)

@@ -60,7 +60,9 @@ REQUIRED_VARIABLES = (
 )
 METHOD_COORDS = ("objective", "temperature", "alpha", "smoothing")
 REQUIRED_ATTRS = ("schema", "experiment")
-#: float variables whose storage may be quantized on disk
+#: float variables whose storage may be quantized on disk (``loss_history`` is not: it is
+#: small, and the convergence criteria compare its last values, which int16 packing would
+#: round to zero for a memorised cross-entropy)
 FLOAT_VARIABLES = (
     "test_logits",
     "train_logits",
@@ -70,11 +72,10 @@ FLOAT_VARIABLES = (
     "teacher_features",
     "classifier_weight",
     "classifier_bias",
-    "loss_history",
 )
-#: float variables that must be finite wherever a cell is present (``loss_history`` is a
-#: diagnostic no hypothesis reads, and its length may differ between cells; not checked)
-FINITE_VARIABLES = tuple(v for v in FLOAT_VARIABLES if v != "loss_history")
+#: float variables that must be finite wherever a cell is present (``loss_history`` and the
+#: training records are diagnostics: NaN where unknown, e.g. after a diverged step)
+FINITE_VARIABLES = FLOAT_VARIABLES
 #: (the per-cell training records, ``CELL_RECORDS``, are diagnostics too: NaN where unknown)
 #: the leading dims of per-cell variables; a cell whose values are all NaN is a missing cell
 CELL_DIMS = ("method", "fraction", "seed")
@@ -303,7 +304,8 @@ def _check_nested(ds: xr.Dataset, source: str | Path) -> None:
 #: how float variables are stored on disk (recorded in the ``storage_dtype`` attribute)
 STORAGE_NOTE = (
     "int16 with a CF scale_factor per variable and file (max |value| / 32000, so the absolute "
-    "error is at most 1.6e-5 of the largest value), zlib-compressed; read back as float32"
+    "error is at most 1.6e-5 of the largest value), zlib-compressed; read back as float32; "
+    "loss_history and the training records are stored as float32"
 )
 
 
