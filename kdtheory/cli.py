@@ -341,8 +341,9 @@ def run(
             err_console.print(
                 f"[yellow]warning:[/] {report.experiment}: {diverged} cell(s) diverged (the "
                 "training loss became non-finite); they are stored as diverged, left out of "
-                "every test and shown by `kdtheory inspect`. Lower --lr in a new store, or "
-                "re-run with --retrain-diverged.",
+                "every test and shown by `kdtheory inspect`. Lower --lr in a new store: "
+                "training is deterministic, so --retrain-diverged only helps where the first "
+                "try ran on another device or torch version.",
                 highlight=False,
             )
 
@@ -408,9 +409,16 @@ def inspect(
             for f in ds.fraction.values:
                 vals = acc.sel({"method": m, "fraction": f}).values
                 flags = under.sel({"method": m, "fraction": f}).values
+                gone = (
+                    ds["diverged"].sel({"method": m, "fraction": f}).fillna(0).values > 0
+                    if "diverged" in ds
+                    else np.zeros(len(vals), bool)
+                )
                 parts = []
-                for s, v, bad in zip(ds.seed.values, vals, flags, strict=True):
-                    if np.isfinite(v):
+                for s, v, bad, div in zip(ds.seed.values, vals, flags, gone, strict=True):
+                    if div:
+                        parts.append("[yellow]diverged[/]")
+                    elif np.isfinite(v):
                         parts.append(f"{v:.3f}" + ("[yellow]*[/]" if bad else ""))
                     else:
                         parts.append("—")

@@ -176,10 +176,15 @@ class ExperimentConvergence:
                 "diverged": "diverged",
             }
             why = ", ".join(f"{names.get(k, k)}: {n}" for k, n in reasons.items())
+            fix = (
+                "Lower --lr in a new store (diverged cells)"
+                if set(reasons) == {"diverged"}
+                else "Train longer (--epochs) into a new store"
+            )
             out.append(
                 f"{self.experiment}: {len(self.under_trained)} of {self.cells} cells "
                 f"under-trained ({why}) — {where} (seeds per fraction in brackets). "
-                "Train longer (--epochs) into a new store; `kdtheory inspect` shows each cell."
+                f"{fix}; `kdtheory inspect` shows each cell."
             )
         if self.weak_teacher:
             out.append(

@@ -196,19 +196,27 @@ def record_axes(root: str | Path, experiment: str, axes: Mapping[str, list[Any]]
 
 
 def discard_if_empty(root: str | Path, experiment: str) -> bool:
-    """Remove an experiment folder that holds nothing but its recipe (and lock).
+    """Remove the recipe of an experiment folder that holds nothing else (but its lock).
 
-    Called when a run fails before it wrote the teacher or any cell, so that the corrected
-    command is not refused as "a different recipe". Returns True if the folder was removed.
+    Called, under the lock, when a run fails before it wrote the teacher or any cell, so that
+    the corrected command is not refused as "a different recipe". ``experiment.json`` and empty
+    sub-folders go; the folder and its ``.lock`` stay, since another run may be waiting on that
+    very file (deleting it would let a later run lock a new file while the waiting one holds
+    the old). Returns True if the recipe was removed.
     """
     folder = experiment_dir(root, experiment)
     if not folder.is_dir():
         return False
     left = [p for p in folder.iterdir() if p.name not in (EXPERIMENT_FILE, LOCK_FILE)]
-    if any(p.is_file() or any(p.rglob("*")) for p in left):
+    if any(p.is_file() or any(q.is_file() for q in p.rglob("*")) for p in left):
         return False
-    shutil.rmtree(folder, ignore_errors=True)
-    return True
+    for sub in left:
+        shutil.rmtree(sub, ignore_errors=True)
+    recipe = folder / EXPERIMENT_FILE
+    if recipe.exists():
+        recipe.unlink()
+        return True
+    return False
 
 
 #: below this many free bytes a failed write is reported as a full device

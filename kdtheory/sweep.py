@@ -459,9 +459,10 @@ def _cell_dataset(
     finite = np.isfinite(res.loss_history)
     final = float(res.loss_history[finite][-1]) if finite.any() else float("nan")
     label = objective.objective == "label"
-    converged = (
+    # the criteria of kdtheory.convergence.check_experiment (a NaN fall, from a history too
+    # short to have a last 20%, is not "still falling" there either)
+    converged = bool(
         not res.diverged
-        and np.isfinite(drop)
         and not still_falling(drop, loss_drop(res.loss_history, absolute=True))
         and (not label or train_acc >= MIN_LABEL_TRAIN_ACCURACY)
     )
@@ -686,6 +687,10 @@ def _run_locked(
         results = train_group(jobs, build, tdata, tconf, feat_idx, progress.step)
         shown = []
         for (obj, f, s), res in zip(group, results, strict=True):
+            if not res.diverged and not (
+                np.isfinite(res.test_logits).all() and np.isfinite(res.train_logits).all()
+            ):
+                res.diverged = True  # the last step broke the parameters after the last log
             mask = np.zeros(len(data.y_train), dtype=bool)
             mask[subsets[(f, s)]] = True
             assert mask.sum() == subset_size(f, len(data.y_train))

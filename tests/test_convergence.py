@@ -261,6 +261,7 @@ def test_diverged_cells_are_stored_as_such_warned_about_and_retrained_on_request
     again = run_experiment(cfg, tmp_path, device="cpu")  # never silently counted as a result
     assert again.trained == 0 and again.diverged_kept == 2
     shown = runner.invoke(app, ["inspect", str(tmp_path)])
-    assert "diverged" in shown.output
+    assert "diverged" in shown.output and "no missing cells" in shown.output  # not "missing"
+    assert "Lower --lr" in shown.output
     retried = run_experiment(cfg, tmp_path, device="cpu", retrain_diverged=True)
     assert retried.trained == 2

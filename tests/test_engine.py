@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -197,6 +199,21 @@ def test_mixed_budgets_batched_equals_sequential(arch, shape):
         np.testing.assert_allclose(res.test_logits, alone.test_logits, rtol=1e-4, atol=1e-4)
         np.testing.assert_allclose(res.features, alone.features, rtol=1e-4, atol=1e-4)
         np.testing.assert_allclose(res.loss_history, alone.loss_history, rtol=1e-4, atol=1e-5)
+
+
+def test_mixed_budgets_with_weight_decay_equal_training_alone():
+    """The per-cell learning-rate step is AdamW with that cell's lr, weight decay included."""
+    data = make_data((6,))
+    build = model_builder("mlp:width=16,depth=1", (6,), 4)
+    config = TrainConfig(batch_size=8, lr=3e-3, weight_decay=0.5, log_points=4, warmup=0.1)
+    jobs = mixed_jobs(["label", "kd:T=4", "kd-mse"], [30, 7, 13])
+    together = train_group(jobs, build, data, config)
+    for job, res in zip(jobs, together, strict=True):
+        (alone,) = train_group([job], build, data, config)
+        np.testing.assert_allclose(res.test_logits, alone.test_logits, rtol=1e-5, atol=1e-6)
+    # and it is AdamW: the fixed-step path (one group-wide lr) gives the same cell
+    (fixed,) = train_group([replace(jobs[0], steps=None)], build, data, replace(config, steps=30))
+    np.testing.assert_allclose(together[0].test_logits, fixed.test_logits, rtol=1e-4, atol=1e-5)
 
 
 def test_a_cell_does_not_depend_on_its_batchmates_budgets():
