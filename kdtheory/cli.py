@@ -336,16 +336,6 @@ def run(
             f"already done, {report.seconds:.1f} s",
             highlight=False,
         )
-        diverged = report.diverged_now + report.diverged_kept
-        if diverged:
-            err_console.print(
-                f"[yellow]warning:[/] {report.experiment}: {diverged} cell(s) diverged (the "
-                "training loss became non-finite); they are stored as diverged, left out of "
-                "every test and shown by `kdtheory inspect`. Lower --lr in a new store: "
-                "training is deterministic, so --retrain-diverged only helps where the first "
-                "try ran on another device or torch version.",
-                highlight=False,
-            )
 
 
 def _split_methods(text: str) -> tuple[str, ...]:

@@ -205,14 +205,11 @@ def test_command(
 
 def warn_convergence(verdicts: list[Any]) -> None:
     """One line on stderr when the verdicts rest on under-trained cells or a weak teacher."""
+    from kdtheory.convergence import problem_note
+
     lines = list(dict.fromkeys(w for v in verdicts for w in v.warnings))
     if lines:
-        typer.echo(
-            f"warning: {len(lines)} convergence problem(s) in this store (under-trained cells or "
-            "a weak teacher); each verdict lists them under 'Warning' (JSON: 'warnings'), and "
-            "`kdtheory inspect` shows every cell.",
-            err=True,
-        )
+        typer.echo(f"warning: {problem_note(len(lines))}", err=True)
 
 
 def register(app: typer.Typer) -> None:

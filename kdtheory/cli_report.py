@@ -14,7 +14,7 @@ from pathlib import Path
 
 import typer
 
-from kdtheory.cli_hypotheses import open_store, usage_error, warn_convergence
+from kdtheory.cli_hypotheses import open_store, usage_error
 from kdtheory.errors import KDTheoryError
 from kdtheory.registry import did_you_mean
 
@@ -32,12 +32,13 @@ def _command(canonical: list[str]) -> str:
 
 
 def _echo_warnings(caught: list[warnings.WarningMessage]) -> None:
-    """Show kdtheory's own warnings (a plugin or figure that failed) on stderr."""
+    """Show kdtheory's own warnings (a plugin or figure that failed, convergence) on stderr."""
+    from kdtheory.convergence import ConvergenceWarning
     from kdtheory.plugin_manager import PluginLoadWarning
     from kdtheory.report import ReportHookWarning
 
     for w in caught:
-        if issubclass(w.category, (ReportHookWarning, PluginLoadWarning)):
+        if issubclass(w.category, (ReportHookWarning, PluginLoadWarning, ConvergenceWarning)):
             typer.echo(f"warning: {w.message}", err=True)
 
 
@@ -80,9 +81,6 @@ def report_command(
             _echo_warnings(caught)
             usage_error(str(exc))
     _echo_warnings(caught)
-    from kdtheory.report import read_report
-
-    warn_convergence(read_report(path)[0])
     n_fig = len(list((path / "figures").glob("*.pdf")))
     n_tab = len(list((path / "tables").glob("*.tex")))
     typer.echo(

@@ -22,12 +22,15 @@ student (mean over seeds, any fraction), or within :data:`CHANCE_MARGIN` of chan
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import xarray as xr
+
+from kdtheory.metrics import accuracy
 
 #: share of a cell's budget whose loss change decides "still falling"
 LOSS_TAIL = 0.2
@@ -97,14 +100,20 @@ def still_falling(relative: Any, absolute: Any) -> Any:
     return (relative > MAX_LOSS_DROP) & (absolute > MIN_LOSS_FALL)
 
 
+def unfitted(is_label: Any, train_acc: Any) -> Any:
+    """The "labels not fitted" criterion: a label-trained student below 99% on its subset."""
+    return is_label & (train_acc < MIN_LABEL_TRAIN_ACCURACY)
+
+
+def converged(is_label: bool, train_acc: float, history: np.ndarray, diverged: bool) -> bool:
+    """Whether one cell meets every criterion (what a cell file records as ``converged``)."""
+    falling = still_falling(loss_drop(history), loss_drop(history, absolute=True))
+    return not (diverged or falling or unfitted(is_label, train_acc))
+
+
 def train_accuracy(ds: xr.Dataset) -> xr.DataArray:
     """Each cell's accuracy on its own training subset (dims method, fraction, seed)."""
-    logits = ds["train_logits"]
-    pred = logits.argmax("class", skipna=False) if logits.size else logits.isel({"class": 0})
-    correct = (pred == ds["train_labels"]).where(ds["in_train"])
-    acc = correct.sum("train_sample") / ds["in_train"].sum("train_sample")
-    present = np.isfinite(logits.isel({"class": 0})).any("train_sample")
-    return acc.where(present)
+    return accuracy(ds["train_logits"], ds["train_labels"], "train_sample", mask=ds["in_train"])
 
 
 def cell_loss_drop(ds: xr.Dataset, absolute: bool = False) -> xr.DataArray:
@@ -124,6 +133,24 @@ def cell_loss_drop(ds: xr.Dataset, absolute: bool = False) -> xr.DataArray:
     )
 
 
+#: why a cell is under-trained, in the order they are reported
+REASONS = {
+    "diverged": "diverged",
+    "falling": "loss still falling",
+    "unfitted": "label fit < 99%",
+}
+
+
+class UnderTrained(NamedTuple):
+    """One under-trained cell: where it is, why in words, and the criteria it fails."""
+
+    method: str
+    fraction: float
+    seed: int
+    why: str
+    reasons: tuple[str, ...]
+
+
 @dataclass
 class ExperimentConvergence:
     """Convergence of one experiment's cells and teacher.
@@ -133,8 +160,8 @@ class ExperimentConvergence:
     experiment : str
     cells : int
         Cells present (trained) in the experiment.
-    under_trained : list of (str, float, int, str)
-        ``(method, fraction, seed, why)`` for each cell that fails a criterion.
+    under_trained : list of UnderTrained
+        ``(method, fraction, seed, why, reasons)`` for each cell that fails a criterion.
     teacher_test_accuracy, teacher_train_accuracy : float
     weak_teacher : str
         Why the teacher is weak, or ``""``.
@@ -144,7 +171,7 @@ class ExperimentConvergence:
 
     experiment: str
     cells: int
-    under_trained: list[tuple[str, float, int, str]] = field(default_factory=list)
+    under_trained: list[UnderTrained] = field(default_factory=list)
     teacher_test_accuracy: float = float("nan")
     teacher_train_accuracy: float = float("nan")
     weak_teacher: str = ""
@@ -158,24 +185,16 @@ class ExperimentConvergence:
         """One line per problem, naming the experiment, methods and fractions."""
         out = []
         if self.under_trained:
-            per_method: dict[str, dict[float, int]] = {}
-            reasons: dict[str, int] = {}
-            for m, f, _s, why in self.under_trained:
-                counts = per_method.setdefault(m, {})
-                counts[f] = counts.get(f, 0) + 1
-                for part in why.split(", "):
-                    key = part.split(" ")[0]  # "loss", "train", "diverged"
-                    reasons[key] = reasons.get(key, 0) + 1
+            per_method: dict[str, Counter[float]] = {}
+            reasons: Counter[str] = Counter()
+            for u in self.under_trained:
+                per_method.setdefault(u.method, Counter())[u.fraction] += 1
+                reasons.update(u.reasons)
             where = "; ".join(
                 f"{m} at f=" + ", ".join(f"{f:g} ({n})" for f, n in sorted(c.items()))
                 for m, c in per_method.items()
             )
-            names = {
-                "loss": "loss still falling",
-                "train": "label fit < 99%",
-                "diverged": "diverged",
-            }
-            why = ", ".join(f"{names.get(k, k)}: {n}" for k, n in reasons.items())
+            why = ", ".join(f"{REASONS[k]}: {n}" for k, n in reasons.items())
             fix = (
                 "Lower --lr in a new store (diverged cells)"
                 if set(reasons) == {"diverged"}
@@ -199,8 +218,8 @@ class ExperimentConvergence:
             "experiment": self.experiment,
             "cells": self.cells,
             "under_trained": [
-                {"method": m, "fraction": f, "seed": s, "why": w}
-                for m, f, s, w in self.under_trained
+                {"method": u.method, "fraction": u.fraction, "seed": u.seed, "why": u.why}
+                for u in self.under_trained
             ],
             "teacher_test_accuracy": _none_if_nan(self.teacher_test_accuracy),
             "teacher_train_accuracy": _none_if_nan(self.teacher_train_accuracy),
@@ -222,29 +241,38 @@ def check_experiment(name: str, ds: xr.Dataset) -> ExperimentConvergence:
         diverged = xr.zeros_like(acc.notnull())
     present = acc.notnull() | diverged  # a diverged cell's outputs are blanked, yet it exists
     is_label = ds["objective"] == "label"
-    falling = still_falling(drop, cell_loss_drop(ds, absolute=True))
-    unfitted = is_label & (acc < MIN_LABEL_TRAIN_ACCURACY)
-    bad = present & (falling | unfitted | diverged)
+    falling = still_falling(drop, cell_loss_drop(ds, absolute=True)) & ~diverged
+    unfit = unfitted(is_label, acc)
+    bad = present & (falling | unfit | diverged)
+    dims = ("method", "fraction", "seed")
+    flags = {
+        k: v.transpose(*dims).values
+        for k, v in (("diverged", diverged), ("falling", falling), ("unfitted", unfit))
+    }
+    drop_v, acc_v = drop.transpose(*dims).values, acc.transpose(*dims).values
     under = []
-    for mi, m in enumerate(ds["method"].values):
-        for fi, f in enumerate(ds["fraction"].values):
-            for si, s in enumerate(ds["seed"].values):
-                if not bool(bad[mi, fi, si]):
-                    continue
-                whys = []
-                if bool(diverged[mi, fi, si]):
-                    whys.append("diverged")
-                if bool(falling[mi, fi, si]) and not bool(diverged[mi, fi, si]):
-                    whys.append(f"loss −{float(drop[mi, fi, si]):.0%} in last 20%")
-                if bool(unfitted[mi, fi, si]):
-                    whys.append(f"train acc {float(acc[mi, fi, si]):.3f}")
-                under.append((str(m), float(f), int(s), ", ".join(whys)))
+    for i, j, k in np.argwhere(bad.transpose(*dims).values):
+        reasons = tuple(r for r in REASONS if flags[r][i, j, k])
+        texts = {
+            "diverged": "diverged",
+            "falling": f"loss −{drop_v[i, j, k]:.0%} in last 20%",
+            "unfitted": f"train acc {acc_v[i, j, k]:.3f}",
+        }
+        under.append(
+            UnderTrained(
+                str(ds["method"].values[i]),
+                float(ds["fraction"].values[j]),
+                int(ds["seed"].values[k]),
+                ", ".join(texts[r] for r in reasons),
+                reasons,
+            )
+        )
     t_test = _teacher_accuracy(ds, "test")
     t_train = _teacher_accuracy(ds, "train")
     weak = ""
     k = ds.sizes["class"]
     if np.isfinite(t_test):
-        test_acc = _test_accuracy(ds)
+        test_acc = accuracy(ds["test_logits"], ds["test_labels"], "test_sample")
         label = test_acc.where(is_label, drop=True) if bool(is_label.any()) else None
         best = float(label.mean("seed").max()) if label is not None and label.size else np.nan
         if t_test < 1.0 / k + CHANCE_MARGIN:
@@ -270,17 +298,24 @@ def check_experiment(name: str, ds: xr.Dataset) -> ExperimentConvergence:
     )
 
 
-def _test_accuracy(ds: xr.Dataset) -> xr.DataArray:
-    logits = ds["test_logits"]
-    correct = (logits.argmax("class", skipna=False) == ds["test_labels"]).mean("test_sample")
-    return correct.where(np.isfinite(logits.isel({"class": 0})).any("test_sample"))
-
-
 def _teacher_accuracy(ds: xr.Dataset, split: str) -> float:
     logits = ds.get(f"teacher_{split}_logits")
     if logits is None:
         return float("nan")
-    return float((logits.argmax("class", skipna=False) == ds[f"{split}_labels"]).mean())
+    return float(accuracy(logits, ds[f"{split}_labels"], f"{split}_sample"))
+
+
+class ConvergenceWarning(UserWarning):
+    """The store under a report has under-trained cells or a weak teacher."""
+
+
+def problem_note(n: int) -> str:
+    """The one line shown on stderr when verdicts rest on ``n`` convergence problems."""
+    return (
+        f"{n} convergence problem(s) in this store (under-trained cells or a weak teacher); "
+        "each verdict lists them under 'Warning' (JSON: 'warnings'), and `kdtheory inspect` "
+        "shows every cell."
+    )
 
 
 @dataclass

@@ -16,7 +16,7 @@ import contextlib
 import copy
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -270,7 +270,8 @@ def train_group(
     Cells may have different budgets (:attr:`CellJob.steps`): all start together, and a cell
     that has run its budget is evaluated and leaves the group (its parameters and optimizer
     state drop out of the stacked tensors), so finished cells cost nothing. A cell whose
-    training loss becomes non-finite stops there and is returned with ``diverged=True``.
+    training loss (or, at the end, whose output) becomes non-finite stops there and is returned
+    with ``diverged=True`` and NaN outputs: it has no result.
 
     Parameters
     ----------
@@ -311,56 +312,53 @@ def train_group(
         return []
     device = data.x_train.device
     B, K = config.batch_size, data.num_classes
-    # group cells by objective label so each objective's loss runs once per step on a slice
-    order = sorted(range(len(jobs)), key=lambda i: jobs[i].objective.label)
-    active = [jobs[i] for i in order]
+    points = max(1, config.log_points)
     per_cell_lr = any(job.steps is not None for job in jobs)
-    budgets = np.array([job.steps or config.steps for job in active], dtype=np.int64)
-    if np.any(budgets < 1):
+    # cells sorted by objective label, so each objective's loss runs once per step on a slice
+    cells = [
+        _Cell(job, job.steps or config.steps, BatchSampler(job.subset, B, job.seed), points)
+        for job in sorted(jobs, key=lambda j: j.objective.label)
+    ]
+    if any(c.budget < 1 for c in cells):
         raise ValueError("every cell needs a budget of at least one step")
-    models = [init_model(build, job.seed) for job in active]
+    models = [init_model(build, c.job.seed) for c in cells]
     base, params, buffers = _stack(models, device)
     del models
 
     targets, scalars = [], {}
-    for job in active:
+    for c in cells:
         ctx = ObjectiveContext(
             teacher_train_logits=data.teacher_train_logits,
             train_labels=data.y_train,
-            subset=torch.as_tensor(job.subset, dtype=torch.int64, device=device),
-            seed=job.seed,
+            subset=torch.as_tensor(c.job.subset, dtype=torch.int64, device=device),
+            seed=c.job.seed,
             num_classes=K,
         )
-        tgt, extra = job.objective.targets(ctx)
+        tgt, extra = c.job.objective.targets(ctx)
         targets.append(tgt.to(device=device, dtype=torch.float32))
-        scalars[job.key] = {k: float(v) for k, v in extra.items()}
+        scalars[c.job.key] = {k: float(v) for k, v in extra.items()}
     target_table = torch.stack(targets)  # (C, N, K)
     del targets
 
     batched = _group_forward(base, kernels)
     opt = _adamw(list(params.values()), config, lr=1.0 if per_cell_lr else config.lr)
-    samplers = [BatchSampler(job.subset, B, job.seed) for job in active]
-    points = max(1, config.log_points)
-    ends = [interval_ends(int(b), points) for b in budgets]
-    records: list[list[torch.Tensor]] = [[] for _ in active]
-    loss_sum = torch.zeros(len(active), device=device)
-    since = torch.zeros(len(active), device=device)
+    loss_sum = torch.zeros(len(cells), device=device)
+    since = torch.zeros(len(cells), device=device)
     sample_shape = data.x_train.shape[1:]
     n_train = target_table.shape[1]
-    total = int(budgets.max())
+    total = max(c.budget for c in cells)
     finished: dict[str, CellResult] = {}
-    diverged: set[str] = set()
     idx_block = torch.empty(0, dtype=torch.int64)
     block_pos = 0
     done = 0
     weight_key = _classifier_key(base, "weight")
     bias_key = _classifier_key(base, "bias")
+    slices = _objective_slices([c.job for c in cells])
 
-    def finish(keep: np.ndarray) -> None:
-        """Evaluate the cells not in ``keep`` and drop them from every stacked tensor."""
-        nonlocal params, buffers, opt, target_table, loss_sum, since, idx_block, active
-        nonlocal budgets, samplers, ends, records
-        gone = np.setdiff1d(np.arange(len(active)), keep)
+    def finish(stop: set[int]) -> None:
+        """Evaluate the cells at positions ``stop`` and drop them from every stacked tensor."""
+        nonlocal params, buffers, opt, target_table, loss_sum, since, idx_block, cells, slices
+        gone = sorted(stop)
         sel = torch.as_tensor(gone, device=device)
         results = _evaluate(
             base,
@@ -370,35 +368,35 @@ def train_group(
             feature_index,
             eval_batch,
         )
-        for j, c in enumerate(gone):
-            job = active[c]
-            hist = torch.stack(records[c]).cpu().numpy() if records[c] else np.zeros(0)
-            finished[job.key] = CellResult(
-                key=job.key,
+        for j, pos in enumerate(gone):
+            cell = cells[pos]
+            res = CellResult(
+                key=cell.job.key,
                 train_logits=results["train_logits"][j],
                 test_logits=results["test_logits"][j],
                 features=None if results["features"] is None else results["features"][j],
-                classifier_weight=params[weight_key][c].detach().cpu().numpy().astype(np.float32),
-                classifier_bias=params[bias_key][c].detach().cpu().numpy().astype(np.float32),
-                loss_history=_pad(hist.astype(np.float32), points),
-                scalars=scalars[job.key],
+                classifier_weight=params[weight_key][pos].detach().cpu().numpy().astype(np.float32),
+                classifier_bias=params[bias_key][pos].detach().cpu().numpy().astype(np.float32),
+                loss_history=cell.history(),
+                scalars=scalars[cell.job.key],
                 state=(
-                    {k: v[c].detach().cpu().clone() for k, v in {**params, **buffers}.items()}
+                    {k: v[pos].detach().cpu().clone() for k, v in {**params, **buffers}.items()}
                     if keep_state
                     else None
                 ),
                 steps=done,
-                diverged=job.key in diverged,
+                diverged=cell.diverged,
             )
-        if not len(keep):
-            active = []
+            finished[cell.job.key] = _blank_if_diverged(res)
+        keep = [pos for pos in range(len(cells)) if pos not in stop]
+        cells = [cells[pos] for pos in keep]
+        if not cells:
             return
         kt = torch.as_tensor(keep, device=device)
         old_state = [opt.state.get(p, {}) for p in params.values()]
         params = {k: v.detach().index_select(0, kt).requires_grad_(True) for k, v in params.items()}
         buffers = {k: v.index_select(0, kt) for k, v in buffers.items()}
-        lr = opt.param_groups[0]["lr"]
-        opt = _adamw(list(params.values()), config, lr=lr)
+        opt = _adamw(list(params.values()), config, lr=opt.param_groups[0]["lr"])
         for p, st in zip(params.values(), old_state, strict=True):
             if st:
                 opt.state[p] = {
@@ -408,23 +406,18 @@ def train_group(
         loss_sum, since = loss_sum.index_select(0, kt), since.index_select(0, kt)
         if idx_block.numel():
             idx_block = idx_block.index_select(1, kt.to(idx_block.device))
-        active = [active[c] for c in keep]
-        budgets = budgets[keep]
-        samplers = [samplers[c] for c in keep]
-        ends = [ends[c] for c in keep]
-        records = [records[c] for c in keep]
+        slices = _objective_slices([c.job for c in cells])
 
     with _deterministic_cudnn(device):  # same seed, same numbers on a GPU too
-        while active:
-            C = len(active)
+        while cells:
+            C = len(cells)
             if block_pos >= idx_block.shape[0]:
-                nb = min(50, int(budgets.max()) - done)
-                idx_np = np.stack([s.take(nb) for s in samplers], axis=1)
+                nb = min(50, max(c.budget for c in cells) - done)
+                idx_np = np.stack([c.sampler.take(nb) for c in cells], axis=1)
                 idx_block = torch.from_numpy(idx_np).to(device)
                 block_pos = 0
             idx = idx_block[block_pos]  # (C, B)
             block_pos += 1
-            slices = _objective_slices(active)
             flat = idx.reshape(-1)
             x = data.x_train.index_select(0, flat).view(C, B, *sample_shape)
             y = data.y_train.index_select(0, flat).view(C, B)
@@ -439,37 +432,81 @@ def train_group(
             opt.zero_grad(set_to_none=True)
             losses.sum().backward()
             if per_cell_lr:
-                _per_cell_step(opt, params, budgets, done, config, device)
+                _per_cell_step(opt, params, [c.budget for c in cells], done, config, device)
             else:
                 opt.param_groups[0]["lr"] = config.lr * lr_factor(done, config.steps, config.warmup)
                 opt.step()
             done += 1
             loss_sum += losses.detach()
             since += 1
-            # intervals ending now (several when a budget is shorter than log_points: an
-            # interval shorter than one step repeats the mean of the one before)
-            due = [
-                int(np.searchsorted(ends[c], done, side="right")) - len(records[c])
-                for c in range(C)
-            ]
-            logged = [c for c in range(C) if due[c] > 0]
-            stop = set()
+            logged = [pos for pos, c in enumerate(cells) if c.due(done)]
+            stop = {pos for pos, c in enumerate(cells) if c.budget == done}
             if logged:
                 means = loss_sum[logged] / since[logged]
                 finite = torch.isfinite(means).tolist()
-                for j, c in enumerate(logged):
-                    records[c].extend([means[j]] * due[c])
-                    loss_sum[c] = 0.0
-                    since[c] = 0.0
+                for j, pos in enumerate(logged):
+                    cells[pos].log(means[j], done)
+                    loss_sum[pos] = 0.0
+                    since[pos] = 0.0
                     if not finite[j]:
-                        diverged.add(active[c].key)
-                        stop.add(c)
-            stop |= {c for c in range(C) if budgets[c] == done}
+                        cells[pos].diverged = True
+                        stop.add(pos)
             if on_step is not None:
                 on_step(done, total)
             if stop:
-                finish(np.array([c for c in range(C) if c not in stop], dtype=np.int64))
+                finish(stop)
     return [finished[job.key] for job in jobs]
+
+
+class _Cell:
+    """A cell's bookkeeping while its group trains: budget, data order, loss log, state."""
+
+    def __init__(self, job: CellJob, budget: int, sampler: BatchSampler, points: int) -> None:
+        self.job = job
+        self.budget = int(budget)
+        self.sampler = sampler
+        self.points = points
+        self.ends = interval_ends(self.budget, points)
+        self.records: list[torch.Tensor] = []
+        self.diverged = False
+
+    def due(self, done: int) -> bool:
+        """Whether a logging interval ends at step ``done``."""
+        return len(self.records) < self.points and self.ends[len(self.records)] <= done
+
+    def log(self, mean: torch.Tensor, done: int) -> None:
+        """Record the interval mean for every interval ending by ``done`` (an interval shorter
+        than one step, when the budget is below ``log_points``, repeats the mean)."""
+        n = int(np.searchsorted(self.ends, done, side="right")) - len(self.records)
+        self.records.extend([mean] * n)
+
+    def history(self) -> np.ndarray:
+        """The interval means, NaN-padded to ``points`` (a cell stopped early by divergence)."""
+        h = torch.stack(self.records).cpu().numpy().astype(np.float32) if self.records else []
+        out = np.full(self.points, np.nan, np.float32)
+        out[: len(h)] = h[: self.points]
+        return out
+
+
+def _blank_if_diverged(res: CellResult) -> CellResult:
+    """A cell whose loss or outputs are non-finite has no result: NaN outputs, ``diverged``.
+
+    Divergence is seen in the logged loss, or, when the last steps broke the parameters after
+    the last log, in the evaluated logits.
+    """
+    finite = np.isfinite(res.test_logits).all() and np.isfinite(res.train_logits).all()
+    if not res.diverged and finite:
+        return res
+    nan = np.float32(np.nan)
+    return replace(
+        res,
+        diverged=True,
+        train_logits=np.full_like(res.train_logits, nan),
+        test_logits=np.full_like(res.test_logits, nan),
+        features=None if res.features is None else np.full_like(res.features, nan),
+        classifier_weight=np.full_like(res.classifier_weight, nan),
+        classifier_bias=np.full_like(res.classifier_bias, nan),
+    )
 
 
 def _objective_slices(active: list[CellJob]) -> list[tuple[Objective, slice]]:
@@ -486,7 +523,7 @@ def _objective_slices(active: list[CellJob]) -> list[tuple[Objective, slice]]:
 def _per_cell_step(
     opt: torch.optim.Optimizer,
     params: dict[str, torch.Tensor],
-    budgets: np.ndarray,
+    budgets: list[int],
     step: int,
     config: TrainConfig,
     device: torch.device,
@@ -505,13 +542,6 @@ def _per_cell_step(
         for p, old in zip(params.values(), before, strict=True):
             w = share.view(-1, *([1] * (p.dim() - 1)))
             p.copy_(old.lerp_(p, w))
-
-
-def _pad(history: np.ndarray, points: int) -> np.ndarray:
-    """``history`` padded with NaN to ``points`` entries (a cell stopped early by divergence)."""
-    if len(history) >= points:
-        return history[:points]
-    return np.concatenate([history, np.full(points - len(history), np.nan, np.float32)])
 
 
 @contextlib.contextmanager

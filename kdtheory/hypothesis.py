@@ -371,13 +371,16 @@ def run_test(
 
 
 def with_store_warnings(
-    verdicts: Sequence[Verdict], store: Mapping[str, xr.Dataset]
+    verdicts: Sequence[Verdict],
+    store: Mapping[str, xr.Dataset],
+    found: Sequence[str] | None = None,
 ) -> list[Verdict]:
     """``verdicts``, each carrying the store's convergence warnings (under-trained cells, weak
-    teachers; see :mod:`kdtheory.convergence`), so that no verdict on such runs passes silently."""
+    teachers; see :mod:`kdtheory.convergence`), so that no verdict on such runs passes silently.
+    ``found`` are those warnings when the caller has checked the store already."""
     from kdtheory.convergence import check_store
 
-    found = check_store(store).warnings()
+    found = list(check_store(store).warnings() if found is None else found)
     return [replace(v, warnings=list(v.warnings) + found) if found else v for v in verdicts]
 
 

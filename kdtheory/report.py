@@ -581,7 +581,10 @@ def resolve_hypotheses(hypotheses: Sequence[str] | str | None) -> list[str]:
 
 
 def run_family(
-    store: Mapping[str, xr.Dataset], names: Sequence[str], alpha: float = 0.05
+    store: Mapping[str, xr.Dataset],
+    names: Sequence[str],
+    alpha: float = 0.05,
+    store_warnings: Sequence[str] | None = None,
 ) -> list[Verdict]:
     """Test ``names`` on ``store`` as one Holm family, like :func:`kdtheory.hypothesis.run_all`.
 
@@ -618,7 +621,7 @@ def run_family(
                 f"the test of {hyp.name!r} failed on this store: {type(exc).__name__}: {exc}",
             )
         verdicts.append(verdict)
-    return adjust_family(with_store_warnings(verdicts, store), hyps)
+    return adjust_family(with_store_warnings(verdicts, store, store_warnings), hyps)
 
 
 def collect_sections(
@@ -816,7 +819,7 @@ def build_report(
     """
     import kdtheory
     from kdtheory.atomic import write_text_atomic
-    from kdtheory.convergence import check_store
+    from kdtheory.convergence import ConvergenceWarning, check_store, problem_note
     from kdtheory.plugin_manager import get_registries
     from kdtheory.provenance import provenance
 
@@ -831,7 +834,8 @@ def build_report(
 
     registry = get_registries().hypotheses
     sources = {n: registry.source(n) for n in names}
-    verdicts = run_family(store, names, a)
+    convergence = check_store(store)
+    verdicts = run_family(store, names, a, convergence.warnings())
     prov = provenance(store, command, hypotheses=names, alpha=a, sources=sources)
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -850,7 +854,7 @@ def build_report(
         data = {
             "format": REPORT_FORMAT,
             "provenance": prov,
-            "convergence": check_store(store).to_dict(),
+            "convergence": convergence.to_dict(),
             "verdicts": [v.to_dict() for v in verdicts],
             "sections": {
                 "overview": [s.to_dict() for s in overview],
@@ -869,6 +873,9 @@ def build_report(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    problems = convergence.warnings()
+    if problems:
+        warnings.warn(problem_note(len(problems)), ConvergenceWarning, stacklevel=2)
     return out_dir
 
 

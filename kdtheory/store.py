@@ -138,6 +138,16 @@ def experiment_lock(
         handle.close()  # closing releases the lock
 
 
+def recipe_diffs(a: Mapping[str, Any], b: Mapping[str, Any], a_name: str, b_name: str) -> str:
+    """``"lr: store has 0.001, this run has 0.002; ..."``: the keys where two recipes differ."""
+    keys = sorted(set(a) | set(b))
+    return "; ".join(
+        f"{k}: {a_name} has {a.get(k)!r}, {b_name} has {b.get(k)!r}"
+        for k in keys
+        if a.get(k) != b.get(k)
+    )
+
+
 def ensure_experiment(root: str | Path, experiment: str, recipe: Mapping[str, Any]) -> Path:
     """Create the experiment folder with its recipe, or check the recipe matches.
 
@@ -152,17 +162,12 @@ def ensure_experiment(root: str | Path, experiment: str, recipe: Mapping[str, An
     path = folder / EXPERIMENT_FILE
     recipe = json.loads(json.dumps(dict(recipe)))
     if path.exists():
-        old_recipe = _read_recipe(folder) or {}
+        old_recipe = (_read_meta(folder) or {}).get("recipe", {})
         if old_recipe != recipe:
-            keys = sorted(set(old_recipe) | set(recipe))
-            diffs = [
-                f"{k}: store has {old_recipe.get(k)!r}, this run has {recipe.get(k)!r}"
-                for k in keys
-                if old_recipe.get(k) != recipe.get(k)
-            ]
+            diffs = recipe_diffs(old_recipe, recipe, "store", "this run")
             raise StoreError(
                 f"{path}: experiment {experiment!r} already exists with a different recipe "
-                f"({'; '.join(diffs)}). Use another --out folder or --name, or the same "
+                f"({diffs}). Use another --out folder or --name, or the same "
                 "options as the existing experiment."
             )
         return folder
@@ -181,7 +186,7 @@ def record_axes(root: str | Path, experiment: str, axes: Mapping[str, list[Any]]
     inspect`` can name the cells a sweep asked for and that are not there yet.
     """
     path = experiment_dir(root, experiment) / EXPERIMENT_FILE
-    meta = json.loads(path.read_text(encoding="utf-8"))
+    meta = _read_meta(path.parent) or {}
     old = meta.get("axes") or {}
     merged = {}
     for key, values in axes.items():
@@ -418,8 +423,8 @@ def _check_cell(ds: xr.Dataset, path: Path, teacher: xr.Dataset) -> None:
     check_finite(ds, path)
 
 
-def _read_recipe(folder: Path) -> dict[str, Any] | None:
-    """The recipe in ``folder/experiment.json``, or None when the file is absent.
+def _read_meta(folder: Path) -> dict[str, Any] | None:
+    """``folder/experiment.json`` (recipe, sweep axes, ...), or None when the file is absent.
 
     Raises
     ------
@@ -444,7 +449,7 @@ def _read_recipe(folder: Path) -> dict[str, Any] | None:
         raise SchemaError(
             f"{path}: holds no 'recipe' object (not a kdtheory experiment file). {fix}"
         )
-    return meta["recipe"]
+    return meta
 
 
 def _check_recipe(
@@ -462,15 +467,10 @@ def _check_recipe(
     _require(isinstance(mine, dict), path, "attribute 'recipe' is not a JSON object")
     if mine == dict(recipe):
         return
-    keys = sorted(set(mine) | set(recipe))
-    diffs = [
-        f"{k}: this file has {mine.get(k)!r}, the experiment has {recipe.get(k)!r}"
-        for k in keys
-        if mine.get(k) != recipe.get(k)
-    ]
+    diffs = recipe_diffs(mine, recipe, "this file", "the experiment")
     raise SchemaError(
         f"{path}: was trained with a different recipe than its experiment ({origin}): "
-        f"{'; '.join(diffs)}. Cells of different recipes must not be mixed; move the file to "
+        f"{diffs}. Cells of different recipes must not be mixed; move the file to "
         "the store of its own recipe, or delete it and re-run the experiment's `kdtheory run` "
         "to train it again."
     )
@@ -503,12 +503,10 @@ def combine_cells(folder: Path) -> xr.Dataset:
     _require(teacher.attrs.get("schema") == SCHEMA, teacher_path, "attribute 'schema' is wrong")
     _require(teacher.attrs.get("kind") == TEACHER_KIND, teacher_path, "'kind' is not 'teacher'")
     check_finite(teacher, teacher_path)
-    meta: dict[str, Any] = {}
-    recipe = _read_recipe(folder)
+    meta = _read_meta(folder) or {}
+    recipe = meta.get("recipe")
     origin = folder / EXPERIMENT_FILE
     if recipe is not None:
-        meta["recipe"] = recipe
-        meta["axes"] = json.loads(origin.read_text(encoding="utf-8")).get("axes")
         _check_recipe(teacher, teacher_path, recipe, origin)
     elif teacher.attrs.get("recipe") is not None:  # no experiment.json: the teacher's recipe
         try:

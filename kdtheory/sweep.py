@@ -22,7 +22,7 @@ import xarray as xr
 
 import kdtheory
 from kdtheory import store as st
-from kdtheory.convergence import MIN_LABEL_TRAIN_ACCURACY, loss_drop, still_falling
+from kdtheory.convergence import converged, loss_drop
 from kdtheory.engine import (
     CellJob,
     CellResult,
@@ -104,6 +104,21 @@ class ExperimentConfig:
         if self.teacher_epochs is None:
             return self.teacher_steps
         return max(1, math.ceil(self.teacher_epochs * n_train / self.teacher_batch))
+
+    def train_config(self, teacher: bool = False) -> TrainConfig:
+        """The engine's settings for this experiment's students, or for its teacher.
+
+        Students with epoch budgets get theirs per cell (:meth:`cell_steps`); ``steps`` is the
+        group-wide budget of the fixed-step path (the teacher's is :meth:`teacher_budget`).
+        """
+        return TrainConfig(
+            steps=self.steps,
+            batch_size=self.teacher_batch if teacher else self.batch_size,
+            lr=self.teacher_lr if teacher else self.lr,
+            weight_decay=self.weight_decay,
+            log_points=self.log_points,
+            warmup=self.warmup,
+        )
 
     def recipe(self) -> dict[str, Any]:
         """The training recipe: every setting that changes what a cell computes.
@@ -368,14 +383,7 @@ def _teacher(
             "teacher", parse_method("label"), np.arange(len(data.y_train)), cfg.teacher_seed
         )
         budget = cfg.teacher_budget(len(data.y_train))
-        tconf = TrainConfig(
-            steps=budget,
-            batch_size=cfg.teacher_batch,
-            lr=cfg.teacher_lr,
-            weight_decay=cfg.weight_decay,
-            log_points=cfg.log_points,
-            warmup=cfg.warmup,
-        )
+        tconf = replace(cfg.train_config(teacher=True), steps=budget)
         progress.start_group(1, budget, "teacher")
         (res,) = train_group([job], build, tdata, tconf, feat_idx, progress.step, keep_state=True)
         if res.diverged:
@@ -458,18 +466,7 @@ def _cell_dataset(
     drop = loss_drop(res.loss_history)
     finite = np.isfinite(res.loss_history)
     final = float(res.loss_history[finite][-1]) if finite.any() else float("nan")
-    label = objective.objective == "label"
-    # the criteria of kdtheory.convergence.check_experiment (a NaN fall, from a history too
-    # short to have a last 20%, is not "still falling" there either)
-    converged = bool(
-        not res.diverged
-        and not still_falling(drop, loss_drop(res.loss_history, absolute=True))
-        and (not label or train_acc >= MIN_LABEL_TRAIN_ACCURACY)
-    )
-    if res.diverged:  # no result to keep: outputs are NaN, the cell says it diverged
-        for name in ("test_logits", "train_logits", "features", "classifier_weight"):
-            setattr(res, name, np.full_like(getattr(res, name), np.nan, dtype=np.float32))
-        res.classifier_bias = np.full_like(res.classifier_bias, np.nan)
+    ok = converged(objective.objective == "label", train_acc, res.loss_history, res.diverged)
     ds = xr.Dataset(
         {
             "test_logits": (("test_sample", "class"), res.test_logits.astype(np.float32)),
@@ -504,7 +501,7 @@ def _cell_dataset(
             "train_accuracy": train_acc,
             "loss_drop_last20": drop,
             "diverged": int(res.diverged),
-            "converged": int(converged),
+            "converged": int(ok),
         },
     )
     return ds
@@ -655,15 +652,8 @@ def _run_locked(
     )
     feat_idx = teacher["feature_sample"].values
     build = model_builder(cfg.student, data.input_shape, data.num_classes)
-    tconf = TrainConfig(
-        steps=cfg.steps,
-        batch_size=cfg.batch_size,
-        lr=cfg.lr,
-        weight_decay=cfg.weight_decay,
-        log_points=cfg.log_points,
-        warmup=cfg.warmup,
-    )
-    per_cell = cfg.epochs is not None
+    tconf = cfg.train_config()
+    per_cell = cfg.budget == "epochs"
     per_group = cells_per_group(batch_cells, cfg, data, memory_budget)
     subsets = {(f, s): subset(data.y_train, f, s) for f in cfg.fractions for s in cfg.seeds}
     for g in range(0, len(todo), per_group):
@@ -687,10 +677,6 @@ def _run_locked(
         results = train_group(jobs, build, tdata, tconf, feat_idx, progress.step)
         shown = []
         for (obj, f, s), res in zip(group, results, strict=True):
-            if not res.diverged and not (
-                np.isfinite(res.test_logits).all() and np.isfinite(res.train_logits).all()
-            ):
-                res.diverged = True  # the last step broke the parameters after the last log
             mask = np.zeros(len(data.y_train), dtype=bool)
             mask[subsets[(f, s)]] = True
             assert mask.sum() == subset_size(f, len(data.y_train))

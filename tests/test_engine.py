@@ -227,7 +227,7 @@ def test_a_cell_does_not_depend_on_its_batchmates_budgets():
     assert not np.allclose(ra[1].test_logits, rb[1].test_logits, atol=1e-3)
 
 
-def test_finished_cells_leave_the_group():
+def test_finished_cells_leave_the_group(monkeypatch):
     """After the short cells finish, the group's steps only carry the long cell."""
     data = make_data((6,))
     build = model_builder("mlp:width=16,depth=1", (6,), 4)
@@ -240,12 +240,9 @@ def test_finished_cells_leave_the_group():
         seen.append(x.shape[0])
         return original(self, params, buffers, x, with_features)
 
-    architectures.MLP.grouped_forward = spy
-    try:
-        jobs = mixed_jobs(["label", "kd:T=4", "kd-mse"], [3, 6, 10])
-        res = train_group(jobs, build, data, MIXED)
-    finally:
-        architectures.MLP.grouped_forward = original
+    monkeypatch.setattr(architectures.MLP, "grouped_forward", spy)
+    jobs = mixed_jobs(["label", "kd:T=4", "kd-mse"], [3, 6, 10])
+    res = train_group(jobs, build, data, MIXED)
     assert seen == [3] * 3 + [2] * 3 + [1] * 4
     assert [r.steps for r in res] == [3, 6, 10]
 
