@@ -227,14 +227,17 @@ PRESETS: dict[str, list[ExperimentConfig]] = {
     "smoke": [
         ExperimentConfig(
             dataset="mnist1d:num_samples=1200",
-            teacher="mlp:width=128",
+            teacher="cnn:channels=64,width=128",
             student="mlp:width=64",
             fractions=(0.05, 0.2, 1.0),
             seeds=(0, 1),
-            epochs=20,
-            min_steps=100,
-            batch_size=32,
-            teacher_epochs=15,
+            epochs=100,
+            min_steps=600,
+            batch_size=64,
+            lr=3e-3,
+            weight_decay=0.05,
+            teacher_epochs=60,
+            teacher_lr=2e-3,
             feature_samples=96,
             warmup=0.05,
         )

@@ -102,4 +102,8 @@ def test_smoke_preset_runs(tmp_path):
     (ds,) = open_runs(tmp_path).values()
     assert ds.sizes["method"] == 4 and ds.sizes["fraction"] == 3 and ds.sizes["seed"] == 2
     assert not np.isnan(ds.test_logits.values).any()
+    # the newcomer's first sweep is a converged one, with a teacher worth distilling from
+    from kdtheory.convergence import check_experiment
+
+    assert check_experiment("smoke", ds).ok, check_experiment("smoke", ds).warnings()
     shutil.rmtree(tmp_path)
