@@ -1,6 +1,7 @@
 """Calibration of the built-in hypotheses: wrong-finding rates under nulls, power under effects.
 
-Runs every case of :data:`kdtheory.calibration.NULLS` and :data:`kdtheory.calibration.EFFECTS`
+Runs every case of :data:`kdtheory.testing.calibration.NULLS` and
+:data:`kdtheory.testing.calibration.EFFECTS`
 on ``--n`` independent synthetic stores per case, for one experiment (5 seeds) and for three
 experiments (3 seeds each, 100 test samples), with each pooling method, and prints a Markdown
 table: the rate of the wrong (null) or right (effect) decision, and for nulls the one-sided 99%
@@ -17,7 +18,7 @@ import argparse
 import sys
 import time
 
-from kdtheory.calibration import EFFECTS, NULLS, max_wrong, run_case, upper_rate
+from kdtheory.testing.calibration import EFFECTS, NULLS, max_wrong, run_case, upper_rate
 
 
 def main(argv: list[str] | None = None) -> int:

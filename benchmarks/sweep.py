@@ -26,12 +26,12 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from kdtheory.allocator import keep_freed_memory
-from kdtheory.engine import CellJob, TrainConfig, TrainingData, resolve_device, train_group
-from kdtheory.grouped import grouped_linear
-from kdtheory.store import cell_filename
-from kdtheory.subsets import subset
-from kdtheory.sweep import (
+from kdtheory.store.runs import cell_filename
+from kdtheory.training.allocator import keep_freed_memory
+from kdtheory.training.engine import CellJob, TrainConfig, TrainingData, resolve_device, train_group
+from kdtheory.training.grouped import grouped_linear
+from kdtheory.training.subsets import subset
+from kdtheory.training.sweep import (
     PRESETS,
     ExperimentConfig,
     cells_per_group,
@@ -173,7 +173,7 @@ def time_training(
 def mlp_gemm_bound(model: torch.nn.Module, cells: int, batch: int, device: torch.device) -> str:
     """GFLOP/s of one batched step's matrix products alone, against the ceiling around them.
 
-    Runs :func:`kdtheory.grouped.grouped_linear` (no bias) forward and backward for every
+    Runs :func:`kdtheory.training.grouped.grouped_linear` (no bias) forward and backward for every
     ``nn.Linear`` of ``model`` on random stacked tensors of a group of ``cells`` (no input
     gradient for the first layer, as in training): the same products in the same layouts as a
     training step, without its element-wise work, loss and optimizer. An upper bound on what the

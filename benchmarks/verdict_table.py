@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import argparse
 
-from kdtheory.hypothesis import run_all
-from kdtheory.verdict import fmt_p, render
+from kdtheory.hypothesis.base import run_all
+from kdtheory.hypothesis.verdict import fmt_p, render
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,6 +1,6 @@
 """The hypothesis plugins that ship with kdtheory, and the helpers they share.
 
-Each module holds one :class:`kdtheory.hypothesis.Hypothesis`:
+Each module holds one :class:`kdtheory.hypothesis.base.Hypothesis`:
 
 - ``data-efficiency`` (:mod:`.data_efficiency`): KD's gain over label training grows as data
   shrinks;
@@ -15,7 +15,8 @@ Each module holds one :class:`kdtheory.hypothesis.Hypothesis`:
 They register through the same ``kdtheory_register_hypotheses`` hook (and the same ``kdtheory``
 entry-point group) a third-party package uses. The helpers below are the shared plumbing: picking
 methods by their ``objective`` coordinate, per-seed reductions, pooling with a random-effects
-meta-analysis, and assembling a :class:`kdtheory.verdict.Verdict`. The submodules import them
+meta-analysis, and assembling a :class:`kdtheory.hypothesis.verdict.Verdict`. The submodules import
+them
 from here; this module imports the submodules only inside the hook, so there is no import cycle.
 """
 
@@ -33,6 +34,7 @@ from scipy.special import stdtrit
 
 from kdtheory import hookimpl
 from kdtheory.errors import MissingRequirementError, SpecError
+from kdtheory.hypothesis.verdict import DecidingTest, EffectRow, Verdict, p_text
 from kdtheory.metrics import accuracy
 from kdtheory.stats import (
     POOLING_METHODS,
@@ -46,7 +48,6 @@ from kdtheory.stats import (
     slope_test,
     tost,
 )
-from kdtheory.verdict import DecidingTest, EffectRow, Verdict, p_text
 
 NAN = float("nan")
 
@@ -83,7 +84,8 @@ def resolve_options(hypothesis: Any, given: Mapping[str, Any]) -> dict:
     """A hypothesis's options: its defaults overridden by ``given``.
 
     Names and string values are checked by the framework
-    (:meth:`kdtheory.hypothesis.Hypothesis.validate_options`); on top of that, every option whose
+    (:meth:`kdtheory.hypothesis.base.Hypothesis.validate_options`); on top of that, every option
+    whose
     default is a float (a margin) must be a number > 0.
 
     Raises
@@ -523,7 +525,7 @@ def deciding(
     e : Effect or None
         The test's estimate, se, CI (at the unadjusted level) and p-value.
     name, outcome, kind
-        See :class:`kdtheory.verdict.DecidingTest`.
+        See :class:`kdtheory.hypothesis.verdict.DecidingTest`.
     alpha : float
     p : float, optional
         The decision's p-value when it is not ``e.p_value`` (an intersection-union p, or a
@@ -584,7 +586,7 @@ def fmt(x: float, digits: int = 3) -> str:
 
 def fmt_p(p: float) -> str:
     """``"p = 0.0249"``: the one p formatting of every rendering
-    (:func:`kdtheory.verdict.p_text`)."""
+    (:func:`kdtheory.hypothesis.verdict.p_text`)."""
     return p_text(p)
 
 

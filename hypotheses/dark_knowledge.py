@@ -36,10 +36,10 @@ from kdtheory.hypotheses import (
     seed_means,
     sorted_experiment,
 )
-from kdtheory.hypothesis import Hypothesis
+from kdtheory.hypothesis.base import Hypothesis
+from kdtheory.hypothesis.verdict import Verdict
 from kdtheory.metrics import wrong_class_rank_correlation
 from kdtheory.stats import POOLING_METHODS, ci_level_note, one_sample_t, tost
-from kdtheory.verdict import Verdict
 
 _COMPONENTS = ("key", "corr_label", "corr_shuffled")
 

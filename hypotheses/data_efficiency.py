@@ -35,9 +35,9 @@ from kdtheory.hypotheses import (
     seed_slopes,
     sorted_experiment,
 )
-from kdtheory.hypothesis import Hypothesis
+from kdtheory.hypothesis.base import Hypothesis
+from kdtheory.hypothesis.verdict import Verdict
 from kdtheory.stats import POOLING_METHODS, ci_level_note, one_sample_t, tost
-from kdtheory.verdict import Verdict
 
 
 def data_multiplier(

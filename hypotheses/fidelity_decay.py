@@ -32,10 +32,10 @@ from kdtheory.hypotheses import (
     run_experiments,
     sorted_experiment,
 )
-from kdtheory.hypothesis import Hypothesis
+from kdtheory.hypothesis.base import Hypothesis
+from kdtheory.hypothesis.verdict import Verdict
 from kdtheory.metrics import fidelity, kl_divergence
 from kdtheory.stats import POOLING_METHODS, holm, one_sample_t, tost
-from kdtheory.verdict import Verdict
 
 #: The exponent the claim predicts.
 B_CLAIMED = -0.5

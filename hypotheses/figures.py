@@ -2,8 +2,10 @@
 
 This is the built-in ``report_figures`` plugin: it implements the same
 ``kdtheory_report_sections`` hook a third-party plugin would, and returns
-:class:`kdtheory.report.ReportSection` objects for the five built-in hypotheses. Figures come
-from :mod:`kdtheory.plot` (so each is also reachable as ``kdtheory plot NAME``); tables are
+:class:`kdtheory.report.document.ReportSection` objects for the five built-in hypotheses. Figures
+come
+from :mod:`kdtheory.report.figures` (so each is also reachable as ``kdtheory plot NAME``); tables
+are
 booktabs LaTeX (plus a compilable ``-document.tex``) and CSV, made from the verdict's own
 ``tables`` records, so they show exactly the numbers the test used.
 """
@@ -22,7 +24,7 @@ __all__ = ["kdtheory_report_sections"]
 
 def _figure(out_dir: Path, name: str, make: Callable[[], Any]) -> list[str]:
     """Draw and save figure ``name`` once per report (a second hypothesis reuses it)."""
-    from kdtheory.report import FIGURES_DIR, save_figure, slug
+    from kdtheory.report.document import FIGURES_DIR, save_figure, slug
 
     stem = Path(out_dir) / FIGURES_DIR / slug(name)
     existing = [stem.with_suffix(s) for s in (".pdf", ".png")]
@@ -38,7 +40,7 @@ def _section(
     text: str = "",
     tables: Sequence[str] = (),
 ) -> Any:
-    from kdtheory.report import ReportSection
+    from kdtheory.report.document import ReportSection
 
     paths: list[str] = []
     captions: dict[str, str] = {}
@@ -89,8 +91,8 @@ _CI_NOTE = "Lines are means over seeds, bands (bars) 95% t-intervals over seeds.
 
 
 def _data_efficiency(verdict: Any, store: Any, out_dir: Path) -> list[Any]:
-    from kdtheory import plot
-    from kdtheory.report import Column, write_table
+    from kdtheory.report import figures as plot
+    from kdtheory.report.document import Column, write_table
 
     per_fraction = verdict.tables.get("per_fraction", [])
     mult = verdict.tables.get("data_multiplier", [])
@@ -143,7 +145,7 @@ def _data_efficiency(verdict: Any, store: Any, out_dir: Path) -> list[Any]:
 
 
 def _gaps_figure(store: Any) -> tuple[str, Callable[[], Any], str]:
-    from kdtheory import plot
+    from kdtheory.report import figures as plot
 
     return (
         "gaps",
@@ -155,7 +157,7 @@ def _gaps_figure(store: Any) -> tuple[str, Callable[[], Any], str]:
 
 
 def _label_smoothing(verdict: Any, store: Any, out_dir: Path) -> list[Any]:
-    from kdtheory.report import Column, write_table
+    from kdtheory.report.document import Column, write_table
 
     tables = write_table(
         out_dir,
@@ -177,8 +179,8 @@ def _label_smoothing(verdict: Any, store: Any, out_dir: Path) -> list[Any]:
 
 
 def _dark_knowledge(verdict: Any, store: Any, out_dir: Path) -> list[Any]:
-    from kdtheory import plot
-    from kdtheory.report import Column, write_table
+    from kdtheory.report import figures as plot
+    from kdtheory.report.document import Column, write_table
 
     tables = write_table(
         out_dir,
@@ -220,8 +222,8 @@ def _dark_knowledge(verdict: Any, store: Any, out_dir: Path) -> list[Any]:
 
 
 def _fidelity_decay(verdict: Any, store: Any, out_dir: Path) -> list[Any]:
-    from kdtheory import plot
-    from kdtheory.report import Column, write_table
+    from kdtheory.report import figures as plot
+    from kdtheory.report.document import Column, write_table
 
     keys = ["fidelity_train", "fidelity_test", "gap", "gap_ci_low", "gap_ci_high"]
     records = _scaled(verdict.tables.get("per_fraction", []), keys, 100.0)
@@ -262,8 +264,8 @@ def _fidelity_decay(verdict: Any, store: Any, out_dir: Path) -> list[Any]:
 
 
 def _neural_collapse(verdict: Any, store: Any, out_dir: Path) -> list[Any]:
-    from kdtheory import plot
-    from kdtheory.report import Column, write_table
+    from kdtheory.report import figures as plot
+    from kdtheory.report.document import Column, write_table
 
     tables = write_table(
         out_dir,

@@ -33,9 +33,9 @@ from kdtheory.hypotheses import (
     seed_slope_test,
     sorted_experiment,
 )
-from kdtheory.hypothesis import Hypothesis
+from kdtheory.hypothesis.base import Hypothesis
+from kdtheory.hypothesis.verdict import Verdict
 from kdtheory.stats import POOLING_METHODS, ci_level_note, holm, one_sample_t, tost
-from kdtheory.verdict import Verdict
 
 #: ``test`` value of the mean-over-fractions member of a rejection family.
 MEAN_TEST = "mean over fractions"

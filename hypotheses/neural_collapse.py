@@ -34,10 +34,10 @@ from kdtheory.hypotheses import (
     seed_slope_test,
     sorted_experiment,
 )
-from kdtheory.hypothesis import Hypothesis
+from kdtheory.hypothesis.base import Hypothesis
+from kdtheory.hypothesis.verdict import Verdict
 from kdtheory.metrics import NC_KEYS, collapse_table
 from kdtheory.stats import POOLING_METHODS, ci_level_note, one_sample_t
-from kdtheory.verdict import Verdict
 
 _METRICS = (*NC_KEYS, "cka")
 

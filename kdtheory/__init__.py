@@ -5,9 +5,10 @@ Main entry points
 open_runs(path)
     Open a run store (a folder of netCDF files) as experiment id -> ``xarray.Dataset``.
 test(name, store, alpha=0.05, **options)
-    Test one registered hypothesis on a store and return a :class:`~kdtheory.verdict.Verdict`.
+    Test one registered hypothesis on a store and return a
+    :class:`~kdtheory.hypothesis.verdict.Verdict`.
 hookimpl
-    Marker for plugin hook implementations (see :mod:`kdtheory.hookspecs`).
+    Marker for plugin hook implementations (see :mod:`kdtheory.plugin.hookspecs`).
 """
 
 from __future__ import annotations
@@ -25,10 +26,10 @@ except PackageNotFoundError:  # running from a source tree
 #: Marker for hook implementations of kdtheory plugins.
 hookimpl = pluggy.HookimplMarker("kdtheory")
 
-from kdtheory.store import RunStore, open_runs  # noqa: E402
+from kdtheory.store.runs import RunStore, open_runs  # noqa: E402
 
 if TYPE_CHECKING:
-    from kdtheory.verdict import Verdict
+    from kdtheory.hypothesis.verdict import Verdict
 
 
 def test(name: str, store: Any, alpha: float = 0.05, **options: Any) -> Verdict:
@@ -48,7 +49,7 @@ def test(name: str, store: Any, alpha: float = 0.05, **options: Any) -> Verdict:
     -------
     Verdict
     """
-    from kdtheory.hypothesis import run_test
+    from kdtheory.hypothesis.base import run_test
 
     return run_test(name, store, alpha, **options)
 

@@ -1,6 +1,6 @@
 """Built-in architectures: an MLP, a small CNN and a small vision transformer.
 
-Every model follows the contract of :class:`kdtheory.specs.ArchitectureSpec`:
+Every model follows the contract of :class:`kdtheory.plugin.specs.ArchitectureSpec`:
 ``forward(x, with_features=False)`` returns logits ``(B, K)`` or ``(logits, features)`` with the
 penultimate activations ``(B, F)``, and ``classifier`` is the final ``nn.Linear``. The models use
 no BatchNorm, no dropout, no in-place operations and no data-dependent control flow, so that the
@@ -20,8 +20,8 @@ from torch.nn import functional as F
 
 from kdtheory import hookimpl
 from kdtheory.errors import SpecError
-from kdtheory.grouped import grouped_mlp
-from kdtheory.specs import ArchitectureSpec, Option, positive_float, positive_int
+from kdtheory.plugin.specs import ArchitectureSpec, Option, positive_float, positive_int
+from kdtheory.training.grouped import grouped_mlp
 
 __all__ = [
     "CNN",
@@ -111,7 +111,7 @@ class MLP(nn.Module):
         """The forward of a group of cells from their stacked parameters (batched kernels).
 
         Equal to ``vmap(functional_call)`` of :meth:`forward` up to float rounding; see
-        :mod:`kdtheory.grouped`. Called on a parameter-less (``meta``) copy of the module.
+        :mod:`kdtheory.training.grouped`. Called on a parameter-less (``meta``) copy of the module.
 
         Parameters
         ----------

@@ -16,7 +16,7 @@ import numpy as np
 
 from kdtheory import hookimpl
 from kdtheory.errors import KDTheoryError, SpecError
-from kdtheory.specs import DatasetSpec, LoadedDataset, Option, positive_float, positive_int
+from kdtheory.plugin.specs import DatasetSpec, LoadedDataset, Option, positive_float, positive_int
 
 __all__ = [
     "DatasetError",

@@ -24,7 +24,7 @@ from torch.nn import functional as F
 
 from kdtheory import hookimpl
 from kdtheory.errors import SpecError
-from kdtheory.specs import (
+from kdtheory.plugin.specs import (
     ObjectiveContext,
     ObjectiveSpec,
     Option,
@@ -421,8 +421,8 @@ def parse_method(text: str, registry: Any = None) -> Any:
     ----------
     text : str
         E.g. ``"kd:T=4,alpha=0.5"`` or ``"ls:eps=matched"``.
-    registry : kdtheory.registry.Registry, optional
-        Objective registry; default ``kdtheory.plugin_manager.get_registries().objectives``.
+    registry : kdtheory.plugin.registry.Registry, optional
+        Objective registry; default ``kdtheory.plugin.manager.get_registries().objectives``.
 
     Returns
     -------
@@ -436,7 +436,7 @@ def parse_method(text: str, registry: Any = None) -> Any:
         For malformed specs, unknown options or bad values.
     """
     if registry is None:
-        from kdtheory.plugin_manager import get_registries
+        from kdtheory.plugin.manager import get_registries
 
         registry = get_registries().objectives
     name, raw = parse_spec(text)
@@ -488,7 +488,7 @@ def parse_methods(text: str | Sequence[str], registry: Any = None) -> list[Any]:
     ----------
     text : str or sequence of str
         See :func:`split_methods`.
-    registry : kdtheory.registry.Registry, optional
+    registry : kdtheory.plugin.registry.Registry, optional
         Objective registry (default: the process-wide one).
 
     Returns

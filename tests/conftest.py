@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from kdtheory.sweep import ExperimentConfig
+from kdtheory.training.sweep import ExperimentConfig
 
 TINY = ExperimentConfig(
     dataset="synthetic:n_train=240,n_test=120,num_classes=4,dim=8,seed=3",
@@ -32,7 +32,7 @@ def tiny_config(**changes) -> ExperimentConfig:
 @pytest.fixture(scope="session")
 def tiny_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A run store with one tiny experiment (24 cells), trained once."""
-    from kdtheory.sweep import run_experiment
+    from kdtheory.training.sweep import run_experiment
 
     out = tmp_path_factory.mktemp("store")
     run_experiment(TINY, out, device="cpu")

@@ -10,9 +10,9 @@ from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from kdtheory.errors import SpecError
-from kdtheory.plugin_manager import get_registries
+from kdtheory.plugin.manager import get_registries
+from kdtheory.plugin.specs import parse_spec, resolve_options
 from kdtheory.plugins import architectures as A
-from kdtheory.specs import parse_spec, resolve_options
 
 SHAPES = {"vector": (40,), "digits": (1, 8, 8), "mnist": (1, 28, 28)}
 ARCHS = ["mlp", "cnn", "vit"]

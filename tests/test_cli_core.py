@@ -6,8 +6,8 @@ import numpy as np
 import torch
 from typer.testing import CliRunner
 
-from kdtheory.cli import app
-from kdtheory.store import open_runs
+from kdtheory.cli.app import app
+from kdtheory.store.runs import open_runs
 
 runner = CliRunner()
 
@@ -103,7 +103,7 @@ def test_smoke_preset_runs(tmp_path):
     assert ds.sizes["method"] == 4 and ds.sizes["fraction"] == 3 and ds.sizes["seed"] == 2
     assert not np.isnan(ds.test_logits.values).any()
     # the newcomer's first sweep is a converged one, with a teacher worth distilling from
-    from kdtheory.convergence import check_experiment
+    from kdtheory.store.convergence import check_experiment
 
     assert check_experiment("smoke", ds).ok, check_experiment("smoke", ds).warnings()
     shutil.rmtree(tmp_path)

@@ -17,9 +17,11 @@ from helpers import cli_app, stderr_of
 from typer.testing import CliRunner
 
 import kdtheory
-from kdtheory import cli_hypotheses, hookspecs, plugin_manager
-from kdtheory.hypothesis import Hypothesis
-from kdtheory.verdict import EffectRow, Verdict
+from kdtheory.cli import hypotheses as cli_hypotheses
+from kdtheory.hypothesis.base import Hypothesis
+from kdtheory.hypothesis.verdict import EffectRow, Verdict
+from kdtheory.plugin import hookspecs
+from kdtheory.plugin import manager as plugin_manager
 
 try:
     import tomllib
@@ -295,7 +297,7 @@ def test_bad_format_is_a_usage_error(fake_registry, store_path):
 
 
 def test_commands_are_on_the_main_app():
-    from kdtheory.cli import app
+    from kdtheory.cli.app import app
 
     names = {c.name or c.callback.__name__ for c in app.registered_commands}
     assert {"list", "test"} <= names

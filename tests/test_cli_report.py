@@ -10,8 +10,8 @@ import pytest
 from helpers import SMALL, cli_app, stderr_of
 from typer.testing import CliRunner
 
-from kdtheory import cli_report
-from kdtheory.synthetic import make_store
+from kdtheory.cli import report as cli_report
+from kdtheory.testing.synthetic import make_store
 
 runner = CliRunner()
 make_app = partial(cli_app, cli_report.register)

@@ -14,8 +14,8 @@ import pytest
 from conftest import tiny_config
 
 from kdtheory.errors import StoreError
-from kdtheory.store import open_runs
-from kdtheory.sweep import run_experiment
+from kdtheory.store.runs import open_runs
+from kdtheory.training.sweep import run_experiment
 
 ROOT = Path(__file__).resolve().parent
 
@@ -25,7 +25,7 @@ SCRIPT = textwrap.dedent(
     sys.path.insert(0, {tests!r})
     from conftest import tiny_config
     from kdtheory.errors import KDTheoryError
-    from kdtheory.sweep import run_experiment
+    from kdtheory.training.sweep import run_experiment
     changes = json.loads(sys.argv[2])
     try:
         report = run_experiment(tiny_config(**changes), sys.argv[1], device="cpu", batch_cells=1)
@@ -107,11 +107,11 @@ def test_a_run_that_fails_before_writing_anything_leaves_no_recipe_behind(tmp_pa
 def test_inspect_names_cells_of_the_sweep_that_were_never_started(tmp_path):
     from typer.testing import CliRunner
 
-    from kdtheory.cli import app
+    from kdtheory.cli.app import app
 
     run_experiment(tiny_config(**SMALL), tmp_path, device="cpu")
     # a larger sweep of the same recipe was asked for; pretend it died after the teacher
-    from kdtheory.store import record_axes
+    from kdtheory.store.runs import record_axes
 
     (exp,) = [p.name for p in tmp_path.iterdir() if p.is_dir()]
     record_axes(
@@ -124,7 +124,7 @@ def test_inspect_names_cells_of_the_sweep_that_were_never_started(tmp_path):
 
 def test_discarding_a_failed_first_run_keeps_the_lock_file(tmp_path):
     """Another run may wait on that very .lock: deleting it would let two runs in at once."""
-    from kdtheory.store import LOCK_FILE, discard_if_empty, ensure_experiment, experiment_lock
+    from kdtheory.store.runs import LOCK_FILE, discard_if_empty, ensure_experiment, experiment_lock
 
     with experiment_lock(tmp_path, "exp") as folder:
         ensure_experiment(tmp_path, "exp", {"lr": 1})

@@ -10,17 +10,17 @@ from conftest import tiny_config
 from helpers import stderr_of
 from typer.testing import CliRunner
 
-from kdtheory.cli import app
-from kdtheory.convergence import (
+from kdtheory.cli.app import app
+from kdtheory.errors import SpecError, StoreError
+from kdtheory.store.convergence import (
     MAX_LOSS_DROP,
     MIN_LABEL_TRAIN_ACCURACY,
     check_experiment,
     check_store,
     loss_drop,
 )
-from kdtheory.errors import SpecError, StoreError
-from kdtheory.store import open_runs
-from kdtheory.sweep import ExperimentConfig, configs_from_options, run_experiment
+from kdtheory.store.runs import open_runs
+from kdtheory.training.sweep import ExperimentConfig, configs_from_options, run_experiment
 
 runner = CliRunner()
 
@@ -113,7 +113,7 @@ def test_the_threshold_is_the_stated_one():
 
 def test_a_tiny_loss_falling_by_a_tiny_amount_is_converged():
     """Memorised labels: 0.010 -> 0.007 is a 30% relative fall but 0.003 in absolute terms."""
-    from kdtheory.convergence import MIN_LOSS_FALL, still_falling
+    from kdtheory.store.convergence import MIN_LOSS_FALL, still_falling
 
     hist = np.r_[np.geomspace(2.3, 0.01, 40), np.linspace(0.01, 0.007, 10)]
     assert loss_drop(hist) > MAX_LOSS_DROP

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from kdtheory.errors import KDTheoryError, SpecError
-from kdtheory.plugin_manager import get_registries
+from kdtheory.plugin.manager import get_registries
+from kdtheory.plugin.specs import LoadedDataset, parse_spec, resolve_options
 from kdtheory.plugins import datasets as D
-from kdtheory.specs import LoadedDataset, parse_spec, resolve_options
 
 
 def load(text: str) -> LoadedDataset:

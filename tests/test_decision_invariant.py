@@ -21,10 +21,10 @@ from collections import Counter
 import pytest
 
 import kdtheory.hypotheses
-from kdtheory.calibration import DESIGNS, EFFECTS, NULLS
 from kdtheory.hypotheses import kdtheory_register_hypotheses
-from kdtheory.hypothesis import adjust_family
-from kdtheory.synthetic import make_store
+from kdtheory.hypothesis.base import adjust_family
+from kdtheory.testing.calibration import DESIGNS, EFFECTS, NULLS
+from kdtheory.testing.synthetic import make_store
 
 HYPS = {h.name: h for h in kdtheory_register_hypotheses()}
 STORES_PER_TRUTH = 3

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from kdtheory.engine import BatchSampler, CellJob, TrainConfig, TrainingData, train_group
 from kdtheory.plugins.objectives import parse_method
-from kdtheory.sweep import model_builder
+from kdtheory.training.engine import BatchSampler, CellJob, TrainConfig, TrainingData, train_group
+from kdtheory.training.sweep import model_builder
 
 METHODS = ["label", "kd:T=4", "ls:eps=matched", "kd-shuffled:T=2", "kd-mse", "kd:T=3,alpha=0.5"]
 
@@ -136,7 +136,7 @@ def test_cuda_training_is_reproducible_batched_and_agrees_with_cpu(arch, shape):
 
 def test_cuda_training_uses_deterministic_cudnn_and_restores_the_flags():
     """Without a GPU too: the flags are set for a CUDA group and restored afterwards."""
-    from kdtheory.engine import _deterministic_cudnn
+    from kdtheory.training.engine import _deterministic_cudnn
 
     cudnn = torch.backends.cudnn
     before = cudnn.deterministic, cudnn.benchmark
@@ -160,7 +160,7 @@ def mixed_jobs(methods, budgets, seed=0):
 
 
 def test_lr_factor_warms_up_then_decays_to_zero_over_the_budget():
-    from kdtheory.engine import lr_factor
+    from kdtheory.training.engine import lr_factor
 
     f = [lr_factor(s, 20, warmup=0.2) for s in range(20)]
     assert f[:4] == [0.25, 0.5, 0.75, 1.0]  # ceil(0.2 * 20) = 4 warm-up steps
@@ -170,7 +170,7 @@ def test_lr_factor_warms_up_then_decays_to_zero_over_the_budget():
 
 
 def test_interval_ends_partition_the_budget():
-    from kdtheory.engine import interval_ends
+    from kdtheory.training.engine import interval_ends
 
     assert interval_ends(100, 4).tolist() == [25, 50, 75, 100]
     assert interval_ends(10, 4).tolist() == [3, 5, 8, 10]

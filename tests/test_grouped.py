@@ -13,11 +13,11 @@ from test_engine import CONFIG, METHODS, jobs_for, make_data
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
-from kdtheory.engine import train_group
-from kdtheory.grouped import grouped_linear, grouped_mlp
 from kdtheory.plugins import architectures
 from kdtheory.plugins.architectures import build_mlp
-from kdtheory.sweep import model_builder
+from kdtheory.training.engine import train_group
+from kdtheory.training.grouped import grouped_linear, grouped_mlp
+from kdtheory.training.sweep import model_builder
 
 
 @pytest.mark.parametrize("out_features", [3, 10, 31, 32, 48])
@@ -213,7 +213,7 @@ def test_unknown_kernels_option_is_refused():
 def test_keep_freed_memory_takes_effect_on_linux():
     # in a child process: the setting is process-wide and the test session should not inherit it
     code = (
-        "from kdtheory.allocator import keep_freed_memory as k\n"
+        "from kdtheory.training.allocator import keep_freed_memory as k\n"
         "import torch\n"
         "print(k(), k())\n"
         "x = [torch.ones(2_000_000) for _ in range(3)]\n"  # 8 MB blocks are still usable

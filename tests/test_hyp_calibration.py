@@ -1,6 +1,7 @@
 """Calibration of the built-in hypotheses on synthetic stores with a planted truth.
 
-The cases live in :mod:`kdtheory.calibration` (shared with ``benchmarks/calibration.py``, which
+The cases live in :mod:`kdtheory.testing.calibration` (shared with ``benchmarks/calibration.py``,
+which
 runs 200+ stores per case and whose last run the README records). Here:
 
 - under every null (the claim false at its least favourable point, or true at the edge of an
@@ -19,8 +20,8 @@ import numpy as np
 import pytest
 
 import kdtheory.hypotheses
-from kdtheory.calibration import EFFECTS, NULLS, max_wrong, run_case
 from kdtheory.stats import one_sample_t, pool_experiments, random_effects_meta
+from kdtheory.testing.calibration import EFFECTS, NULLS, max_wrong, run_case
 
 ALPHA = 0.05
 N_NULL = 120

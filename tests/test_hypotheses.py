@@ -16,10 +16,10 @@ from kdtheory.hypotheses import kdtheory_register_hypotheses
 from kdtheory.hypotheses.data_efficiency import DataEfficiency, data_multiplier
 from kdtheory.hypotheses.fidelity_decay import FidelityDecay
 from kdtheory.hypotheses.label_smoothing import LabelSmoothing
-from kdtheory.hypothesis import run_test
+from kdtheory.hypothesis.base import run_test
+from kdtheory.hypothesis.verdict import Verdict
 from kdtheory.metrics import fidelity
-from kdtheory.synthetic import make_experiment, make_store
-from kdtheory.verdict import Verdict
+from kdtheory.testing.synthetic import make_experiment, make_store
 
 NAMES = (
     "data-efficiency",
@@ -47,7 +47,7 @@ NEEDS = {
 
 # ---------------------------------------------------------------------------- registration
 def test_all_five_registered_through_the_plugin_manager():
-    from kdtheory import plugin_manager
+    from kdtheory.plugin import manager as plugin_manager
 
     plugin_manager.reset()
     names = plugin_manager.get_registries().hypotheses.names()

@@ -13,7 +13,6 @@ import pytest
 import xarray as xr
 
 import kdtheory
-from kdtheory import hookspecs, plugin_manager
 from kdtheory.errors import (
     DuplicateNameError,
     MissingRequirementError,
@@ -21,7 +20,7 @@ from kdtheory.errors import (
     StoreError,
     UnknownNameError,
 )
-from kdtheory.hypothesis import (
+from kdtheory.hypothesis.base import (
     Hypothesis,
     adjust_family,
     describe_all,
@@ -29,7 +28,9 @@ from kdtheory.hypothesis import (
     run_all,
     run_test,
 )
-from kdtheory.verdict import Verdict
+from kdtheory.hypothesis.verdict import Verdict
+from kdtheory.plugin import hookspecs
+from kdtheory.plugin import manager as plugin_manager
 
 EXAMPLE_PLUGIN = Path(__file__).parent / "example_plugin"
 
@@ -190,7 +191,7 @@ def store():
 
 
 def test_dataset_builder_meets_the_schema():
-    from kdtheory.schema import validate_experiment
+    from kdtheory.store.schema import validate_experiment
 
     validate_experiment(make_experiment(objectives=("label", "kd", "ls"), features=True))
 
@@ -284,7 +285,7 @@ def test_run_test_rejects_a_non_verdict(store):
         def test(self, store, alpha=0.05, **options):
             return {"decision": "supported"}
 
-    with pytest.raises(TypeError, match="must return a kdtheory.verdict.Verdict"):
+    with pytest.raises(TypeError, match="must return a kdtheory.hypothesis.verdict.Verdict"):
         run_test(Broken(), store)
 
 

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from kdtheory.errors import SpecError, UnknownNameError
-from kdtheory.plugin_manager import get_registries
+from kdtheory.plugin.manager import get_registries
+from kdtheory.plugin.specs import ObjectiveContext
 from kdtheory.plugins import objectives as O
-from kdtheory.specs import ObjectiveContext
 
 # --------------------------------------------------------------------------- numpy references
 

@@ -1,4 +1,6 @@
-"""kdtheory.plot: every figure on small synthetic stores, the paper style, colours and saving."""
+"""kdtheory.report.figures: every figure on small synthetic stores, the paper style, colours and
+saving.
+"""
 
 from __future__ import annotations
 
@@ -12,9 +14,9 @@ from helpers import SMALL
 from matplotlib.figure import Figure
 from matplotlib.text import Text
 
-from kdtheory import plot
 from kdtheory.errors import MissingRequirementError
-from kdtheory.synthetic import make_store
+from kdtheory.report import figures as plot
+from kdtheory.testing.synthetic import make_store
 
 
 def add_temperatures(ds: xr.Dataset, temps=(1.0, 2.0)) -> xr.Dataset:
@@ -154,7 +156,7 @@ def test_save_writes_vector_pdf_and_png(one, tmp_path):
 
 
 def test_kd_gain_draws_the_verdict_slope_and_multiplier(one):
-    from kdtheory.hypothesis import run_test
+    from kdtheory.hypothesis.base import run_test
 
     verdict = run_test("data-efficiency", one)
     fig = plot.kd_gain(one, verdict)

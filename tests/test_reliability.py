@@ -19,8 +19,8 @@ import pytest
 import xarray as xr
 from typer.testing import CliRunner
 
-from kdtheory.cli import app
-from kdtheory.store import open_runs, write_dataset
+from kdtheory.cli.app import app
+from kdtheory.store.runs import open_runs, write_dataset
 
 runner = CliRunner()
 
@@ -341,12 +341,12 @@ def test_a_file_as_out_is_an_error(tmp_path):
 
 
 def test_a_read_only_store_is_an_error(store, monkeypatch):
-    import kdtheory.atomic
+    import kdtheory.store.atomic
 
     def mkstemp(*args, dir=None, **kwargs):
         raise PermissionError(13, "Permission denied", str(dir))
 
-    monkeypatch.setattr(kdtheory.atomic.tempfile, "mkstemp", mkstemp)
+    monkeypatch.setattr(kdtheory.store.atomic.tempfile, "mkstemp", mkstemp)
     before = tree_hash(store)
     result = invoke(["run", *TINY_ARGS, "--seeds", "3", "--out", store])  # 4 new cells to write
     assert result.exit_code == 2, result.output
@@ -375,8 +375,8 @@ def test_a_read_only_store_is_an_error_with_real_permissions(store):
 
 @pytest.mark.parametrize("how", ["netcdf", "errno"])
 def test_a_full_disk_says_no_space_left(store, monkeypatch, how):
-    import kdtheory.atomic
-    import kdtheory.store
+    import kdtheory.store.atomic
+    import kdtheory.store.runs
 
     if how == "netcdf":  # what netCDF raises when HDF5 cannot write: no word about the disk
 
@@ -387,14 +387,14 @@ def test_a_full_disk_says_no_space_left(store, monkeypatch, how):
         monkeypatch.setattr(xr.Dataset, "to_netcdf", to_netcdf)
         usage = shutil.disk_usage(store)
         monkeypatch.setattr(
-            kdtheory.store.shutil, "disk_usage", lambda p: usage._replace(free=4096)
+            kdtheory.store.runs.shutil, "disk_usage", lambda p: usage._replace(free=4096)
         )
     else:
 
         def mkstemp(*args, dir=None, **kwargs):
             raise OSError(28, "No space left on device", str(dir))
 
-        monkeypatch.setattr(kdtheory.atomic.tempfile, "mkstemp", mkstemp)
+        monkeypatch.setattr(kdtheory.store.atomic.tempfile, "mkstemp", mkstemp)
     before = tree_hash(store)
     result = invoke(["run", *TINY_ARGS, "--seeds", "3", "--out", store])
     assert result.exit_code == 2, result.output
@@ -469,7 +469,7 @@ def test_a_huge_npz_label_is_an_error_not_a_memory_error(tmp_path):
 
 # ------------------------------------------------------------------- orphan temporary files
 def test_atomic_writes_make_temporary_files_the_sweep_recognises(tmp_path):
-    from kdtheory.atomic import atomic_path, is_temp_name
+    from kdtheory.store.atomic import atomic_path, is_temp_name
 
     for suffix in (None, ".nc.tmp", ".pt.tmp", ".json.tmp"):
         with atomic_path(tmp_path / "x.nc", suffix=suffix) as tmp:
@@ -506,14 +506,14 @@ def test_the_next_run_sweeps_orphan_temporary_files_only(store):
 # ------------------------------------------------------------------- plugins
 def install_plugin(monkeypatch, plugin: object, name: str):
     """The built-in plugins plus ``plugin``, as every command sees them."""
-    import kdtheory.sweep
-    from kdtheory import plugin_manager
+    import kdtheory.training.sweep
+    from kdtheory.plugin import manager as plugin_manager
 
     pm = plugin_manager.make_plugin_manager(entry_points=False)
     pm.register(plugin, name=name)
     regs = plugin_manager.build_registries(pm)
     monkeypatch.setattr(plugin_manager, "get_registries", lambda: regs)
-    monkeypatch.setattr(kdtheory.sweep, "get_registries", lambda: regs)
+    monkeypatch.setattr(kdtheory.training.sweep, "get_registries", lambda: regs)
     return regs
 
 
@@ -574,7 +574,7 @@ def test_a_run_still_works_next_to_a_broken_dataset_plugin(monkeypatch, tmp_path
 
 
 def test_plugins_lists_duplicate_names_instead_of_crashing(monkeypatch, tmp_path):
-    from kdtheory.specs import DatasetSpec
+    from kdtheory.plugin.specs import DatasetSpec
 
     spec = DatasetSpec("mnist1d", "a second mnist1d", lambda: None)
     install_plugin(
@@ -602,7 +602,7 @@ def test_unknown_names_are_listed_with_a_correct_plural(store):
 def test_report_md_shows_store_text_and_passes_no_html_through(tmp_path):
     from helpers import SMALL
 
-    from kdtheory.synthetic import make_store
+    from kdtheory.testing.synthetic import make_store
 
     (ds,) = make_store(1, prefix="exp<script>alert(1)</script>", **SMALL).values()
     ds.attrs.update(

@@ -1,4 +1,6 @@
-"""kdtheory.report / kdtheory.provenance: a full report on a small synthetic store."""
+"""kdtheory.report.document / kdtheory.report.provenance: a full report on a small synthetic
+store.
+"""
 
 from __future__ import annotations
 
@@ -16,10 +18,11 @@ import pytest
 from helpers import SMALL
 
 import kdtheory
-import kdtheory.report as report_module
-from kdtheory import hookimpl, hookspecs
-from kdtheory.provenance import dataset_hash, store_hash
-from kdtheory.report import (
+import kdtheory.report.document as report_module
+from kdtheory import hookimpl
+from kdtheory.hypothesis.verdict import Verdict
+from kdtheory.plugin import hookspecs
+from kdtheory.report.document import (
     REPORT_FORMAT,
     ReportError,
     ReportHookWarning,
@@ -29,8 +32,8 @@ from kdtheory.report import (
     read_report,
     run_family,
 )
-from kdtheory.synthetic import make_store
-from kdtheory.verdict import Verdict
+from kdtheory.report.provenance import dataset_hash, store_hash
+from kdtheory.testing.synthetic import make_store
 
 BUILTINS = [
     "dark-knowledge",
@@ -132,7 +135,7 @@ def test_verdicts_json_round_trips(built):
     assert prov["store"]["hash"] == store_hash(store)
     assert prov["store"]["n_files"] == 1
     (exp,) = prov["experiments"].values()
-    assert exp["recipe"]["generator"] == "kdtheory.synthetic"
+    assert exp["recipe"]["generator"] == "kdtheory.testing.synthetic"
     assert exp["sources"] == ["synthetic-0.nc"]
 
 
@@ -267,7 +270,7 @@ def test_overview_adds_temperature_effects_when_the_store_has_several(tmp_path):
     import numpy as np
     import xarray as xr
 
-    from kdtheory.report import _overview
+    from kdtheory.report.document import _overview
 
     ds = make_store(1, seed=3, **SMALL)["synthetic-0"]
     t2 = ds.sel({"method": ["kd-T4"]}).assign_coords(

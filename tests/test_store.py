@@ -5,10 +5,10 @@ import pytest
 import xarray as xr
 
 import kdtheory
-from kdtheory.atomic import write_atomic
 from kdtheory.errors import SchemaError, StoreError
-from kdtheory.schema import SCHEMA, validate_experiment
-from kdtheory.store import ensure_experiment, export_store, open_runs
+from kdtheory.store.atomic import write_atomic
+from kdtheory.store.runs import ensure_experiment, export_store, open_runs
+from kdtheory.store.schema import SCHEMA, validate_experiment
 
 
 def handmade(experiment="hand", methods=("label", "kd-T4"), fractions=(0.1, 1.0), seeds=(0, 1)):

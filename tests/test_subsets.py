@@ -1,6 +1,6 @@
 import numpy as np
 
-from kdtheory.subsets import feature_sample, stratified_order, subset, subset_size
+from kdtheory.training.subsets import feature_sample, stratified_order, subset, subset_size
 
 
 def labels(n=300, k=5, seed=0):

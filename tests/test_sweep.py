@@ -3,8 +3,13 @@ import pytest
 from conftest import tiny_config
 
 from kdtheory.errors import SpecError, StoreError, UnknownNameError
-from kdtheory.store import open_runs
-from kdtheory.sweep import SweepProgress, configs_from_options, parse_fractions, run_experiment
+from kdtheory.store.runs import open_runs
+from kdtheory.training.sweep import (
+    SweepProgress,
+    configs_from_options,
+    parse_fractions,
+    run_experiment,
+)
 
 
 class InterruptAfter(SweepProgress):

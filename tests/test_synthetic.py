@@ -13,8 +13,14 @@ from kdtheory.metrics import (
     fidelity,
     wrong_class_rank_correlation,
 )
-from kdtheory.schema import validate_experiment
-from kdtheory.synthetic import METHODS, Truth, expected_accuracy, make_experiment, make_store
+from kdtheory.store.schema import validate_experiment
+from kdtheory.testing.synthetic import (
+    METHODS,
+    Truth,
+    expected_accuracy,
+    make_experiment,
+    make_store,
+)
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import re
 import numpy as np
 import pytest
 
-from kdtheory.verdict import (
+from kdtheory.hypothesis.verdict import (
     DecidingTest,
     EffectRow,
     Verdict,

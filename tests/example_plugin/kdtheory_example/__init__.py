@@ -14,9 +14,8 @@ import numpy as np
 import xarray as xr
 
 import kdtheory
-from kdtheory.hypothesis import Hypothesis
+from kdtheory.hypothesis import DecidingTest, EffectRow, Hypothesis, Verdict
 from kdtheory.stats import ci_level, one_sample_t, pool_experiments
-from kdtheory.verdict import DecidingTest, EffectRow, Verdict
 
 
 def accuracy(ds: xr.Dataset, method: str) -> np.ndarray:

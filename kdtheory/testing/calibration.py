@@ -54,7 +54,8 @@ def _design(name: str, n_seeds: int, small: bool) -> dict[str, Any]:
     }
 
 
-#: ``DESIGNS[design][hypothesis]``: keyword arguments of :func:`kdtheory.synthetic.make_store`.
+#: ``DESIGNS[design][hypothesis]``: keyword arguments of
+#: :func:`kdtheory.testing.synthetic.make_store`.
 #: ``"single"``: one experiment, 5 seeds; ``"multi"``: 3 experiments × 3 seeds, 100 test samples.
 DESIGNS: dict[str, dict[str, dict[str, Any]]] = {
     "single": {n: {"n_experiments": 1, **_design(n, 5, False)} for n in _METHODS},
@@ -72,7 +73,7 @@ class Case:
     label : str
         Short description of the truth.
     truth : dict
-        Knobs of :class:`kdtheory.synthetic.Truth` shared by every experiment.
+        Knobs of :class:`kdtheory.testing.synthetic.Truth` shared by every experiment.
     decision : str
         Under a null: the decision that would be a wrong finding. Under an effect: the right one.
     per_experiment : tuple of dict
@@ -192,7 +193,7 @@ def _decisions(args: tuple[Case, str, str, list[int], float]) -> Counter:
     case, design, pooling, seeds, alpha = args
     import kdtheory.hypotheses as hyp_module
     from kdtheory.hypotheses import kdtheory_register_hypotheses
-    from kdtheory.synthetic import make_store
+    from kdtheory.testing.synthetic import make_store
 
     hyp_module.FIT_SUMMARIES = False  # decisions never depend on the summary text
     hyp = {h.name: h for h in kdtheory_register_hypotheses()}[case.hypothesis]

@@ -17,9 +17,9 @@ from typing import Any
 
 import pluggy
 
-from kdtheory import hookspecs
 from kdtheory.errors import DuplicateNameError
-from kdtheory.registry import Registry
+from kdtheory.plugin import hookspecs
+from kdtheory.plugin.registry import Registry
 
 PROJECT = "kdtheory"
 BUILTIN_MODULES = {

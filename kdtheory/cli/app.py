@@ -2,7 +2,7 @@
 
 Commands: ``run`` (train a sweep into a run store), ``inspect`` (what a store holds), ``export``
 (one combined netCDF file per experiment), ``plugins`` (every registered plugin), and the
-hypothesis commands ``list`` and ``test`` (see :mod:`kdtheory.cli_hypotheses`).
+hypothesis commands ``list`` and ``test`` (see :mod:`kdtheory.cli.hypotheses`).
 """
 
 from __future__ import annotations
@@ -28,8 +28,9 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from kdtheory import cli_hypotheses, cli_report
-from kdtheory.cli_hypotheses import open_store, usage_error
+from kdtheory.cli import hypotheses as cli_hypotheses
+from kdtheory.cli import report as cli_report
+from kdtheory.cli.hypotheses import open_store, usage_error
 from kdtheory.errors import KDTheoryError
 
 app = typer.Typer(
@@ -156,9 +157,9 @@ class RichSweepProgress:
 
 def _summary_table(store_path: Path, experiment: str) -> tuple[Table, list[str]] | None:
     """The experiment's test accuracies per method × fraction, and its convergence warnings."""
-    from kdtheory.convergence import check_experiment
     from kdtheory.metrics import accuracy
-    from kdtheory.store import combine_cells, experiment_dir
+    from kdtheory.store.convergence import check_experiment
+    from kdtheory.store.runs import combine_cells, experiment_dir
 
     folder = experiment_dir(store_path, experiment)
     if not (folder / "cells").is_dir():
@@ -249,10 +250,15 @@ def run(
 
     Re-running the same command skips finished cells; Ctrl-C loses at most the group in flight.
     """
-    from kdtheory.allocator import keep_freed_memory
-    from kdtheory.atomic import sweep_orphans
-    from kdtheory.engine import resolve_device
-    from kdtheory.sweep import check_specs, configs_from_options, parse_fractions, run_experiment
+    from kdtheory.store.atomic import sweep_orphans
+    from kdtheory.training.allocator import keep_freed_memory
+    from kdtheory.training.engine import resolve_device
+    from kdtheory.training.sweep import (
+        check_specs,
+        configs_from_options,
+        parse_fractions,
+        run_experiment,
+    )
 
     try:
         overrides = {
@@ -364,8 +370,8 @@ def inspect(
     A cell marked * fails a convergence criterion (see the convergence table and the summary
     line); a teacher below the best label-trained student or near chance is flagged.
     """
-    from kdtheory.convergence import CRITERIA, check_experiment
     from kdtheory.metrics import accuracy
+    from kdtheory.store.convergence import CRITERIA, check_experiment
 
     store = open_store(runs)
     total_cells = total_under = 0
@@ -498,7 +504,7 @@ def export(
     out: Path = typer.Option(..., "--out", "-o", help="Folder for one .nc file per experiment."),
 ) -> None:
     """Write each experiment as one combined netCDF file (for sharing alongside a paper)."""
-    from kdtheory.store import export_store
+    from kdtheory.store.runs import export_store
 
     store = open_store(runs)
     try:
@@ -519,7 +525,7 @@ def plugins() -> None:
     """
     import warnings
 
-    from kdtheory.plugin_manager import PluginLoadWarning, build_registry, get_registries
+    from kdtheory.plugin.manager import PluginLoadWarning, build_registry, get_registries
 
     problems: list[str] = []
     with warnings.catch_warnings(record=True) as caught:

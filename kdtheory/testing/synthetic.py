@@ -27,7 +27,7 @@ Everything is numpy and small (6 fractions, 5 seeds, 300 test and 600 train samp
 
 Examples
 --------
->>> from kdtheory.synthetic import make_store
+>>> from kdtheory.testing.synthetic import make_store
 >>> store = make_store(n_experiments=2, seed=1, kd_gain_slope=0.0)  # no data-efficiency effect
 >>> sorted(store)
 ['synthetic-0', 'synthetic-1']
@@ -507,7 +507,7 @@ def make_experiment(
         "dataset": "synthetic",
         "teacher": "synthetic-teacher",
         "student": "synthetic-student",
-        "recipe": json.dumps({"generator": "kdtheory.synthetic", "seed": int(seed)}),
+        "recipe": json.dumps({"generator": "kdtheory.testing.synthetic", "seed": int(seed)}),
         "synthetic_truth": t.to_json(),
         "kdtheory_version": __version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -296,7 +296,7 @@ def save(
     writes ``acc.pdf`` and ``acc.png``). Returns the written paths. PDFs carry no creation date,
     so the same figure gives the same bytes.
     """
-    from kdtheory.atomic import write_atomic
+    from kdtheory.store.atomic import write_atomic
 
     stem = Path(stem)
     if stem.suffix.lstrip(".").lower() in {f.lower() for f in formats}:
@@ -320,7 +320,7 @@ def save(
 
 def save_as(fig: Figure, path: str | os.PathLike[str], dpi: int = 200) -> Path:
     """Write ``fig`` to ``path`` in the format its suffix names (pdf, png, svg, eps, ...)."""
-    from kdtheory.atomic import write_atomic
+    from kdtheory.store.atomic import write_atomic
 
     path = Path(path)
     fmt = path.suffix.lstrip(".").lower()
@@ -355,7 +355,7 @@ def _savefig(fig: Figure, tmp: Path, *, fmt: str, dpi: int) -> None:
 
 def _as_store(store: Any) -> Mapping[str, xr.Dataset]:
     if isinstance(store, (str, os.PathLike)):
-        from kdtheory.store import open_runs
+        from kdtheory.store.runs import open_runs
 
         store = open_runs(store)
     if isinstance(store, xr.Dataset):

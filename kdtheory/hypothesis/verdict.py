@@ -338,7 +338,7 @@ class Verdict:
         tested alone).
     warnings : list of str
         What undermines the runs under the verdict: under-trained cells, a weak teacher (see
-        :mod:`kdtheory.convergence`). Shown with every rendering.
+        :mod:`kdtheory.store.convergence`). Shown with every rendering.
     deciding : DecidingTest or None
         The test the decision rests on; ``estimate``, ``ci``, ``p_value`` (and ``p_adjusted``)
         are its numbers. None for verdicts that do not say (third-party plugins).

@@ -259,7 +259,7 @@ def provenance(
     if command is None:
         where = str(root) if root is not None else "<in-memory store>"
         command = (
-            f"python: kdtheory.report.build_report({where!r}, hypotheses="
+            f"python: kdtheory.report.document.build_report({where!r}, hypotheses="
             f"{list(hypotheses)!r}, alpha={alpha!r})"
         )
     return _plain(

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from kdtheory.errors import SpecError
-from kdtheory.registry import did_you_mean
+from kdtheory.plugin.registry import did_you_mean
 
 
 # --------------------------------------------------------------------------- options
@@ -196,7 +196,8 @@ class ArchitectureSpec:
     - optionally ``grouped_forward(params, buffers, x, with_features=False)``: the forward of a
       group of ``C`` cells from parameters stacked along a leading cell dimension, ``x`` being
       ``(C, B, *input_shape)``. It must equal ``vmap(functional_call)`` of ``forward`` up to float
-      rounding; the engine then trains with it instead of ``vmap`` (see :mod:`kdtheory.grouped`).
+      rounding; the engine then trains with it instead of ``vmap`` (see
+      :mod:`kdtheory.training.grouped`).
     """
 
     name: str

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import typer
 
-from kdtheory.cli_hypotheses import open_store, usage_error
+from kdtheory.cli.hypotheses import open_store, usage_error
 from kdtheory.errors import KDTheoryError
-from kdtheory.registry import did_you_mean
+from kdtheory.plugin.registry import did_you_mean
 
 
 def _command(canonical: list[str]) -> str:
@@ -33,9 +33,9 @@ def _command(canonical: list[str]) -> str:
 
 def _echo_warnings(caught: list[warnings.WarningMessage]) -> None:
     """Show kdtheory's own warnings (a plugin or figure that failed, convergence) on stderr."""
-    from kdtheory.convergence import ConvergenceWarning
-    from kdtheory.plugin_manager import PluginLoadWarning
-    from kdtheory.report import ReportHookWarning
+    from kdtheory.plugin.manager import PluginLoadWarning
+    from kdtheory.report.document import ReportHookWarning
+    from kdtheory.store.convergence import ConvergenceWarning
 
     for w in caught:
         if issubclass(w.category, (ReportHookWarning, PluginLoadWarning, ConvergenceWarning)):
@@ -58,7 +58,7 @@ def report_command(
     Every hypothesis (or those named) is tested on every experiment of the store as one
     Holm-corrected family. A hypothesis the store cannot test is reported as such.
     """
-    from kdtheory.report import build_report, resolve_hypotheses
+    from kdtheory.report.document import build_report, resolve_hypotheses
 
     if not (0.0 < alpha < 0.5):
         usage_error(f"--alpha must lie in (0, 0.5); got {alpha}")
@@ -103,8 +103,8 @@ def plot_command(
     ),
     dpi: int = typer.Option(200, "--dpi", help="Resolution of raster formats."),
 ) -> None:
-    """Draw one figure of a run store in the paper style (see `kdtheory.plot`)."""
-    from kdtheory.plot import PLOTS, save_as
+    """Draw one figure of a run store in the paper style (see `kdtheory.report.figures`)."""
+    from kdtheory.report.figures import PLOTS, save_as
 
     if name not in PLOTS:
         hint = did_you_mean(name, PLOTS, cutoff=0.4)

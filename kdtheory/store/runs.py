@@ -28,9 +28,9 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from kdtheory.atomic import write_atomic, write_text_atomic
 from kdtheory.errors import SchemaError, SpecError, StoreError
-from kdtheory.schema import (
+from kdtheory.store.atomic import write_atomic, write_text_atomic
+from kdtheory.store.schema import (
     CELL_KIND,
     CELL_RECORDS,
     METHOD_COORDS,

@@ -21,9 +21,15 @@ import torch
 import xarray as xr
 
 import kdtheory
-from kdtheory import store as st
-from kdtheory.convergence import converged, loss_drop
-from kdtheory.engine import (
+from kdtheory.errors import SpecError, StoreError
+from kdtheory.plugin.manager import get_registries
+from kdtheory.plugin.registry import did_you_mean
+from kdtheory.plugin.specs import LoadedDataset, parse_spec, resolve_options
+from kdtheory.plugins.objectives import parse_method, parse_methods
+from kdtheory.store import runs as st
+from kdtheory.store.convergence import converged, loss_drop
+from kdtheory.store.schema import CELL_KIND, SCHEMA, TEACHER_KIND
+from kdtheory.training.engine import (
     CellJob,
     CellResult,
     TrainConfig,
@@ -34,13 +40,7 @@ from kdtheory.engine import (
     resolve_device,
     train_group,
 )
-from kdtheory.errors import SpecError, StoreError
-from kdtheory.plugin_manager import get_registries
-from kdtheory.plugins.objectives import parse_method, parse_methods
-from kdtheory.registry import did_you_mean
-from kdtheory.schema import CELL_KIND, SCHEMA, TEACHER_KIND
-from kdtheory.specs import LoadedDataset, parse_spec, resolve_options
-from kdtheory.subsets import feature_sample, subset, subset_size
+from kdtheory.training.subsets import feature_sample, subset, subset_size
 
 DEFAULT_METHODS = ("label", "kd:T=4", "ls:eps=matched", "kd-shuffled:T=4")
 DEFAULT_FRACTIONS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
@@ -204,7 +204,7 @@ def parse_fractions(text: str) -> tuple[float, ...]:
 #: Students of the reference experiments train by epochs over their own subset (at least
 #: ``min_steps``), with warm-up and cosine decay, weight decay and large batches; teachers are
 #: the strongest of their family a few CPU minutes allow (a 1-D CNN for mnist1d). Fixed from
-#: the convergence criteria of :mod:`kdtheory.convergence` on label and KD students at 10% and
+#: the convergence criteria of :mod:`kdtheory.store.convergence` on label and KD students at 10% and
 #: 100% of the data, before any hypothesis was tested on the store.
 _MNIST5K_CNN = ExperimentConfig(
     dataset="mnist-5k",

@@ -3,7 +3,8 @@
 Every cell (method × fraction × seed) owns its parameters, optimizer state, training subset,
 data order and objective. The group's parameters are stacked along a leading *cell* dimension and
 the architecture is run with its ``grouped_forward`` when it has one (batched kernels, see
-:mod:`kdtheory.grouped`), else with ``torch.func.vmap`` over ``torch.func.functional_call``, so a
+:mod:`kdtheory.training.grouped`), else with ``torch.func.vmap`` over
+``torch.func.functional_call``, so a
 whole sweep runs as a few large kernels instead of many small ones. The per-cell loss only
 depends on that cell's parameters and AdamW is element-wise, so a cell's result does not depend on
 which other cells it was trained with (up to floating-point summation order); a group of one cell
@@ -25,7 +26,7 @@ from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from kdtheory.errors import SpecError
-from kdtheory.specs import Objective, ObjectiveContext
+from kdtheory.plugin.specs import Objective, ObjectiveContext
 
 
 def resolve_device(device: str = "auto") -> torch.device:

@@ -46,7 +46,7 @@ def usage_error(message: str) -> NoReturn:
 
 def open_store(runs: Path) -> Any:
     """The run store at ``runs``; a usage error naming what is wrong with it otherwise."""
-    from kdtheory.store import open_runs
+    from kdtheory.store.runs import open_runs
 
     try:
         return open_runs(runs)
@@ -57,7 +57,7 @@ def open_store(runs: Path) -> Any:
 def _hypothesis_registry() -> Any:
     """The hypothesis registry; plugin import warnings go to stderr as ``warning: ...`` and a
     registry that cannot be built (a name registered twice) is an error (exit 2)."""
-    from kdtheory import plugin_manager
+    from kdtheory.plugin import manager as plugin_manager
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", plugin_manager.PluginLoadWarning)
@@ -108,7 +108,7 @@ def list_command(
     ),
 ) -> None:
     """List every registered hypothesis: name, claim, what it needs, and where it comes from."""
-    from kdtheory.hypothesis import describe_all
+    from kdtheory.hypothesis.base import describe_all
 
     _hypothesis_registry()
     try:
@@ -162,8 +162,8 @@ def test_command(
     ),
 ) -> None:
     """Test one hypothesis, or 'all' of them as a Holm-corrected family, on a run store."""
-    from kdtheory.hypothesis import run_all, run_test
-    from kdtheory.verdict import render
+    from kdtheory.hypothesis.base import run_all, run_test
+    from kdtheory.hypothesis.verdict import render
 
     if not (0.0 < alpha < 0.5):
         usage_error(f"--alpha must lie in (0, 0.5); got {alpha}")
@@ -205,7 +205,7 @@ def test_command(
 
 def warn_convergence(verdicts: list[Any]) -> None:
     """One line on stderr when the verdicts rest on under-trained cells or a weak teacher."""
-    from kdtheory.convergence import problem_note
+    from kdtheory.store.convergence import problem_note
 
     lines = list(dict.fromkeys(w for v in verdicts for w in v.warnings))
     if lines:

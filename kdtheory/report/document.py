@@ -6,7 +6,7 @@
       index.html          one self-contained page (figures inline as base64 PNG, no network)
       report.md           the same in Markdown (figures as relative images)
       verdicts.json       every verdict (kdtheory-verdict/1) plus provenance (kdtheory-report/1)
-      figures/*.pdf|png   vector and raster figures in the paper style of kdtheory.plot
+      figures/*.pdf|png   vector and raster figures in the paper style of kdtheory.report.figures
       tables/*.tex        booktabs table bodies, and *-document.tex: complete compilable examples
       tables/*.md         the same tables in Markdown, shown inline in the report
       tables/*.csv        the same numbers as CSV; tables/records/*.csv every table a verdict
@@ -16,7 +16,8 @@ Figures, Markdown tables and text that plugins contribute are shown inline; a se
 is rendered without raw HTML, links or images, so ``index.html`` makes no network request.
 
 The figures and tables under each hypothesis come from the ``kdtheory_report_sections`` hook
-(:mod:`kdtheory.hookspecs`): every plugin, the built-in ``report_figures`` one included, returns
+(:mod:`kdtheory.plugin.hookspecs`): every plugin, the built-in ``report_figures`` one included,
+returns
 :class:`ReportSection` objects for the verdicts it knows. A hypothesis the store cannot test (a
 missing method or variable) gets :meth:`Verdict.unavailable` and the report says why; a plugin
 whose test or figures fail is reported the same way instead of sinking the whole report.
@@ -49,7 +50,7 @@ from typing import Any
 import xarray as xr
 
 from kdtheory.errors import KDTheoryError, MissingRequirementError, SpecError, StoreError
-from kdtheory.verdict import (
+from kdtheory.hypothesis.verdict import (
     Verdict,
     fmt_ci,
     fmt_num,
@@ -158,7 +159,7 @@ def _stem(path: str) -> str:
 def save_figure(fig: Any, out_dir: str | os.PathLike[str], name: str) -> list[str]:
     """Save ``fig`` as ``figures/<name>.pdf`` and ``.png`` under ``out_dir``; return the paths
     relative to ``out_dir``."""
-    from kdtheory.plot import save
+    from kdtheory.report.figures import save
 
     written = save(fig, Path(out_dir) / FIGURES_DIR / slug(name))
     return [p.relative_to(out_dir).as_posix() for p in written]
@@ -521,7 +522,7 @@ def write_table(
     """Write ``tables/<name>.tex`` (booktabs body), ``tables/<name>-document.tex`` (compilable
     example), ``tables/<name>.md`` (shown inline in the report) and ``tables/<name>.csv`` (every
     key of the records); return the paths relative to ``out_dir``."""
-    from kdtheory.atomic import write_text_atomic
+    from kdtheory.store.atomic import write_text_atomic
 
     out_dir = Path(out_dir)
     stem = slug(name)
@@ -553,7 +554,7 @@ def _check_alpha(alpha: Any) -> float:
 
 
 def resolve_hypotheses(hypotheses: Sequence[str] | str | None) -> list[str]:
-    from kdtheory.plugin_manager import get_registries
+    from kdtheory.plugin.manager import get_registries
 
     registry = get_registries().hypotheses
     if hypotheses is None:
@@ -586,14 +587,15 @@ def run_family(
     alpha: float = 0.05,
     store_warnings: Sequence[str] | None = None,
 ) -> list[Verdict]:
-    """Test ``names`` on ``store`` as one Holm family, like :func:`kdtheory.hypothesis.run_all`.
+    """Test ``names`` on ``store`` as one Holm family, like
+    :func:`kdtheory.hypothesis.base.run_all`.
 
     A hypothesis whose requirements the store lacks gets :meth:`Verdict.unavailable` with the
     reason; so does one whose test raises (with a :class:`ReportHookWarning`), so that one
     failing plugin does not stop the report.
     """
-    from kdtheory.hypothesis import adjust_family, with_store_warnings
-    from kdtheory.plugin_manager import get_registries
+    from kdtheory.hypothesis.base import adjust_family, with_store_warnings
+    from kdtheory.plugin.manager import get_registries
 
     registry = get_registries().hypotheses
     hyps = [registry.get(n) for n in names]
@@ -633,7 +635,7 @@ def collect_sections(
     :class:`ReportHookWarning`) while the others still contribute.
     """
     if pm is None:
-        from kdtheory.plugin_manager import get_registries
+        from kdtheory.plugin.manager import get_registries
 
         pm = get_registries().pm
     kwargs = {"verdict": verdict, "store": store, "out_dir": Path(out_dir)}
@@ -667,7 +669,7 @@ def collect_sections(
             else:
                 warnings.warn(
                     f"report plugin {impl.plugin_name!r} returned {type(item).__name__}, not a "
-                    "kdtheory.report.ReportSection; ignored",
+                    "kdtheory.report.document.ReportSection; ignored",
                     ReportHookWarning,
                     stacklevel=2,
                 )
@@ -676,7 +678,7 @@ def collect_sections(
 
 def _overview(store: Mapping[str, xr.Dataset], out_dir: Path) -> list[ReportSection]:
     """Figures about the store as a whole: accuracy curves, and temperatures when several."""
-    from kdtheory import plot
+    from kdtheory.report import figures as plot
 
     figures: list[str] = []
     captions: dict[str, str] = {}
@@ -818,10 +820,10 @@ def build_report(
         read, or an ``out_dir`` that may not be replaced.
     """
     import kdtheory
-    from kdtheory.atomic import write_text_atomic
-    from kdtheory.convergence import ConvergenceWarning, check_store, problem_note
-    from kdtheory.plugin_manager import get_registries
-    from kdtheory.provenance import provenance
+    from kdtheory.plugin.manager import get_registries
+    from kdtheory.report.provenance import provenance
+    from kdtheory.store.atomic import write_text_atomic
+    from kdtheory.store.convergence import ConvergenceWarning, check_store, problem_note
 
     a = _check_alpha(alpha)
     if isinstance(store, (str, os.PathLike)):
@@ -895,7 +897,7 @@ def read_report(path: str | os.PathLike[str]) -> tuple[list[Verdict], dict[str, 
 
 def _write_verdict_tables(verdicts: Sequence[Verdict], out: Path) -> dict[str, list[str]]:
     """tables/verdicts.* for the family; tables/<hypothesis>.* and one CSV per verdict table."""
-    from kdtheory.atomic import write_text_atomic
+    from kdtheory.store.atomic import write_text_atomic
 
     written: dict[str, list[str]] = {}
     files = {
@@ -1084,7 +1086,7 @@ _EXPERIMENT_HEADERS = ["experiment", "dataset", "teacher → student", "methods"
 
 def _convergence_lines(verdicts: Sequence[Verdict]) -> list[str]:
     """The store's convergence warnings (each once), or one line saying there are none."""
-    from kdtheory.convergence import CRITERIA
+    from kdtheory.store.convergence import CRITERIA
 
     lines = list(dict.fromkeys(w for v in verdicts for w in v.warnings))
     return lines or [

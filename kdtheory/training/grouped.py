@@ -8,7 +8,8 @@ rules, and small batched GEMMs are very sensitive to layout: on this project's 2
 arranged as ``(10, 128) @ (128, 64)`` (measured once, 140 cells).
 
 An architecture can therefore give its module a ``grouped_forward`` method (see
-:class:`kdtheory.specs.ArchitectureSpec`); the engine then trains with it instead of ``vmap``.
+:class:`kdtheory.plugin.specs.ArchitectureSpec`); the engine then trains with it instead of
+``vmap``.
 :func:`grouped_linear` is the building block: a linear layer over stacked weights whose forward
 product never has a narrow output, and whose weight gradient is computed directly in the
 weight's ``(out, in)`` layout (no copy into place). :func:`grouped_mlp` chains such layers with

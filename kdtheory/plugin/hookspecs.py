@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
-    from kdtheory.specs import ArchitectureSpec, DatasetSpec, ObjectiveSpec
+    from kdtheory.plugin.specs import ArchitectureSpec, DatasetSpec, ObjectiveSpec
 
 hookspec = pluggy.HookspecMarker("kdtheory")
 
@@ -29,7 +29,7 @@ def kdtheory_register_datasets() -> list[DatasetSpec]:
 
     Returns
     -------
-    list of kdtheory.specs.DatasetSpec
+    list of kdtheory.plugin.specs.DatasetSpec
         Each spec names a dataset and knows how to load it offline.
     """
 
@@ -40,7 +40,7 @@ def kdtheory_register_architectures() -> list[ArchitectureSpec]:
 
     Returns
     -------
-    list of kdtheory.specs.ArchitectureSpec
+    list of kdtheory.plugin.specs.ArchitectureSpec
         Each spec builds a ``torch.nn.Module`` whose ``forward(x, with_features=False)`` returns
         logits, or ``(logits, penultimate_features)`` with ``with_features=True``, and whose
         ``classifier`` attribute is the final ``torch.nn.Linear``.
@@ -53,7 +53,7 @@ def kdtheory_register_objectives() -> list[ObjectiveSpec]:
 
     Returns
     -------
-    list of kdtheory.specs.ObjectiveSpec
+    list of kdtheory.plugin.specs.ObjectiveSpec
         Each spec parses ``name:key=value`` options and builds an objective.
     """
 
@@ -64,10 +64,10 @@ def kdtheory_register_hypotheses() -> list[Any]:
 
     Returns
     -------
-    list of kdtheory.hypothesis.Hypothesis
+    list of kdtheory.hypothesis.base.Hypothesis
         Each hypothesis has a unique ``name``, a one-sentence ``claim``, a ``prediction``, its
         requirements and a ``test(store, alpha, ...)`` method that returns a
-        :class:`kdtheory.verdict.Verdict`.
+        :class:`kdtheory.hypothesis.verdict.Verdict`.
     """
 
 
@@ -77,15 +77,15 @@ def kdtheory_report_sections(verdict: Any, store: Any, out_dir: Any) -> list[Any
 
     Parameters
     ----------
-    verdict : kdtheory.verdict.Verdict
+    verdict : kdtheory.hypothesis.verdict.Verdict
         The verdict being reported; check ``verdict.hypothesis`` to decide whether to contribute.
-    store : kdtheory.store.RunStore
+    store : kdtheory.store.runs.RunStore
         The run store the verdict was computed on.
     out_dir : pathlib.Path
         The report folder; write artefacts under ``figures/`` and ``tables/``.
 
     Returns
     -------
-    list of kdtheory.report.ReportSection or None
+    list of kdtheory.report.document.ReportSection or None
         Sections to add under the verdict's heading, or None to add nothing.
     """

@@ -27,9 +27,9 @@ from typing import Any, ClassVar
 import xarray as xr
 
 from kdtheory.errors import MissingRequirementError, SpecError, StoreError
-from kdtheory.registry import did_you_mean
+from kdtheory.hypothesis.verdict import DECISIONS, Verdict, p_text
+from kdtheory.plugin.registry import did_you_mean
 from kdtheory.stats import holm
-from kdtheory.verdict import DECISIONS, Verdict, p_text
 
 __all__ = [
     "Hypothesis",
@@ -281,7 +281,7 @@ def _check_alpha(alpha: Any) -> float:
 
 def _as_store(store: Any) -> Mapping[str, xr.Dataset]:
     if isinstance(store, (str, os.PathLike)):
-        from kdtheory.store import open_runs
+        from kdtheory.store.runs import open_runs
 
         store = open_runs(store)
     if not isinstance(store, Mapping):
@@ -298,7 +298,8 @@ def _check_verdict(hyp: Hypothesis, result: Any) -> Verdict:
     if not isinstance(result, Verdict):
         raise TypeError(
             f"hypothesis {hyp.name!r} ({type(hyp).__module__}.{type(hyp).__qualname__}) returned "
-            f"{type(result).__name__} from test(); it must return a kdtheory.verdict.Verdict"
+            f"{type(result).__name__} from test(); it must return a "
+            "kdtheory.hypothesis.verdict.Verdict"
         )
     if result.decision not in DECISIONS:
         raise ValueError(
@@ -314,14 +315,14 @@ def _check_verdict(hyp: Hypothesis, result: Any) -> Verdict:
 def get_hypothesis(name: str) -> Hypothesis:
     """The registered hypothesis called ``name`` (unknown names raise a "did you mean"
     :class:`~kdtheory.errors.UnknownNameError`)."""
-    from kdtheory import plugin_manager
+    from kdtheory.plugin import manager as plugin_manager
 
     return plugin_manager.get_registries().hypotheses.get(name)
 
 
 def describe_all() -> list[dict[str, Any]]:
     """:meth:`Hypothesis.describe` of every registered hypothesis, with its ``source``."""
-    from kdtheory import plugin_manager
+    from kdtheory.plugin import manager as plugin_manager
 
     registry = plugin_manager.get_registries().hypotheses
     out = []
@@ -376,9 +377,10 @@ def with_store_warnings(
     found: Sequence[str] | None = None,
 ) -> list[Verdict]:
     """``verdicts``, each carrying the store's convergence warnings (under-trained cells, weak
-    teachers; see :mod:`kdtheory.convergence`), so that no verdict on such runs passes silently.
+    teachers; see :mod:`kdtheory.store.convergence`), so that no verdict on such runs passes
+    silently.
     ``found`` are those warnings when the caller has checked the store already."""
-    from kdtheory.convergence import check_store
+    from kdtheory.store.convergence import check_store
 
     found = list(check_store(store).warnings() if found is None else found)
     return [replace(v, warnings=list(v.warnings) + found) if found else v for v in verdicts]
@@ -430,7 +432,7 @@ def run_all(
     error. Verdicts come back sorted by hypothesis name with ``p_adjusted`` set and re-decided
     as described in the module docstring.
     """
-    from kdtheory import plugin_manager
+    from kdtheory.plugin import manager as plugin_manager
 
     a = _check_alpha(alpha)
     data = _as_store(store)

@@ -1,0 +1,1 @@
+"""The command-line interface (``kdtheory ...``), one module per group of commands."""

@@ -1,0 +1,22 @@
+"""The hypothesis framework: the base class, verdicts, and running hypotheses on a store.
+
+Public API: :class:`Hypothesis`, :func:`run_test`, :func:`run_all`, :func:`get_hypothesis`
+(:mod:`kdtheory.hypothesis.base`); :class:`Verdict`, :class:`EffectRow`, :class:`DecidingTest`
+(:mod:`kdtheory.hypothesis.verdict`).
+"""
+
+from kdtheory._lazy import lazy_exports
+
+_EXPORTS = {
+    "Hypothesis": ".base",
+    "adjust_family": ".base",
+    "describe_all": ".base",
+    "get_hypothesis": ".base",
+    "run_all": ".base",
+    "run_test": ".base",
+    "DecidingTest": ".verdict",
+    "EffectRow": ".verdict",
+    "Verdict": ".verdict",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

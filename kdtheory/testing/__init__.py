@@ -1,0 +1,1 @@
+"""Tools for testing hypotheses: planted-truth synthetic stores and the calibration harness."""

@@ -1,0 +1,1 @@
+"""Training: the sweep over (method, fraction, seed) cells, the batched engine and its kernels."""
