@@ -8,7 +8,8 @@ from typing import Any, ClassVar
 import numpy as np
 import xarray as xr
 
-from kdtheory.hypotheses import (
+from kdtheory.hypothesis.base import Hypothesis
+from kdtheory.hypothesis.toolkit import (
     NAN,
     Decision,
     Effect,
@@ -35,7 +36,6 @@ from kdtheory.hypotheses import (
     seed_slopes,
     sorted_experiment,
 )
-from kdtheory.hypothesis.base import Hypothesis
 from kdtheory.hypothesis.verdict import Verdict
 from kdtheory.stats import POOLING_METHODS, ci_level_note, one_sample_t, tost
 

@@ -9,7 +9,8 @@ from typing import Any, ClassVar
 import numpy as np
 import xarray as xr
 
-from kdtheory.hypotheses import (
+from kdtheory.hypothesis.base import Hypothesis
+from kdtheory.hypothesis.toolkit import (
     NAN,
     Effect,
     Equivalence,
@@ -32,7 +33,6 @@ from kdtheory.hypotheses import (
     run_experiments,
     sorted_experiment,
 )
-from kdtheory.hypothesis.base import Hypothesis
 from kdtheory.hypothesis.verdict import Verdict
 from kdtheory.metrics import fidelity, kl_divergence
 from kdtheory.stats import POOLING_METHODS, holm, one_sample_t, tost

@@ -8,7 +8,8 @@ from typing import Any, ClassVar
 import numpy as np
 import xarray as xr
 
-from kdtheory.hypotheses import (
+from kdtheory.hypothesis.base import Hypothesis
+from kdtheory.hypothesis.toolkit import (
     NAN,
     Effect,
     ExperimentResult,
@@ -33,7 +34,6 @@ from kdtheory.hypotheses import (
     seed_slope_test,
     sorted_experiment,
 )
-from kdtheory.hypothesis.base import Hypothesis
 from kdtheory.hypothesis.verdict import Verdict
 from kdtheory.stats import POOLING_METHODS, ci_level_note, holm, one_sample_t, tost
 

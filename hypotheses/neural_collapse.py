@@ -8,7 +8,8 @@ from typing import Any, ClassVar
 import numpy as np
 import xarray as xr
 
-from kdtheory.hypotheses import (
+from kdtheory.hypothesis.base import Hypothesis
+from kdtheory.hypothesis.toolkit import (
     Decision,
     Effect,
     ExperimentResult,
@@ -34,7 +35,6 @@ from kdtheory.hypotheses import (
     seed_slope_test,
     sorted_experiment,
 )
-from kdtheory.hypothesis.base import Hypothesis
 from kdtheory.hypothesis.verdict import Verdict
 from kdtheory.metrics import NC_KEYS, collapse_table
 from kdtheory.stats import POOLING_METHODS, ci_level_note, one_sample_t

@@ -20,7 +20,7 @@ from collections import Counter
 
 import pytest
 
-import kdtheory.hypotheses
+import kdtheory.hypothesis.toolkit
 from kdtheory.hypotheses import kdtheory_register_hypotheses
 from kdtheory.hypothesis.base import adjust_family
 from kdtheory.testing.calibration import DESIGNS, EFFECTS, NULLS
@@ -32,7 +32,7 @@ STORES_PER_TRUTH = 3
 
 @pytest.fixture(autouse=True)
 def _no_model_summaries(monkeypatch):
-    monkeypatch.setattr(kdtheory.hypotheses, "FIT_SUMMARIES", False)
+    monkeypatch.setattr(kdtheory.hypothesis.toolkit, "FIT_SUMMARIES", False)
 
 
 def _verdicts(name: str, design: str):

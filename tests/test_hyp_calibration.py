@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import kdtheory.hypotheses
+import kdtheory.hypothesis.toolkit
 from kdtheory.stats import one_sample_t, pool_experiments, random_effects_meta
 from kdtheory.testing.calibration import EFFECTS, NULLS, max_wrong, run_case
 
@@ -32,7 +32,7 @@ N_POWER = 20
 @pytest.fixture(autouse=True)
 def _no_model_summaries(monkeypatch):
     # decisions never depend on the statsmodels summary text; skipping it saves ~40% per store
-    monkeypatch.setattr(kdtheory.hypotheses, "FIT_SUMMARIES", False)
+    monkeypatch.setattr(kdtheory.hypothesis.toolkit, "FIT_SUMMARIES", False)
 
 
 def _ids(cases):

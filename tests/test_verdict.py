@@ -369,7 +369,7 @@ def test_family_title_counts_the_holm_family_once():
 
 
 def test_one_p_formatting():
-    import kdtheory.hypotheses as h
+    import kdtheory.hypothesis.toolkit as h
 
     assert fmt_p(0.02494) == "0.0249" and fmt_p(3e-6) == "<0.0001" and fmt_p(NAN) == "n/a"
     assert p_text(0.02494) == "p = 0.0249" and p_text(3e-6) == "p < 0.0001"

@@ -191,7 +191,7 @@ def upper_rate(count: int, n: int, level: float = 0.99) -> float:
 
 def _decisions(args: tuple[Case, str, str, list[int], float]) -> Counter:
     case, design, pooling, seeds, alpha = args
-    import kdtheory.hypotheses as hyp_module
+    import kdtheory.hypothesis.toolkit as hyp_module
     from kdtheory.hypotheses import kdtheory_register_hypotheses
     from kdtheory.testing.synthetic import make_store
 

@@ -1,0 +1,725 @@
+"""The toolkit hypotheses are built from: picking methods, per-seed reductions, pooling, verdicts.
+
+The five built-in hypotheses (:mod:`kdtheory.hypotheses`) and third-party ones use the same
+helpers: picking methods by their ``objective`` coordinate, per-seed reductions, pooling one effect
+across experiments, the deciding test, and assembling a :class:`kdtheory.hypothesis.Verdict`.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import xarray as xr
+from scipy.special import stdtrit
+
+from kdtheory.errors import MissingRequirementError, SpecError
+from kdtheory.hypothesis.verdict import DecidingTest, EffectRow, Verdict, p_text
+from kdtheory.metrics import accuracy
+from kdtheory.stats import (
+    POOLING_METHODS,
+    MetaResult,
+    TestResult,
+    TostResult,
+    ci_at_level,
+    ci_level,
+    holm_ci_level,
+    pool_experiments,
+    slope_test,
+    tost,
+)
+
+NAN = float("nan")
+
+#: Default way of pooling an effect across experiments (see
+#: :func:`kdtheory.stats.pool_experiments`); every built-in hypothesis takes a ``pooling`` option.
+POOLING = "mixed"
+
+#: Fit the pooled statsmodels OLS (cluster-robust by seed) whose text goes into
+#: ``Verdict.summaries``. Decisions never depend on it; simulation tests that run a hypothesis on
+#: hundreds of stores switch it off for speed.
+FIT_SUMMARIES = True
+
+
+# ============================================================================================
+# options
+# ============================================================================================
+
+
+def resolve_options(hypothesis: Any, given: Mapping[str, Any]) -> dict:
+    """A hypothesis's options: its defaults overridden by ``given``.
+
+    Names and string values are checked by the framework
+    (:meth:`kdtheory.hypothesis.base.Hypothesis.validate_options`); on top of that, every option
+    whose
+    default is a float (a margin) must be a number > 0.
+
+    Raises
+    ------
+    SpecError
+        For an unknown option or a value that cannot be used.
+    """
+    name = hypothesis.name
+    out = {**hypothesis.options, **hypothesis.validate_options(given)}
+    if "pooling" in out:
+        out["pooling"] = str(out["pooling"] or POOLING).lower()
+        if out["pooling"] not in POOLING_METHODS:
+            raise SpecError(
+                f"hypothesis {name!r}: option 'pooling' must be one of "
+                f"{', '.join(POOLING_METHODS)}, got {out['pooling']!r}"
+            )
+    for key, default in hypothesis.options.items():
+        value = out[key]
+        if not isinstance(default, float) or value is None:
+            continue
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            raise SpecError(
+                f"hypothesis {name!r}: option {key!r} needs a number, got {value!r}"
+            ) from None
+        if not math.isfinite(value) or value <= 0:
+            raise SpecError(f"hypothesis {name!r}: option {key!r} must be > 0, got {value!r}")
+        out[key] = value
+    return out
+
+
+# ============================================================================================
+# picking methods
+# ============================================================================================
+
+
+def method_coord(ds: xr.Dataset, name: str, method: str) -> Any:
+    """Value of the ``method``-dim coordinate ``name`` (e.g. temperature) for ``method``."""
+    if name not in ds.coords:
+        return None
+    labels = [str(m) for m in ds["method"].values]
+    return np.asarray(ds[name].values)[labels.index(method)]
+
+
+def methods_with_objective(ds: xr.Dataset, objective: str) -> list[str]:
+    """Method labels whose ``objective`` coordinate equals ``objective`` (store order)."""
+    if "objective" not in ds.coords:
+        return []
+    objs = [str(o) for o in ds["objective"].values]
+    return [str(m) for m, o in zip(ds["method"].values, objs, strict=True) if o == objective]
+
+
+def methods_present(ds: xr.Dataset) -> str:
+    """``"label (label), kd-T4 (kd)"``: the methods of an experiment with their objectives."""
+    if "objective" not in ds.coords:
+        return ", ".join(str(m) for m in ds["method"].values) or "none"
+    pairs = zip(ds["method"].values, ds["objective"].values, strict=True)
+    return ", ".join(f"{m} ({o})" for m, o in pairs) or "none"
+
+
+def missing_method(ds: xr.Dataset, needs: str, opts: Mapping[str, Any]) -> str:
+    """Why an experiment is skipped: what it needs, the methods options requested, what it has."""
+    asked = {k: v for k, v in opts.items() if k.endswith("_method") and v}
+    asked_s = f" (options {', '.join(f'{k}={v!r}' for k, v in asked.items())})" if asked else ""
+    return f"needs {needs}{asked_s}; it has {methods_present(ds)}"
+
+
+def pick_method(
+    ds: xr.Dataset,
+    objective: str,
+    requested: str | None = None,
+    prefer_temperature: float | None = None,
+) -> str | None:
+    """The method to use for ``objective``: ``requested`` if given (and of that objective),
+    else the one whose temperature is ``prefer_temperature``, else the first; None if absent."""
+    candidates = methods_with_objective(ds, objective)
+    if requested:
+        return requested if requested in candidates else None
+    if not candidates:
+        return None
+    if prefer_temperature is not None and "temperature" in ds.coords:
+        for m in candidates:
+            t = method_coord(ds, "temperature", m)
+            if t is not None and np.isfinite(t) and math.isclose(float(t), prefer_temperature):
+                return m
+    return candidates[0]
+
+
+def sorted_experiment(ds: xr.Dataset) -> xr.Dataset:
+    """The experiment with fractions in ascending order (unchanged when already sorted)."""
+    fr = np.asarray(ds["fraction"].values, dtype=float)
+    order = np.argsort(fr, kind="stable")
+    if np.array_equal(order, np.arange(fr.size)):
+        return ds
+    return ds.isel(fraction=order)
+
+
+def seed_slope_test(
+    y: np.ndarray, x: np.ndarray, groups: np.ndarray, alternative: str, alpha: float
+) -> TestResult:
+    """:func:`kdtheory.stats.slope_test` (per-seed OLS slopes, t-test across seeds), with the
+    pooled statsmodels summary when :data:`FIT_SUMMARIES` is on."""
+    return slope_test(y, x, groups, alternative, alpha, fit_pooled=FIT_SUMMARIES)
+
+
+def log_kappa(ds: xr.Dataset) -> np.ndarray:
+    """Natural log of ``n_train`` (kappa) per fraction."""
+    return np.log(np.asarray(ds["n_train"].values, dtype=float))
+
+
+def bare(da: xr.DataArray) -> xr.DataArray:
+    """``da`` without coordinates (dims kept), for fast metrics within one experiment.
+
+    Every variable of one experiment Dataset shares the same coordinates, so metrics combining
+    them by dim name need no alignment; skipping it makes xarray several times faster.
+    """
+    return xr.DataArray(np.asarray(da.values), dims=da.dims)
+
+
+def cells(da: xr.DataArray) -> np.ndarray:
+    """A (fraction, seed) array of a per-cell quantity without a method dim."""
+    return np.asarray(da.transpose("fraction", "seed").values, dtype=float)
+
+
+def method_array(ds: xr.Dataset, variable: str, method: str) -> xr.DataArray:
+    """``ds[variable]`` of one method, without coordinates (see :func:`bare`)."""
+    return bare(ds[variable].sel({"method": method}))
+
+
+def accuracy_points(ds: xr.Dataset, method: str) -> np.ndarray:
+    """(fraction, seed) test accuracy of ``method`` in accuracy points (NaN: untrained)."""
+    acc = accuracy(method_array(ds, "test_logits", method), bare(ds["test_labels"]), "test_sample")
+    return 100.0 * cells(acc)
+
+
+# ============================================================================================
+# per-seed reductions
+# ============================================================================================
+
+
+def nanmean(values: Iterable[float]) -> float:
+    """Mean of the finite values (NaN when there are none), without a warning."""
+    v = np.asarray(list(values) if not isinstance(values, np.ndarray) else values, dtype=float)
+    v = v[np.isfinite(v)]
+    return float(v.mean()) if v.size else NAN
+
+
+def seed_means(values: np.ndarray) -> np.ndarray:
+    """One value per seed: the mean over fractions of a (fraction, seed) array.
+
+    With every cell present this is the plain mean over fractions. When some cells are NaN
+    (untrained), each seed's value is the mean over *its* fractions of the deviation from the
+    fraction's mean across seeds, plus the mean of the fraction means — so a seed missing a
+    fraction where the effect is large is not biased by that. Seeds without a finite cell are
+    dropped.
+    """
+    v = np.asarray(values, dtype=float)
+    ok = np.isfinite(v)
+    if ok.all():
+        return v.mean(axis=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        frac_means = np.nanmean(v, axis=1)  # (F,)
+        grand = np.nanmean(frac_means)
+        m = np.nanmean(v - frac_means[:, None], axis=0) + grand
+    return m[np.isfinite(m)]
+
+
+def seed_slopes(values: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """OLS slope of ``values[:, s]`` on ``x`` for every seed with 2+ distinct finite x."""
+    v = np.asarray(values, dtype=float)
+    out = []
+    for s in range(v.shape[1]):
+        ok = np.isfinite(v[:, s]) & np.isfinite(x)
+        xs, ys = x[ok], v[ok, s]
+        if np.unique(xs).size < 2:
+            continue
+        xc = xs - xs.mean()
+        out.append(float((xc * (ys - ys.mean())).sum() / (xc * xc).sum()))
+    return np.asarray(out)
+
+
+def long_form(values: np.ndarray, x: np.ndarray, seeds: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Flatten a (fraction, seed) array into ``y, x, group`` vectors (NaN rows kept)."""
+    f, s = values.shape
+    return (
+        np.asarray(values, dtype=float).ravel(),
+        np.repeat(np.asarray(x, dtype=float), s),
+        np.tile(np.asarray(seeds), f),
+    )
+
+
+def mean_ci(values: Iterable[float], alpha: float) -> dict[str, float]:
+    """Mean, two-sided ``1 - alpha`` t interval and n of the finite values (for tables)."""
+    v = np.asarray(values if isinstance(values, np.ndarray) else list(values), dtype=float)
+    v = v[np.isfinite(v)]
+    n = int(v.size)
+    if n == 0:
+        return {"mean": NAN, "ci_low": NAN, "ci_high": NAN, "n": 0}
+    mean = float(v.mean())
+    if n == 1:
+        return {"mean": mean, "ci_low": NAN, "ci_high": NAN, "n": 1}
+    half = float(stdtrit(n - 1, 1.0 - alpha / 2.0)) * float(v.std(ddof=1)) / math.sqrt(n)
+    return {"mean": mean, "ci_low": mean - half, "ci_high": mean + half, "n": n}
+
+
+# ============================================================================================
+# pooling and decisions
+# ============================================================================================
+
+
+@dataclass
+class Effect:
+    """One test's numbers, from a single experiment or pooled across experiments."""
+
+    estimate: float
+    se: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+    statistic: float = NAN
+    n: int = 0
+    df: float = NAN
+
+    @classmethod
+    def of(cls, r: TestResult | MetaResult) -> Effect:
+        n = getattr(r, "n", None)
+        if n is None:
+            n = getattr(r, "k", 0)
+        df = getattr(r, "df", None)
+        if df is None:
+            df = float(n - 1) if n and n > 1 else NAN
+        return cls(r.estimate, r.se, r.ci_low, r.ci_high, r.p_value, r.statistic, int(n), df)
+
+    def sig(self, alpha: float) -> bool:
+        """Whether the p-value is below ``alpha`` (False when NaN)."""
+        return bool(self.p_value < alpha)
+
+    @property
+    def finite(self) -> bool:
+        return bool(np.isfinite(self.estimate) and np.isfinite(self.se))
+
+
+@dataclass
+class Equivalence:
+    """A TOST result (single experiment or pooled)."""
+
+    p_value: float
+    equivalent: bool
+    ci_low: float
+    ci_high: float
+    low: float
+    high: float
+    estimate: float = NAN
+    se: float = NAN
+    n: int = 0
+    df: float = NAN
+
+    @classmethod
+    def of(cls, r: TostResult) -> Equivalence:
+        return cls(
+            r.p_value,
+            r.equivalent,
+            r.ci_low,
+            r.ci_high,
+            r.low,
+            r.high,
+            r.estimate,
+            r.se,
+            int(r.n),
+            float(r.df),
+        )
+
+    def effect(self, statistic: float = NAN) -> Effect:
+        """The TOST as an :class:`Effect`: estimate, ``1 - 2*alpha`` CI and the TOST p."""
+        return Effect(
+            self.estimate,
+            self.se,
+            self.ci_low,
+            self.ci_high,
+            self.p_value,
+            statistic,
+            self.n,
+            self.df,
+        )
+
+
+class Pooled:
+    """Pools of the experiments' components across experiments.
+
+    Each ``(component, alternative)`` pool is computed once by
+    :func:`kdtheory.stats.pool_experiments` with ``method`` and serves both the decision
+    (:meth:`effect`) and the pooled summary text (:meth:`summary`). Experiments whose component
+    is None (not tested there) or NaN are left out of that component's pool.
+
+    Parameters
+    ----------
+    results : sequence of ExperimentResult
+        The experiments to pool; each carries its :class:`Effect` s in ``components``.
+    alpha : float
+    method : {"mixed", "hksj"}
+    """
+
+    def __init__(
+        self, results: Sequence[ExperimentResult], alpha: float, method: str = POOLING
+    ) -> None:
+        self.results = list(results)
+        self.alpha = alpha
+        self.method = method
+        self._metas: dict[tuple[str, str, float], MetaResult | None] = {}
+
+    @property
+    def description(self) -> str:
+        """The pooling method in words."""
+        return f"{self.method}: {POOLING_METHODS[self.method]}"
+
+    def effects(self, component: str) -> list[Effect]:
+        """The experiments' (non-None, finite) effects of ``component``."""
+        found = (r.components.get(component) for r in self.results)
+        return [e for e in found if e is not None and np.isfinite(e.estimate)]
+
+    def meta(self, component: str, alternative: str, null: float = 0.0) -> MetaResult | None:
+        """The full :class:`MetaResult` (tau², I², method) of one pool; None if fewer than 2
+        experiments have the component."""
+        key = (component, alternative, float(null))
+        if key not in self._metas:
+            effects = self.effects(component)
+            self._metas[key] = (
+                pool_experiments(
+                    [e.estimate for e in effects],
+                    [e.se for e in effects],
+                    [e.n for e in effects],
+                    alternative,
+                    self.alpha,
+                    method=self.method,
+                    null=null,
+                )
+                if len(effects) >= 2
+                else None
+            )
+        return self._metas[key]
+
+    def effect(self, component: str, alternative: str, null: float = 0.0) -> Effect | None:
+        """The pooled :class:`Effect` of ``component`` under ``alternative``: None when no
+        experiment tested it, NaN numbers when fewer than 2 experiments have a finite one."""
+        if all(r.components.get(component) is None for r in self.results):
+            return None
+        m = self.meta(component, alternative, null)
+        return Effect(NAN, NAN, NAN, NAN, NAN) if m is None else Effect.of(m)
+
+    def tost(self, component: str, low: float, high: float) -> Equivalence:
+        """Equivalence of the pooled ``component`` within ``(low, high)``: the two one-sided
+        pooled tests against the margins; equivalent exactly when the pooled ``1 - 2*alpha``
+        interval lies inside them."""
+        lo = self.meta(component, "greater", low)
+        hi = self.meta(component, "less", high)
+        if lo is None or hi is None:
+            return Equivalence(NAN, False, NAN, NAN, low, high)
+        p = max(lo.p_value, hi.p_value)
+        equivalent = bool(np.isfinite(p) and p < self.alpha)
+        return Equivalence(
+            p,
+            equivalent,
+            lo.ci_low,
+            lo.ci_high,
+            low,
+            high,
+            lo.estimate,
+            lo.se,
+            lo.k,
+            float(lo.k - 1),
+        )
+
+    def decision(
+        self,
+        title: str,
+        components: dict[str, Any],
+        decision: str,
+        shown: tuple[Effect, DecidingTest],
+        numbers: Mapping[str, Any],
+        lines: Mapping[str, tuple[str, str]],
+        heterogeneity: str,
+    ) -> Decision:
+        """The pooled :class:`Decision`: ``components`` decided as ``decision``, a pooled row
+        showing the deciding test ``shown`` and carrying ``numbers`` plus tau² and I² of the
+        ``heterogeneity`` component, and the :meth:`summary` of ``lines``."""
+        e, deciding = shown
+        het = self.meta(heterogeneity, "two-sided")
+        extra = {
+            "k": e.n,
+            "pooling": self.method,
+            "tau2": het.tau2 if het is not None else NAN,
+            "i2": het.i2 if het is not None else NAN,
+            **numbers,
+        }
+        row = effect_row("pooled", e, decision, extra, deciding=deciding, unit="experiments")
+        return Decision(components, decision, row, self.summary(title, lines), e, deciding)
+
+    def summary(self, title: str, lines: Mapping[str, tuple[str, str]]) -> str:
+        """:func:`meta_summary` of the pools named in ``lines`` (label → component, alternative);
+        pools that were never tested are left out."""
+        metas = {label: self.meta(*pool) for label, pool in lines.items()}
+        present = {label: m for label, m in metas.items() if m is not None}
+        return meta_summary(title, present, [r.name for r in self.results], self.description)
+
+
+def pooled_tost(effects: Sequence[Effect], low: float, high: float, alpha: float) -> Equivalence:
+    """TOST of ``effects``' experiment estimates within ``(low, high)`` on ``k - 1`` df (the
+    default ``"mixed"`` pooling; :meth:`Pooled.tost` follows the chosen method)."""
+    est = [e.estimate for e in effects if np.isfinite(e.estimate)]
+    return Equivalence.of(tost(est, low, high, alpha))
+
+
+# ============================================================================================
+# the deciding test
+# ============================================================================================
+
+
+def deciding(
+    e: Effect | None,
+    name: str,
+    outcome: str,
+    kind: str,
+    alpha: float,
+    *,
+    p: float | None = None,
+    p_raw: float | None = None,
+    null: float = 0.0,
+    low: float = NAN,
+    high: float = NAN,
+) -> tuple[Effect, DecidingTest]:
+    """The numbers a row shows for its deciding test, and the test.
+
+    Parameters
+    ----------
+    e : Effect or None
+        The test's estimate, se, CI (at the unadjusted level) and p-value.
+    name, outcome, kind
+        See :class:`kdtheory.hypothesis.verdict.DecidingTest`.
+    alpha : float
+    p : float, optional
+        The decision's p-value when it is not ``e.p_value`` (an intersection-union p, or a
+        Holm-adjusted one).
+    p_raw : float, optional
+        With a Holm-adjusted ``p``: the member's unadjusted p-value; the CI is then widened to
+        the level that agrees with ``p`` (:func:`kdtheory.stats.holm_ci_level`).
+    null, low, high
+        The null value or the band.
+    """
+    alternative = "two-sided" if kind == "two-sided" else "greater"
+    level = ci_level(alternative, alpha)
+    if e is None:
+        e = Effect(NAN, NAN, NAN, NAN, NAN)
+    p_shown = e.p_value if p is None else float(p)
+    lo, hi = e.ci_low, e.ci_high
+    if p_raw is not None and p is not None:
+        level = holm_ci_level(float(p_raw), float(p), alternative, alpha)
+        lo, hi = ci_at_level(e.estimate, e.se, e.df, level)
+        if e.se == 0 and np.isfinite(e.estimate):
+            lo = hi = e.estimate
+    shown = Effect(e.estimate, e.se, lo, hi, p_shown, e.statistic, e.n, e.df)
+    test = DecidingTest(name, outcome, kind, null=null, low=low, high=high, ci_level=level)
+    return shown, test
+
+
+def effect_row(
+    label: str,
+    e: Effect,
+    decision: str,
+    extra: Mapping[str, Any] | None = None,
+    *,
+    deciding: DecidingTest | None = None,
+    unit: str = "seeds",
+) -> EffectRow:
+    """An :class:`EffectRow` of ``e``'s numbers (``deciding``: the test they belong to)."""
+    return EffectRow(
+        label=label,
+        estimate=float(e.estimate),
+        ci_low=float(e.ci_low),
+        ci_high=float(e.ci_high),
+        p_value=float(e.p_value),
+        statistic=float(e.statistic),
+        n=int(e.n),
+        decision=decision,  # type: ignore[arg-type]
+        extra=dict(extra or {}),
+        unit=unit,
+        deciding=deciding,
+    )
+
+
+def fmt(x: float, digits: int = 3) -> str:
+    """Compact number for reasons and summaries (``nan`` stays ``nan``)."""
+    if x is None or not np.isfinite(x):
+        return "nan" if x is None or np.isnan(x) else ("inf" if x > 0 else "-inf")
+    return f"{x:.{digits}g}"
+
+
+def fmt_p(p: float) -> str:
+    """``"p = 0.0249"``: the one p formatting of every rendering
+    (:func:`kdtheory.hypothesis.verdict.p_text`)."""
+    return p_text(p)
+
+
+def fmt_ci(lo: float, hi: float, digits: int = 3) -> str:
+    return f"[{fmt(lo, digits)}, {fmt(hi, digits)}]"
+
+
+def pct(level: float) -> str:
+    """``0.95`` -> ``"95%"``."""
+    return f"{round(100 * level, 6):g}%"
+
+
+def fraction_label(fraction: float, seed: int | None = None) -> str:
+    s = f"f={fraction:.6g}"
+    return s if seed is None else f"{s} seed {seed}"
+
+
+# ============================================================================================
+# assembling the verdict
+# ============================================================================================
+
+
+@dataclass
+class ExperimentResult:
+    """What a hypothesis computed on one experiment."""
+
+    name: str
+    components: dict[str, Any]
+    row: EffectRow
+    tables: dict[str, list[dict[str, Any]]]
+    summary: str
+
+
+def run_experiments(
+    hypothesis: Any,
+    store: Mapping[str, xr.Dataset],
+    analyse: Callable[[str, xr.Dataset], ExperimentResult | str],
+) -> tuple[list[ExperimentResult], list[dict[str, Any]]]:
+    """Run ``analyse`` on every experiment; collect results and skipped experiments.
+
+    ``analyse`` returns a string (why it skipped) for an experiment lacking what it needs. When
+    every experiment is skipped, :class:`MissingRequirementError` names the reasons and the
+    ``kdtheory run`` methods that produce the missing data.
+    """
+    results: list[ExperimentResult] = []
+    skipped: list[dict[str, Any]] = []
+    for name, ds in store.items():
+        out = analyse(str(name), ds)
+        if isinstance(out, str):
+            skipped.append({"experiment": str(name), "reason": out})
+        else:
+            results.append(out)
+    if not results:
+        why = "; ".join(f"{s['experiment']}: {s['reason']}" for s in skipped) or "store is empty"
+        raise MissingRequirementError(
+            f"hypothesis {hypothesis.name!r} cannot be tested on this store ({why}). "
+            f"Run e.g. `kdtheory run --methods {hypothesis.run_hint}`."
+        )
+    return results, skipped
+
+
+@dataclass
+class Decision:
+    """What a test reports across experiments: the components the decision rests on, the
+    decision, and for several experiments the pooled row and the pooled tests' text."""
+
+    components: dict[str, Any]
+    decision: str
+    pooled_row: EffectRow | None = None
+    pooled_summary: str | None = None
+    shown: Effect | None = None
+    deciding: DecidingTest | None = None
+
+
+def decide_across(
+    results: Sequence[ExperimentResult],
+    alpha: float,
+    decide_pooled: Callable[[Pooled], Decision],
+    method: str = POOLING,
+) -> Decision:
+    """One experiment: its own components, decision and deciding test. Several:
+    ``decide_pooled`` on their pools (``method``)."""
+    if len(results) > 1:
+        return decide_pooled(Pooled(results, alpha, method))
+    r = results[0]
+    shown = Effect(
+        r.row.estimate, NAN, r.row.ci_low, r.row.ci_high, r.row.p_value, r.row.statistic, r.row.n
+    )
+    return Decision(r.components, r.row.decision, None, None, shown, r.row.deciding)
+
+
+def merge_tables(results: Sequence[ExperimentResult]) -> dict[str, list[dict[str, Any]]]:
+    """Concatenate every experiment's tables by name (records carry an ``experiment`` key)."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for r in results:
+        for key, records in r.tables.items():
+            out.setdefault(key, []).extend(records)
+    return out
+
+
+def build_verdict(
+    hypothesis: Any,
+    *,
+    alpha: float,
+    effect: str,
+    model: str,
+    alternative: str,
+    results: Sequence[ExperimentResult],
+    skipped: Sequence[Mapping[str, Any]],
+    top: Effect,
+    decision: str,
+    reason: str,
+    pooled: EffectRow | None,
+    extra_tables: Mapping[str, list[dict[str, Any]]] | None = None,
+    pooled_summary: str | None = None,
+    deciding: DecidingTest | None = None,
+    pooling: str = "",
+) -> Verdict:
+    """Assemble the Verdict common to every built-in hypothesis: ``top`` holds the deciding
+    test's numbers (``deciding``); ``pooling`` names the pooling method when ``pooled``."""
+    tables = merge_tables(results)
+    if extra_tables:
+        for key, records in extra_tables.items():
+            tables.setdefault(key, []).extend(records)
+    if skipped:
+        tables["skipped_experiments"] = [dict(s) for s in skipped]
+        names = ", ".join(s["experiment"] for s in skipped)
+        reason = f"{reason} Skipped experiment(s) lacking what the test needs: {names}."
+    summaries = {r.name: r.summary for r in results}
+    if pooled_summary:
+        summaries["pooled"] = pooled_summary
+    return Verdict(
+        hypothesis=hypothesis.name,
+        claim=hypothesis.claim,
+        prediction=hypothesis.prediction,
+        decision=decision,  # type: ignore[arg-type]
+        alpha=alpha,
+        effect=effect,
+        estimate=float(top.estimate),
+        ci=(float(top.ci_low), float(top.ci_high)),
+        p_value=float(top.p_value),
+        model=model,
+        statistic=float(top.statistic),
+        alternative=alternative,
+        reason=reason,
+        experiments=[r.row for r in results],
+        pooled=pooled,
+        tables=tables,
+        summaries=summaries,
+        deciding=deciding,
+        pooling=(POOLING_METHODS.get(pooling, pooling) if pooled is not None else ""),
+    )
+
+
+def meta_summary(
+    title: str, metas: Mapping[str, MetaResult], labels: Sequence[str], method: str = ""
+) -> str:
+    """Text block describing the pooled tests (one line per component)."""
+    lines = [f"{title} — pooled across experiments ({', '.join(labels)}); {method}"]
+    for key, m in metas.items():
+        lines.append(
+            f"  {key}: estimate {fmt(m.estimate, 4)} (se {fmt(m.se, 3)}), CI "
+            f"{fmt_ci(m.ci_low, m.ci_high, 4)}, t={fmt(m.statistic, 3)}, {fmt_p(m.p_value)}, "
+            f"{m.alternative}, tau2={fmt(m.tau2, 3)}, I2={fmt(m.i2, 3)}, k={m.k} [{m.method}]"
+        )
+    return "\n".join(lines)
