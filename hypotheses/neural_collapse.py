@@ -103,14 +103,14 @@ class NeuralCollapse(Hypothesis):
             for v in (*self.required_variables, "classifier_bias", "train_labels", "in_train")
             if v in ds.variables
         ]
-        table = collapse_table(ds[needed].sel({"method": [label, kd]}))
+        table = collapse_table(ds[needed].sel(arm=[label, kd]))
         fractions = np.asarray(ds["fraction"].values, dtype=float)
         kappa = np.asarray(ds["n_train"].values)
         seeds = np.asarray(ds["seed"].values)
         x = log_kappa(ds)
 
         def get(var: str, method: str, subset: str) -> np.ndarray:
-            return cells(table[var].sel({"method": method, "subset": subset}))
+            return cells(table[var].sel(arm=method, subset=subset))
 
         excluded = []
         logs: dict[tuple[str, str], np.ndarray] = {}

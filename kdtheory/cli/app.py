@@ -157,7 +157,6 @@ class RichSweepProgress:
 
 def _summary_table(store_path: Path, experiment: str) -> tuple[Table, list[str]] | None:
     """The experiment's test accuracies per method × fraction, and its convergence warnings."""
-    from kdtheory.metrics import accuracy
     from kdtheory.store.convergence import check_experiment
     from kdtheory.store.runs import combine_cells, experiment_dir
 
@@ -165,7 +164,7 @@ def _summary_table(store_path: Path, experiment: str) -> tuple[Table, list[str]]
     if not (folder / "cells").is_dir():
         return None
     ds = combine_cells(folder)
-    acc = accuracy(ds.test_logits, ds.test_labels, "test_sample")
+    acc = ds.kd.accuracy()
     teacher = float(ds.attrs.get("teacher_test_accuracy", np.nan))
     table = Table(
         title=f"{experiment}: test accuracy, mean ± sd over seeds (teacher {teacher:.3f})"
@@ -173,10 +172,10 @@ def _summary_table(store_path: Path, experiment: str) -> tuple[Table, list[str]]
     table.add_column("method")
     for f, n in zip(ds.fraction.values, ds.n_train.values, strict=True):
         table.add_column(f"f={f:g}\nκ={int(n)}", justify="right")
-    for m in ds.method.values:
-        row = [str(m)]
+    for m in ds.kd.arms:
+        row = [m]
         for f in ds.fraction.values:
-            a = acc.sel({"method": m, "fraction": f}).values
+            a = acc.sel(arm=m, fraction=f).values
             a = a[np.isfinite(a)]
             sd = f"±{a.std(ddof=1):.3f}".replace("0.", ".") if len(a) > 1 else ""
             row.append(f"{a.mean():.3f}{sd}" if len(a) else "-")
@@ -370,7 +369,6 @@ def inspect(
     A cell marked * fails a convergence criterion (see the convergence table and the summary
     line); a teacher below the best label-trained student or near chance is flagged.
     """
-    from kdtheory.metrics import accuracy
     from kdtheory.store.convergence import CRITERIA, check_experiment
 
     store = open_store(runs)
@@ -392,21 +390,20 @@ def inspect(
             highlight=False,
         )
         out_console.print(f"  from {', '.join(map(str, store.sources[exp]))}", highlight=False)
-        acc = accuracy(ds.test_logits, ds.test_labels, "test_sample")
+        acc = ds.kd.accuracy()
         under = conv.table["under_trained"]
         table = Table(title="student test accuracy per seed (* = under-trained, — = missing cell)")
         table.add_column("method (objective)")
         for f, n in zip(ds.fraction.values, ds.n_train.values, strict=True):
             table.add_column(f"f={f:g} κ={int(n)}", justify="right")
         missing = []
-        for m in ds.method.values:
-            objective = ds.objective.sel({"method": m}).item()
-            row = [f"{m} ({objective})"]
+        for m in ds.kd.arms:
+            row = [f"{m} ({ds.kd.objective_of(m)})"]
             for f in ds.fraction.values:
-                vals = acc.sel({"method": m, "fraction": f}).values
-                flags = under.sel({"method": m, "fraction": f}).values
+                vals = acc.sel(arm=m, fraction=f).values
+                flags = under.sel(arm=m, fraction=f).values
                 gone = (
-                    ds["diverged"].sel({"method": m, "fraction": f}).fillna(0).values > 0
+                    ds["diverged"].sel(arm=m, fraction=f).fillna(0).values > 0
                     if "diverged" in ds
                     else np.zeros(len(vals), bool)
                 )
@@ -453,7 +450,7 @@ def _unswept_cells(ds) -> list[str]:
         return []
     if not axes:
         return []
-    have_m = {str(m) for m in ds.method.values}
+    have_m = set(ds.kd.arms)
     have_f = [float(f) for f in ds.fraction.values]
     have_s = {int(s) for s in ds.seed.values}
     out = []
@@ -479,10 +476,10 @@ def _convergence_table(ds, conv) -> Table:
     drop = conv.table["loss_drop_last20"]
     under = conv.table["under_trained"]
     epochs = ds.get("train_epochs")
-    for m in ds.method.values:
-        row = [str(m)]
+    for m in ds.kd.arms:
+        row = [m]
         for f in ds.fraction.values:
-            sel = {"method": m, "fraction": f}
+            sel = {"arm": m, "fraction": f}
             a = acc.sel(sel).values
             if not np.isfinite(a).any():
                 row.append("—")

@@ -19,7 +19,6 @@ from scipy.special import stdtrit
 
 from kdtheory.errors import MissingRequirementError, SpecError
 from kdtheory.hypothesis.verdict import DecidingTest, EffectRow, Verdict, p_text
-from kdtheory.metrics import accuracy
 from kdtheory.stats import (
     POOLING_METHODS,
     MetaResult,
@@ -32,6 +31,8 @@ from kdtheory.stats import (
     slope_test,
     tost,
 )
+from kdtheory.store import accessor as _accessor  # noqa: F401 - registers ``Dataset.kd``
+from kdtheory.store.schema import ARM
 
 NAN = float("nan")
 
@@ -94,27 +95,21 @@ def resolve_options(hypothesis: Any, given: Mapping[str, Any]) -> dict:
 
 
 def method_coord(ds: xr.Dataset, name: str, method: str) -> Any:
-    """Value of the ``method``-dim coordinate ``name`` (e.g. temperature) for ``method``."""
-    if name not in ds.coords:
-        return None
-    labels = [str(m) for m in ds["method"].values]
-    return np.asarray(ds[name].values)[labels.index(method)]
+    """Value of the ``arm`` coordinate ``name`` (e.g. temperature) for ``method``; None when the
+    dataset has no such coordinate (``ds.kd.coord``)."""
+    return ds.kd.coord(name, method)
 
 
 def methods_with_objective(ds: xr.Dataset, objective: str) -> list[str]:
-    """Method labels whose ``objective`` coordinate equals ``objective`` (store order)."""
-    if "objective" not in ds.coords:
-        return []
-    objs = [str(o) for o in ds["objective"].values]
-    return [str(m) for m, o in zip(ds["method"].values, objs, strict=True) if o == objective]
+    """Method labels whose ``objective`` coordinate equals ``objective`` (store order;
+    ``ds.kd.with_objective``)."""
+    return ds.kd.with_objective(objective)
 
 
 def methods_present(ds: xr.Dataset) -> str:
-    """``"label (label), kd-T4 (kd)"``: the methods of an experiment with their objectives."""
-    if "objective" not in ds.coords:
-        return ", ".join(str(m) for m in ds["method"].values) or "none"
-    pairs = zip(ds["method"].values, ds["objective"].values, strict=True)
-    return ", ".join(f"{m} ({o})" for m, o in pairs) or "none"
+    """``"label (label), kd-T4 (kd)"``: the methods of an experiment with their objectives
+    (``ds.kd.describe_arms``)."""
+    return ds.kd.describe_arms()
 
 
 def missing_method(ds: xr.Dataset, needs: str, opts: Mapping[str, Any]) -> str:
@@ -131,18 +126,9 @@ def pick_method(
     prefer_temperature: float | None = None,
 ) -> str | None:
     """The method to use for ``objective``: ``requested`` if given (and of that objective),
-    else the one whose temperature is ``prefer_temperature``, else the first; None if absent."""
-    candidates = methods_with_objective(ds, objective)
-    if requested:
-        return requested if requested in candidates else None
-    if not candidates:
-        return None
-    if prefer_temperature is not None and "temperature" in ds.coords:
-        for m in candidates:
-            t = method_coord(ds, "temperature", m)
-            if t is not None and np.isfinite(t) and math.isclose(float(t), prefer_temperature):
-                return m
-    return candidates[0]
+    else the one whose temperature is ``prefer_temperature``, else the first; None if absent
+    (``ds.kd.pick``)."""
+    return ds.kd.pick(objective, requested, temperature=prefer_temperature)
 
 
 def sorted_experiment(ds: xr.Dataset) -> xr.Dataset:
@@ -163,8 +149,8 @@ def seed_slope_test(
 
 
 def log_kappa(ds: xr.Dataset) -> np.ndarray:
-    """Natural log of ``n_train`` (kappa) per fraction."""
-    return np.log(np.asarray(ds["n_train"].values, dtype=float))
+    """Natural log of ``n_train`` (kappa) per fraction (``ds.kd.log_kappa`` as an array)."""
+    return np.asarray(ds.kd.log_kappa.values, dtype=float)
 
 
 def bare(da: xr.DataArray) -> xr.DataArray:
@@ -177,19 +163,20 @@ def bare(da: xr.DataArray) -> xr.DataArray:
 
 
 def cells(da: xr.DataArray) -> np.ndarray:
-    """A (fraction, seed) array of a per-cell quantity without a method dim."""
+    """A (fraction, seed) array of a per-cell quantity without an ``arm`` dim."""
     return np.asarray(da.transpose("fraction", "seed").values, dtype=float)
 
 
 def method_array(ds: xr.Dataset, variable: str, method: str) -> xr.DataArray:
-    """``ds[variable]`` of one method, without coordinates (see :func:`bare`)."""
-    return bare(ds[variable].sel({"method": method}))
+    """``ds[variable]`` of one method (``ds[variable].sel(arm=method)``), without coordinates
+    (see :func:`bare`)."""
+    return bare(ds[variable].sel({ARM: method}))
 
 
 def accuracy_points(ds: xr.Dataset, method: str) -> np.ndarray:
-    """(fraction, seed) test accuracy of ``method`` in accuracy points (NaN: untrained)."""
-    acc = accuracy(method_array(ds, "test_logits", method), bare(ds["test_labels"]), "test_sample")
-    return 100.0 * cells(acc)
+    """(fraction, seed) test accuracy of ``method`` in accuracy points (NaN: untrained;
+    ``ds.kd.accuracy``)."""
+    return 100.0 * cells(ds.kd.accuracy(method))
 
 
 # ============================================================================================

@@ -47,6 +47,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from kdtheory.errors import MissingRequirementError, StoreError
+from kdtheory.store import accessor as _accessor  # noqa: F401 - registers ``Dataset.kd``
 
 __all__ = [
     "FIGURE_WIDTH",
@@ -371,39 +372,30 @@ def _as_store(store: Any) -> Mapping[str, xr.Dataset]:
 
 
 def _labels(ds: xr.Dataset) -> list[str]:
-    return [str(m) for m in ds["method"].values]
+    return ds.kd.arms
 
 
-def _objectives(ds: xr.Dataset) -> list[str]:
-    if "objective" not in ds.coords:
-        return [_objective_of(m) for m in _labels(ds)]
-    return [str(o) for o in ds["objective"].values]
+def _objectives(ds: xr.Dataset) -> list[str | None]:
+    """Each arm's ``objective`` coordinate (None without one: colours and markers then fall
+    back to the label, see :func:`marker_for`; picking arms never guesses)."""
+    return [ds.kd.objective_of(m) for m in ds.kd.arms]
 
 
 def _coord(ds: xr.Dataset, name: str, method: str) -> float:
-    if name not in ds.coords:
-        return math.nan
     try:
-        return float(np.asarray(ds[name].values)[_labels(ds).index(method)])
-    except (TypeError, ValueError):
+        value = ds.kd.coord(name, method)
+        return math.nan if value is None else float(value)
+    except (KeyError, TypeError, ValueError):
         return math.nan
 
 
 def _methods_of(ds: xr.Dataset, objective: str) -> list[str]:
-    return [m for m, o in zip(_labels(ds), _objectives(ds), strict=True) if o == objective]
+    return ds.kd.with_objective(objective)
 
 
 def _pick(ds: xr.Dataset, objective: str, prefer_temperature: float | None = None) -> str | None:
     """The method the built-in hypotheses use for ``objective`` (temperature 4 preferred)."""
-    candidates = _methods_of(ds, objective)
-    if not candidates:
-        return None
-    if prefer_temperature is not None:
-        for m in candidates:
-            t = _coord(ds, "temperature", m)
-            if np.isfinite(t) and math.isclose(t, prefer_temperature):
-                return m
-    return candidates[0]
+    return ds.kd.pick(objective, temperature=prefer_temperature)
 
 
 def _sorted(ds: xr.Dataset) -> xr.Dataset:
@@ -417,10 +409,7 @@ def _bare(da: xr.DataArray) -> xr.DataArray:
 
 
 def _kappa(ds: xr.Dataset) -> np.ndarray:
-    if "n_train" in ds.coords or "n_train" in ds:
-        return np.asarray(ds["n_train"].values, dtype=float)
-    n = ds.sizes.get("train_sample", 1)
-    return np.asarray(ds["fraction"].values, dtype=float) * n
+    return np.asarray(ds.kd.kappa.values, dtype=float)
 
 
 def _fs(da: xr.DataArray) -> np.ndarray:
@@ -430,20 +419,12 @@ def _fs(da: xr.DataArray) -> np.ndarray:
 
 def _test_accuracy(ds: xr.Dataset) -> dict[str, np.ndarray]:
     """Method -> (fraction, seed) test accuracy in percent."""
-    from kdtheory.metrics import accuracy
-
-    acc = accuracy(_bare(ds["test_logits"]), _bare(ds["test_labels"]), "test_sample")
-    acc = acc.transpose("method", "fraction", "seed")
+    acc = ds.kd.accuracy()
     return {m: 100.0 * np.asarray(acc.values[i], dtype=float) for i, m in enumerate(_labels(ds))}
 
 
 def _teacher_accuracy(ds: xr.Dataset) -> float:
-    from kdtheory.metrics import accuracy
-
-    if "teacher_test_logits" not in ds:
-        return math.nan
-    acc = accuracy(_bare(ds["teacher_test_logits"]), _bare(ds["test_labels"]), "test_sample")
-    return 100.0 * float(acc.values)
+    return 100.0 * ds.kd.teacher_accuracy()
 
 
 def mean_ci(values: np.ndarray, level: float = _CI_LEVEL) -> tuple[np.ndarray, ...]:
@@ -999,16 +980,9 @@ def method_gaps(store: Any, experiments: Sequence[str] | None = None) -> Figure:
 
 
 def _fidelities(ds: xr.Dataset, kd: str) -> tuple[np.ndarray, np.ndarray]:
-    from kdtheory.metrics import fidelity as fidelity_metric
-
-    sel = {"method": kd}
-    train = _bare(ds["train_logits"].sel(sel))
-    test = _bare(ds["test_logits"].sel(sel))
-    f_train = fidelity_metric(
-        train, _bare(ds["teacher_train_logits"]), "train_sample", mask=_bare(ds["in_train"])
-    )
-    f_test = fidelity_metric(test, _bare(ds["teacher_test_logits"]), "test_sample")
-    return 100.0 * _fs(f_train), 100.0 * _fs(f_test)
+    """Fidelity (top-1 agreement with the teacher, %) of ``kd`` on trained-on and test samples."""
+    f_train = ds.kd.agreement(kd, split="train", subset="trained")
+    return 100.0 * _fs(f_train), 100.0 * _fs(ds.kd.agreement(kd))
 
 
 def _log_fit(x: np.ndarray, log_gap: np.ndarray) -> tuple[float, float]:
@@ -1232,7 +1206,7 @@ def collapse(
                 ylabel, log = COLLAPSE_METRICS[key]
                 drawn = []
                 for m in methods:
-                    vals = _fs(table[key].sel({"method": m, "subset": subset}))
+                    vals = _fs(table[key].sel(arm=m, subset=subset))
                     line = _band(
                         ax,
                         kappa,
@@ -1412,7 +1386,7 @@ def rank_correlation(store: Any, experiments: Sequence[str] | None = None) -> Fi
                 _bare(ds["teacher_test_logits"]),
                 _bare(ds["test_labels"]),
                 "test_sample",
-            ).transpose("method", "fraction", "seed")
+            ).transpose("arm", "fraction", "seed")
             objs = dict(zip(_labels(ds), _objectives(ds), strict=True))
             for k, m in sorted(
                 enumerate(_labels(ds)), key=lambda km: _method_key(km[1], objs[km[1]])

@@ -30,7 +30,8 @@ from typing import Any, NamedTuple
 import numpy as np
 import xarray as xr
 
-from kdtheory.metrics import accuracy
+from kdtheory.store import accessor as _accessor  # noqa: F401 - registers ``Dataset.kd``
+from kdtheory.store.schema import CELL_DIMS
 
 #: share of a cell's budget whose loss change decides "still falling"
 LOSS_TAIL = 0.2
@@ -112,13 +113,13 @@ def converged(is_label: bool, train_acc: float, history: np.ndarray, diverged: b
 
 
 def train_accuracy(ds: xr.Dataset) -> xr.DataArray:
-    """Each cell's accuracy on its own training subset (dims method, fraction, seed)."""
-    return accuracy(ds["train_logits"], ds["train_labels"], "train_sample", mask=ds["in_train"])
+    """Each cell's accuracy on its own training subset (dims arm, fraction, seed)."""
+    return ds.kd.accuracy(split="train", subset="trained")
 
 
 def cell_loss_drop(ds: xr.Dataset, absolute: bool = False) -> xr.DataArray:
     """``loss_drop`` of every cell's ``loss_history`` (NaN where none is stored)."""
-    dims = ("method", "fraction", "seed")
+    dims = CELL_DIMS
     if "loss_history" not in ds:
         shape = [ds.sizes[d] for d in dims]
         return xr.DataArray(np.full(shape, np.nan), dims=dims, coords={d: ds[d] for d in dims})
@@ -244,7 +245,7 @@ def check_experiment(name: str, ds: xr.Dataset) -> ExperimentConvergence:
     falling = still_falling(drop, cell_loss_drop(ds, absolute=True)) & ~diverged
     unfit = unfitted(is_label, acc)
     bad = present & (falling | unfit | diverged)
-    dims = ("method", "fraction", "seed")
+    dims = CELL_DIMS
     flags = {
         k: v.transpose(*dims).values
         for k, v in (("diverged", diverged), ("falling", falling), ("unfitted", unfit))
@@ -260,19 +261,19 @@ def check_experiment(name: str, ds: xr.Dataset) -> ExperimentConvergence:
         }
         under.append(
             UnderTrained(
-                str(ds["method"].values[i]),
+                str(ds[CELL_DIMS[0]].values[i]),
                 float(ds["fraction"].values[j]),
                 int(ds["seed"].values[k]),
                 ", ".join(texts[r] for r in reasons),
                 reasons,
             )
         )
-    t_test = _teacher_accuracy(ds, "test")
-    t_train = _teacher_accuracy(ds, "train")
+    t_test = ds.kd.teacher_accuracy("test")
+    t_train = ds.kd.teacher_accuracy("train")
     weak = ""
     k = ds.sizes["class"]
     if np.isfinite(t_test):
-        test_acc = accuracy(ds["test_logits"], ds["test_labels"], "test_sample")
+        test_acc = ds.kd.accuracy()
         label = test_acc.where(is_label, drop=True) if bool(is_label.any()) else None
         best = float(label.mean("seed").max()) if label is not None and label.size else np.nan
         if t_test < 1.0 / k + CHANCE_MARGIN:
@@ -296,13 +297,6 @@ def check_experiment(name: str, ds: xr.Dataset) -> ExperimentConvergence:
         weak_teacher=weak,
         table=table,
     )
-
-
-def _teacher_accuracy(ds: xr.Dataset, split: str) -> float:
-    logits = ds.get(f"teacher_{split}_logits")
-    if logits is None:
-        return float("nan")
-    return float(accuracy(logits, ds[f"{split}_labels"], f"{split}_sample"))
 
 
 class ConvergenceWarning(UserWarning):

@@ -9,6 +9,10 @@ Layout written by ``kdtheory run``::
 
 A store may also hold whole experiments as single ("combined") netCDF files anywhere outside a
 ``cells/`` folder, as ``kdtheory export`` or ``Dataset.to_netcdf`` write them.
+
+Files of schema v1 (``kdtheory-runs/1``, dim ``method``) and v2 (``kdtheory-runs/2``, dim
+``arm``) are read, in any mix, also within one experiment folder; what is returned is always v2.
+Importing this module registers the :class:`kdtheory.store.accessor.KdAccessor` (``ds.kd``).
 """
 
 from __future__ import annotations
@@ -29,18 +33,25 @@ import numpy as np
 import xarray as xr
 
 from kdtheory.errors import SchemaError, SpecError, StoreError
+from kdtheory.store import accessor as _accessor  # noqa: F401 - registers ``Dataset.kd``
 from kdtheory.store.atomic import write_atomic, write_text_atomic
 from kdtheory.store.schema import (
+    ARM,
+    ARM_COORDS,
+    CELL_DIMS,
     CELL_KIND,
     CELL_RECORDS,
-    METHOD_COORDS,
     NONFINITE_HINT,
+    READABLE_SCHEMAS,
     SCHEMA,
+    SCHEMA_V1,
     STORAGE_NOTE,
     TEACHER_KIND,
+    UPGRADED_FROM,
     check_finite,
     combined_encoding,
     first_nonfinite,
+    upgrade,
     validate_experiment,
 )
 
@@ -328,7 +339,7 @@ def diverged_cells(root: str | Path, experiment: str) -> set[str]:
 
 # --------------------------------------------------------------------------- reading
 class RunStore(Mapping[str, xr.Dataset]):
-    """A read-only mapping of experiment id to its schema-v1 ``xarray.Dataset``.
+    """A read-only mapping of experiment id to its schema-v2 ``xarray.Dataset``.
 
     Attributes
     ----------
@@ -366,7 +377,7 @@ class RunStore(Mapping[str, xr.Dataset]):
         lines = [f"<RunStore {self.path or ''}: {len(self)} experiment(s)>"]
         for name, ds in self.items():
             lines.append(
-                f"  {name}: methods={list(map(str, ds.method.values))} "
+                f"  {name}: arms={ds.kd.arms} "
                 f"fractions={len(ds.fraction)} seeds={len(ds.seed)} classes={ds.sizes['class']}"
             )
         return "\n".join(lines)
@@ -390,7 +401,11 @@ def _require(cond: bool, path: Path, what: str) -> None:
 
 
 def _check_cell(ds: xr.Dataset, path: Path, teacher: xr.Dataset) -> None:
-    _require(ds.attrs.get("schema") == SCHEMA, path, f"attribute 'schema' is not {SCHEMA!r}")
+    _require(
+        ds.attrs.get("schema") in READABLE_SCHEMAS,
+        path,
+        f"attribute 'schema' is {ds.attrs.get('schema')!r}, not one of {READABLE_SCHEMAS}",
+    )
     _require(ds.attrs.get("kind") == CELL_KIND, path, "attribute 'kind' is not 'cell'")
     for attr in ("experiment", "method", "fraction", "seed", "n_train", "objective"):
         _require(attr in ds.attrs, path, f"attribute {attr!r} is missing")
@@ -492,7 +507,13 @@ def _method_order(info: Mapping[str, Mapping[str, Any]]) -> list[str]:
 
 
 def combine_cells(folder: Path) -> xr.Dataset:
-    """Combine an experiment folder of cell files into one schema-v1 dataset."""
+    """Combine an experiment folder of cell files into one schema-v2 dataset.
+
+    The teacher file and the cells may be of schema v1 or v2, in any mix (a v1 store resumed
+    by a newer kdtheory holds both): a cell file has no ``method`` or ``arm`` dim, only its
+    ``method`` attribute (its label along ``arm``), so the two read alike. The result records
+    ``schema_upgraded_from`` when any of them was v1.
+    """
     teacher_path = folder / TEACHER_FILE
     if not teacher_path.exists():
         raise SchemaError(
@@ -500,7 +521,11 @@ def combine_cells(folder: Path) -> xr.Dataset:
             "incomplete. Re-run the same `kdtheory run` to recreate it."
         )
     teacher = _open(teacher_path)
-    _require(teacher.attrs.get("schema") == SCHEMA, teacher_path, "attribute 'schema' is wrong")
+    _require(
+        teacher.attrs.get("schema") in READABLE_SCHEMAS,
+        teacher_path,
+        f"attribute 'schema' is {teacher.attrs.get('schema')!r}, not one of {READABLE_SCHEMAS}",
+    )
     _require(teacher.attrs.get("kind") == TEACHER_KIND, teacher_path, "'kind' is not 'teacher'")
     check_finite(teacher, teacher_path)
     meta = _read_meta(folder) or {}
@@ -529,7 +554,7 @@ def combine_cells(folder: Path) -> xr.Dataset:
         f, m = float(c.attrs["fraction"]), c.attrs["method"]
         if n_train.setdefault(f, int(c.attrs["n_train"])) != int(c.attrs["n_train"]):
             raise SchemaError(f"{path}: n_train differs from other cells of fraction {f}")
-        info = {k: c.attrs.get(k, np.nan) for k in METHOD_COORDS}
+        info = {k: c.attrs.get(k, np.nan) for k in ARM_COORDS}
         method_info.setdefault(m, info)
     methods = _method_order(method_info)
     M, F, S = len(methods), len(fractions), len(seeds)
@@ -577,7 +602,7 @@ def combine_cells(folder: Path) -> xr.Dataset:
                         "cells (were they trained with a different recipe?)"
                     )
                 data[name][i] = c[name].values
-    cell = ("method", "fraction", "seed")
+    cell = CELL_DIMS
     ds = xr.Dataset(
         {
             "test_logits": (cell + ("test_sample", "class"), data["test_logits"]),
@@ -590,7 +615,7 @@ def combine_cells(folder: Path) -> xr.Dataset:
             "train_labels": teacher["train_labels"].astype(np.int64),
         },
         coords={
-            "method": np.array(methods, dtype=object),
+            ARM: np.array(methods, dtype=object),
             "fraction": np.array(fractions, dtype=float),
             "seed": np.array(seeds, dtype=np.int64),
             "train_sample": np.arange(N),
@@ -598,7 +623,7 @@ def combine_cells(folder: Path) -> xr.Dataset:
             "class": np.arange(K),
             "n_train": ("fraction", np.array([n_train[f] for f in fractions], dtype=np.int64)),
             "objective": (
-                "method",
+                ARM,
                 np.array([method_info[m]["objective"] for m in methods], object),
             ),
         },
@@ -606,7 +631,7 @@ def combine_cells(folder: Path) -> xr.Dataset:
     )
     for coord in ("temperature", "alpha", "smoothing"):
         ds = ds.assign_coords(
-            {coord: ("method", np.array([float(method_info[m][coord]) for m in methods]))}
+            {coord: (ARM, np.array([float(method_info[m][coord]) for m in methods]))}
         )
     if "features" in data:
         ds = ds.assign_coords(feature_sample=teacher["feature_sample"].values)
@@ -623,6 +648,10 @@ def combine_cells(folder: Path) -> xr.Dataset:
         ds.attrs["recipe"] = json.dumps(meta["recipe"], sort_keys=True)
     if meta.get("axes"):
         ds.attrs["sweep_axes"] = json.dumps(meta["axes"], sort_keys=True)
+    ds.attrs["schema"] = SCHEMA
+    ds.attrs.pop(UPGRADED_FROM, None)
+    if any(f.attrs.get("schema") == SCHEMA_V1 for f in (teacher, *(c for _, c in cells))):
+        ds.attrs[UPGRADED_FROM] = SCHEMA_V1
     return ds
 
 
@@ -664,7 +693,8 @@ def open_runs(path: str | Path) -> RunStore:
     Returns
     -------
     RunStore
-        Experiment id → ``xarray.Dataset`` in schema v1.
+        Experiment id → ``xarray.Dataset`` in schema v2 (v1 files are upgraded in memory:
+        their ``method`` dim is called ``arm``, see :func:`kdtheory.store.schema.upgrade`).
 
     Raises
     ------
@@ -693,7 +723,7 @@ def open_runs(path: str | Path) -> RunStore:
         sources[exp] = files
 
     if root.is_file():
-        ds = _open(root)
+        ds = upgrade(_open(root), root)
         validate_experiment(ds, root)
         add(ds, [root])
     else:
@@ -705,7 +735,7 @@ def open_runs(path: str | Path) -> RunStore:
         for file in files:
             if file.parent.name == CELLS_DIR or file.name == TEACHER_FILE:
                 continue
-            ds = _open(file)
+            ds = upgrade(_open(file), file)
             validate_experiment(ds, file)
             add(ds, [file])
     if not experiments:

@@ -1,4 +1,10 @@
-"""Run-store schema v1: names, dims and validation of experiment datasets and cell files."""
+"""Run-store schema v2: names, dims and validation of experiment datasets and cell files.
+
+Schema v2 (``kdtheory-runs/2``) is schema v1 with the ``method`` dimension renamed to ``arm``:
+``method`` is a keyword of xarray's ``Dataset.sel/isel/loc/reindex`` (the fill method), so
+``ds.test_logits.sel(method="kd-T4")`` silently returned every method. :func:`upgrade` turns a
+v1 dataset into v2 in memory; every reader calls it, so v1 files keep opening.
+"""
 
 from __future__ import annotations
 
@@ -9,38 +15,51 @@ import xarray as xr
 
 from kdtheory.errors import SchemaError
 
-SCHEMA = "kdtheory-runs/1"
+#: the schema this version writes
+SCHEMA = "kdtheory-runs/2"
+#: the first schema: the arm dim was called ``method``; read and upgraded in memory
+SCHEMA_V1 = "kdtheory-runs/1"
+#: every schema a reader accepts (a file of another schema is refused)
+READABLE_SCHEMAS = (SCHEMA_V1, SCHEMA)
+#: the dim of the trained students' methods (labels such as ``label``, ``kd-T4``)
+ARM = "arm"
+#: its name in schema v1
+V1_ARM = "method"
+#: attribute an upgraded dataset carries: the schema its file(s) were written in
+UPGRADED_FROM = "schema_upgraded_from"
+#: the leading dims of per-cell variables; a cell whose values are all NaN is a missing cell
+CELL_DIMS = (ARM, "fraction", "seed")
 CELL_KIND = "cell"
 TEACHER_KIND = "teacher"
 
 #: variable -> dims of a combined experiment dataset
 VARIABLE_DIMS: dict[str, tuple[str, ...]] = {
-    "test_logits": ("method", "fraction", "seed", "test_sample", "class"),
-    "train_logits": ("method", "fraction", "seed", "train_sample", "class"),
+    "test_logits": (*CELL_DIMS, "test_sample", "class"),
+    "train_logits": (*CELL_DIMS, "train_sample", "class"),
     "in_train": ("fraction", "seed", "train_sample"),
     "teacher_test_logits": ("test_sample", "class"),
     "teacher_train_logits": ("train_sample", "class"),
     "test_labels": ("test_sample",),
     "train_labels": ("train_sample",),
-    "features": ("method", "fraction", "seed", "feature_sample", "feature"),
+    "features": (*CELL_DIMS, "feature_sample", "feature"),
     "teacher_features": ("feature_sample", "teacher_feature"),
-    "classifier_weight": ("method", "fraction", "seed", "class", "feature"),
-    "classifier_bias": ("method", "fraction", "seed", "class"),
-    "effective_smoothing": ("method", "fraction", "seed"),
-    "loss_history": ("method", "fraction", "seed", "log_point"),
-    "train_steps": ("method", "fraction", "seed"),
-    "train_epochs": ("method", "fraction", "seed"),
-    "final_train_loss": ("method", "fraction", "seed"),
-    "train_accuracy": ("method", "fraction", "seed"),
-    "loss_drop_last20": ("method", "fraction", "seed"),
-    "diverged": ("method", "fraction", "seed"),
+    "classifier_weight": (*CELL_DIMS, "class", "feature"),
+    "classifier_bias": (*CELL_DIMS, "class"),
+    "effective_smoothing": CELL_DIMS,
+    "loss_history": (*CELL_DIMS, "log_point"),
+    "train_steps": CELL_DIMS,
+    "train_epochs": CELL_DIMS,
+    "final_train_loss": CELL_DIMS,
+    "train_accuracy": CELL_DIMS,
+    "loss_drop_last20": CELL_DIMS,
+    "diverged": CELL_DIMS,
 }
 #: other dims accepted for a variable: stores written before per-cell budgets logged the loss
 #: at fixed steps (``step``) rather than as interval means (``log_point``, with ``progress``)
 LEGACY_DIMS: dict[str, tuple[str, ...]] = {
-    "loss_history": ("method", "fraction", "seed", "step"),
+    "loss_history": (*CELL_DIMS, "step"),
 }
-#: per-cell training records: cell-file attribute -> combined variable (method, fraction, seed)
+#: per-cell training records: cell-file attribute -> combined variable (arm, fraction, seed)
 CELL_RECORDS = (
     "train_steps",
     "train_epochs",
@@ -58,7 +77,8 @@ REQUIRED_VARIABLES = (
     "test_labels",
     "train_labels",
 )
-METHOD_COORDS = ("objective", "temperature", "alpha", "smoothing")
+#: coordinates along ``arm``: what each arm trained with
+ARM_COORDS = ("objective", "temperature", "alpha", "smoothing")
 REQUIRED_ATTRS = ("schema", "experiment")
 #: float variables whose storage may be quantized on disk (``loss_history`` is not: it is
 #: small, and the convergence criteria compare its last values, which int16 packing would
@@ -77,16 +97,62 @@ FLOAT_VARIABLES = (
 #: training records are diagnostics: NaN where unknown, e.g. after a diverged step)
 FINITE_VARIABLES = FLOAT_VARIABLES
 #: (the per-cell training records, ``CELL_RECORDS``, are diagnostics too: NaN where unknown)
-#: the leading dims of per-cell variables; a cell whose values are all NaN is a missing cell
-CELL_DIMS = ("method", "fraction", "seed")
 
 
 def _fail(source: str | Path, what: str) -> SchemaError:
     return SchemaError(f"{source}: not a valid kdtheory run file (schema {SCHEMA}): {what}")
 
 
+def upgrade(ds: xr.Dataset, source: str | Path = "<dataset>") -> xr.Dataset:
+    """A schema-v1 dataset as schema v2 (in memory; the file is not touched).
+
+    Renames the dim ``method`` (and its coordinate) to ``arm``, sets ``schema`` to
+    ``kdtheory-runs/2`` and records ``schema_upgraded_from = "kdtheory-runs/1"``. The
+    coordinate values (the method labels), the coordinates along the dim and every variable
+    stay as they are. Works on combined experiments, cell files and teacher files (the latter two
+    have no ``method`` dim: only the attributes change). A dataset of any other schema is
+    returned unchanged, for :func:`validate_experiment` to judge.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A dataset read from a run store.
+    source : str or Path
+        Named in the error (the file the dataset came from).
+
+    Returns
+    -------
+    xarray.Dataset
+        ``ds`` itself when it is not schema v1, else an upgraded shallow copy.
+
+    Raises
+    ------
+    SchemaError
+        If a v1 dataset already has something named ``arm`` (the rename would collide).
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> v1 = xr.Dataset(coords={"method": ["label", "kd-T4"]}, attrs={"schema": SCHEMA_V1})
+    >>> v2 = upgrade(v1)
+    >>> list(v2.arm.values), v2.attrs["schema"]
+    (['label', 'kd-T4'], 'kdtheory-runs/2')
+    """
+    if ds.attrs.get("schema") != SCHEMA_V1:
+        return ds
+    if V1_ARM in ds.dims or V1_ARM in ds.variables:
+        if ARM in ds.dims or ARM in ds.variables:
+            raise SchemaError(
+                f"{source}: a {SCHEMA_V1} file with both {V1_ARM!r} and {ARM!r}; it cannot be "
+                f"upgraded to {SCHEMA} (where {V1_ARM!r} is renamed {ARM!r})"
+            )
+        ds = ds.rename({V1_ARM: ARM})
+    return ds.assign_attrs(schema=SCHEMA, **{UPGRADED_FROM: SCHEMA_V1})
+
+
 def validate_experiment(ds: xr.Dataset, source: str | Path = "<dataset>") -> None:
-    """Check a combined experiment dataset against schema v1.
+    """Check a combined experiment dataset against schema v2 (upgrade v1 first, see
+    :func:`upgrade`).
 
     Parameters
     ----------
@@ -102,7 +168,12 @@ def validate_experiment(ds: xr.Dataset, source: str | Path = "<dataset>") -> Non
     """
     schema = ds.attrs.get("schema")
     if schema != SCHEMA:
-        raise _fail(source, f"attribute 'schema' is {schema!r}, expected {SCHEMA!r}")
+        also = (
+            "; upgrade it first with kdtheory.store.schema.upgrade (open_runs does)"
+            if schema == SCHEMA_V1
+            else f" (or {SCHEMA_V1!r}, which is upgraded when read)"
+        )
+        raise _fail(source, f"attribute 'schema' is {schema!r}, expected {SCHEMA!r}{also}")
     if not ds.attrs.get("experiment"):
         raise _fail(source, "attribute 'experiment' (the experiment id) is missing")
     missing = [v for v in REQUIRED_VARIABLES if v not in ds.data_vars]
@@ -113,9 +184,9 @@ def validate_experiment(ds: xr.Dataset, source: str | Path = "<dataset>") -> Non
             raise _fail(
                 source, f"variable {name!r} has dims {tuple(ds[name].dims)}, expected {dims}"
             )
-    for coord in METHOD_COORDS:
-        if coord not in ds.coords or ds[coord].dims != ("method",):
-            raise _fail(source, f"coordinate {coord!r} along 'method' is missing")
+    for coord in ARM_COORDS:
+        if coord not in ds.coords or ds[coord].dims != (ARM,):
+            raise _fail(source, f"coordinate {coord!r} along {ARM!r} is missing")
     if "n_train" not in ds.coords or ds["n_train"].dims != ("fraction",):
         raise _fail(source, "coordinate 'n_train' along 'fraction' is missing")
     fractions = np.asarray(ds["fraction"].values, dtype=float)
@@ -151,14 +222,14 @@ def nonfinite_problem(values: np.ndarray, dims: tuple[str, ...]) -> str | None:
     values : numpy.ndarray
         A float variable's values.
     dims : tuple of str
-        Its dimension names. When they start with ``method, fraction, seed`` the values of one
+        Its dimension names. When they start with ``arm, fraction, seed`` the values of one
         cell may be all NaN: that is a missing cell (the filler of combined datasets), not an
         error. Anywhere else NaN is an error, and infinities always are.
 
     Returns
     -------
     str or None
-        A description such as ``"holds 3 infinite value(s) (cell method='kd-T4', ...)"``.
+        A description such as ``"holds 3 infinite value(s) (cell arm='kd-T4', ...)"``.
     """
     values = np.asarray(values)
     if not np.issubdtype(values.dtype, np.floating) or values.size == 0:
@@ -197,7 +268,7 @@ def first_nonfinite(ds: xr.Dataset, variables: tuple[str, ...] = FINITE_VARIABLE
     Returns
     -------
     str or None
-        ``"variable 'test_logits' holds 2 infinite value(s) (first at method=kd-T4, ...)"``, or
+        ``"variable 'test_logits' holds 2 infinite value(s) (first at arm=kd-T4, ...)"``, or
         a cell missing in one variable but present in another; None when every checked
         variable is finite (NaN only in whole cells missing from every variable). A cell file
         whose ``diverged`` attribute is 1 holds no results (its outputs are NaN by design) and
@@ -235,7 +306,7 @@ def _half_missing_cell(ds: xr.Dataset, variables: tuple[str, ...]) -> str | None
         gone, there = (first, name) if reference[i, j, k] else (name, first)
         m, f, s = (ds[d].values[n] for d, n in zip(CELL_DIMS, (i, j, k), strict=True))
         return (
-            f"cell method={m!s}, fraction={float(f):g}, seed={s!s} is missing (all NaN) in "
+            f"cell {ARM}={m!s}, fraction={float(f):g}, seed={s!s} is missing (all NaN) in "
             f"variable {gone!r} but present in {there!r}; a missing cell is NaN in every variable"
         )
     return None
@@ -274,7 +345,7 @@ def check_finite(
 
 
 def _first_bad_cell(var: xr.DataArray) -> str:
-    """``" (first at method=kd-T4, fraction=0.1, seed=0)"`` for a per-cell variable."""
+    """``" (first at arm=kd-T4, fraction=0.1, seed=0)"`` for a per-cell variable."""
     if tuple(var.dims[:3]) != CELL_DIMS or var.ndim <= 3:
         return ""
     values = np.asarray(var.values)
@@ -287,7 +358,7 @@ def _first_bad_cell(var: xr.DataArray) -> str:
     m, f, s = (
         var[d].values[n] if d in var.coords else n for d, n in zip(CELL_DIMS, index, strict=True)
     )
-    return f" (first at method={m!s}, fraction={float(f):g}, seed={s!s})"
+    return f" (first at {ARM}={m!s}, fraction={float(f):g}, seed={s!s})"
 
 
 def _check_nested(ds: xr.Dataset, source: str | Path) -> None:

@@ -1,10 +1,10 @@
-"""Synthetic run stores (schema v1) with a planted truth, for testing hypotheses.
+"""Synthetic run stores (schema v2) with a planted truth, for testing hypotheses.
 
 The generator builds one experiment as a real sweep would store it — teacher and student logits on
 train and test samples, nested class-stratified subsets, penultimate features and classifier
 weights — but every quantity a built-in hypothesis measures is planted:
 
-- **test accuracy** of each (method, fraction, seed) cell is set *exactly* (up to rounding to a
+- **test accuracy** of each (arm, fraction, seed) cell is set *exactly* (up to rounding to a
   whole number of test samples) to a target built from a label-training curve in log kappa, the
   method's effect (KD gain over label, KD − LS gap, KD − shuffled gap, each linear in log kappa)
   and noise: a per-seed effect shared by every method and fraction (seeds are correlated across
@@ -47,6 +47,8 @@ import xarray as xr
 from scipy.special import ndtr
 
 from kdtheory import __version__
+from kdtheory.store import accessor as _accessor  # noqa: F401 - registers ``Dataset.kd``
+from kdtheory.store.schema import ARM, CELL_DIMS, SCHEMA
 
 __all__ = [
     "METHODS",
@@ -57,9 +59,7 @@ __all__ = [
     "expected_accuracy",
 ]
 
-SCHEMA = "kdtheory-runs/1"
-
-#: The methods a synthetic experiment can hold, with their ``method`` coordinates.
+#: The methods a synthetic experiment can hold (its arms), with their coordinates along ``arm``.
 METHODS: dict[str, dict[str, Any]] = {
     "label": {"objective": "label", "temperature": np.nan, "alpha": np.nan, "smoothing": np.nan},
     "kd-T4": {"objective": "kd", "temperature": 4.0, "alpha": 0.0, "smoothing": np.nan},
@@ -336,7 +336,7 @@ def _grouped_correct(
 def make_experiment(
     seed: int = 0, experiment: str = "synthetic", truth: Truth | None = None, **knobs: Any
 ) -> xr.Dataset:
-    """One synthetic experiment in schema v1 with a planted truth.
+    """One synthetic experiment in schema v2 with a planted truth.
 
     Parameters
     ----------
@@ -352,7 +352,7 @@ def make_experiment(
     Returns
     -------
     xarray.Dataset
-        Every required variable of schema v1 and (with ``features=True``) the feature variables,
+        Every required variable of schema v2 and (with ``features=True``) the feature variables,
         plus ``effective_smoothing`` for ``ls``. ``attrs["synthetic_truth"]`` holds the knobs as
         JSON.
     """
@@ -460,11 +460,11 @@ def make_experiment(
 
     # ---------------------------------------------------------------- dataset
     coords: dict[str, Any] = {
-        "method": np.array(methods, dtype=object),
-        "objective": ("method", np.array([METHODS[m]["objective"] for m in methods], dtype=object)),
-        "temperature": ("method", np.array([METHODS[m]["temperature"] for m in methods], float)),
-        "alpha": ("method", np.array([METHODS[m]["alpha"] for m in methods], float)),
-        "smoothing": ("method", np.array([METHODS[m]["smoothing"] for m in methods], float)),
+        ARM: np.array(methods, dtype=object),
+        "objective": (ARM, np.array([METHODS[m]["objective"] for m in methods], dtype=object)),
+        "temperature": (ARM, np.array([METHODS[m]["temperature"] for m in methods], float)),
+        "alpha": (ARM, np.array([METHODS[m]["alpha"] for m in methods], float)),
+        "smoothing": (ARM, np.array([METHODS[m]["smoothing"] for m in methods], float)),
         "fraction": fractions,
         "n_train": ("fraction", kappa),
         "seed": np.arange(S, dtype=np.int64),
@@ -472,7 +472,7 @@ def make_experiment(
         "test_sample": np.arange(NT, dtype=np.int64),
         "class": np.arange(K, dtype=np.int64),
     }
-    cell = ("method", "fraction", "seed")
+    cell = CELL_DIMS
     data: dict[str, Any] = {
         "test_logits": ((*cell, "test_sample", "class"), test_logits),
         "train_logits": ((*cell, "train_sample", "class"), train_logits),
@@ -617,14 +617,14 @@ def _white_within(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def _blank_cells(ds: xr.Dataset, cells: Iterable[tuple[str, float, int]]) -> xr.Dataset:
-    """Set the float variables of the given (method, fraction, seed) cells to NaN."""
+    """Set the float variables of the given (arm, fraction, seed) cells to NaN."""
     ds = ds.copy(deep=True)
     fr = np.asarray(ds["fraction"].values, dtype=float)
     for method, fraction, seed in cells:
         j = int(np.argmin(np.abs(fr - fraction)))
         if not np.isclose(fr[j], fraction):
             raise ValueError(f"untrained cell names fraction {fraction}, not in {fr.tolist()}")
-        sel = {"method": method, "fraction": fr[j], "seed": int(seed)}
+        sel = {ARM: method, "fraction": fr[j], "seed": int(seed)}
         for var in ds.data_vars.values():
             if set(sel) <= set(var.dims) and np.issubdtype(var.dtype, np.floating):
                 var.loc[sel] = np.nan
