@@ -34,7 +34,7 @@ def test_run_inspect_export_end_to_end(tmp_path):
     assert "kd-T4-a0.5" in result.output  # summary table lists the methods
     store = open_runs(out)
     (ds,) = store.values()
-    assert list(ds.method.values) == ["label", "kd-T4-a0.5", "kd-shuffled-T4"]
+    assert list(ds.arm.values) == ["label", "kd-T4-a0.5", "kd-shuffled-T4"]
     assert ds.alpha.values[1] == 0.5
     # a second run resumes: nothing to train
     again = runner.invoke(app, ["run", *TINY_ARGS, "--out", str(out)])
@@ -52,7 +52,7 @@ def test_run_inspect_export_end_to_end(tmp_path):
     exported = runner.invoke(app, ["export", str(out), "--out", str(tmp_path / "shared")])
     assert exported.exit_code == 0, exported.output
     (combined,) = open_runs(tmp_path / "shared").values()
-    assert np.isnan(combined.test_logits.sel({"method": "label", "fraction": 0.2, "seed": 1})).all()
+    assert np.isnan(combined.test_logits.sel({"arm": "label", "fraction": 0.2, "seed": 1})).all()
 
 
 def test_run_errors_are_clear_and_exit_2(tmp_path):
@@ -100,7 +100,7 @@ def test_smoke_preset_runs(tmp_path):
     )
     assert result.exit_code == 0, result.output
     (ds,) = open_runs(tmp_path).values()
-    assert ds.sizes["method"] == 4 and ds.sizes["fraction"] == 3 and ds.sizes["seed"] == 2
+    assert ds.sizes["arm"] == 4 and ds.sizes["fraction"] == 3 and ds.sizes["seed"] == 2
     assert not np.isnan(ds.test_logits.values).any()
     # the newcomer's first sweep is a converged one, with a teacher worth distilling from
     from kdtheory.store.convergence import check_experiment

@@ -48,7 +48,7 @@ def _experiment(train_correct, history, teacher_correct=0.9, objective="label"):
     pred = np.where(np.arange(n) < train_correct * n, labels, wrong)
     logits = np.eye(k, dtype=np.float32)[pred] * 5
     test_pred = np.where(np.arange(n) < teacher_correct * n, labels, wrong)
-    cell = ("method", "fraction", "seed")
+    cell = ("arm", "fraction", "seed")
     return xr.Dataset(
         {
             "train_logits": (cell + ("train_sample", "class"), logits[None, None, None]),
@@ -61,10 +61,10 @@ def _experiment(train_correct, history, teacher_correct=0.9, objective="label"):
             "loss_history": (cell + ("log_point",), np.asarray(history, float)[None, None, None]),
         },
         coords={
-            "method": ["m"],
+            "arm": ["m"],
             "fraction": [1.0],
             "seed": [0],
-            "objective": ("method", [objective]),
+            "objective": ("arm", [objective]),
             "progress": ("log_point", np.arange(1, len(history) + 1) / len(history)),
         },
     )

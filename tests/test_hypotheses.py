@@ -351,7 +351,7 @@ def test_label_smoothing_pooled_family_names_the_experiment_and_fraction():
 
 # ---------------------------------------------------------------------------- fidelity decay
 def _gaps(ds):
-    kd = {"method": "kd-T4"}
+    kd = {"arm": "kd-T4"}
     f_tr = fidelity(
         ds["train_logits"].sel(kd), ds["teacher_train_logits"], "train_sample", ds["in_train"]
     )

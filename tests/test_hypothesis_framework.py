@@ -77,19 +77,19 @@ def make_experiment(
         for i, f in enumerate(fractions):
             in_train[i, s, order[: int(round(f * n_train))]] = True
     coords = {
-        "method": methods,
+        "arm": methods,
         "fraction": list(fractions),
         "seed": list(range(seeds)),
         "train_sample": np.arange(n_train),
         "test_sample": np.arange(n_test),
         "class": np.arange(n_class),
-        "objective": ("method", list(objectives)),
-        "temperature": ("method", [METHODS[o][1] for o in objectives]),
-        "alpha": ("method", [METHODS[o][2] for o in objectives]),
-        "smoothing": ("method", [METHODS[o][3] for o in objectives]),
+        "objective": ("arm", list(objectives)),
+        "temperature": ("arm", [METHODS[o][1] for o in objectives]),
+        "alpha": ("arm", [METHODS[o][2] for o in objectives]),
+        "smoothing": ("arm", [METHODS[o][3] for o in objectives]),
         "n_train": ("fraction", [int(round(f * n_train)) for f in fractions]),
     }
-    dims5 = ("method", "fraction", "seed")
+    dims5 = ("arm", "fraction", "seed")
     data = {
         "test_logits": (dims5 + ("test_sample", "class"), logits(test_labels, acc)),
         "train_logits": (dims5 + ("train_sample", "class"), logits(train_labels, acc)),
@@ -112,7 +112,7 @@ def make_experiment(
         )
     ds = xr.Dataset(data, coords=coords)
     ds.attrs.update(
-        schema="kdtheory-runs/1",
+        schema="kdtheory-runs/2",
         experiment=exp_id,
         dataset="toy",
         teacher="mlp",

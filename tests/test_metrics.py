@@ -117,7 +117,7 @@ def tiny():
             [[np.nan] * 3] * 4,
         ]
     )
-    student = da(logits, ("method", "test_sample", "class"), method=["label", "kd"])
+    student = da(logits, ("arm", "test_sample", "class"), arm=["label", "kd"])
     labels = xr.DataArray(np.array([0, 1, 1, 2]), dims="test_sample")
     teacher = da(
         [[5, 0, 0], [0, 0, 3], [0, 0, 1], [1, 0, 0]], ("test_sample", "class")
@@ -128,12 +128,12 @@ def tiny():
 def test_accuracy_hand_made(tiny):
     student, _, labels = tiny
     acc = accuracy(student, labels, "test_sample")
-    assert acc.dims == ("method",)
-    assert acc.sel({"method": "label"}).item() == pytest.approx(0.5)  # samples 0 and 1 correct
-    assert np.isnan(acc.sel({"method": "kd"}).item())  # untrained cell -> NaN, not 0
+    assert acc.dims == ("arm",)
+    assert acc.sel({"arm": "label"}).item() == pytest.approx(0.5)  # samples 0 and 1 correct
+    assert np.isnan(acc.sel({"arm": "kd"}).item())  # untrained cell -> NaN, not 0
     mask = xr.DataArray([True, False, True, True], dims="test_sample")
     assert accuracy(student, labels, "test_sample", mask=mask).sel(
-        {"method": "label"}
+        {"arm": "label"}
     ).item() == pytest.approx(1 / 3)
 
 
@@ -151,9 +151,9 @@ def test_accuracy_float16_and_extra_dims():
 def test_agreement_per_sample(tiny):
     student, teacher, _ = tiny
     agree = agreement(student, teacher)
-    assert agree.dims == ("method", "test_sample")
-    np.testing.assert_array_equal(agree.sel({"method": "label"}).values, [1.0, 0.0, 1.0, 1.0])
-    assert np.all(np.isnan(agree.sel({"method": "kd"}).values))
+    assert agree.dims == ("arm", "test_sample")
+    np.testing.assert_array_equal(agree.sel({"arm": "label"}).values, [1.0, 0.0, 1.0, 1.0])
+    assert np.all(np.isnan(agree.sel({"arm": "kd"}).values))
 
 
 def test_fidelity_with_broadcast_mask():
@@ -163,8 +163,8 @@ def test_fidelity_with_broadcast_mask():
     s[0, 1, 0, :, 0] = [1, -1, -1, -1]  # second fraction: 0, 1, 1, 1
     student = xr.DataArray(
         s,
-        dims=("method", "fraction", "seed", "train_sample", "class"),
-        coords={"method": ["kd"], "fraction": [0.5, 1.0], "seed": [0], "train_sample": range(4)},
+        dims=("arm", "fraction", "seed", "train_sample", "class"),
+        coords={"arm": ["kd"], "fraction": [0.5, 1.0], "seed": [0], "train_sample": range(4)},
     )
     teacher = xr.DataArray(
         [[1.0, 0.0], [1.0, 0.0], [1.0, 0.0], [0.0, 1.0]],  # predicts 0, 0, 0, 1
@@ -177,18 +177,16 @@ def test_fidelity_with_broadcast_mask():
         coords={"fraction": [0.5, 1.0], "seed": [0], "train_sample": range(4)},
     )
     fid = fidelity(student, teacher, "train_sample", mask=in_train)
-    assert set(fid.dims) == {"method", "fraction", "seed"}
-    assert fid.sel({"method": "kd", "fraction": 0.5, "seed": 0}).item() == pytest.approx(1.0)
-    assert fid.sel({"method": "kd", "fraction": 1.0, "seed": 0}).item() == pytest.approx(0.5)
+    assert set(fid.dims) == {"arm", "fraction", "seed"}
+    assert fid.sel({"arm": "kd", "fraction": 0.5, "seed": 0}).item() == pytest.approx(1.0)
+    assert fid.sel({"arm": "kd", "fraction": 1.0, "seed": 0}).item() == pytest.approx(0.5)
     unseen = fidelity(student, teacher, "train_sample", mask=~in_train)
-    assert unseen.sel({"method": "kd", "fraction": 0.5, "seed": 0}).item() == pytest.approx(0.5)
-    assert np.isnan(
-        unseen.sel({"method": "kd", "fraction": 1.0, "seed": 0}).item()
-    )  # selects nothing
+    assert unseen.sel({"arm": "kd", "fraction": 0.5, "seed": 0}).item() == pytest.approx(0.5)
+    assert np.isnan(unseen.sel({"arm": "kd", "fraction": 1.0, "seed": 0}).item())  # selects nothing
     # a mask without the sample dim selects whole cells
     per_cell = in_train.any("train_sample") & (in_train.fraction < 0.75)
     cells = fidelity(student, teacher, "train_sample", mask=per_cell)
-    assert cells.dims == ("method", "fraction", "seed")
+    assert cells.dims == ("arm", "fraction", "seed")
     assert cells.sel(fraction=0.5).item() == pytest.approx(0.75)
     assert np.isnan(cells.sel(fraction=1.0).item())
     everything = fidelity(student, teacher, "train_sample")
@@ -203,9 +201,9 @@ def test_kl_divergence_hand_made():
     q = np.array([0.25, 0.5, 0.25])
     expected = np.sum(p * np.log(p / q))
     teacher = da(np.log([p, q]), ("sample", "class"))
-    student = da(np.log([[q, q], [q, p]]) + 7.0, ("method", "sample", "class"))  # shift-free
+    student = da(np.log([[q, q], [q, p]]) + 7.0, ("arm", "sample", "class"))  # shift-free
     kl = kl_divergence(teacher, student, "sample")
-    assert kl.dims == ("method",)
+    assert kl.dims == ("arm",)
     # method 0: KL(p||q) on sample 0, KL(q||q)=0 on sample 1
     assert kl[0].item() == pytest.approx(expected / 2)
     # method 1: KL(p||q) and KL(q||p)
@@ -278,11 +276,11 @@ def test_rank_correlation_matches_scipy_loop_with_ties_and_exclusions():
     y = rng.integers(0, k, n)
     t[0] = 1.0  # constant teacher row -> sample 0 excluded
     s[1, 1] = 2.0  # constant student row in method 1 -> excluded there
-    student = da(s, ("method", "sample", "class"))
+    student = da(s, ("arm", "sample", "class"))
     teacher = da(t, ("sample", "class"))
     labels = xr.DataArray(y, dims="sample")
     per = wrong_class_rank_correlation_per_sample(student, teacher, labels, "sample")
-    assert per.dims == ("method", "sample")
+    assert per.dims == ("arm", "sample")
     expected = np.full((2, n), np.nan)
     for m in range(2):
         for i in range(n):
@@ -489,22 +487,22 @@ def make_experiment(with_bias: bool = True) -> tuple[xr.Dataset, dict]:
     weight[1, 1, 1] = np.nan
     teacher_features = rng.standard_normal((n_rows, tf))
     data_vars = {
-        "features": (("method", "fraction", "seed", "feature_sample", "feature"), features),
-        "classifier_weight": (("method", "fraction", "seed", "class", "feature"), weight),
+        "features": (("arm", "fraction", "seed", "feature_sample", "feature"), features),
+        "classifier_weight": (("arm", "fraction", "seed", "class", "feature"), weight),
         "teacher_features": (("feature_sample", "teacher_feature"), teacher_features),
         "train_labels": (("train_sample",), train_labels),
         "in_train": (("fraction", "seed", "train_sample"), in_train),
     }
     if with_bias:
         data_vars["classifier_bias"] = (
-            ("method", "fraction", "seed", "class"),
+            ("arm", "fraction", "seed", "class"),
             np.zeros((2,) * 3 + (k,)),
         )
     ds = xr.Dataset(
         data_vars,
         coords={
-            "method": methods,
-            "objective": ("method", ["label", "kd"]),
+            "arm": methods,
+            "objective": ("arm", ["label", "kd"]),
             "fraction": fractions,
             "n_train": ("fraction", [20, 40]),
             "seed": seeds,
@@ -512,7 +510,7 @@ def make_experiment(with_bias: bool = True) -> tuple[xr.Dataset, dict]:
             "feature_sample": rows,
             "class": np.arange(k),
         },
-        attrs={"schema": "kdtheory-runs/1", "experiment": "toy"},
+        attrs={"schema": "kdtheory-runs/2", "experiment": "toy"},
     )
     return ds, {"rows": rows, "y": y, "in_train": in_train, "teacher": teacher_features}
 
@@ -522,7 +520,7 @@ def test_collapse_table_trained_vs_unseen(with_bias):
     ds, info = make_experiment(with_bias)
     table = collapse_table(ds)
     for name in ("nc1", "nc2_equinorm", "nc2_equiangular", "nc2_max_angle", "nc3", "nc4", "cka"):
-        assert table[name].dims == ("method", "fraction", "seed", "subset"), name
+        assert table[name].dims == ("arm", "fraction", "seed", "subset"), name
     assert list(table.subset.values) == ["trained", "unseen"]
     assert list(table.objective.values) == ["label", "kd"]
     assert list(table.n_train.values) == [20, 40]
@@ -547,16 +545,14 @@ def test_collapse_table_trained_vs_unseen(with_bias):
     assert np.all(unseen.nc3.values[live] > 0)
     # the untrained cell is NaN everywhere
     for name in ("nc1", "nc2_equinorm", "nc3", "nc4", "cka"):
-        assert np.all(
-            np.isnan(table[name].sel({"method": "kd", "fraction": 1.0, "seed": 1}).values)
-        )
+        assert np.all(np.isnan(table[name].sel({"arm": "kd", "fraction": 1.0, "seed": 1}).values))
     # CKA of one cell equals linear_cka on exactly the selected rows
     sel = mask[0, 1]
-    h = ds.features.sel({"method": "label", "fraction": 0.5, "seed": 1}).values
-    assert trained.cka.sel({"method": "label", "fraction": 0.5, "seed": 1}).item() == pytest.approx(
+    h = ds.features.sel({"arm": "label", "fraction": 0.5, "seed": 1}).values
+    assert trained.cka.sel({"arm": "label", "fraction": 0.5, "seed": 1}).item() == pytest.approx(
         linear_cka(h[sel], info["teacher"][sel])
     )
-    assert unseen.cka.sel({"method": "label", "fraction": 0.5, "seed": 1}).item() == pytest.approx(
+    assert unseen.cka.sel({"arm": "label", "fraction": 0.5, "seed": 1}).item() == pytest.approx(
         linear_cka(h[~sel], info["teacher"][~sel])
     )
 

@@ -24,12 +24,12 @@ def add_temperatures(ds: xr.Dataset, temps=(1.0, 2.0)) -> xr.Dataset:
     rng = np.random.default_rng(0)
     parts = [ds]
     for t in temps:
-        new = ds.sel({"method": ["kd-T4"]}).assign_coords(method=[f"kd-T{t:g}"])
-        new = new.assign_coords(temperature=("method", [t]))
+        new = ds.sel({"arm": ["kd-T4"]}).assign_coords(arm=[f"kd-T{t:g}"])
+        new = new.assign_coords(temperature=("arm", [t]))
         noise = rng.normal(0.0, 0.5, new["test_logits"].shape).astype(np.float32)
         new["test_logits"] = new["test_logits"] + noise
-        parts.append(new[[v for v in new.data_vars if "method" in new[v].dims]])
-    return xr.concat(parts, dim="method", data_vars="minimal", coords="minimal", compat="override")
+        parts.append(new[[v for v in new.data_vars if "arm" in new[v].dims]])
+    return xr.concat(parts, dim="arm", data_vars="minimal", coords="minimal", compat="override")
 
 
 @pytest.fixture(scope="module")

@@ -176,9 +176,9 @@ def test_a_missing_cell_stays_legal_in_a_combined_file(combined):
 @pytest.mark.parametrize(
     ("value", "index", "words"),
     [
-        (np.inf, (1, 1, 0, 3, 0), ["infinite", "method=kd-T4, fraction=1, seed=0"]),
-        (np.nan, (1, 1, 0, 3, 0), ["NaN", "1 cell(s)", "method=kd-T4, fraction=1, seed=0"]),
-        (np.inf, (0, 0, 1, 3, 0), ["infinite", "method=label, fraction=0.25, seed=1"]),
+        (np.inf, (1, 1, 0, 3, 0), ["infinite", "arm=kd-T4, fraction=1, seed=0"]),
+        (np.nan, (1, 1, 0, 3, 0), ["NaN", "1 cell(s)", "arm=kd-T4, fraction=1, seed=0"]),
+        (np.inf, (0, 0, 1, 3, 0), ["infinite", "arm=label, fraction=0.25, seed=1"]),
     ],
 )
 def test_a_combined_file_with_non_finite_values_in_a_present_cell_is_refused(
@@ -195,7 +195,7 @@ def test_a_cell_missing_in_one_variable_but_present_in_another_is_refused(combin
     assert_refused(
         combined,
         tmp_path,
-        [file.name, "method=kd-T4, fraction=0.25, seed=0", "missing (all NaN) in variable "
+        [file.name, "arm=kd-T4, fraction=0.25, seed=0", "missing (all NaN) in variable "
          "'test_logits' but present in 'train_logits'"],
     )  # fmt: skip
 
@@ -210,7 +210,7 @@ def test_write_dataset_refuses_non_finite_values_instead_of_packing_them(trained
     assert not target.exists() and not list(tmp_path.iterdir())
     missing = ds.copy(deep=True)
     for var in missing.data_vars.values():  # a whole missing cell is fine
-        if var.dims[:3] == ("method", "fraction", "seed") and var.dtype.kind == "f":
+        if var.dims[:3] == ("arm", "fraction", "seed") and var.dtype.kind == "f":
             var[1, 1, 0] = np.nan
     write_dataset(missing, target)
     back = open_runs(target)[str(ds.attrs["experiment"])]
@@ -610,8 +610,8 @@ def test_report_md_shows_store_text_and_passes_no_html_through(tmp_path):
         teacher="[click](javascript:alert(3))",
         student="<!-- hidden -->",
     )
-    methods = [m.replace("kd-T4", "kd<b>T4</b>") for m in map(str, ds.method.values)]
-    ds = ds.assign_coords(method=np.array(methods, dtype=object))
+    methods = [m.replace("kd-T4", "kd<b>T4</b>") for m in map(str, ds.arm.values)]
+    ds = ds.assign_coords(arm=np.array(methods, dtype=object))
     write_dataset(ds, tmp_path / "runs" / "exp.nc")
     out = tmp_path / "report"
     result = invoke(

@@ -273,12 +273,10 @@ def test_overview_adds_temperature_effects_when_the_store_has_several(tmp_path):
     from kdtheory.report.document import _overview
 
     ds = make_store(1, seed=3, **SMALL)["synthetic-0"]
-    t2 = ds.sel({"method": ["kd-T4"]}).assign_coords(
-        method=["kd-T2"], temperature=("method", [2.0])
-    )
+    t2 = ds.sel({"arm": ["kd-T4"]}).assign_coords(arm=["kd-T2"], temperature=("arm", [2.0]))
     t2["test_logits"] = t2["test_logits"] + np.float32(0.3)
-    t2 = t2[[v for v in t2.data_vars if "method" in t2[v].dims]]
-    multi = xr.concat([ds, t2], "method", data_vars="minimal", coords="minimal", compat="override")
+    t2 = t2[[v for v in t2.data_vars if "arm" in t2[v].dims]]
+    multi = xr.concat([ds, t2], "arm", data_vars="minimal", coords="minimal", compat="override")
     (tmp_path / "figures").mkdir()
     (section,) = _overview({"synthetic-0": multi}, tmp_path)
     assert sorted(section.figures) == [

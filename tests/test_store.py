@@ -12,7 +12,7 @@ from kdtheory.store.schema import SCHEMA, validate_experiment
 
 
 def handmade(experiment="hand", methods=("label", "kd-T4"), fractions=(0.1, 1.0), seeds=(0, 1)):
-    """A minimal schema-v1 experiment built with plain numpy/xarray."""
+    """A minimal schema-v2 experiment built with plain numpy/xarray."""
     rng = np.random.default_rng(0)
     M, F, S, N, T, K = len(methods), len(fractions), len(seeds), 20, 10, 3
     in_train = np.zeros((F, S, N), bool)
@@ -21,11 +21,11 @@ def handmade(experiment="hand", methods=("label", "kd-T4"), fractions=(0.1, 1.0)
     return xr.Dataset(
         {
             "test_logits": (
-                ("method", "fraction", "seed", "test_sample", "class"),
+                ("arm", "fraction", "seed", "test_sample", "class"),
                 rng.normal(size=(M, F, S, T, K)).astype(np.float32),
             ),
             "train_logits": (
-                ("method", "fraction", "seed", "train_sample", "class"),
+                ("arm", "fraction", "seed", "train_sample", "class"),
                 rng.normal(size=(M, F, S, N, K)).astype(np.float32),
             ),
             "in_train": (("fraction", "seed", "train_sample"), in_train),
@@ -35,13 +35,13 @@ def handmade(experiment="hand", methods=("label", "kd-T4"), fractions=(0.1, 1.0)
             "train_labels": (("train_sample",), rng.integers(0, K, N)),
         },
         coords={
-            "method": list(methods),
+            "arm": list(methods),
             "fraction": list(fractions),
             "seed": list(seeds),
-            "objective": ("method", [m.split("-")[0] for m in methods]),
-            "temperature": ("method", [np.nan if m == "label" else 4.0 for m in methods]),
-            "alpha": ("method", [np.nan if m == "label" else 0.0 for m in methods]),
-            "smoothing": ("method", [np.nan] * M),
+            "objective": ("arm", [m.split("-")[0] for m in methods]),
+            "temperature": ("arm", [np.nan if m == "label" else 4.0 for m in methods]),
+            "alpha": ("arm", [np.nan if m == "label" else 0.0 for m in methods]),
+            "smoothing": ("arm", [np.nan] * M),
             "n_train": ("fraction", [int(round(f * N)) for f in fractions]),
         },
         attrs={"schema": SCHEMA, "experiment": experiment},
@@ -54,17 +54,17 @@ def test_open_cell_store_meets_schema(tiny_store):
     (name,) = store
     ds = store[name]
     validate_experiment(ds)
-    assert list(ds.method.values) == ["label", "kd-T4", "ls", "kd-shuffled-T4"]
+    assert list(ds.arm.values) == ["label", "kd-T4", "ls", "kd-shuffled-T4"]
     assert list(ds.objective.values) == ["label", "kd", "ls", "kd-shuffled"]
     assert list(ds.fraction.values) == [0.1, 0.5, 1.0]
     assert list(ds.n_train.values) == [24, 120, 240]
     assert ds.in_train.sum("train_sample").values.tolist() == [[24, 24], [120, 120], [240, 240]]
     assert not np.isnan(ds.test_logits.values).any()
-    assert ds.temperature.sel({"method": "kd-T4"}).item() == 4.0
-    assert np.isnan(ds.smoothing.sel({"method": "ls"}).item())
-    eff = ds.effective_smoothing.sel({"method": "ls"}).values
+    assert ds.temperature.sel({"arm": "kd-T4"}).item() == 4.0
+    assert np.isnan(ds.smoothing.sel({"arm": "ls"}).item())
+    eff = ds.effective_smoothing.sel({"arm": "ls"}).values
     assert np.all((eff > 0) & (eff < 1))
-    assert np.isnan(ds.effective_smoothing.sel({"method": "label"}).values).all()
+    assert np.isnan(ds.effective_smoothing.sel({"arm": "label"}).values).all()
     # features: every cell has rows it trained on and rows it did not
     trained = ds.in_train.sel(train_sample=ds.feature_sample.values)
     assert (trained.sum("train_sample") > 0).all()
@@ -81,7 +81,7 @@ def test_export_round_trips_and_mixes_with_cells(tiny_store, tmp_path):
     a, b = store[name], combined[name]
     np.testing.assert_allclose(a.test_logits, b.test_logits, rtol=1e-3, atol=1e-3)
     assert (a.in_train.values == b.in_train.values).all()
-    assert list(b.method.values) == list(a.method.values)
+    assert list(b.arm.values) == list(a.arm.values)
     # a store can mix a cell folder and combined files of other experiments
     mixed = tmp_path / "mixed"
     shutil.copytree(tiny_store, mixed)
@@ -108,7 +108,7 @@ def test_store_built_by_hand_with_plain_xarray_opens(tmp_path):
         (lambda ds: ds.drop_vars("train_labels"), "missing variable"),
         (lambda ds: ds.assign(test_labels=ds.test_labels + 5), "labels outside"),
         (
-            lambda ds: ds.assign(test_logits=ds.test_logits.transpose("fraction", "method", ...)),
+            lambda ds: ds.assign(test_logits=ds.test_logits.transpose("fraction", "arm", ...)),
             "has dims",
         ),
         (

@@ -29,28 +29,28 @@ def ds():
 
 
 def _acc(ds, method):
-    a = accuracy(ds["test_logits"].sel({"method": method}), ds["test_labels"], "test_sample")
+    a = accuracy(ds["test_logits"].sel({"arm": method}), ds["test_labels"], "test_sample")
     return 100 * a.transpose("fraction", "seed").values
 
 
 # ---------------------------------------------------------------------------------- schema
 def test_schema_v1_fields(ds):
     validate_experiment(ds, "synthetic")
-    assert ds.attrs["schema"] == "kdtheory-runs/1"
+    assert ds.attrs["schema"] == "kdtheory-runs/2"
     for key in ("experiment", "dataset", "teacher", "student", "recipe", "kdtheory_version"):
         assert ds.attrs[key]
     assert ds.attrs["storage_dtype"] == "float32"
     json.loads(ds.attrs["recipe"])
     truth = json.loads(ds.attrs["synthetic_truth"])
     assert truth["kd_gain_slope"] == Truth().kd_gain_slope
-    assert list(ds["method"].values) == ["label", "kd-T4", "ls", "kd-shuffled-T4"]
+    assert list(ds["arm"].values) == ["label", "kd-T4", "ls", "kd-shuffled-T4"]
     assert list(ds["objective"].values) == ["label", "kd", "ls", "kd-shuffled"]
     temps = ds["temperature"].values
     assert np.isnan(temps[0]) and temps[1] == 4.0 and np.isnan(temps[2]) and temps[3] == 4.0
     assert np.all(np.isnan(ds["smoothing"].values))  # ls: matched per cell
-    eff = ds["effective_smoothing"].sel({"method": "ls"}).values
+    eff = ds["effective_smoothing"].sel({"arm": "ls"}).values
     assert np.all((eff > 0) & (eff < 1))
-    assert np.all(np.isnan(ds["effective_smoothing"].sel({"method": "label"}).values))
+    assert np.all(np.isnan(ds["effective_smoothing"].sel({"arm": "label"}).values))
     for name in ("test_logits", "train_logits", "features", "classifier_weight"):
         assert ds[name].dtype == np.float32
     assert ds["in_train"].dtype == bool
@@ -126,10 +126,10 @@ def test_bad_knobs_refused():
 
 def test_untrained_cells_are_nan():
     d = make_experiment(seed=2, untrained=[("kd-T4", 0.2, 1)])
-    cell = {"method": "kd-T4", "fraction": 0.2, "seed": 1}
+    cell = {"arm": "kd-T4", "fraction": 0.2, "seed": 1}
     for name in ("test_logits", "train_logits", "features", "classifier_weight"):
         assert np.all(np.isnan(d[name].sel(cell).values))
-    assert np.isfinite(d["test_logits"].sel({"method": "label", "fraction": 0.2, "seed": 1})).all()
+    assert np.isfinite(d["test_logits"].sel({"arm": "label", "fraction": 0.2, "seed": 1})).all()
     a = accuracy(d["test_logits"], d["test_labels"], "test_sample")
     assert int(a.isnull().sum()) == 1
     validate_experiment(d, "untrained")
@@ -160,7 +160,7 @@ def test_planted_effects_visible_in_raw_means(ds):
     corr = wrong_class_rank_correlation(
         ds["test_logits"], ds["teacher_test_logits"], ds["test_labels"], "test_sample"
     ).mean(("fraction", "seed"))
-    c = {m: float(corr.sel({"method": m})) for m in METHODS}
+    c = {m: float(corr.sel({"arm": m})) for m in METHODS}
     assert c["kd-T4"] > 0.6 and abs(c["kd-shuffled-T4"]) < 0.1
     assert c["kd-T4"] > c["label"] + 0.3 and c["label"] > c["ls"]
     # seeds are correlated across fractions (shared per-seed effect)
@@ -172,7 +172,7 @@ def test_planted_effects_visible_in_raw_means(ds):
 def test_fidelity_gap_follows_power_law():
     for b in (-0.5, -1.0):
         d = make_experiment(seed=5, methods=("kd-T4",), features=False, fidelity_b=b)
-        kd = {"method": "kd-T4"}
+        kd = {"arm": "kd-T4"}
         f_tr = fidelity(
             d["train_logits"].sel(kd), d["teacher_train_logits"], "train_sample", d["in_train"]
         )
@@ -186,7 +186,7 @@ def test_fidelity_gap_follows_power_law():
 
 def test_fidelity_abs_noise_makes_nonpositive_gaps():
     d = make_experiment(seed=1, methods=("kd-T4",), features=False, fidelity_abs_sd=0.05)
-    kd = {"method": "kd-T4"}
+    kd = {"arm": "kd-T4"}
     f_tr = fidelity(
         d["train_logits"].sel(kd), d["teacher_train_logits"], "train_sample", d["in_train"]
     )
@@ -198,10 +198,10 @@ def test_collapse_truth_visible():
     d = make_experiment(seed=3, methods=("label", "kd-T4"), fractions=(0.1, 0.4, 1.0))
     t = collapse_table(d)
     log_nc1 = np.log(t["nc1"].sel(subset="trained"))
-    diff = float((log_nc1.sel({"method": "kd-T4"}) - log_nc1.sel({"method": "label"})).mean())
+    diff = float((log_nc1.sel({"arm": "kd-T4"}) - log_nc1.sel({"arm": "label"})).mean())
     assert diff == pytest.approx(0.7, abs=0.25)
     cka = t["cka"].sel(subset="trained")
-    assert float((cka.sel({"method": "kd-T4"}) - cka.sel({"method": "label"})).mean()) > 0.02
+    assert float((cka.sel({"arm": "kd-T4"}) - cka.sel({"arm": "label"})).mean()) > 0.02
     # unseen rows are less collapsed than trained rows
     assert float(t["nc1"].sel(subset="unseen").isel(fraction=0).mean()) > float(
         t["nc1"].sel(subset="trained").isel(fraction=0).mean()

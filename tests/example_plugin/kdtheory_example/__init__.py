@@ -20,7 +20,7 @@ from kdtheory.stats import ci_level, one_sample_t, pool_experiments
 
 def accuracy(ds: xr.Dataset, method: str) -> np.ndarray:
     """Test accuracy of ``method`` per (fraction, seed); NaN for cells not trained yet."""
-    logits = ds["test_logits"].sel({"method": method})  # not sel(method=...): a sel() keyword
+    logits = ds["test_logits"].sel(arm=method)
     logits = logits.transpose("fraction", "seed", "test_sample", "class").values
     labels = np.asarray(ds["test_labels"].values)
     trained = ~np.isnan(logits).any(axis=(-2, -1))
@@ -30,9 +30,7 @@ def accuracy(ds: xr.Dataset, method: str) -> np.ndarray:
 
 def _first_method(ds: xr.Dataset, objective: str) -> str:
     objectives = [str(o) for o in ds["objective"].values]
-    return [str(m) for m, o in zip(ds["method"].values, objectives, strict=True) if o == objective][
-        0
-    ]
+    return [str(m) for m, o in zip(ds["arm"].values, objectives, strict=True) if o == objective][0]
 
 
 def _decide(ci_low: float, ci_high: float, p: float, alpha: float) -> tuple[str, float, Any]:
