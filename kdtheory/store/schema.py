@@ -1,7 +1,7 @@
 """Run-store schema v2: names, dims and validation of experiment datasets and cell files.
 
 Schema v2 (``kdtheory-runs/2``) is schema v1 with the ``method`` dimension renamed to ``arm``:
-``method`` is a keyword of xarray's ``Dataset.sel/isel/loc/reindex`` (the fill method), so
+``method`` is a keyword of xarray's ``sel`` and ``reindex`` (the fill method), so
 ``ds.test_logits.sel(method="kd-T4")`` silently returned every method. :func:`upgrade` turns a
 v1 dataset into v2 in memory; every reader calls it, so v1 files keep opening.
 """
