@@ -23,7 +23,7 @@ class SpecError(KDTheoryError, ValueError):
 
 
 class SchemaError(KDTheoryError, ValueError):
-    """A run-store file does not meet schema v1."""
+    """A run-store file does not meet the run-store schema (v2, or v1 which is upgraded)."""
 
 
 class StoreError(KDTheoryError):
