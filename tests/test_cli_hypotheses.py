@@ -41,7 +41,11 @@ def stdout_of(result) -> str:
 
 
 def experiment(exp_id: str, objectives=("label", "kd"), rng_seed: int = 0) -> xr.Dataset:
-    """A tiny schema-v1 experiment in which KD beats label training by about 0.3 accuracy."""
+    """A tiny schema-v1 experiment in which KD beats label training by about 0.3 accuracy.
+
+    Deliberately v1 (dim ``method``): the CLI tests read it from disk, so they also check that
+    v1 files are upgraded when opened.
+    """
     rng = np.random.default_rng(rng_seed)
     table = {
         "label": ("label", np.nan, 1.0, np.nan, 0.5),
