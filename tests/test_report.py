@@ -288,3 +288,16 @@ def test_overview_adds_temperature_effects_when_the_store_has_several(tmp_path):
         "figures/temperature.png",
     ]
     assert "temperature" in section.captions
+
+
+def test_markdown_cells_escape_backslashes_so_a_pipe_stays_in_its_cell():
+    from kdtheory.report.document import Column, records_to_markdown
+
+    text = records_to_markdown(
+        [{"experiment": "a", "name": "x\\|y", "v": 1.0}],
+        [Column("name", "name", fmt="text"), Column("v", "v")],
+    )
+    body = text.splitlines()[2]
+    unescaped = re.sub(r"\\.", "", body)  # drop escaped characters; what is left splits cells
+    assert unescaped.count("|") == 3, body
+    assert "x\\\\\\|y" in body

@@ -1014,8 +1014,9 @@ def _summary_rows(verdicts: Sequence[Verdict]) -> list[dict[str, Any]]:
 
 
 def _md_cell(text: Any) -> str:
-    """One table cell or inline text: one line, ``|`` escaped, HTML and links inert."""
-    return md_inert(" ".join(str(text).split()).replace("|", "\\|"))
+    """One table cell or inline text: one line, ``\\`` and ``|`` escaped, HTML and links inert
+    (a backslash left as it is would escape the ``|`` after it and split the cell)."""
+    return md_inert(" ".join(str(text).split()).replace("\\", "\\\\").replace("|", "\\|"))
 
 
 def _fence(text: str) -> str:
