@@ -1228,6 +1228,9 @@ def _latex_tabular(items: Sequence[Verdict], hypothesis_column: bool) -> str:
 
 def latex_document(items: Sequence[Verdict], details: bool = True) -> str:
     """A complete LaTeX ``article`` (booktabs) with every verdict of ``items``."""
+    from kdtheory.report.latex import latex_document as document
+    from kdtheory.report.latex import verbatim_block
+
     body: list[str] = []
     for v in items:
         body.append(
@@ -1250,32 +1253,9 @@ def latex_document(items: Sequence[Verdict], details: bool = True) -> str:
         ]
         if details:
             for name, summary in (v.summaries or {}).items():
-                body += [
-                    f"\\paragraph{{Model summary: {latex_escape(name)}}}",
-                    "{\\scriptsize",
-                    "\\begin{verbatim}",
-                    _ascii(str(summary).rstrip()),
-                    "\\end{verbatim}",
-                    "}",
-                ]
+                body += verbatim_block(f"Model summary: {name}", str(summary), "scriptsize", None)
         body.append("")
-    return "\n".join(
-        [
-            "\\documentclass{article}",
-            "\\usepackage[utf8]{inputenc}",
-            "\\usepackage{booktabs}",
-            "\\usepackage[margin=2cm]{geometry}",
-            "\\begin{document}",
-            "",
-            *body,
-            "\\end{document}",
-            "",
-        ]
-    )
-
-
-def _ascii(text: str) -> str:
-    return text.encode("ascii", "replace").decode("ascii").replace("\\end{verbatim}", "")
+    return document(body)
 
 
 # ---------------------------------------------------------------- CSV
