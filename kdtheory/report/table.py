@@ -369,28 +369,29 @@ def _format(value: Any, fmt: str, tokens: _Tokens) -> str:
     return tokens.minus + s[1:] if s.startswith("-") else s
 
 
+def _emphasise(cell: Any, text: str, emph: str, strong: str) -> str:
+    """``text`` inside the ``emph`` / ``strong`` templates (``{}`` for the text) the cell asks
+    for."""
+    if isinstance(cell, Cell):
+        if cell.emph:
+            text = emph.format(text)
+        if cell.strong:
+            text = strong.format(text)
+    return text
+
+
 def _tex_cell(cell: Any, column: Column) -> str:
     if isinstance(cell, Cell) and cell.tex is not None:
         return cell.tex
-    s = _format(_value(cell), column.fmt, _TEX)
-    if isinstance(cell, Cell):
-        if cell.emph:
-            s = f"\\emph{{{s}}}"
-        if cell.strong:
-            s = f"\\textbf{{{s}}}"
-    return s
+    return _emphasise(
+        cell, _format(_value(cell), column.fmt, _TEX), "\\emph{{{}}}", "\\textbf{{{}}}"
+    )
 
 
 def _html_cell(cell: Any, plain: str) -> str:
     if isinstance(cell, Cell) and cell.html is not None:
         return cell.html
-    s = html_escape(plain)
-    if isinstance(cell, Cell):
-        if cell.emph:
-            s = f"<i>{s}</i>"
-        if cell.strong:
-            s = f"<b>{s}</b>"
-    return s
+    return _emphasise(cell, html_escape(plain), "<i>{}</i>", "<b>{}</b>")
 
 
 def text_table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: set[int]) -> str:
