@@ -30,7 +30,6 @@ from kdtheory.report.document import (
     build_report,
     collect_sections,
     read_report,
-    run_family,
 )
 from kdtheory.report.provenance import dataset_hash, store_hash
 from kdtheory.testing.synthetic import make_store
@@ -66,12 +65,14 @@ def built(tmp_path_factory):
     store = write_store(root / "runs")
     seen: list[list[Verdict]] = []
 
+    run_all = report_module.run_all
+
     def recording(*args, **kwargs):
-        seen.append(run_family(*args, **kwargs))
+        seen.append(run_all(*args, **kwargs))
         return seen[-1]
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(report_module, "run_family", recording)
+        mp.setattr(report_module, "run_all", recording)
         out = build_report(store, root / "report", command="kdtheory report --runs runs")
     return store, out, seen[0]
 
@@ -270,7 +271,7 @@ def test_overview_adds_temperature_effects_when_the_store_has_several(tmp_path):
     import numpy as np
     import xarray as xr
 
-    from kdtheory.report.document import _overview
+    from kdtheory.report.sections import overview_sections as _overview
 
     ds = make_store(1, seed=3, **SMALL)["synthetic-0"]
     t2 = ds.sel({"arm": ["kd-T4"]}).assign_coords(arm=["kd-T2"], temperature=("arm", [2.0]))
@@ -286,3 +287,16 @@ def test_overview_adds_temperature_effects_when_the_store_has_several(tmp_path):
         "figures/temperature.png",
     ]
     assert "temperature" in section.captions
+
+
+def test_markdown_cells_escape_backslashes_so_a_pipe_stays_in_its_cell():
+    from kdtheory.report.document import Column, records_to_markdown
+
+    text = records_to_markdown(
+        [{"experiment": "a", "name": "x\\|y", "v": 1.0}],
+        [Column("name", "name", fmt="text"), Column("v", "v")],
+    )
+    body = text.splitlines()[2]
+    unescaped = re.sub(r"\\.", "", body)  # drop escaped characters; what is left splits cells
+    assert unescaped.count("|") == 3, body
+    assert "x\\\\\\|y" in body

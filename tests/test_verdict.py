@@ -235,6 +235,17 @@ def test_latex_document_is_complete():
     assert "gain \\& it is significant at 5\\%" in doc
 
 
+def test_latex_document_declares_the_unicode_it_uses():
+    # a two-sided deciding test describes itself with "≠", which pdflatex cannot typeset
+    # unless the document declares it
+    v = make_verdict()
+    v.deciding = DecidingTest("t-test", "supported", "two-sided")
+    doc = v.as_latex_document()
+    assert "≠" in doc
+    assert "\\DeclareUnicodeCharacter{2260}" in doc
+    assert doc.index("DeclareUnicodeCharacter") < doc.index("\\begin{document}")
+
+
 def test_latex_family_table_one_row_per_hypothesis_and_experiment():
     vs = [
         make_verdict(),

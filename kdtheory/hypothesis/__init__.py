@@ -1,19 +1,20 @@
 """The hypothesis framework: the base class, verdicts, and running hypotheses on a store.
 
-Public API: :class:`Hypothesis`, :func:`run_test`, :func:`run_all`, :func:`get_hypothesis`
-(:mod:`kdtheory.hypothesis.base`); :class:`Verdict`, :class:`EffectRow`, :class:`DecidingTest`
-(:mod:`kdtheory.hypothesis.verdict`).
+Public API: :class:`Hypothesis`, :func:`get_hypothesis` (:mod:`kdtheory.hypothesis.base`);
+:func:`run_test`, :func:`run_all` (:mod:`kdtheory.hypothesis.family`); :class:`Verdict`,
+:class:`EffectRow`, :class:`DecidingTest` (:mod:`kdtheory.hypothesis.verdict`).
 """
 
 from kdtheory._lazy import lazy_exports
 
 _EXPORTS = {
     "Hypothesis": ".base",
-    "adjust_family": ".base",
+    "adjust_family": ".family",
     "describe_all": ".base",
     "get_hypothesis": ".base",
-    "run_all": ".base",
-    "run_test": ".base",
+    "run_all": ".family",
+    "run_test": ".family",
+    "with_store_warnings": ".family",
     "DecidingTest": ".verdict",
     "EffectRow": ".verdict",
     "Verdict": ".verdict",

@@ -18,18 +18,15 @@ when the adjusted p-value exceeds alpha (the reason says so); other decisions st
 from __future__ import annotations
 
 import json
-import math
-import os
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from typing import Any, ClassVar
 
 import xarray as xr
 
-from kdtheory.errors import MissingRequirementError, SpecError, StoreError
-from kdtheory.hypothesis.verdict import DECISIONS, Verdict, p_text
+from kdtheory.errors import MissingRequirementError, SpecError
+from kdtheory.hypothesis.verdict import Verdict
 from kdtheory.plugin.registry import did_you_mean
-from kdtheory.stats import holm
+from kdtheory.report.format import p_text
 
 __all__ = [
     "Hypothesis",
@@ -269,46 +266,6 @@ def _coerce(text: str, default: Any) -> Any:
     return text
 
 
-def _check_alpha(alpha: Any) -> float:
-    try:
-        a = float(alpha)
-    except (TypeError, ValueError):
-        raise SpecError(f"alpha must be a number in (0, 0.5); got {alpha!r}") from None
-    if not (0.0 < a < 0.5) or math.isnan(a):
-        raise SpecError(f"alpha must lie in (0, 0.5); got {alpha!r}")
-    return a
-
-
-def _as_store(store: Any) -> Mapping[str, xr.Dataset]:
-    if isinstance(store, (str, os.PathLike)):
-        from kdtheory.store.runs import open_runs
-
-        store = open_runs(store)
-    if not isinstance(store, Mapping):
-        raise StoreError(
-            f"a run store must be a mapping of experiment id -> xarray.Dataset (as "
-            f"kdtheory.open_runs returns) or a path; got {type(store).__name__}"
-        )
-    if len(store) == 0:
-        raise StoreError("the run store holds no experiments")
-    return store
-
-
-def _check_verdict(hyp: Hypothesis, result: Any) -> Verdict:
-    if not isinstance(result, Verdict):
-        raise TypeError(
-            f"hypothesis {hyp.name!r} ({type(hyp).__module__}.{type(hyp).__qualname__}) returned "
-            f"{type(result).__name__} from test(); it must return a "
-            "kdtheory.hypothesis.verdict.Verdict"
-        )
-    if result.decision not in DECISIONS:
-        raise ValueError(
-            f"hypothesis {hyp.name!r} returned decision {result.decision!r}; "
-            f"expected one of {', '.join(DECISIONS)}"
-        )
-    return result
-
-
 # ---------------------------------------------------------------------- module API
 
 
@@ -333,130 +290,8 @@ def describe_all() -> list[dict[str, Any]]:
     return out
 
 
-def run_test(
-    name_or_hypothesis: str | Hypothesis,
-    store: Mapping[str, xr.Dataset] | str | os.PathLike[str],
-    alpha: float = 0.05,
-    **options: Any,
-) -> Verdict:
-    """Test one hypothesis on ``store`` and return its Verdict.
-
-    Parameters
-    ----------
-    name_or_hypothesis : str or Hypothesis
-        A registered name (e.g. ``"dark-knowledge"``) or a Hypothesis instance.
-    store : mapping of experiment id to xarray.Dataset, or a path
-        What :func:`kdtheory.open_runs` returns (a path is opened with it).
-    alpha : float
-        Significance level, in (0, 0.5).
-    **options
-        Options of the hypothesis (see its ``options``); strings are converted to the type of
-        the default.
-
-    Raises
-    ------
-    UnknownNameError, MissingRequirementError, SpecError, StoreError
-        All :class:`~kdtheory.errors.KDTheoryError` subclasses with an actionable message.
-    """
-    hyp = (
-        get_hypothesis(name_or_hypothesis)
-        if isinstance(name_or_hypothesis, str)
-        else name_or_hypothesis
-    )
-    a = _check_alpha(alpha)
-    opts = hyp.validate_options(options)
-    data = _as_store(store)
-    hyp.check_requirements(data)
-    (verdict,) = with_store_warnings([_check_verdict(hyp, hyp.test(data, alpha=a, **opts))], data)
-    return verdict
-
-
-def with_store_warnings(
-    verdicts: Sequence[Verdict],
-    store: Mapping[str, xr.Dataset],
-    found: Sequence[str] | None = None,
-) -> list[Verdict]:
-    """``verdicts``, each carrying the store's convergence warnings (under-trained cells, weak
-    teachers; see :mod:`kdtheory.store.convergence`), so that no verdict on such runs passes
-    silently.
-    ``found`` are those warnings when the caller has checked the store already."""
-    from kdtheory.store.convergence import check_store
-
-    found = list(check_store(store).warnings() if found is None else found)
-    return [replace(v, warnings=list(v.warnings) + found) if found else v for v in verdicts]
-
-
-def adjust_family(
-    verdicts: Sequence[Verdict], hypotheses: Sequence[Hypothesis] | None = None
-) -> list[Verdict]:
-    """Holm-adjust the key p-values of a family of verdicts and let each hypothesis re-decide.
-
-    Returns new Verdict objects with ``p_adjusted`` and ``family`` set (verdicts with a NaN
-    p-value are left out of the family and keep ``p_adjusted=None``). ``hypotheses`` (same
-    order) supply :meth:`Hypothesis.decide`; without them the default rule is applied.
-    """
-    if hypotheses is not None and len(hypotheses) != len(verdicts):
-        raise ValueError("adjust_family needs one hypothesis per verdict")
-    p = [v.p_value if v.p_value is not None else math.nan for v in verdicts]
-    adjusted = holm(p)
-    family = [v.hypothesis for v, pa in zip(verdicts, adjusted, strict=True) if not math.isnan(pa)]
-    out: list[Verdict] = []
-    for i, (v, pa) in enumerate(zip(verdicts, adjusted, strict=True)):
-        if math.isnan(pa):
-            out.append(replace(v, p_adjusted=None, family=[]))
-            continue
-        nv = replace(v, p_adjusted=float(pa), family=list(family))
-        hyp = hypotheses[i] if hypotheses is not None else Hypothesis()
-        decision, reason = hyp.decide(nv, float(pa))
-        if decision not in DECISIONS:
-            raise ValueError(
-                f"hypothesis {v.hypothesis!r}: decide() returned {decision!r}; "
-                f"expected one of {', '.join(DECISIONS)}"
-            )
-        out.append(replace(nv, decision=decision, reason=reason))
-    return out
-
-
-def run_all(
-    store: Mapping[str, xr.Dataset] | str | os.PathLike[str],
-    alpha: float = 0.05,
-    *,
-    only: Sequence[str] | None = None,
-    **options: Any,
-) -> list[Verdict]:
-    """Test every registered hypothesis (or those named in ``only``) as one Holm family.
-
-    Hypotheses whose requirements the store does not meet get :meth:`Verdict.unavailable`
-    (inconclusive, NaN numbers, the reason names what is missing) and stay out of the family.
-    Each option goes to the hypotheses that declare it; an option no hypothesis declares is an
-    error. Verdicts come back sorted by hypothesis name with ``p_adjusted`` set and re-decided
-    as described in the module docstring.
-    """
-    from kdtheory.plugin import manager as plugin_manager
-
-    a = _check_alpha(alpha)
-    data = _as_store(store)
-    registry = plugin_manager.get_registries().hypotheses
-    names = list(only) if only is not None else registry.names()
-    hyps = [registry.get(n) for n in names]
-    if options:
-        declared = {k for h in hyps for k in h.options}
-        unknown = sorted(set(options) - declared)
-        if unknown:
-            accepted = ", ".join(sorted(declared)) or "none"
-            raise SpecError(
-                f"no hypothesis accepts option(s) {_quoted(unknown)}. Options accepted by the "
-                f"hypotheses tested: {accepted}."
-            )
-    per_hyp = [
-        h.validate_options({k: v for k, v in options.items() if k in h.options}) for h in hyps
-    ]
-    verdicts: list[Verdict] = []
-    for hyp, opts in zip(hyps, per_hyp, strict=True):
-        try:
-            hyp.check_requirements(data)
-            verdict = _check_verdict(hyp, hyp.test(data, alpha=a, **opts))
-        except MissingRequirementError as exc:
-            verdict = Verdict.unavailable(hyp.name, hyp.claim, hyp.prediction, a, str(exc))
-        verdicts.append(verdict)
-    return adjust_family(with_store_warnings(verdicts, data), hyps)
+# The runners live in kdtheory.hypothesis.family; imported here, where callers have found them.
+from kdtheory.hypothesis.family import adjust_family as adjust_family  # noqa: E402
+from kdtheory.hypothesis.family import run_all as run_all  # noqa: E402
+from kdtheory.hypothesis.family import run_test as run_test  # noqa: E402
+from kdtheory.hypothesis.family import with_store_warnings as with_store_warnings  # noqa: E402

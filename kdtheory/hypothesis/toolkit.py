@@ -18,7 +18,9 @@ import xarray as xr
 from scipy.special import stdtrit
 
 from kdtheory.errors import MissingRequirementError, SpecError
-from kdtheory.hypothesis.verdict import DecidingTest, EffectRow, Verdict, p_text
+from kdtheory.hypothesis.verdict import DecidingTest, EffectRow, Verdict
+from kdtheory.report.format import fmt_ci as format_ci
+from kdtheory.report.format import fmt_num, fmt_pct, p_text
 from kdtheory.stats import (
     POOLING_METHODS,
     MetaResult,
@@ -535,25 +537,22 @@ def effect_row(
 
 
 def fmt(x: float, digits: int = 3) -> str:
-    """Compact number for reasons and summaries (``nan`` stays ``nan``)."""
-    if x is None or not np.isfinite(x):
-        return "nan" if x is None or np.isnan(x) else ("inf" if x > 0 else "-inf")
-    return f"{x:.{digits}g}"
-
-
-def fmt_p(p: float) -> str:
-    """``"p = 0.0249"``: the one p formatting of every rendering
-    (:func:`kdtheory.hypothesis.verdict.p_text`)."""
-    return p_text(p)
+    """Compact number for reasons and summaries (``nan`` stays ``nan``):
+    :func:`kdtheory.report.format.fmt_num` with 3 digits."""
+    return fmt_num(x, digits, missing="nan")
 
 
 def fmt_ci(lo: float, hi: float, digits: int = 3) -> str:
-    return f"[{fmt(lo, digits)}, {fmt(hi, digits)}]"
+    """``"[lo, hi]"`` with :func:`fmt` (``"[nan, nan]"`` when missing)."""
+    return format_ci(lo, hi, digits, missing=None)
 
 
-def pct(level: float) -> str:
-    """``0.95`` -> ``"95%"``."""
-    return f"{round(100 * level, 6):g}%"
+#: ``"p = 0.0249"``: the one p formatting of every rendering
+#: (:func:`kdtheory.report.format.p_text`).
+fmt_p = p_text
+
+#: ``0.95`` -> ``"95%"`` (:func:`kdtheory.report.format.fmt_pct`).
+pct = fmt_pct
 
 
 def fraction_label(fraction: float, seed: int | None = None) -> str:

@@ -19,18 +19,14 @@ NaN values.
 
 from __future__ import annotations
 
-import csv
-import html
-import io
 import json
 import math
-import re
-import textwrap
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from kdtheory.stats import ci_level, ci_level_note
+from kdtheory.report.format import fmt_pct
+from kdtheory.report.format import to_float as _to_float
 
 Decision = Literal["supported", "rejected", "inconclusive"]
 DECISIONS: tuple[str, ...] = ("supported", "rejected", "inconclusive")
@@ -79,15 +75,6 @@ def _jsonable(obj: Any) -> Any:
     except Exception:  # noqa: BLE001
         pass
     return str(obj)
-
-
-def _to_float(value: Any) -> float:
-    if value is None:
-        return NAN
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return NAN
 
 
 def _to_opt_float(value: Any) -> float | None:
@@ -409,6 +396,8 @@ class Verdict:
         one-sided test)."""
         if self.deciding is not None and math.isfinite(_to_float(self.deciding.ci_level)):
             return float(self.deciding.ci_level)
+        from kdtheory.stats import ci_level
+
         try:
             return ci_level(self.alternative, self.alpha)
         except ValueError:
@@ -418,7 +407,9 @@ class Verdict:
     def ci_note(self) -> str:
         """Words describing :attr:`ci`, e.g. ``"95% two-sided CI"``."""
         if self.deciding is not None and math.isfinite(_to_float(self.deciding.ci_level)):
-            return f"{_pct(self.deciding.ci_level)} two-sided CI"
+            return f"{fmt_pct(self.deciding.ci_level, digits=4)} two-sided CI"
+        from kdtheory.stats import ci_level_note
+
         try:
             return ci_level_note(self.alternative, self.alpha)
         except ValueError:
@@ -430,7 +421,7 @@ class Verdict:
         if self.deciding is None:
             return None
         p = self.p_adjusted if self.p_adjusted is not None else self.p_value
-        lo, hi = _ci_pair(self)
+        lo, hi = tuple(self.ci) if self.ci is not None else (NAN, NAN)
         return self.deciding.implied_decision(p, self.alpha, lo, hi)
 
     @property
@@ -530,38 +521,52 @@ class Verdict:
     __hash__ = None  # type: ignore[assignment]
 
     # ---------------------------------------------------------------- renderings
+    # (statsmodels ``Summary`` style: the renderers live in kdtheory.report and are imported
+    # when called, so importing this module stays light)
 
     def as_text(self, details: bool = False, width: int = 100) -> str:
         """A readable terminal rendering: the headline and the per-experiment table.
 
         ``details=True`` adds the extra numbers, further tables and fitted models' summaries.
         """
-        return _verdict_text(self, details=details, width=width)
+        from kdtheory.report.verdict_text import verdict_text
+
+        return verdict_text(self, details=details, width=width)
 
     def __str__(self) -> str:
         return self.as_text()
 
     def as_markdown(self, details: bool = False) -> str:
         """GitHub-flavoured Markdown: a heading, a key/value table and the experiments table."""
-        return _verdict_markdown(self, details=details)
+        from kdtheory.report.verdict_markdown import verdict_markdown
+
+        return verdict_markdown(self, details=details)
 
     def as_latex(self) -> str:
         """A booktabs ``tabular`` (``\\begin{tabular}`` ... ``\\end{tabular}``) of the
         per-experiment rows and the pooled row; needs ``\\usepackage{booktabs}``."""
-        return _latex_tabular([self], hypothesis_column=False)
+        from kdtheory.report.verdict_latex import verdicts_tabular
+
+        return verdicts_tabular([self], hypothesis_column=False)
 
     def as_latex_document(self, details: bool = True) -> str:
         """A complete, compilable LaTeX ``article`` with this verdict."""
-        return latex_document([self], details=details)
+        from kdtheory.report.verdict_latex import verdicts_document
+
+        return verdicts_document([self], details=details)
 
     def as_csv(self) -> str:
         """CSV with a header line: one row per experiment, the pooled row, and (when neither
         carries the verdict's key numbers) a ``verdict`` row."""
-        return _csv([self])
+        from kdtheory.report.verdict_csv import verdicts_csv
+
+        return verdicts_csv([self])
 
     def as_html(self, details: bool = True) -> str:
         """A self-contained HTML fragment (used by Jupyter through ``_repr_html_``)."""
-        return _verdict_html(self, details=details)
+        from kdtheory.report.verdict_html import verdict_html
+
+        return verdict_html(self, details=details)
 
     def _repr_html_(self) -> str:
         return self.as_html()
@@ -591,834 +596,17 @@ def verdicts_from_json(text: str) -> list[Verdict]:
 def render(
     verdicts: Verdict | Sequence[Verdict], fmt: str = "text", *, details: bool = False
 ) -> str:
-    """Render one verdict or a family of verdicts.
-
-    Parameters
-    ----------
-    verdicts : Verdict or sequence of Verdict
-    fmt : {"text", "json", "markdown", "latex", "latex-document", "csv", "html"}
-        For a list: ``json`` gives a JSON array; ``csv`` one table with a ``hypothesis``
-        column; ``latex`` one booktabs table with a row per hypothesis x experiment; ``text``
-        and ``markdown`` a family summary table followed by each verdict. A single Verdict
-        renders exactly as its own ``as_*`` method (``json`` gives one object).
-    details : bool
-        Text/Markdown/HTML: add extra numbers, tables and model summaries.
-    """
-    fmt = {"md": "markdown", "tex": "latex"}.get(fmt, fmt)
-    if fmt not in FORMATS:
-        raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    single = isinstance(verdicts, Verdict)
-    items: list[Verdict] = [verdicts] if single else list(verdicts)  # type: ignore[list-item]
-    if fmt == "json":
-        return items[0].as_json() if single else verdicts_to_json(items)
-    if fmt == "csv":
-        return _csv(items)
-    if fmt == "latex":
-        return _latex_tabular(items, hypothesis_column=not single)
-    if fmt == "latex-document":
-        return latex_document(items, details=details)
-    if fmt == "html":
-        if single:
-            return items[0].as_html(details=details)
-        parts = [_family_html(items)] if len(items) > 1 else []
-        parts += [v.as_html(details=details) for v in items]
-        return "\n".join(parts)
-    if fmt == "markdown":
-        if single or len(items) == 1:
-            return items[0].as_markdown(details=details) if items else ""
-        return "\n\n".join(
-            [_family_markdown(items)] + [v.as_markdown(details=details) for v in items]
-        )
-    # text
-    if single or len(items) == 1:
-        return items[0].as_text(details=details) if items else ""
-    rule = "=" * 100
-    return f"\n\n{rule}\n\n".join(
-        [_family_text(items)] + [v.as_text(details=details) for v in items]
-    )
-
-
-# --------------------------------------------------------------------------------------------
-# formatting helpers
-
-
-def fmt_num(x: Any, digits: int = 4) -> str:
-    """A number for display: 4 significant digits, ``n/a`` for NaN/None."""
-    v = _to_float(x)
-    if math.isnan(v):
-        return "n/a"
-    if math.isinf(v):
-        return "inf" if v > 0 else "-inf"
-    return f"{v:.{digits}g}"
-
-
-def fmt_p(p: Any) -> str:
-    """A p-value for display: 4 decimals, ``<0.0001`` below that, ``n/a`` for NaN/None."""
-    v = _to_float(p)
-    if math.isnan(v):
-        return "n/a"
-    if v < 1e-4:
-        return "<0.0001"
-    return f"{v:.4f}"
-
-
-def p_text(p: Any) -> str:
-    """``"p = 0.0249"``, ``"p < 0.0001"`` or ``"p = n/a"``: :func:`fmt_p` in running text."""
-    return f"p {_p_eq(p)}"
-
-
-def _pct(level: float) -> str:
-    """``0.995833`` -> ``"99.58%"``: a CI level, at most 4 significant digits."""
-    return f"{100.0 * float(level):.4g}%"
-
-
-def fmt_ci(lo: Any, hi: Any) -> str:
-    if math.isnan(_to_float(lo)) and math.isnan(_to_float(hi)):
-        return "n/a"
-    return f"[{fmt_num(lo)}, {fmt_num(hi)}]"
-
-
-@dataclass
-class _Row:
-    """One line of a rendered effects table."""
-
-    hypothesis: str
-    kind: str  # "experiment", "pooled" or "verdict"
-    label: str
-    estimate: float
-    ci_low: float
-    ci_high: float
-    statistic: float
-    p_value: float
-    n: int | None
-    decision: str  # this row's own decision
-    extra: dict[str, Any]
-    key: bool = False  # carries the verdict's key effect (Holm p, verdict decision)
-    p_adjusted: float | None = None
-    shown_decision: str = ""  # verdict decision on the key row, own decision elsewhere
-    unit: str = "seeds"
-    ci_level: float = NAN  # level of this row's CI (NaN: the verdict's)
-    test: str = ""  # name of this row's deciding test
-
-
-def _row_level(v: Verdict, r: EffectRow) -> float:
-    if r.deciding is not None and math.isfinite(_to_float(r.deciding.ci_level)):
-        return float(r.deciding.ci_level)
-    return v.ci_level
-
-
-def _levels(rows: Sequence[_Row]) -> list[float]:
-    """The distinct CI levels of rows that have a CI."""
-    out: list[float] = []
-    for r in rows:
-        lvl = _to_float(r.ci_level)
-        has_ci = not math.isnan(_to_float(r.ci_low))
-        if has_ci and not math.isnan(lvl) and not any(math.isclose(lvl, o) for o in out):
-            out.append(lvl)
-    return out
-
-
-def _ci_pair(v: Verdict) -> tuple[float, float]:
-    return tuple(v.ci) if v.ci is not None else (NAN, NAN)  # type: ignore[return-value]
-
-
-def _rows(v: Verdict) -> list[_Row]:
-    rows = [
-        _Row(
-            v.hypothesis,
-            "experiment",
-            r.label,
-            r.estimate,
-            r.ci_low,
-            r.ci_high,
-            r.statistic,
-            r.p_value,
-            r.n,
-            r.decision,
-            dict(r.extra or {}),
-            unit=r.unit,
-            ci_level=_row_level(v, r),
-            test=r.deciding.name if r.deciding is not None else "",
-        )
-        for r in v.experiments
-    ]
-    if v.pooled is not None:
-        p = v.pooled
-        rows.append(
-            _Row(
-                v.hypothesis,
-                "pooled",
-                p.label or "pooled",
-                p.estimate,
-                p.ci_low,
-                p.ci_high,
-                p.statistic,
-                p.p_value,
-                p.n,
-                p.decision,
-                dict(p.extra or {}),
-                unit=p.unit,
-                ci_level=_row_level(v, p),
-                test=p.deciding.name if p.deciding is not None else "",
-            )
-        )
-    if v.pooled is None and len(v.experiments) != 1:
-        ci = _ci_pair(v)
-        rows.append(
-            _Row(
-                v.hypothesis,
-                "verdict",
-                "overall" if v.experiments else "(not tested)",
-                v.estimate,
-                ci[0],
-                ci[1],
-                v.statistic,
-                v.p_value,
-                None,
-                v.decision,
-                {},
-                ci_level=v.ci_level,
-            )
-        )
-    for r in rows:
-        r.shown_decision = r.decision
-    key = rows[-1]
-    key.key = True
-    key.p_adjusted = v.p_adjusted
-    key.shown_decision = v.decision
-    return rows
-
-
-def _wrap(label: str, text: str, width: int, label_width: int = 12) -> list[str]:
-    text = " ".join(str(text).split()) if text else ""
-    if not text:
-        return []
-    lines = textwrap.wrap(text, width=max(20, width - label_width - 1)) or [""]
-    out = [f"{label:<{label_width}} {lines[0]}"]
-    out += [f"{'':<{label_width}} {line}" for line in lines[1:]]
-    return out
-
-
-def _text_table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: set[int]) -> str:
-    widths = [len(h) for h in headers]
-    for r in rows:
-        widths = [max(w, len(c)) for w, c in zip(widths, r, strict=True)]
-
-    def line(cells: Sequence[str]) -> str:
-        parts = [
-            c.rjust(w) if i in right else c.ljust(w)
-            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
-        ]
-        return "  ".join(parts).rstrip()
-
-    sep = "  ".join("-" * w for w in widths)
-    return "\n".join([line(headers), sep] + [line(r) for r in rows])
-
-
-def _p_eq(p: Any) -> str:
-    s = fmt_p(p)
-    return f"< {s[1:]}" if s.startswith("<") else f"= {s}"
-
-
-def _test_line(v: Verdict) -> str:
-    parts = [f"statistic = {fmt_num(v.statistic)}", f"p {_p_eq(v.p_value)}"]
-    if v.deciding is not None:
-        parts.insert(0, f"deciding test: {v.deciding.describe()}")
-    if v.p_adjusted is not None:
-        fam = f" (family of {len(v.family)})" if v.family else ""
-        parts.append(f"Holm p {_p_eq(v.p_adjusted)}{fam}")
-    parts.append(f"alpha = {v.alpha:g}")
-    parts.append(f"alternative: {v.alternative}")
-    return ", ".join(parts)
-
-
-def _scalar_extra_keys(rows: Iterable[_Row]) -> list[str]:
-    keys: list[str] = []
-    for r in rows:
-        for k, val in r.extra.items():
-            if k not in keys and (val is None or isinstance(val, (bool, int, float, str))):
-                keys.append(k)
-            elif k not in keys and hasattr(val, "item") and getattr(val, "ndim", 1) == 0:
-                keys.append(k)
-    return keys
-
-
-def _fmt_any(val: Any) -> str:
-    if val is None:
-        return "n/a"
-    if isinstance(val, bool):
-        return str(val).lower()
-    if isinstance(val, (int, float)) or hasattr(val, "item"):
-        try:
-            return fmt_num(val)
-        except (TypeError, ValueError):
-            return str(val)
-    return str(val)
-
-
-def _records_table(records: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[list[str]]]:
-    headers: list[str] = []
-    for rec in records:
-        for k in rec:
-            if k not in headers:
-                headers.append(str(k))
-    body = [[_fmt_any(rec.get(h)) for h in headers] for rec in records]
-    return headers, body
-
-
-# ---------------------------------------------------------------- text
-
-
-_EFFECT_HEADERS = ["experiment", "estimate", "CI low", "CI high", "statistic", "p", "n", "decision"]
-
-
-def _row_cells(r: _Row) -> list[str]:
-    label = r.label + (" (RE)" if r.kind == "pooled" and r.label == "pooled" else "")
-    return [
-        label,
-        fmt_num(r.estimate),
-        fmt_num(r.ci_low),
-        fmt_num(r.ci_high),
-        fmt_num(r.statistic),
-        fmt_p(r.p_value),
-        "" if r.n is None else f"{r.n} {r.unit}",
-        r.shown_decision,
-    ]
-
-
-def info_lines(v: Verdict, test: str | None = None) -> list[tuple[str, str]]:
-    """The verdict's labelled lines (claim, prediction, effect, estimate, test, model, reason).
-
-    Shared by every rendering of a verdict; ``test`` replaces the default test line.
-    """
-    return [
-        ("Claim", v.claim),
-        ("Prediction", v.prediction),
-        ("Effect", v.effect),
-        ("Estimate", f"{fmt_num(v.estimate)}, {v.ci_note} {fmt_ci(*_ci_pair(v))}"),
-        ("Test", _test_line(v) if test is None else test),
-        ("Model", v.model),
-        ("Reason", v.reason),
-    ] + [("Warning", w) for w in v.warnings]
-
-
-_Table = tuple[list[str], list[list[str]], set[int]]  # headers, body, right-aligned columns
-
-
-def _effects_table(
-    rows: Sequence[_Row],
-    cell: Callable[[str], str] = str,
-    mark_key: Callable[[list[str]], list[str]] | None = None,
-) -> _Table:
-    """The per-experiment effects table; a Holm column when the key row has an adjusted p.
-
-    ``cell`` escapes each cell for the format; ``mark_key`` highlights the key row's cells.
-    """
-    has_holm = any(r.key and r.p_adjusted is not None for r in rows)
-    mixed = len(_levels(rows)) > 1
-    tests = len({r.test for r in rows}) > 1
-    headers = list(_EFFECT_HEADERS)
-    body = []
-    for r in rows:
-        cells = [cell(c) for c in _row_cells(r)]
-        if r.key and mark_key is not None:
-            cells = mark_key(cells)
-        if has_holm:
-            holm_p = cell(fmt_p(r.p_adjusted)) if r.key and r.p_adjusted is not None else ""
-            cells = cells[:6] + [holm_p] + cells[6:]
-        if mixed:
-            lvl = _to_float(r.ci_level)
-            cells = cells[:4] + [cell("" if math.isnan(lvl) else _pct(lvl))] + cells[4:]
-        if tests:
-            cells = cells + [cell(r.test)]
-        body.append(cells)
-    if has_holm:
-        headers = headers[:6] + ["Holm p"] + headers[6:]
-    if mixed:
-        headers = headers[:4] + ["CI level"] + headers[4:]
-    if tests:
-        headers = headers + ["deciding test"]
-    right = set(range(1, len(headers) - (2 if tests else 1)))
-    return headers, body, right
-
-
-def _ci_words(v: Verdict, rows: Sequence[_Row]) -> str:
-    """The table's CI level, stated once (or where it is stated when rows differ)."""
-    levels = _levels(rows)
-    if len(levels) == 1:
-        return f"{_pct(levels[0])} two-sided"
-    if not levels:
-        return v.ci_note
-    return "two-sided, at the level in the 'CI level' column (Holm-adjusted where the p is)"
-
-
-def _pooling_words(v: Verdict) -> str:
-    """One sentence on the pooled row: method, tau² and I²; empty without a pooled row."""
-    if v.pooled is None:
-        return ""
-    ex = v.pooled.extra or {}
-    tau2, i2 = ex.get("tau2"), ex.get("i2")
-    parts = [f"Pooled row: {v.pooling or 'random-effects'}"]
-    if tau2 is not None or i2 is not None:
-        parts.append(f"tau² = {fmt_num(tau2)}, I² = {fmt_num(i2)} (of the key effect)")
-    return "; ".join(parts) + "."
-
-
-def _further_numbers(rows: Sequence[_Row], cell: Callable[[str], str] = str) -> _Table | None:
-    """The rows' scalar extra numbers: one line per number, one column per row (stays narrow)."""
-    keys = _scalar_extra_keys(rows)
-    if not keys:
-        return None
-    body = [[cell(k)] + [cell(_fmt_any(r.extra.get(k))) for r in rows] for k in keys]
-    return ["number"] + [r.label for r in rows], body, set(range(1, len(rows) + 1))
-
-
-def _family_table(
-    items: Sequence[Verdict],
-    cell: Callable[[str], str] = str,
-    decision: Callable[[str], str] | None = None,
-) -> _Table:
-    """One line per verdict of a family: decision, deciding test, estimate, CI (with its level),
-    p and Holm p."""
-    body = [
-        [
-            cell(v.hypothesis),
-            decision(str(v.decision)) if decision is not None else cell(str(v.decision)),
-            cell(v.deciding.name if v.deciding is not None else ""),
-            cell(fmt_num(v.estimate)),
-            cell(fmt_ci(*_ci_pair(v))),
-            cell(_pct(v.ci_level) if v.available and not math.isnan(v.ci_level) else ""),
-            cell(fmt_p(v.p_value)),
-            cell(fmt_p(v.p_adjusted)) if v.p_adjusted is not None else "",
-        ]
-        for v in items
-    ]
-    headers = ["hypothesis", "decision", "deciding test", "estimate", "CI", "CI level", "p"]
-    return headers + ["Holm p"], body, {3, 5, 6, 7}
-
-
-def _verdict_text(v: Verdict, details: bool, width: int) -> str:
-    head = f"{v.hypothesis}: {str(v.decision).upper()}"
-    lines = [head, "=" * min(width, max(len(head), 40))]
-    for label, value in info_lines(v):
-        lines += _wrap(label, value, width)
-    rows = _rows(v)
-    if v.experiments or v.pooled is not None:
-        lines.append("")
-        lines.append(
-            f"Per experiment. CIs: {_ci_words(v, rows)}. n: seeds per experiment, experiments "
-            "pooled. The last row carries the verdict's decision."
-        )
-        lines.append(_text_table(*_effects_table(rows)))
-        if v.pooled is not None:
-            lines += textwrap.wrap(_pooling_words(v), width=width)
-    if details:
-        further = _further_numbers(rows)
-        if further is not None:
-            lines += ["", "Further numbers", _text_table(*further)]
-        for name, records in (v.tables or {}).items():
-            if not records:
-                continue
-            headers, body = _records_table(records)
-            lines += ["", f"Table: {name}", _text_table(headers, body, set())]
-        for name, summary in (v.summaries or {}).items():
-            lines += ["", f"Model summary: {name}", str(summary).rstrip()]
-    return "\n".join(lines)
-
-
-def family_title(items: Sequence[Verdict]) -> str:
-    """``"5 hypotheses tested as one Holm family at alpha = 0.05; 1 not testable: x"``: the
-    family size stated once, the same number every verdict's "family of N" gives."""
-    alphas = sorted({f"{v.alpha:g}" for v in items})
-    tested = [v for v in items if v.p_adjusted is not None]
-    untested = [v.hypothesis for v in items if v.p_adjusted is None]
-    if tested:
-        title = f"{len(tested)} hypotheses tested as one Holm family at alpha = {', '.join(alphas)}"
-    else:
-        title = f"{len(items)} hypotheses"
-    if tested and untested:
-        title += f"; not in the family (no p-value on this store): {', '.join(untested)}"
-    return title
-
-
-def _family_text(items: Sequence[Verdict]) -> str:
-    return f"{family_title(items)}\n\n" + _text_table(*_family_table(items))
-
-
-# ---------------------------------------------------------------- markdown
-
-
-#: what makes Markdown text inert: raw HTML (``<`` before a letter, ``/``, ``!`` or ``?``, which
-#: also starts autolinks) and inline links or images (``](``); code spans are left as they are
-_MD_ACTIVE = re.compile(r"(?P<code>(`+)[\s\S]*?(?<!`)\2(?!`))|<(?=[A-Za-z/!?])|\]\(")
-
-
-def md_inert(text: str) -> str:
-    """``text`` with raw HTML and links escaped, so Markdown shows it as written.
-
-    Store attributes (experiment ids, dataset specs, method names) reach Markdown reports;
-    like ``index.html``, which escapes them, ``report.md`` must not pass HTML through.
-    ``<`` becomes ``&lt;`` where it could open a tag, and ``](`` becomes ``\\](``; inside
-    code spans nothing changes (HTML is inert there).
-    """
-
-    def sub(m: re.Match[str]) -> str:
-        if m.group("code"):
-            return m.group(0)
-        return "&lt;" if m.group(0) == "<" else "\\]("
-
-    return _MD_ACTIVE.sub(sub, text)
-
-
-def _md(text: Any) -> str:
-    s = " ".join(str(text).split())
-    return md_inert(s.replace("\\", "\\\\").replace("|", "\\|"))
-
-
-def _md_table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: set[int]) -> str:
-    head = "| " + " | ".join(_md(h) for h in headers) + " |"
-    align = "|" + "|".join("---:" if i in right else "---" for i in range(len(headers))) + "|"
-    body = ["| " + " | ".join(_md(c) for c in r) + " |" for r in rows]
-    return "\n".join([head, align] + body)
-
-
-def _verdict_markdown(v: Verdict, details: bool) -> str:
-    out = [f"### {_md(v.hypothesis)}: **{_md(v.decision)}**", ""]
-    out.append(_md_table(["", ""], [[f"**{k}**", str(val)] for k, val in info_lines(v)], set()))
-    rows = _rows(v)
-    if v.experiments or v.pooled is not None:
-
-        def bold_ends(cells: list[str]) -> list[str]:
-            return [f"**{cells[0]}**"] + cells[1:-1] + [f"**{cells[-1]}**"]
-
-        out += ["", _md_table(*_effects_table(rows, mark_key=bold_ends))]
-        out += [
-            "",
-            f"_CIs: {_ci_words(v, rows)}. n: seeds per experiment, experiments pooled. Last row: "
-            f"the verdict's decision._",
-        ]
-        if v.pooled is not None:
-            out += ["", f"_{_pooling_words(v)}_"]
-    if details:
-        further = _further_numbers(rows)
-        if further is not None:
-            out += ["", "**Further numbers**", "", _md_table(*further)]
-        for name, records in (v.tables or {}).items():
-            if records:
-                headers, body = _records_table(records)
-                out += ["", f"**Table: {_md(name)}**", "", _md_table(headers, body, set())]
-        for name, summary in (v.summaries or {}).items():
-            out += ["", f"**Model summary: {_md(name)}**", "", "```", str(summary).rstrip(), "```"]
-    return "\n".join(out)
-
-
-def _family_markdown(items: Sequence[Verdict]) -> str:
-    table = _family_table(items, decision=lambda d: f"**{d}**")
-    return f"## Verdicts\n\n{family_title(items)}.\n\n" + _md_table(*table)
-
-
-# ---------------------------------------------------------------- LaTeX
-
-_LATEX_SPECIAL = {
-    "\\": r"\textbackslash{}",
-    "&": r"\&",
-    "%": r"\%",
-    "$": r"\$",
-    "#": r"\#",
-    "_": r"\_",
-    "{": r"\{",
-    "}": r"\}",
-    "~": r"\textasciitilde{}",
-    "^": r"\textasciicircum{}",
-    "<": r"\textless{}",
-    ">": r"\textgreater{}",
-    "|": r"\textbar{}",
-    # common non-ASCII characters that pdflatex's utf8 input cannot typeset by default
-    "\u2212": "$-$",
-    "\u00d7": r"$\times$",
-    "\u2264": r"$\leq$",
-    "\u2265": r"$\geq$",
-    "\u2248": r"$\approx$",
-    "\u221a": r"$\surd$",
-    "\u2013": "--",
-    "\u2014": "---",
-    "\u2026": r"\ldots{}",
-    "\u00b2": r"$^2$",
-    "\u00b1": r"$\pm$",
-    "\u221d": r"$\propto$",
-    "\u2016": r"$\|$",
-    "\u03b1": r"$\alpha$",
-    "\u03b2": r"$\beta$",
-    "\u03b5": r"$\varepsilon$",
-    "\u03ba": r"$\kappa$",
-    "\u03bb": r"$\lambda$",
-    "\u03bc": r"$\mu$",
-    "\u03c3": r"$\sigma$",
-    "\u03c4": r"$\tau$",
-}
-_LATEX_RE = re.compile("|".join(re.escape(k) for k in _LATEX_SPECIAL))
-
-
-def latex_escape(text: Any) -> str:
-    """Escape LaTeX special characters (``_ % & $ # { } ~ ^ \\``) and common Unicode symbols."""
-    return _LATEX_RE.sub(lambda m: _LATEX_SPECIAL[m.group(0)], str(text))
-
-
-def _tex_num(x: Any) -> str:
-    s = fmt_num(x)
-    if s == "n/a":
-        return "--"
-    return "$-$" + s[1:] if s.startswith("-") else s
-
-
-def _tex_p(p: Any) -> str:
-    s = fmt_p(p)
-    if s == "n/a":
-        return "--"
-    return "$<$0.0001" if s.startswith("<") else s
-
-
-def _tex_ci(lo: Any, hi: Any) -> str:
-    if math.isnan(_to_float(lo)) and math.isnan(_to_float(hi)):
-        return "--"
-    return f"[{_tex_num(lo)}, {_tex_num(hi)}]"
-
-
-def _latex_tabular(items: Sequence[Verdict], hypothesis_column: bool) -> str:
-    levels = {v.ci_level for v in items if v.available} or {v.ci_level for v in items}
-    uniform = len(levels) == 1 and not math.isnan(next(iter(levels)))
-    ci_head = f"{round(100 * next(iter(levels)), 6):g}\\% CI" if uniform else "CI"
-    has_holm = any(v.p_adjusted is not None for v in items)
-    headers = (["Hypothesis"] if hypothesis_column else []) + ["Experiment", "Estimate", ci_head]
-    headers += ["Statistic", "$p$"] + (["Holm $p$"] if has_holm else []) + ["$n$", "Decision"]
-    spec = ("l" if hypothesis_column else "") + "lrrr" + "r" + ("r" if has_holm else "") + "rl"
-    lines = [
-        f"\\begin{{tabular}}{{{spec}}}",
-        "\\toprule",
-        " & ".join(headers) + " \\\\",
-        "\\midrule",
-    ]
-    for i, v in enumerate(items):
-        if i > 0:
-            lines.append("\\midrule")
-        rows = _rows(v)
-        for j, r in enumerate(rows):
-            label = latex_escape(r.label)
-            if r.kind == "pooled":
-                label = f"\\emph{{{label}}}"
-            ci = _tex_ci(r.ci_low, r.ci_high)
-            if not uniform and ci != "--" and not math.isnan(v.ci_level):
-                ci += f"$_{{{round(100 * v.ci_level, 6):g}\\%}}$"
-            cells = [latex_escape(v.hypothesis) if j == 0 else ""] if hypothesis_column else []
-            cells += [label, _tex_num(r.estimate), ci, _tex_num(r.statistic), _tex_p(r.p_value)]
-            if has_holm:
-                cells.append(_tex_p(r.p_adjusted) if r.key and r.p_adjusted is not None else "")
-            decision = latex_escape(r.shown_decision)
-            cells += [
-                "" if r.n is None else f"{r.n} {latex_escape(r.unit)}",
-                f"\\textbf{{{decision}}}" if r.key else decision,
-            ]
-            if r.key and j > 0 and r.kind != "experiment" and len(rows) > 1:
-                first = 2 if hypothesis_column else 1
-                lines.append(f"\\cmidrule(l){{{first}-{len(headers)}}}")
-            lines.append(" & ".join(cells) + " \\\\")
-    lines += ["\\bottomrule", "\\end{tabular}"]
-    return "\n".join(lines)
-
-
-def latex_document(items: Sequence[Verdict], details: bool = True) -> str:
-    """A complete LaTeX ``article`` (booktabs) with every verdict of ``items``."""
-    body: list[str] = []
-    for v in items:
-        body.append(
-            f"\\section*{{Hypothesis \\texttt{{{latex_escape(v.hypothesis)}}}: "
-            f"{latex_escape(v.decision)}}}"
-        )
-        body.append("\\begin{description}")
-        for key, val in info_lines(v):
-            if val:
-                body.append(f"  \\item[{key}] {latex_escape(val)}")
-        body.append("\\end{description}")
-        body += [
-            "\\begin{table}[ht]",
-            "\\centering",
-            "\\small",
-            _latex_tabular([v], hypothesis_column=False),
-            f"\\caption{{{latex_escape(v.hypothesis)}: per-experiment effects and the pooled "
-            f"random-effects estimate ({latex_escape(v.ci_note)}).}}",
-            "\\end{table}",
-        ]
-        if details:
-            for name, summary in (v.summaries or {}).items():
-                body += [
-                    f"\\paragraph{{Model summary: {latex_escape(name)}}}",
-                    "{\\scriptsize",
-                    "\\begin{verbatim}",
-                    _ascii(str(summary).rstrip()),
-                    "\\end{verbatim}",
-                    "}",
-                ]
-        body.append("")
-    return "\n".join(
-        [
-            "\\documentclass{article}",
-            "\\usepackage[utf8]{inputenc}",
-            "\\usepackage{booktabs}",
-            "\\usepackage[margin=2cm]{geometry}",
-            "\\begin{document}",
-            "",
-            *body,
-            "\\end{document}",
-            "",
-        ]
-    )
-
-
-def _ascii(text: str) -> str:
-    return text.encode("ascii", "replace").decode("ascii").replace("\\end{verbatim}", "")
-
-
-# ---------------------------------------------------------------- CSV
-
-_CSV_COLUMNS = [
-    "hypothesis",
-    "row",
-    "experiment",
-    "estimate",
-    "ci_low",
-    "ci_high",
-    "ci_level",
-    "statistic",
-    "p_value",
-    "n",
-    "n_unit",
-    "decision",
-    "verdict_decision",
-    "p_adjusted",
-    "alpha",
-    "alternative",
-]
-
-
-def _csv_value(val: Any) -> str:
-    if val is None:
-        return ""
-    if isinstance(val, bool):
-        return str(val).lower()
-    if isinstance(val, float) or hasattr(val, "item"):
-        f = _to_float(val)
-        return "" if math.isnan(f) else repr(f)
-    return str(val)
-
-
-def _csv(items: Sequence[Verdict]) -> str:
-    all_rows = [(v, r) for v in items for r in _rows(v)]
-    extra_keys = _scalar_extra_keys(r for _, r in all_rows)
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(_CSV_COLUMNS + [f"extra_{k}" for k in extra_keys])
-    for v, r in all_rows:
-        writer.writerow(
-            [
-                v.hypothesis,
-                r.kind,
-                r.label,
-                _csv_value(_to_float(r.estimate)),
-                _csv_value(_to_float(r.ci_low)),
-                _csv_value(_to_float(r.ci_high)),
-                _csv_value(v.ci_level),
-                _csv_value(_to_float(r.statistic)),
-                _csv_value(_to_float(r.p_value)),
-                "" if r.n is None else str(r.n),
-                "" if r.n is None else r.unit,
-                r.decision,
-                v.decision,
-                _csv_value(v.p_adjusted),
-                _csv_value(_to_float(v.alpha)),
-                v.alternative,
-            ]
-            + [_csv_value(r.extra.get(k)) for k in extra_keys]
-        )
-    return buf.getvalue()
-
-
-# ---------------------------------------------------------------- HTML
-
-_DECISION_COLOURS = {"supported": "#1a7f37", "rejected": "#cf222e", "inconclusive": "#9a6700"}
-
-
-def _h(text: Any) -> str:
-    return html.escape(str(text))
-
-
-def _html_table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: set[int]) -> str:
-    def cell(tag: str, i: int, c: str) -> str:
-        align = "right" if i in right else "left"
-        return f'<{tag} style="text-align:{align};padding:2px 8px">{c}</{tag}>'
-
-    head = "<tr>" + "".join(cell("th", i, _h(h)) for i, h in enumerate(headers)) + "</tr>"
-    body = "".join(
-        "<tr>" + "".join(cell("td", i, c) for i, c in enumerate(r)) + "</tr>" for r in rows
-    )
-    return (
-        '<table style="border-collapse:collapse;border-top:2px solid;border-bottom:2px solid">'
-        f'<thead style="border-bottom:1px solid">{head}</thead><tbody>{body}</tbody></table>'
-    )
-
-
-def _verdict_html(v: Verdict, details: bool) -> str:
-    colour = _DECISION_COLOURS.get(str(v.decision), "inherit")
-    parts = [
-        '<div class="kdtheory-verdict">',
-        f"<h4><code>{_h(v.hypothesis)}</code>: "
-        f'<span style="color:{colour}">{_h(v.decision)}</span></h4>',
-    ]
-    parts.append(
-        "<table>"
-        + "".join(
-            f'<tr><th style="text-align:left;vertical-align:top;padding:2px 8px">{_h(k)}</th>'
-            f'<td style="text-align:left;padding:2px 8px">{_h(val)}</td></tr>'
-            for k, val in info_lines(v)
-            if val
-        )
-        + "</table>"
-    )
-    rows = _rows(v)
-    if v.experiments or v.pooled is not None:
-
-        def bold_decision(cells: list[str]) -> list[str]:
-            return cells[:-1] + [f"<b>{cells[-1]}</b>"]
-
-        parts.append(_html_table(*_effects_table(rows, cell=_h, mark_key=bold_decision)))
-        parts.append(
-            f"<p><small>CIs: {_h(_ci_words(v, rows))}. {_h(_pooling_words(v))}</small></p>"
-        )
-    if details:
-        further = _further_numbers(rows, cell=_h)
-        if further is not None:
-            parts.append(
-                "<details><summary>Further numbers</summary>" + _html_table(*further) + "</details>"
-            )
-        for name, records in (v.tables or {}).items():
-            if records:
-                headers, body = _records_table(records)
-                parts.append(
-                    f"<details><summary>Table: {_h(name)}</summary>"
-                    + _html_table(headers, [[_h(c) for c in r] for r in body], set())
-                    + "</details>"
-                )
-        for name, summary in (v.summaries or {}).items():
-            parts.append(
-                f"<details><summary>Model summary: {_h(name)}</summary>"
-                f"<pre>{_h(str(summary).rstrip())}</pre></details>"
-            )
-    parts.append("</div>")
-    return "\n".join(parts)
-
-
-def _family_html(items: Sequence[Verdict]) -> str:
-    def coloured(decision: str) -> str:
-        colour = _DECISION_COLOURS.get(decision, "inherit")
-        return f'<span style="color:{colour}">{_h(decision)}</span>'
-
-    return "<h3>Verdicts</h3>" + _html_table(*_family_table(items, cell=_h, decision=coloured))
+    """Render one verdict or a family of verdicts in ``fmt``: see
+    :func:`kdtheory.report.render.render`."""
+    from kdtheory.report.render import render as render_verdicts
+
+    return render_verdicts(verdicts, fmt, details=details)
+
+
+# The formatters every rendering shares, importable from here as before.
+from kdtheory.report.format import fmt_ci as fmt_ci  # noqa: E402
+from kdtheory.report.format import fmt_num as fmt_num  # noqa: E402
+from kdtheory.report.format import fmt_p as fmt_p  # noqa: E402
+from kdtheory.report.format import latex_escape as latex_escape  # noqa: E402
+from kdtheory.report.format import md_inert as md_inert  # noqa: E402
+from kdtheory.report.format import p_text as p_text  # noqa: E402

@@ -1,0 +1,251 @@
+"""The one formatter set: numbers, p-values, CIs and percentages, and escaping per format.
+
+Every rendering (verdict text/Markdown/LaTeX/CSV/HTML, the report, the hypothesis toolkit's
+reasons) writes its numbers and escapes its text with these functions, so the same number reads
+the same everywhere. Standard library only: importing this module is cheap.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import re
+from typing import Any
+
+__all__ = [
+    "csv_value",
+    "fmt_ci",
+    "fmt_num",
+    "fmt_p",
+    "fmt_pct",
+    "html_escape",
+    "latex_escape",
+    "md_cell",
+    "md_inert",
+    "p_relation",
+    "p_text",
+    "tex_ci",
+    "tex_num",
+    "tex_p",
+    "to_float",
+]
+
+NAN = float("nan")
+
+
+def to_float(value: Any) -> float:
+    """``value`` as a float; NaN for None or anything that is not a number."""
+    if value is None:
+        return NAN
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return NAN
+
+
+# --------------------------------------------------------------------------------------------
+# numbers
+
+
+def fmt_num(x: Any, digits: int = 4, missing: str = "n/a") -> str:
+    """A number for display: ``digits`` significant digits, ``missing`` for NaN/None.
+
+    Parameters
+    ----------
+    x : number or None
+    digits : int
+        Significant digits (``g`` format).
+    missing : str
+        Text for NaN, None or a non-number (``"n/a"`` in tables, ``"nan"`` in reasons).
+    """
+    v = to_float(x)
+    if math.isnan(v):
+        return missing
+    if math.isinf(v):
+        return "inf" if v > 0 else "-inf"
+    return f"{v:.{digits}g}"
+
+
+def fmt_p(p: Any, decimals: int = 4, missing: str = "n/a") -> str:
+    """A p-value for display: ``decimals`` decimals, ``<0.0001`` (for 4) below that.
+
+    Parameters
+    ----------
+    p : number or None
+    decimals : int
+        Decimals shown; smaller p-values read ``<1e-decimals`` written out (``<0.001`` for 3).
+    missing : str
+        Text for NaN/None.
+    """
+    v = to_float(p)
+    if math.isnan(v):
+        return missing
+    if v < 10.0**-decimals:
+        return f"<{10.0**-decimals:.{decimals}f}"
+    return f"{v:.{decimals}f}"
+
+
+def p_relation(p: Any) -> str:
+    """``"= 0.0249"``, ``"< 0.0001"`` or ``"= n/a"``: :func:`fmt_p` after ``p`` in a sentence."""
+    s = fmt_p(p)
+    return f"< {s[1:]}" if s.startswith("<") else f"= {s}"
+
+
+def p_text(p: Any) -> str:
+    """``"p = 0.0249"``, ``"p < 0.0001"`` or ``"p = n/a"``: :func:`fmt_p` in running text."""
+    return f"p {p_relation(p)}"
+
+
+def fmt_ci(lo: Any, hi: Any, digits: int = 4, missing: str | None = "n/a") -> str:
+    """``"[lo, hi]"`` with :func:`fmt_num`; ``missing`` when both bounds are NaN.
+
+    ``missing=None`` always writes the bracket (``"[nan, nan]"`` with ``fmt_num``'s ``nan``).
+    """
+    if missing is not None and math.isnan(to_float(lo)) and math.isnan(to_float(hi)):
+        return missing
+    word = "nan" if missing is None else missing
+    return f"[{fmt_num(lo, digits, word)}, {fmt_num(hi, digits, word)}]"
+
+
+def fmt_pct(level: Any, digits: int | None = None, decimals: int = 6) -> str:
+    """A level as a percentage: ``0.95`` -> ``"95%"``.
+
+    Parameters
+    ----------
+    level : float
+        A fraction (0.9958...).
+    digits : int, optional
+        Significant digits (``0.995833`` -> ``"99.58%"`` with 4).
+    decimals : int
+        Without ``digits``: round the percentage to this many decimals (``g`` format).
+    """
+    value = 100.0 * float(level)
+    if digits is not None:
+        return f"{value:.{digits}g}%"
+    return f"{round(value, decimals):g}%"
+
+
+def csv_value(value: Any) -> str:
+    """One CSV cell: empty for None/NaN, ``repr`` of floats (full precision), ``true``/``false``
+    for booleans, JSON for lists and dicts, ``str`` otherwise; numpy scalars as their Python
+    value."""
+    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:
+        value = value.item()
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return "" if math.isnan(value) else repr(value)
+    if isinstance(value, (list, tuple, dict)):
+        return json.dumps(value, default=str)
+    return str(value)
+
+
+# --------------------------------------------------------------------------------------------
+# LaTeX
+
+_LATEX_SPECIAL = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "<": r"\textless{}",
+    ">": r"\textgreater{}",
+    "|": r"\textbar{}",
+    # common non-ASCII characters that pdflatex's utf8 input cannot typeset by default
+    "\u2212": "$-$",
+    "\u00d7": r"$\times$",
+    "\u2264": r"$\leq$",
+    "\u2265": r"$\geq$",
+    "\u2248": r"$\approx$",
+    "\u221a": r"$\surd$",
+    "\u2013": "--",
+    "\u2014": "---",
+    "\u2026": r"\ldots{}",
+    "\u00b2": r"$^2$",
+    "\u00b1": r"$\pm$",
+    "\u221d": r"$\propto$",
+    "\u2016": r"$\|$",
+    "\u03b1": r"$\alpha$",
+    "\u03b2": r"$\beta$",
+    "\u03b5": r"$\varepsilon$",
+    "\u03ba": r"$\kappa$",
+    "\u03bb": r"$\lambda$",
+    "\u03bc": r"$\mu$",
+    "\u03c3": r"$\sigma$",
+    "\u03c4": r"$\tau$",
+}
+_LATEX_RE = re.compile("|".join(re.escape(k) for k in _LATEX_SPECIAL))
+
+
+def latex_escape(text: Any) -> str:
+    """Escape LaTeX special characters (``_ % & $ # { } ~ ^ \\``) and common Unicode symbols."""
+    return _LATEX_RE.sub(lambda m: _LATEX_SPECIAL[m.group(0)], str(text))
+
+
+def tex_num(x: Any, digits: int = 4) -> str:
+    """:func:`fmt_num` for LaTeX: ``--`` when missing, a math minus."""
+    s = fmt_num(x, digits)
+    if s == "n/a":
+        return "--"
+    return "$-$" + s[1:] if s.startswith("-") else s
+
+
+def tex_p(p: Any, decimals: int = 4) -> str:
+    """:func:`fmt_p` for LaTeX: ``--`` when missing, ``$<$0.0001`` when tiny."""
+    s = fmt_p(p, decimals)
+    if s == "n/a":
+        return "--"
+    return "$<$" + s[1:] if s.startswith("<") else s
+
+
+def tex_ci(lo: Any, hi: Any) -> str:
+    """:func:`fmt_ci` for LaTeX: ``[lo, hi]`` of :func:`tex_num`, ``--`` when both missing."""
+    if math.isnan(to_float(lo)) and math.isnan(to_float(hi)):
+        return "--"
+    return f"[{tex_num(lo)}, {tex_num(hi)}]"
+
+
+# --------------------------------------------------------------------------------------------
+# Markdown and HTML
+
+#: what makes Markdown text inert: raw HTML (``<`` before a letter, ``/``, ``!`` or ``?``, which
+#: also starts autolinks) and inline links or images (``](``); code spans are left as they are
+_MD_ACTIVE = re.compile(r"(?P<code>(`+)[\s\S]*?(?<!`)\2(?!`))|<(?=[A-Za-z/!?])|\]\(")
+
+
+def md_inert(text: str) -> str:
+    """``text`` with raw HTML and links escaped, so Markdown shows it as written.
+
+    Store attributes (experiment ids, dataset specs, method names) reach Markdown reports;
+    like ``index.html``, which escapes them, ``report.md`` must not pass HTML through.
+    ``<`` becomes ``&lt;`` where it could open a tag, and ``](`` becomes ``\\](``; inside
+    code spans nothing changes (HTML is inert there).
+    """
+
+    def sub(m: re.Match[str]) -> str:
+        if m.group("code"):
+            return m.group(0)
+        return "&lt;" if m.group(0) == "<" else "\\]("
+
+    return _MD_ACTIVE.sub(sub, text)
+
+
+def md_cell(text: Any) -> str:
+    """One Markdown table cell or inline text: one line, ``\\`` and ``|`` escaped, HTML and
+    links inert."""
+    s = " ".join(str(text).split())
+    return md_inert(s.replace("\\", "\\\\").replace("|", "\\|"))
+
+
+def html_escape(text: Any) -> str:
+    """``text`` escaped for HTML (quotes too, so it is safe in attributes)."""
+    return html.escape(str(text), quote=True)

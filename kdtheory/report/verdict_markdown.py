@@ -1,0 +1,69 @@
+"""A verdict, or a family of verdicts, as GitHub-flavoured Markdown."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from kdtheory.report.format import md_cell
+from kdtheory.report.table import Cell, Column, Row, Table
+from kdtheory.report.verdict_parts import (
+    ci_words,
+    effect_lines,
+    effects_table,
+    family_table,
+    family_title,
+    further_numbers,
+    info_lines,
+    pooling_words,
+    records_table,
+)
+
+if TYPE_CHECKING:
+    from kdtheory.hypothesis.verdict import Verdict
+
+__all__ = ["family_markdown", "verdict_markdown"]
+
+
+def verdict_markdown(v: Verdict, details: bool = False) -> str:
+    """A heading, a key/value table and the experiments table; ``details`` adds the extra
+    numbers, further tables and fitted models' summaries."""
+    out = [f"### {md_cell(v.hypothesis)}: **{md_cell(v.decision)}**", ""]
+    info = Table(
+        [Column("", fmt="text"), Column("", fmt="text")],
+        [Row([f"**{k}**", str(val)]) for k, val in info_lines(v)],
+    )
+    out.append(info.to_markdown())
+    rows = effect_lines(v)
+    if v.experiments or v.pooled is not None:
+        out += ["", effects_table(rows, strong=("experiment", "decision")).to_markdown()]
+        out += [
+            "",
+            f"_CIs: {ci_words(v, rows)}. n: seeds per experiment, experiments pooled. Last row: "
+            f"the verdict's decision._",
+        ]
+        if v.pooled is not None:
+            out += ["", f"_{pooling_words(v)}_"]
+    if details:
+        further = further_numbers(rows)
+        if further is not None:
+            out += ["", "**Further numbers**", "", further.to_markdown()]
+        for name, records in (v.tables or {}).items():
+            if records:
+                out += ["", f"**Table: {md_cell(name)}**", "", records_table(records).to_markdown()]
+        for name, summary in (v.summaries or {}).items():
+            out += [
+                "",
+                f"**Model summary: {md_cell(name)}**",
+                "",
+                "```",
+                str(summary).rstrip(),
+                "```",
+            ]
+    return "\n".join(out)
+
+
+def family_markdown(items: Sequence[Verdict]) -> str:
+    """A ``## Verdicts`` heading, the family's title and one line per verdict."""
+    table = family_table(items, decision=lambda d: Cell(d, strong=True))
+    return f"## Verdicts\n\n{family_title(items)}.\n\n" + table.to_markdown()
