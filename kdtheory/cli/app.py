@@ -345,7 +345,7 @@ def run(
 
 
 def _split_methods(text: str) -> tuple[str, ...]:
-    from kdtheory.plugins.objectives import split_methods
+    from kdtheory.training.methods import split_methods
 
     return tuple(split_methods(text))
 

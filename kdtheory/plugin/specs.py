@@ -9,13 +9,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
-
-import numpy as np
-import torch
+from typing import TYPE_CHECKING, Any, Protocol
 
 from kdtheory.errors import SpecError
 from kdtheory.plugin.registry import did_you_mean
+
+if TYPE_CHECKING:  # specs are read by ``kdtheory plugins``/``list``, which must not load torch
+    import numpy as np
+    import torch
 
 
 # --------------------------------------------------------------------------- options
