@@ -20,10 +20,11 @@ from __future__ import annotations
 from typing import overload
 
 import numpy as np
-import xarray as xr
-from scipy.stats import rankdata
 
+from kdtheory._lazy import lazy_module
 from kdtheory.errors import MissingRequirementError
+
+xr = lazy_module("xarray")  # imported on first use: defining hypotheses must not load xarray
 
 __all__ = [
     "CLASS_DIM",
@@ -409,6 +410,8 @@ def _wrong_class_spearman_np(
     wrong = np.arange(k) != y[..., None]  # (..., n, K)
     nan_s = np.isnan(s).any(-1)
     nan_t = np.isnan(t).any(-1)
+
+    from scipy.stats import rankdata
 
     def centred_wrong_ranks(x: np.ndarray) -> np.ndarray:
         # The true class is pushed to +inf so that the wrong classes take ranks 1..K-1 (ties

@@ -22,14 +22,15 @@ import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import Any, ClassVar
-
-import xarray as xr
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from kdtheory.errors import MissingRequirementError, SpecError, StoreError
 from kdtheory.hypothesis.verdict import DECISIONS, Verdict, p_text
 from kdtheory.plugin.registry import did_you_mean
-from kdtheory.stats import holm
+from kdtheory.stats import check_alpha, holm
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 __all__ = [
     "Hypothesis",
@@ -269,16 +270,6 @@ def _coerce(text: str, default: Any) -> Any:
     return text
 
 
-def _check_alpha(alpha: Any) -> float:
-    try:
-        a = float(alpha)
-    except (TypeError, ValueError):
-        raise SpecError(f"alpha must be a number in (0, 0.5); got {alpha!r}") from None
-    if not (0.0 < a < 0.5) or math.isnan(a):
-        raise SpecError(f"alpha must lie in (0, 0.5); got {alpha!r}")
-    return a
-
-
 def _as_store(store: Any) -> Mapping[str, xr.Dataset]:
     if isinstance(store, (str, os.PathLike)):
         from kdtheory.store.runs import open_runs
@@ -363,7 +354,7 @@ def run_test(
         if isinstance(name_or_hypothesis, str)
         else name_or_hypothesis
     )
-    a = _check_alpha(alpha)
+    a = check_alpha(alpha)
     opts = hyp.validate_options(options)
     data = _as_store(store)
     hyp.check_requirements(data)
@@ -434,7 +425,7 @@ def run_all(
     """
     from kdtheory.plugin import manager as plugin_manager
 
-    a = _check_alpha(alpha)
+    a = check_alpha(alpha)
     data = _as_store(store)
     registry = plugin_manager.get_registries().hypotheses
     names = list(only) if only is not None else registry.names()

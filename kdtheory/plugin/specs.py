@@ -289,3 +289,28 @@ class ObjectiveSpec:
     description: str
     make: Callable[..., Objective]
     options: Mapping[str, Option] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- figures
+@dataclass(frozen=True)
+class FigureSpec:
+    """A registered figure: what ``kdtheory plot NAME`` draws.
+
+    Parameters
+    ----------
+    name : str
+        The name ``kdtheory plot`` takes, e.g. ``"accuracy"``.
+    description : str
+        One line shown by ``kdtheory plugins``.
+    draw : callable
+        ``draw(store, experiments=None) -> matplotlib.figure.Figure``: ``store`` maps experiment
+        ids to ``xarray.Dataset`` (what :func:`kdtheory.open_runs` returns) and ``experiments``
+        names the experiments to draw (None: all). Raise
+        :class:`kdtheory.errors.MissingRequirementError` when the store lacks what the figure
+        needs. Import heavy modules (matplotlib, xarray) inside ``draw``, so that registering the
+        figure stays cheap.
+    """
+
+    name: str
+    description: str
+    draw: Callable[..., Any]

@@ -60,6 +60,7 @@ from kdtheory.hypothesis.verdict import (
     md_inert,
     render,
 )
+from kdtheory.stats import check_alpha
 
 __all__ = [
     "REPORT_FORMAT",
@@ -543,16 +544,6 @@ def write_table(
 # ============================================================================================
 
 
-def _check_alpha(alpha: Any) -> float:
-    try:
-        a = float(alpha)
-    except (TypeError, ValueError):
-        raise SpecError(f"alpha must be a number in (0, 0.5); got {alpha!r}") from None
-    if not (0.0 < a < 0.5):
-        raise SpecError(f"alpha must lie in (0, 0.5); got {alpha!r}")
-    return a
-
-
 def resolve_hypotheses(hypotheses: Sequence[str] | str | None) -> list[str]:
     from kdtheory.plugin.manager import get_registries
 
@@ -825,7 +816,7 @@ def build_report(
     from kdtheory.store.atomic import write_text_atomic
     from kdtheory.store.convergence import ConvergenceWarning, check_store, problem_note
 
-    a = _check_alpha(alpha)
+    a = check_alpha(alpha)
     if isinstance(store, (str, os.PathLike)):
         store = kdtheory.open_runs(store)
     if not isinstance(store, Mapping) or len(store) == 0:
