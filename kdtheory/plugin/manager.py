@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import reprlib
+import types
 import warnings
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
@@ -113,9 +114,12 @@ def describe_plugin(pm: pluggy.PluginManager, plugin: Any, name: str | None = No
         Its registered (entry-point) name; looked up in ``pm`` when not given.
     """
     name = name if name is not None else pm.get_name(plugin)
-    module = _ENTRY_VALUES.get(name) or getattr(plugin, "__name__", None)
-    if not isinstance(module, str):
-        module = f"{type(plugin).__module__}.{type(plugin).__qualname__}"
+    if isinstance(plugin, types.ModuleType):
+        module = plugin.__name__
+    else:  # an object: the entry point's "module:attr", else its class
+        module = _ENTRY_VALUES.get(name) or (
+            f"{type(plugin).__module__}.{type(plugin).__qualname__}"
+        )
     where = [f"module {module}"]
     if name in _DISTS:
         where.append(f"from {_DISTS[name]}")
