@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-import xarray as xr
 
 from kdtheory.hypothesis.base import Hypothesis
 from kdtheory.hypothesis.toolkit import (
@@ -40,6 +39,9 @@ from kdtheory.hypothesis.toolkit import (
 from kdtheory.hypothesis.verdict import Verdict
 from kdtheory.metrics import wrong_class_rank_correlation
 from kdtheory.stats import POOLING_METHODS, ci_level_note, one_sample_t, tost
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 _COMPONENTS = ("key", "corr_label", "corr_shuffled")
 

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-import xarray as xr
 
 from kdtheory.hypothesis.base import Hypothesis
 from kdtheory.hypothesis.toolkit import (
@@ -36,6 +35,9 @@ from kdtheory.hypothesis.toolkit import (
 from kdtheory.hypothesis.verdict import Verdict
 from kdtheory.metrics import fidelity, kl_divergence
 from kdtheory.stats import POOLING_METHODS, holm, one_sample_t, tost
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 #: The exponent the claim predicts.
 B_CLAIMED = -0.5

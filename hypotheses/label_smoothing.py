@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-import xarray as xr
 
 from kdtheory.hypothesis.base import Hypothesis
 from kdtheory.hypothesis.toolkit import (
@@ -36,6 +35,9 @@ from kdtheory.hypothesis.toolkit import (
 )
 from kdtheory.hypothesis.verdict import Verdict
 from kdtheory.stats import POOLING_METHODS, ci_level_note, holm, one_sample_t, tost
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 #: ``test`` value of the mean-over-fractions member of a rejection family.
 MEAN_TEST = "mean over fractions"

@@ -13,23 +13,45 @@ hookimpl
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 import pluggy
 
-try:
-    __version__ = version("kdtheory")
-except PackageNotFoundError:  # running from a source tree
-    __version__ = "0.0.0+unknown"
+from kdtheory._lazy import lazy_exports
 
 #: Marker for hook implementations of kdtheory plugins.
 hookimpl = pluggy.HookimplMarker("kdtheory")
 
-from kdtheory.store.runs import RunStore, open_runs  # noqa: E402
+# open_runs and RunStore come from kdtheory.store.runs, which imports xarray (and pandas): loaded
+# on first use (PEP 562) so that ``import kdtheory`` and the CLI's start-up stay fast.
+_exports_getattr, _exports_dir = lazy_exports(
+    __name__, {"open_runs": ".store.runs", "RunStore": ".store.runs"}
+)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("kdtheory")
+    except PackageNotFoundError:  # running from a source tree
+        return "0.0.0+unknown"
+
+
+def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        value = globals()["__version__"] = _version()
+        return value
+    return _exports_getattr(name)
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_exports_dir(), "__version__"})
+
 
 if TYPE_CHECKING:
     from kdtheory.hypothesis.verdict import Verdict
+    from kdtheory.store.runs import RunStore, open_runs  # noqa: F401
 
 
 def test(name: str, store: Any, alpha: float = 0.05, **options: Any) -> Verdict:

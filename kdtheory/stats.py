@@ -18,7 +18,7 @@ Conventions, fixed once for the whole toolkit
   full of NaN (``n`` says how many values were usable) instead of raising: a sweep that is still
   running must not crash a report.
 
-statsmodels is imported lazily so that importing this module (and the CLI) stays fast.
+scipy and statsmodels are imported lazily so that importing this module (and the CLI) stays fast.
 """
 
 from __future__ import annotations
@@ -29,13 +29,18 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import stats as _sps
+
+from kdtheory._lazy import lazy_module
+from kdtheory.errors import SpecError
+
+_sps = lazy_module("scipy.stats")
 
 __all__ = [
     "ALTERNATIVES",
     "MetaResult",
     "TestResult",
     "TostResult",
+    "check_alpha",
     "ci_level",
     "ci_level_note",
     "holm",
@@ -176,13 +181,43 @@ class MetaResult:
 # conventions
 
 
+def check_alpha(alpha: Any, name: str = "alpha") -> float:
+    """``alpha`` as a float if it is a significance level kdtheory accepts, in (0, 0.5).
+
+    The one check every entry point uses (tests, families, reports, the CLI's ``--alpha``). A
+    one-sided test reports a ``1 - 2*alpha`` interval, which is empty for ``alpha >= 0.5``.
+
+    Parameters
+    ----------
+    alpha : Any
+        A number (or a string of one).
+    name : str
+        How the message names it, e.g. ``"--alpha"``.
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    SpecError
+        (a ``ValueError``) when ``alpha`` is not a number in (0, 0.5); NaN is not.
+    """
+    try:
+        value = float(alpha)
+    except (TypeError, ValueError):
+        raise SpecError(f"{name} must be a number in (0, 0.5); got {alpha!r}") from None
+    if not 0.0 < value < 0.5:  # False for NaN too
+        raise SpecError(f"{name} must lie in (0, 0.5); got {alpha!r}")
+    return value
+
+
 def _check(alternative: str, alpha: float) -> None:
     if alternative not in ALTERNATIVES:
         raise ValueError(
             f"alternative must be one of {', '.join(ALTERNATIVES)}; got {alternative!r}"
         )
-    if not (isinstance(alpha, (int, float)) and 0.0 < float(alpha) < 0.5):
-        raise ValueError(f"alpha must lie in (0, 0.5); got {alpha!r}")
+    check_alpha(alpha)
 
 
 def ci_level(alternative: str, alpha: float) -> float:

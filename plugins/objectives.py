@@ -1,4 +1,4 @@
-"""Built-in training objectives (the *methods* of a sweep) and the ``--methods`` parser.
+"""Built-in training objectives (the *methods* of a sweep).
 
 ===============  ==========================================================================
 ``label``        cross-entropy with the hard labels
@@ -9,18 +9,16 @@
 ===============  ==========================================================================
 
 Losses take ``(..., B, K)`` logits, where leading dimensions index cells trained together, and
-return ``(...)``: one mean-over-batch loss per cell.
+return ``(...)``: one mean-over-batch loss per cell. The ``--methods`` parser lives in the core
+(:mod:`kdtheory.training.methods`); ``parse_method``, ``parse_methods`` and ``split_methods`` are
+re-exported here for code written against earlier versions.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
-
-import torch
-from torch.nn import functional as F
+from typing import TYPE_CHECKING, Any
 
 from kdtheory import hookimpl
 from kdtheory.errors import SpecError
@@ -28,11 +26,13 @@ from kdtheory.plugin.specs import (
     ObjectiveContext,
     ObjectiveSpec,
     Option,
-    parse_spec,
     positive_float,
-    resolve_options,
     unit_float,
 )
+from kdtheory.training.methods import parse_method, parse_methods, split_methods
+
+if TYPE_CHECKING:  # torch is imported where a loss or target is computed, so that registering
+    import torch  # the objectives (``kdtheory list``, ``kdtheory plugins``) does not load it
 
 __all__ = [
     "BaseObjective",
@@ -66,6 +66,8 @@ def format_number(value: float) -> str:
 
 def _one_hot(labels: torch.Tensor, num_classes: int, dtype: torch.dtype) -> torch.Tensor:
     """One-hot ``(..., B, K)`` by comparison (broadcasts, no data-dependent checks)."""
+    import torch
+
     classes = torch.arange(num_classes, device=labels.device)
     return (labels.unsqueeze(-1) == classes).to(dtype)
 
@@ -84,6 +86,8 @@ def cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     torch.Tensor
         ``(...)``.
     """
+    from torch.nn import functional as F
+
     logp = F.log_softmax(logits, dim=-1)
     onehot = _one_hot(labels, logits.shape[-1], logp.dtype)
     return -(onehot * logp).sum(-1).mean(-1)
@@ -102,6 +106,8 @@ def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Ten
     torch.Tensor
         ``(...)``.
     """
+    from torch.nn import functional as F
+
     return -(targets * F.log_softmax(logits, dim=-1)).sum(-1).mean(-1)
 
 
@@ -132,6 +138,9 @@ def kd_loss(
     torch.Tensor
         ``(...)``.
     """
+    import torch
+    from torch.nn import functional as F
+
     log_q = F.log_softmax(logits / temperature, dim=-1)
     kl = (torch.special.xlogy(targets, targets) - targets * log_q).sum(-1).mean(-1)
     loss = (1.0 - alpha) * temperature**2 * kl
@@ -205,6 +214,8 @@ class LabelObjective(BaseObjective):
 
     def targets(self, ctx: ObjectiveContext) -> tuple[torch.Tensor, dict[str, float]]:
         """One-hot labels ``(N, K)``; no scalars."""
+        import torch
+
         _check_ctx(ctx)
         return _one_hot(ctx.train_labels, ctx.num_classes, torch.float32), {}
 
@@ -251,6 +262,8 @@ class KDObjective(BaseObjective):
 
     def teacher_probs(self, ctx: ObjectiveContext) -> torch.Tensor:
         """The teacher's softmax at temperature ``T``, ``(N, K)`` float32."""
+        import torch
+
         _check_ctx(ctx)
         return torch.softmax(ctx.teacher_train_logits.float() / self.temperature, dim=-1)
 
@@ -300,6 +313,8 @@ def shuffle_wrong_classes(probs: torch.Tensor, labels: torch.Tensor, seed: int) 
     torch.Tensor
         ``(N, K)``.
     """
+    import torch
+
     n, k = probs.shape
     if k < 2:
         return probs.clone()
@@ -364,6 +379,8 @@ class LabelSmoothingObjective(BaseObjective):
 
     def matched_epsilon(self, ctx: ObjectiveContext) -> float:
         """Mean teacher probability off the true class at temperature ``T`` on ``ctx.subset``."""
+        import torch
+
         _check_ctx(ctx)
         logits = ctx.teacher_train_logits[ctx.subset].float()
         labels = ctx.train_labels[ctx.subset]
@@ -373,6 +390,8 @@ class LabelSmoothingObjective(BaseObjective):
 
     def targets(self, ctx: ObjectiveContext) -> tuple[torch.Tensor, dict[str, float]]:
         """Smoothed one-hot targets ``(N, K)`` and ``{"effective_smoothing": eps}``."""
+        import torch
+
         _check_ctx(ctx)
         eps = self.matched_epsilon(ctx) if self.matched else float(self.params["eps"])
         k = ctx.num_classes
@@ -412,109 +431,6 @@ def _eps(text: str) -> float:
     if not 0.0 <= value < 1.0:
         raise ValueError(f"{text!r} is not in [0, 1)")
     return value
-
-
-def parse_method(text: str, registry: Any = None) -> Any:
-    """Parse one method spec ``name:key=value,...`` into a configured objective.
-
-    Parameters
-    ----------
-    text : str
-        E.g. ``"kd:T=4,alpha=0.5"`` or ``"ls:eps=matched"``.
-    registry : kdtheory.plugin.registry.Registry, optional
-        Objective registry; default ``kdtheory.plugin.manager.get_registries().objectives``.
-
-    Returns
-    -------
-    Objective
-
-    Raises
-    ------
-    UnknownNameError
-        For an unregistered objective (with "did you mean" suggestions).
-    SpecError
-        For malformed specs, unknown options or bad values.
-    """
-    if registry is None:
-        from kdtheory.plugin.manager import get_registries
-
-        registry = get_registries().objectives
-    name, raw = parse_spec(text)
-    spec: ObjectiveSpec = registry.get(name)
-    options = resolve_options("objective", name, spec.options, raw)
-    return spec.make(**options)
-
-
-def split_methods(text: str | Sequence[str]) -> list[str]:
-    """Split a ``--methods`` list into one spec string per method.
-
-    Commas separate both methods and options: an entry containing ``=`` but no ``:`` continues
-    the options of the previous method, so ``"kd:T=4,alpha=0.5,label"`` gives
-    ``["kd:T=4,alpha=0.5", "label"]``.
-
-    Parameters
-    ----------
-    text : str or sequence of str
-        A sequence is joined with commas first (repeated ``--methods`` flags).
-
-    Returns
-    -------
-    list of str
-    """
-    if not isinstance(text, str):
-        text = ",".join(text)
-    groups: list[str] = []
-    for part in text.split(","):
-        entry = part.strip()
-        if not entry:
-            raise SpecError(f"empty entry in method list {text!r}")
-        if "=" in entry and ":" not in entry:
-            if not groups:
-                raise SpecError(
-                    f"in method list {text!r}: option {entry!r} comes before any method name"
-                )
-            groups[-1] += ("," if ":" in groups[-1] else ":") + entry
-        else:
-            groups.append(entry)
-    if not groups:
-        raise SpecError("empty method list")
-    return groups
-
-
-def parse_methods(text: str | Sequence[str], registry: Any = None) -> list[Any]:
-    """Parse a comma-separated method list, e.g. ``"label,kd:T=4,ls:eps=matched"``.
-
-    Parameters
-    ----------
-    text : str or sequence of str
-        See :func:`split_methods`.
-    registry : kdtheory.plugin.registry.Registry, optional
-        Objective registry (default: the process-wide one).
-
-    Returns
-    -------
-    list of Objective
-        In the given order.
-
-    Raises
-    ------
-    SpecError
-        For an empty list, malformed entries, or two methods with the same label.
-    UnknownNameError
-        For an unregistered objective.
-    """
-    objectives: list[Any] = []
-    seen: dict[str, str] = {}
-    for spec in split_methods(text):
-        obj = parse_method(spec, registry)
-        if obj.label in seen:
-            raise SpecError(
-                f"methods {seen[obj.label]!r} and {spec!r} both give the label {obj.label!r} "
-                "(a method given twice); each method may appear once"
-            )
-        seen[obj.label] = spec
-        objectives.append(obj)
-    return objectives
 
 
 # --------------------------------------------------------------------------- registration

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from kdtheory.plugins.objectives import parse_method
 from kdtheory.training.engine import BatchSampler, CellJob, TrainConfig, TrainingData, train_group
+from kdtheory.training.methods import parse_method
 from kdtheory.training.sweep import model_builder
 
 METHODS = ["label", "kd:T=4", "ls:eps=matched", "kd-shuffled:T=2", "kd-mse", "kd:T=3,alpha=0.5"]
@@ -232,15 +232,15 @@ def test_finished_cells_leave_the_group(monkeypatch):
     data = make_data((6,))
     build = model_builder("mlp:width=16,depth=1", (6,), 4)
     seen = []
-    from kdtheory.plugins import architectures
+    from kdtheory.plugins import networks
 
-    original = architectures.MLP.grouped_forward
+    original = networks.MLP.grouped_forward
 
     def spy(self, params, buffers, x, with_features=False):
         seen.append(x.shape[0])
         return original(self, params, buffers, x, with_features)
 
-    monkeypatch.setattr(architectures.MLP, "grouped_forward", spy)
+    monkeypatch.setattr(networks.MLP, "grouped_forward", spy)
     jobs = mixed_jobs(["label", "kd:T=4", "kd-mse"], [3, 6, 10])
     res = train_group(jobs, build, data, MIXED)
     assert seen == [3] * 3 + [2] * 3 + [1] * 4

@@ -13,7 +13,7 @@ from test_engine import CONFIG, METHODS, jobs_for, make_data
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
-from kdtheory.plugins import architectures
+from kdtheory.plugins import networks
 from kdtheory.plugins.architectures import build_mlp
 from kdtheory.training.engine import train_group
 from kdtheory.training.grouped import grouped_linear, grouped_mlp
@@ -181,9 +181,9 @@ def test_training_with_grouped_kernels_matches_vmap_training(monkeypatch):
     build = model_builder("mlp:width=40,depth=2", (6,), 4)
     jobs = jobs_for(METHODS, 64, seeds=(0,))
     calls = []
-    real = architectures.grouped_mlp
+    real = networks.grouped_mlp
     monkeypatch.setattr(
-        architectures,
+        networks,
         "grouped_mlp",
         lambda x, ws, bs, *rest: (
             calls.append([tuple(w.shape) for w in ws]) or real(x, ws, bs, *rest)

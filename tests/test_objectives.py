@@ -12,6 +12,7 @@ from kdtheory.errors import SpecError, UnknownNameError
 from kdtheory.plugin.manager import get_registries
 from kdtheory.plugin.specs import ObjectiveContext
 from kdtheory.plugins import objectives as O
+from kdtheory.training.methods import parse_method, parse_methods
 
 # --------------------------------------------------------------------------- numpy references
 
@@ -70,7 +71,7 @@ def test_registered_objectives():
 
 
 def test_label_loss_matches_hand_ce():
-    obj = O.parse_method("label")
+    obj = parse_method("label")
     got = obj.loss(t(Z), torch.tensor(Y), torch.zeros(2, 3))
     assert got.shape == ()
     assert got.item() == pytest.approx(np_ce(Z, Y), rel=1e-5)
@@ -110,7 +111,7 @@ def test_kd_loss_zero_when_student_equals_teacher():
 
 
 def test_ls_loss_and_targets_fixed_eps():
-    obj = O.parse_method("ls:eps=0.1")
+    obj = parse_method("ls:eps=0.1")
     assert obj.label == "ls-e0.1" and obj.objective == "ls"
     assert obj.smoothing == pytest.approx(0.1)
     assert math.isnan(obj.temperature) and math.isnan(obj.alpha)
@@ -126,7 +127,7 @@ def test_ls_loss_and_targets_fixed_eps():
 
 def test_ls_matched_epsilon_is_teacher_off_class_mass_on_subset():
     ctx = make_ctx(n=40, k=4, subset=torch.tensor([1, 5, 7, 20, 33]))
-    obj = O.parse_method("ls:eps=matched,T=2")
+    obj = parse_method("ls:eps=matched,T=2")
     assert obj.label == "ls-T2" and math.isnan(obj.smoothing) and obj.temperature == 2.0
     logits = ctx.teacher_train_logits.numpy()
     labels = ctx.train_labels.numpy()
@@ -145,12 +146,12 @@ def test_ls_matched_epsilon_is_teacher_off_class_mass_on_subset():
 
 
 def test_ls_default_is_matched_at_T4():
-    obj = O.parse_method("ls")
+    obj = parse_method("ls")
     assert obj.label == "ls" and obj.params == {"eps": "matched", "T": 4.0}
 
 
 def test_kd_mse_loss():
-    obj = O.parse_method("kd-mse")
+    obj = parse_method("kd-mse")
     ctx = ObjectiveContext(t(TEACHER), torch.tensor(Y), torch.arange(2), 0, 3)
     targets, _ = obj.targets(ctx)
     np.testing.assert_allclose(targets.numpy(), TEACHER, rtol=1e-6)
@@ -164,7 +165,7 @@ def test_kd_mse_loss():
 
 def test_shuffled_targets_keep_true_mass_and_multiset():
     ctx = make_ctx(n=60, k=6, seed=3)
-    obj = O.parse_method("kd-shuffled:T=2")
+    obj = parse_method("kd-shuffled:T=2")
     assert obj.label == "kd-shuffled-T2" and obj.objective == "kd-shuffled"
     shuffled, _ = obj.targets(ctx)
     plain = torch.softmax(ctx.teacher_train_logits / 2.0, -1)
@@ -205,7 +206,7 @@ def test_shuffled_loss_equals_kd_loss_on_same_targets():
 
 @pytest.mark.parametrize("spec", ["label", "kd:T=4,alpha=0.5", "ls:eps=0.2", "kd-mse"])
 def test_loss_broadcasts_over_cell_dims(spec):
-    obj = O.parse_method(spec)
+    obj = parse_method(spec)
     g = torch.Generator().manual_seed(0)
     cells, b, k = 3, 5, 4
     logits = torch.randn(cells, b, k, generator=g)
@@ -229,7 +230,7 @@ def test_loss_under_vmap_and_grad():
     logits = torch.randn(3, 5, 4, generator=g)
     labels = torch.randint(0, 4, (3, 5), generator=g)
     targets = torch.softmax(torch.randn(3, 5, 4, generator=g), -1)
-    for obj in O.parse_methods("label,kd:alpha=0.5,ls:eps=0.1,kd-mse,kd-shuffled"):
+    for obj in parse_methods("label,kd:alpha=0.5,ls:eps=0.1,kd-mse,kd-shuffled"):
         torch.testing.assert_close(
             torch.func.vmap(obj.loss)(logits, labels, targets), obj.loss(logits, labels, targets)
         )
@@ -238,7 +239,7 @@ def test_loss_under_vmap_and_grad():
 
 
 def test_objectives_hashable_and_comparable():
-    a, b = O.parse_methods("kd:T=2,label")
+    a, b = parse_methods("kd:T=2,label")
     assert a == O.KDObjective(T=2.0) and a != b
     assert len({a, b, O.KDObjective(T=2.0)}) == 2
 
@@ -266,7 +267,7 @@ def test_loss_is_differentiable():
     ],
 )
 def test_labels(spec, label):
-    assert O.parse_method(spec).label == label
+    assert parse_method(spec).label == label
 
 
 def test_format_number():
@@ -276,26 +277,26 @@ def test_format_number():
 
 
 def test_kd_properties():
-    obj = O.parse_method("kd:T=3,alpha=0.2")
+    obj = parse_method("kd:T=3,alpha=0.2")
     assert obj.temperature == 3.0 and obj.alpha == pytest.approx(0.2)
     assert math.isnan(obj.smoothing)
     assert obj.params == {"T": 3.0, "alpha": pytest.approx(0.2)}
 
 
 def test_parse_methods_groups_options():
-    objs = O.parse_methods("label,kd:T=4,ls:eps=matched,kd-shuffled:T=4")
+    objs = parse_methods("label,kd:T=4,ls:eps=matched,kd-shuffled:T=4")
     assert [o.label for o in objs] == ["label", "kd-T4", "ls", "kd-shuffled-T4"]
-    objs = O.parse_methods("kd:T=4,alpha=0.5,label")
+    objs = parse_methods("kd:T=4,alpha=0.5,label")
     assert [o.label for o in objs] == ["kd-T4-a0.5", "label"]
     assert objs[0].alpha == 0.5
-    objs = O.parse_methods(" kd:T=2 , alpha=0.1 ")
+    objs = parse_methods(" kd:T=2 , alpha=0.1 ")
     assert [o.label for o in objs] == ["kd-T2-a0.1"]
-    assert [o.label for o in O.parse_methods(["label", "kd:T=2"])] == ["label", "kd-T2"]
+    assert [o.label for o in parse_methods(["label", "kd:T=2"])] == ["label", "kd-T2"]
 
 
 def test_unknown_option_lists_accepted():
     with pytest.raises(SpecError, match="no option 'temp'") as info:
-        O.parse_method("kd:temp=4")
+        parse_method("kd:temp=4")
     assert "T (default" in str(info.value) and "alpha" in str(info.value)
 
 
@@ -304,27 +305,27 @@ def test_unknown_option_lists_accepted():
 )
 def test_bad_values(spec):
     with pytest.raises(SpecError, match="bad value"):
-        O.parse_method(spec)
+        parse_method(spec)
 
 
 def test_unknown_objective_did_you_mean():
     with pytest.raises(UnknownNameError, match="Did you mean 'kd-shuffled'"):
-        O.parse_method("kd-shufled:T=4")
+        parse_method("kd-shufled:T=4")
     with pytest.raises(UnknownNameError, match="unknown objective 'xyz'"):
-        O.parse_methods("label,xyz")
+        parse_methods("label,xyz")
 
 
 def test_duplicate_labels():
     with pytest.raises(SpecError, match="kd-T4"):
-        O.parse_methods("kd,kd:T=4")
+        parse_methods("kd,kd:T=4")
     with pytest.raises(SpecError, match="label"):
-        O.parse_methods("label,label")
+        parse_methods("label,label")
 
 
 @pytest.mark.parametrize("text", ["", "label,,kd", "T=4,label", "kd:T"])
 def test_malformed_lists(text):
     with pytest.raises(SpecError):
-        O.parse_methods(text)
+        parse_methods(text)
 
 
 def test_direct_construction_validates():

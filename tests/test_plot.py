@@ -15,6 +15,7 @@ from matplotlib.figure import Figure
 from matplotlib.text import Text
 
 from kdtheory.errors import MissingRequirementError
+from kdtheory.plugin.manager import get_registries
 from kdtheory.report import figures as plot
 from kdtheory.testing.synthetic import make_store
 
@@ -56,9 +57,9 @@ def _drawn_ticklabels(axis) -> list[Text]:
     ]
 
 
-@pytest.mark.parametrize("name", [n for n in plot.PLOTS if n != "temperature"])
+@pytest.mark.parametrize("name", [n for n in get_registries().figures if n != "temperature"])
 def test_every_plot_returns_a_paper_figure(one, name):
-    fig = plot.PLOTS[name](one)
+    fig = get_registries().figures.get(name).draw(one)
     assert isinstance(fig, Figure)
     w, _ = fig.get_size_inches()
     wide = name == "collapse-all"  # seven metrics: a double-column figure

@@ -8,19 +8,15 @@ hypothesis, a run store that cannot be used, or missing requirements.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import textwrap
-import warnings
 from enum import Enum
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import typer
 
+from kdtheory.cli.common import check_alpha_option, open_store, plugin_registry, usage_error
 from kdtheory.errors import KDTheoryError
-
-EXIT_USAGE = 2
 
 
 class OutputFormat(str, Enum):
@@ -38,41 +34,6 @@ class ListFormat(str, Enum):
     json = "json"
 
 
-def usage_error(message: str) -> NoReturn:
-    """Print ``error: message`` on stderr and exit with the usage status (2)."""
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(EXIT_USAGE)
-
-
-def open_store(runs: Path) -> Any:
-    """The run store at ``runs``; a usage error naming what is wrong with it otherwise."""
-    from kdtheory.store.runs import open_runs
-
-    try:
-        return open_runs(runs)
-    except (KDTheoryError, OSError) as exc:
-        usage_error(str(exc))
-
-
-def _hypothesis_registry() -> Any:
-    """The hypothesis registry; plugin import warnings go to stderr as ``warning: ...`` and a
-    registry that cannot be built (a name registered twice) is an error (exit 2)."""
-    from kdtheory.plugin import manager as plugin_manager
-
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", plugin_manager.PluginLoadWarning)
-        try:
-            registry = plugin_manager.get_registries().hypotheses
-        except KDTheoryError as exc:
-            usage_error(str(exc))
-    for w in caught:
-        if issubclass(w.category, plugin_manager.PluginLoadWarning):
-            typer.echo(f"warning: {w.message}", err=True)
-        else:
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    return registry
-
-
 def parse_options(items: list[str] | None) -> dict[str, str]:
     """``["key=value", ...]`` -> ``{"key": "value"}``; raises ValueError on a malformed item."""
     out: dict[str, str] = {}
@@ -87,21 +48,6 @@ def parse_options(items: list[str] | None) -> dict[str, str]:
     return out
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder + os.replace."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def list_command(
     fmt: ListFormat = typer.Option(
         ListFormat.text, "--format", "-f", help="Output format.", case_sensitive=False
@@ -110,7 +56,7 @@ def list_command(
     """List every registered hypothesis: name, claim, what it needs, and where it comes from."""
     from kdtheory.hypothesis.base import describe_all
 
-    _hypothesis_registry()
+    plugin_registry("hypotheses")
     try:
         infos = describe_all()
     except KDTheoryError as exc:
@@ -165,13 +111,12 @@ def test_command(
     from kdtheory.hypothesis.base import run_all, run_test
     from kdtheory.hypothesis.verdict import render
 
-    if not (0.0 < alpha < 0.5):
-        usage_error(f"--alpha must lie in (0, 0.5); got {alpha}")
+    check_alpha_option(alpha)
     try:
         opts = parse_options(option)
     except ValueError as exc:
         usage_error(str(exc))
-    registry = _hypothesis_registry()
+    registry = plugin_registry("hypotheses")
     try:
         if name == "all":
             hyp = None
@@ -193,8 +138,10 @@ def test_command(
     text = render(result, fmt.value, details=details)
     warn_convergence(result if isinstance(result, list) else [result])
     if output is not None:
+        from kdtheory.store.atomic import write_text_atomic
+
         try:
-            write_atomic(output, text if text.endswith("\n") else text + "\n")
+            write_text_atomic(output, text if text.endswith("\n") else text + "\n")
         except OSError as exc:
             usage_error(f"cannot write {output}: {exc}")
         n = len(result) if isinstance(result, list) else 1

@@ -14,9 +14,8 @@ from pathlib import Path
 
 import typer
 
-from kdtheory.cli.hypotheses import open_store, usage_error
+from kdtheory.cli.hypotheses import check_alpha_option, open_store, plugin_registry, usage_error
 from kdtheory.errors import KDTheoryError
-from kdtheory.plugin.registry import did_you_mean
 
 
 def _command(canonical: list[str]) -> str:
@@ -60,8 +59,7 @@ def report_command(
     """
     from kdtheory.report.document import build_report, resolve_hypotheses
 
-    if not (0.0 < alpha < 0.5):
-        usage_error(f"--alpha must lie in (0, 0.5); got {alpha}")
+    check_alpha_option(alpha)
     try:
         names = resolve_hypotheses(hypotheses)  # unknown names fail before the store is read
     except KDTheoryError as exc:
@@ -92,7 +90,7 @@ def report_command(
 
 def plot_command(
     name: str = typer.Argument(
-        ..., help="Figure: accuracy, kd-gain, gaps, fidelity, collapse, ..."
+        ..., help="Figure: accuracy, kd-gain, gaps, fidelity, collapse, ... (`kdtheory plugins`)."
     ),
     runs: Path = typer.Option(..., "--runs", "-r", help="Run store folder or combined .nc file."),
     output: Path = typer.Option(
@@ -103,17 +101,18 @@ def plot_command(
     ),
     dpi: int = typer.Option(200, "--dpi", help="Resolution of raster formats."),
 ) -> None:
-    """Draw one figure of a run store in the paper style (see `kdtheory.report.figures`)."""
-    from kdtheory.report.figures import PLOTS, save_as
-
-    if name not in PLOTS:
-        hint = did_you_mean(name, PLOTS, cutoff=0.4)
-        usage_error(f"unknown plot {name!r}.{hint} Plots: {', '.join(PLOTS)}.")
+    """Draw one registered figure of a run store (the built-ins: `kdtheory.report.figures`)."""
+    try:
+        spec = plugin_registry("figures").get(name)
+    except KDTheoryError as exc:
+        usage_error(str(exc))
     if not output.suffix:
         usage_error(f"--output {output}: give a file suffix such as .pdf, .png or .svg")
     store = open_store(runs)
     try:
-        fig = PLOTS[name](store, experiments=experiment or None)
+        fig = spec.draw(store, experiments=experiment or None)
+        from kdtheory.report.figures import save_as
+
         path = save_as(fig, output, dpi=dpi)
     except (KDTheoryError, ValueError, OSError) as exc:
         usage_error(str(exc))

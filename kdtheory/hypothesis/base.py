@@ -19,14 +19,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
-
-import xarray as xr
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from kdtheory.errors import MissingRequirementError, SpecError
 from kdtheory.hypothesis.verdict import Verdict
 from kdtheory.plugin.registry import did_you_mean
 from kdtheory.report.format import p_text
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 __all__ = [
     "Hypothesis",

@@ -23,24 +23,14 @@ from typing import TYPE_CHECKING, Any
 
 from kdtheory.errors import MissingRequirementError, SpecError, StoreError
 from kdtheory.hypothesis.verdict import DECISIONS, Verdict
+from kdtheory.stats import check_alpha
 
 if TYPE_CHECKING:
     import xarray as xr
 
     from kdtheory.hypothesis.base import Hypothesis
 
-__all__ = ["adjust_family", "check_alpha", "run_all", "run_test", "with_store_warnings"]
-
-
-def check_alpha(alpha: Any) -> float:
-    """``alpha`` as a float in (0, 0.5); a :class:`~kdtheory.errors.SpecError` otherwise."""
-    try:
-        a = float(alpha)
-    except (TypeError, ValueError):
-        raise SpecError(f"alpha must be a number in (0, 0.5); got {alpha!r}") from None
-    if not (0.0 < a < 0.5) or math.isnan(a):
-        raise SpecError(f"alpha must lie in (0, 0.5); got {alpha!r}")
-    return a
+__all__ = ["adjust_family", "run_all", "run_test", "with_store_warnings"]
 
 
 def _as_store(store: Any) -> Mapping[str, xr.Dataset]:

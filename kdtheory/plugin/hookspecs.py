@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
-    from kdtheory.plugin.specs import ArchitectureSpec, DatasetSpec, ObjectiveSpec
+    from kdtheory.plugin.specs import ArchitectureSpec, DatasetSpec, FigureSpec, ObjectiveSpec
 
 hookspec = pluggy.HookspecMarker("kdtheory")
 
@@ -68,6 +68,19 @@ def kdtheory_register_hypotheses() -> list[Any]:
         Each hypothesis has a unique ``name``, a one-sentence ``claim``, a ``prediction``, its
         requirements and a ``test(store, alpha, ...)`` method that returns a
         :class:`kdtheory.hypothesis.verdict.Verdict`.
+    """
+
+
+@hookspec
+def kdtheory_register_figures() -> list[FigureSpec]:
+    """Return the figures this plugin provides, each drawn by ``kdtheory plot NAME``.
+
+    Returns
+    -------
+    list of kdtheory.plugin.specs.FigureSpec
+        Each spec has a unique ``name``, a one-line ``description`` and a
+        ``draw(store, experiments=None)`` that returns a ``matplotlib.figure.Figure``. The
+        built-in figures (:mod:`kdtheory.plugins.figures`) register through this hook too.
     """
 
 

@@ -3,6 +3,13 @@
 Built-in plugins are found through the ``kdtheory`` entry-point group, exactly as third-party
 plugins are. When kdtheory runs from a source tree without installed metadata, the built-in
 modules are registered directly as a fallback (still through the same hooks).
+
+After loading, every hook implementation must match a hook specification
+(:mod:`kdtheory.plugin.hookspecs`): a misspelt hook name, which pluggy would otherwise ignore, is a
+:class:`~kdtheory.errors.KDTheoryError` naming the plugin and the closest hook.
+
+This is the only core module that names the built-in plugin packages (``kdtheory.plugins``,
+``kdtheory.hypotheses``): the rest of the core reaches them through the registries.
 """
 
 from __future__ import annotations
@@ -10,6 +17,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import reprlib
+import types
 import warnings
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
@@ -17,9 +25,9 @@ from typing import Any
 
 import pluggy
 
-from kdtheory.errors import DuplicateNameError
+from kdtheory.errors import DuplicateNameError, KDTheoryError
 from kdtheory.plugin import hookspecs
-from kdtheory.plugin.registry import Registry
+from kdtheory.plugin.registry import Registry, did_you_mean
 
 PROJECT = "kdtheory"
 BUILTIN_MODULES = {
@@ -28,11 +36,14 @@ BUILTIN_MODULES = {
     "objectives": "kdtheory.plugins.objectives",
     "hypotheses": "kdtheory.hypotheses",
     "report_figures": "kdtheory.hypotheses.figures",
+    "figures": "kdtheory.plugins.figures",
 }
 
 
 #: plugin name -> "distribution version" of plugins loaded from entry points
 _DISTS: dict[str, str] = {}
+#: plugin name -> the entry point's value (the module) of plugins loaded from entry points
+_ENTRY_VALUES: dict[str, str] = {}
 
 
 class PluginLoadWarning(UserWarning):
@@ -57,28 +68,118 @@ def _load_entry_points(pm: pluggy.PluginManager) -> set[str]:
                 stacklevel=2,
             )
             continue
-        pm.register(plugin, name=ep.name)
         _DISTS[ep.name] = f"{dist} {getattr(ep.dist, 'version', '')}".strip()
+        _ENTRY_VALUES[ep.name] = ep.value
+        _register(pm, plugin, ep.name)
         loaded.add(ep.value)
     return loaded
 
 
 def make_plugin_manager(entry_points: bool = True) -> pluggy.PluginManager:
-    """Build a fresh plugin manager with the built-ins and (optionally) entry-point plugins."""
+    """Build a fresh plugin manager with the built-ins and (optionally) entry-point plugins.
+
+    Raises
+    ------
+    KDTheoryError
+        If a plugin implements a hook that no hookspec declares (e.g. a misspelt name) or a hook
+        with arguments its hookspec does not have; the message names the plugin and the hook.
+    """
     pm = pluggy.PluginManager(PROJECT)
     pm.add_hookspecs(hookspecs)
     loaded = _load_entry_points(pm) if entry_points else set()
     for name, module in BUILTIN_MODULES.items():
         if module not in loaded and pm.get_plugin(name) is None:
-            pm.register(importlib.import_module(module), name=name)
+            _register(pm, importlib.import_module(module), name)
+    check_hooks(pm)
     return pm
 
 
+def _register(pm: pluggy.PluginManager, plugin: Any, name: str) -> None:
+    """``pm.register``, with pluggy's error for a hook of wrong arguments as a KDTheoryError."""
+    try:
+        pm.register(plugin, name=name)
+    except pluggy.PluginValidationError as exc:
+        raise KDTheoryError(f"kdtheory plugin {describe_plugin(pm, plugin, name)}: {exc}") from None
+
+
+def describe_plugin(pm: pluggy.PluginManager, plugin: Any, name: str | None = None) -> str:
+    """``'name' (module m, from dist 1.0)``: a plugin as error messages name it.
+
+    Parameters
+    ----------
+    pm : pluggy.PluginManager
+    plugin : module or object
+        The registered plugin.
+    name : str, optional
+        Its registered (entry-point) name; looked up in ``pm`` when not given.
+    """
+    name = name if name is not None else pm.get_name(plugin)
+    if isinstance(plugin, types.ModuleType):
+        module = plugin.__name__
+    else:  # an object: the entry point's "module:attr", else its class
+        module = _ENTRY_VALUES.get(name) or (
+            f"{type(plugin).__module__}.{type(plugin).__qualname__}"
+        )
+    where = [f"module {module}"]
+    if name in _DISTS:
+        where.append(f"from {_DISTS[name]}")
+    return f"{name!r} ({', '.join(where)})"
+
+
+def hookspec_names() -> list[str]:
+    """The names of the hooks kdtheory declares (:mod:`kdtheory.plugin.hookspecs`)."""
+    return sorted(n for n in vars(hookspecs) if n.startswith(f"{PROJECT}_"))
+
+
+def check_hooks(pm: pluggy.PluginManager) -> None:
+    """Fail loudly on a hook implementation that matches no hookspec.
+
+    pluggy registers a ``@kdtheory.hookimpl`` function whatever its name and never calls one
+    whose name no hookspec declares, so a misspelt hook (``kdtheory_register_hypothesis``) would
+    silently contribute nothing. This runs pluggy's ``check_pending()`` and turns its error into
+    one that names the plugin, the unknown hook and the closest hookspec.
+
+    Raises
+    ------
+    KDTheoryError
+        Naming every plugin and hook that matches no hookspec.
+    """
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        problems = _unknown_hooks(pm) or [f"kdtheory plugin {exc}"]
+        raise KDTheoryError(" ".join(problems)) from None
+
+
+def _unknown_hooks(pm: pluggy.PluginManager) -> list[str]:
+    """One sentence per (plugin, hook) pair whose hook no hookspec declares."""
+    known = hookspec_names()
+    problems = []
+    for hook_name, caller in sorted(vars(pm.hook).items()):
+        if not isinstance(caller, pluggy.HookCaller) or caller.has_spec():
+            continue
+        for impl in caller.get_hookimpls():
+            if impl.optionalhook:
+                continue
+            hint = did_you_mean(hook_name, known, n=1)
+            problems.append(
+                f"kdtheory plugin {describe_plugin(pm, impl.plugin, impl.plugin_name)} "
+                f"implements {hook_name!r}, which is not a kdtheory hook.{hint} "
+                f"kdtheory hooks: {', '.join(known)}. Fix the hook's name in the plugin (or mark "
+                "it @kdtheory.hookimpl(optionalhook=True) if it is meant for a later version)."
+            )
+    return problems
+
+
+#: the kinds of plugin objects, one registry each
+KINDS = ("datasets", "architectures", "objectives", "hypotheses", "figures")
+#: registry kind -> (the hook that fills it, the noun of one entry)
 _HOOKS = {
     "datasets": ("kdtheory_register_datasets", "dataset"),
     "architectures": ("kdtheory_register_architectures", "architecture"),
     "objectives": ("kdtheory_register_objectives", "objective"),
     "hypotheses": ("kdtheory_register_hypotheses", "hypothesis"),
+    "figures": ("kdtheory_register_figures", "figure"),
 }
 
 
@@ -98,6 +199,7 @@ _ENTRY_METHOD = {
     "architectures": "build",
     "objectives": "make",
     "hypotheses": "test",
+    "figures": "draw",
 }
 
 
@@ -162,7 +264,7 @@ def build_registry(
     Parameters
     ----------
     pm : pluggy.PluginManager
-    kind : {"datasets", "architectures", "objectives", "hypotheses"}
+    kind : {"datasets", "architectures", "objectives", "hypotheses", "figures"}
     problems : list of str, optional
         When given, a name registered twice is appended here (the first registration is kept)
         instead of raised, so that a listing can show everything else.
@@ -216,6 +318,10 @@ class Registries:
     @property
     def hypotheses(self) -> Registry[Any]:
         return self._get("hypotheses")
+
+    @property
+    def figures(self) -> Registry[Any]:
+        return self._get("figures")
 
 
 def build_registries(pm: pluggy.PluginManager) -> Registries:

@@ -9,13 +9,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
-
-import numpy as np
-import torch
+from typing import TYPE_CHECKING, Any, Protocol
 
 from kdtheory.errors import SpecError
 from kdtheory.plugin.registry import did_you_mean
+
+if TYPE_CHECKING:  # specs are read by ``kdtheory plugins``/``list``, which must not load torch
+    import numpy as np
+    import torch
 
 
 # --------------------------------------------------------------------------- options
@@ -288,3 +289,28 @@ class ObjectiveSpec:
     description: str
     make: Callable[..., Objective]
     options: Mapping[str, Option] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- figures
+@dataclass(frozen=True)
+class FigureSpec:
+    """A registered figure: what ``kdtheory plot NAME`` draws.
+
+    Parameters
+    ----------
+    name : str
+        The name ``kdtheory plot`` takes, e.g. ``"accuracy"``.
+    description : str
+        One line shown by ``kdtheory plugins``.
+    draw : callable
+        ``draw(store, experiments=None) -> matplotlib.figure.Figure``: ``store`` maps experiment
+        ids to ``xarray.Dataset`` (what :func:`kdtheory.open_runs` returns) and ``experiments``
+        names the experiments to draw (None: all). Raise
+        :class:`kdtheory.errors.MissingRequirementError` when the store lacks what the figure
+        needs. Import heavy modules (matplotlib, xarray) inside ``draw``, so that registering the
+        figure stays cheap.
+    """
+
+    name: str
+    description: str
+    draw: Callable[..., Any]

@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from kdtheory.errors import KDTheoryError, SpecError, StoreError
-from kdtheory.hypothesis.family import check_alpha, run_all
+from kdtheory.hypothesis.family import run_all
 from kdtheory.hypothesis.verdict import Verdict
 from kdtheory.report.html_page import html_page
 from kdtheory.report.markdown_page import markdown_page
@@ -70,6 +70,7 @@ from kdtheory.report.tables import (
     write_verdict_tables,
 )
 from kdtheory.report.verdict_latex import hypothesis_document
+from kdtheory.stats import check_alpha
 
 __all__ = [
     "FIGURES_DIR",

@@ -13,7 +13,8 @@ id to ``xarray.Dataset``, or a path) and draws one panel, or one row of panels, 
 - :func:`temperature_effects`: KD at several temperatures;
 - :func:`rank_correlation`: wrong-class rank correlation with the teacher (dark knowledge).
 
-:data:`PLOTS` maps the CLI names (``kdtheory plot NAME``) to these functions. Figures are made
+The built-in figures plugin (:mod:`kdtheory.plugins.figures`) registers them under the names
+``kdtheory plot NAME`` takes, through the ``kdtheory_register_figures`` hook. Figures are made
 with the Agg canvas directly (no pyplot, no display, no global backend switch), in a consistent
 paper style (:func:`paper_style`): 3.3 in wide (one column), fonts of at least 7 pt, one
 colour-blind-safe Okabe–Ito colour and one marker per method (:func:`color_for`,
@@ -54,7 +55,6 @@ __all__ = [
     "METHOD_COLORS",
     "OBJECTIVE_COLORS",
     "PAPER_RC",
-    "PLOTS",
     "accuracy_curves",
     "collapse",
     "color_for",
@@ -862,10 +862,8 @@ def _multiplier(kappa: np.ndarray, label_acc: np.ndarray, kd_acc: np.ndarray) ->
         warnings.simplefilter("ignore", RuntimeWarning)
         la = np.nanmean(label_acc, axis=1)
         ka = np.nanmean(kd_acc, axis=1)
-    try:
-        from kdtheory.hypotheses.data_efficiency import data_multiplier
-    except ImportError:  # pragma: no cover - the built-in hypotheses ship with kdtheory
-        return []
+    from kdtheory.hypothesis.toolkit import data_multiplier
+
     return data_multiplier(kappa, la, ka)
 
 
@@ -1407,16 +1405,3 @@ def rank_correlation(store: Any, experiments: Sequence[str] | None = None) -> Fi
             ax.set_title(_wrap_title(name))
         _legend(fig, list(handles.values()), list(handles))
     return fig
-
-
-#: CLI names (``kdtheory plot NAME``) -> plot function(store) -> Figure.
-PLOTS: dict[str, Callable[..., Figure]] = {
-    "accuracy": accuracy_curves,
-    "kd-gain": kd_gain,
-    "gaps": method_gaps,
-    "fidelity": fidelity,
-    "collapse": collapse,
-    "collapse-all": partial(collapse, metrics="all"),
-    "temperature": temperature_effects,
-    "rank-correlation": rank_correlation,
-}

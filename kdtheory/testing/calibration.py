@@ -192,11 +192,11 @@ def upper_rate(count: int, n: int, level: float = 0.99) -> float:
 def _decisions(args: tuple[Case, str, str, list[int], float]) -> Counter:
     case, design, pooling, seeds, alpha = args
     import kdtheory.hypothesis.toolkit as hyp_module
-    from kdtheory.hypotheses import kdtheory_register_hypotheses
+    from kdtheory.plugin.manager import get_registries
     from kdtheory.testing.synthetic import make_store
 
     hyp_module.FIT_SUMMARIES = False  # decisions never depend on the summary text
-    hyp = {h.name: h for h in kdtheory_register_hypotheses()}[case.hypothesis]
+    hyp = get_registries().hypotheses.get(case.hypothesis)
     knobs = dict(DESIGNS[design][case.hypothesis])
     n_exp = knobs.pop("n_experiments")
     per = [dict(p) for p in case.per_experiment][:n_exp] if case.per_experiment else None

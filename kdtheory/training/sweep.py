@@ -25,7 +25,6 @@ from kdtheory.errors import SpecError, StoreError
 from kdtheory.plugin.manager import get_registries
 from kdtheory.plugin.registry import did_you_mean
 from kdtheory.plugin.specs import LoadedDataset, parse_spec, resolve_options
-from kdtheory.plugins.objectives import parse_method, parse_methods
 from kdtheory.store import runs as st
 from kdtheory.store.convergence import converged, loss_drop
 from kdtheory.store.schema import CELL_KIND, SCHEMA, TEACHER_KIND
@@ -40,6 +39,7 @@ from kdtheory.training.engine import (
     resolve_device,
     train_group,
 )
+from kdtheory.training.methods import parse_method, parse_methods
 from kdtheory.training.subsets import feature_sample, subset, subset_size
 
 DEFAULT_METHODS = ("label", "kd:T=4", "ls:eps=matched", "kd-shuffled:T=4")

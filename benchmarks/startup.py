@@ -1,0 +1,70 @@
+"""Print the wall time of the commands whose start-up a user feels: help, ``list`` and usage errors.
+
+    python benchmarks/startup.py [--repeat 5] [--runs data/]
+
+Each command runs ``--repeat`` times as a fresh process (the ``kdtheory`` script of this
+environment, so the entry-point wrapper counts too) and the median, min and max wall times are
+printed, with the exit status of the last run. The target (issue 13) is under 1 s for each on the
+project's development machine; this is a measurement to read, not a test, since timings depend on
+the machine and its load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def kdtheory_command() -> list[str]:
+    """The ``kdtheory`` script next to this interpreter, else ``python -m kdtheory.cli.app``."""
+    script = Path(sys.executable).with_name("kdtheory")
+    if script.is_file():
+        return [str(script)]
+    found = shutil.which("kdtheory")
+    return [found] if found else [sys.executable, "-m", "kdtheory.cli.app"]
+
+
+def time_command(argv: list[str], repeat: int) -> tuple[list[float], int]:
+    """Wall times of ``repeat`` runs of ``argv`` (output discarded) and the last exit status."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    times = []
+    code = 0
+    for _ in range(repeat):
+        start = time.perf_counter()
+        done = subprocess.run(argv, capture_output=True, env=env, check=False)
+        times.append(time.perf_counter() - start)
+        code = done.returncode
+    return times, code
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--runs", default="data/")
+    args = ap.parse_args(argv)
+    base = kdtheory_command()
+    commands = [
+        ["--help"],
+        ["list"],
+        ["test", "dark-knowlege", "--runs", args.runs],
+        ["plot", "acuracy", "--runs", args.runs, "--output", "x.pdf"],
+        ["run", "--bogus"],
+    ]
+    print(f"{'command':<50} {'median':>8} {'min':>7} {'max':>7}  exit")
+    for cmd in commands:
+        times, code = time_command(base + cmd, args.repeat)
+        shown = "kdtheory " + " ".join(cmd)
+        print(
+            f"{shown:<50} {statistics.median(times):7.2f}s {min(times):6.2f}s "
+            f"{max(times):6.2f}s  {code}"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+"""`kdtheory plugins`: every registered plugin object, by kind, and where it comes from."""
+
+from __future__ import annotations
+
+import typer
+from rich.table import Table
+
+from kdtheory.cli.common import out_console, usage_error
+from kdtheory.errors import KDTheoryError
+
+
+def plugins_command() -> None:
+    """List every registered plugin: datasets, architectures, objectives, hypotheses, figures.
+
+    A plugin that fails to import or whose hook returns something unusable is named in a
+    warning and left out; names registered twice are listed once and reported as an error
+    (exit 2), since commands that use them refuse to guess which one is meant. A plugin that
+    implements a hook kdtheory does not declare (a misspelt name) is an error (exit 2).
+    """
+    import warnings
+
+    from kdtheory.plugin.manager import KINDS, PluginLoadWarning, build_registry, get_registries
+
+    problems: list[str] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", PluginLoadWarning)
+        try:
+            pm = get_registries().pm
+        except KDTheoryError as exc:
+            usage_error(str(exc))
+        registries = {kind: build_registry(pm, kind, problems) for kind in KINDS}
+    for kind, registry in registries.items():
+        table = Table(title=kind)
+        table.add_column("name")
+        table.add_column("description")
+        table.add_column("options")
+        table.add_column("source")
+        for entry in registry.entries():
+            obj = entry.obj
+            desc = getattr(obj, "description", None) or getattr(obj, "claim", "")
+            opts = getattr(obj, "options", {}) or {}
+            opt_text = ", ".join(f"{k}={getattr(v, 'default', v)!r}" for k, v in opts.items())
+            table.add_row(entry.name, str(desc), opt_text, entry.source)
+        out_console.print(table)
+    for w in caught:
+        if issubclass(w.category, PluginLoadWarning):
+            typer.echo(f"warning: {w.message}", err=True)
+    if problems:
+        for problem in problems:
+            typer.echo(f"error: {problem}", err=True)
+        raise typer.Exit(2)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``plugins`` command to ``app``."""
+    app.command("plugins")(plugins_command)

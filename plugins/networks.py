@@ -1,0 +1,352 @@
+"""The torch models behind the built-in architectures: an MLP, a small CNN and a small ViT.
+
+:mod:`kdtheory.plugins.architectures` registers them (and checks their options) without importing
+torch; this module, which needs torch, is imported when a model is built.
+
+Every model follows the contract of :class:`kdtheory.plugin.specs.ArchitectureSpec`:
+``forward(x, with_features=False)`` returns logits ``(B, K)`` or ``(logits, features)`` with the
+penultimate activations ``(B, F)``, and ``classifier`` is the final ``nn.Linear``. The models use
+no BatchNorm, no dropout, no in-place operations and no data-dependent control flow, so that the
+batched training engine can run many copies at once with ``torch.func.vmap`` over stacked
+parameters. Parameters are initialised from torch's global RNG only.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from kdtheory.errors import SpecError
+from kdtheory.training.grouped import grouped_mlp
+
+__all__ = ["CNN", "MLP", "ViT", "auto_patch", "check_input_shape"]
+
+
+def check_input_shape(input_shape: Sequence[int], arch: str) -> tuple[int, ...]:
+    """``input_shape`` as a tuple of ints, or a SpecError naming ``arch`` if a side is < 1."""
+    shape = tuple(int(s) for s in input_shape)
+    if not shape or any(s < 1 for s in shape):
+        raise SpecError(f"architecture {arch!r}: bad input shape {shape}")
+    return shape
+
+
+def _check_classes(num_classes: int, arch: str) -> int:
+    if int(num_classes) < 1:
+        raise SpecError(f"architecture {arch!r}: num_classes={num_classes} must be >= 1")
+    return int(num_classes)
+
+
+def _output(
+    logits: torch.Tensor, features: torch.Tensor, with_features: bool
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    return (logits, features) if with_features else logits
+
+
+# --------------------------------------------------------------------------- MLP
+class MLP(nn.Module):
+    """A ReLU multilayer perceptron on flattened inputs.
+
+    Parameters
+    ----------
+    input_shape : sequence of int
+        Shape of one sample; it is flattened.
+    num_classes : int
+    width : int
+        Units of each hidden layer.
+    depth : int
+        Number of hidden layers (0 gives a linear model whose features are the inputs).
+    """
+
+    def __init__(
+        self, input_shape: Sequence[int], num_classes: int, width: int = 256, depth: int = 2
+    ) -> None:
+        super().__init__()
+        self.input_shape = check_input_shape(input_shape, "mlp")
+        in_features = math.prod(self.input_shape)
+        layers: list[nn.Module] = []
+        for _ in range(depth):
+            layers.append(nn.Linear(in_features, width))
+            layers.append(nn.ReLU())
+            in_features = width
+        self.body = nn.Sequential(*layers)
+        self.feature_dim = in_features
+        self.classifier = nn.Linear(in_features, _check_classes(num_classes, "mlp"))
+
+    def forward(
+        self, x: torch.Tensor, with_features: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Logits ``(B, K)``, or ``(logits, features)`` if ``with_features``."""
+        h = self.body(x.reshape(x.shape[0], -1))
+        return _output(self.classifier(h), h, with_features)
+
+    def grouped_forward(
+        self,
+        params: dict[str, torch.Tensor],
+        buffers: dict[str, torch.Tensor],
+        x: torch.Tensor,
+        with_features: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """The forward of a group of cells from their stacked parameters (batched kernels).
+
+        Equal to ``vmap(functional_call)`` of :meth:`forward` up to float rounding; see
+        :mod:`kdtheory.training.grouped`. Called on a parameter-less (``meta``) copy of the module.
+
+        Parameters
+        ----------
+        params : dict of str to torch.Tensor
+            This module's parameters by name, each with a leading cell dimension ``C``.
+        buffers : dict of str to torch.Tensor
+            Unused (the MLP has none); part of the ``grouped_forward`` contract.
+        x : torch.Tensor
+            ``(C, B, *input_shape)``.
+        with_features : bool
+            Also return the penultimate activations.
+
+        Returns
+        -------
+        torch.Tensor or tuple of torch.Tensor
+            Logits ``(C, B, K)``, or ``(logits, features)`` with features ``(C, B, F)``.
+        """
+        kinds = [type(layer) for layer in self.body]
+        if kinds != [nn.Linear, nn.ReLU] * (len(kinds) // 2):
+            # keep this in step with __init__: anything else would silently differ
+            raise TypeError(f"MLP.grouped_forward has no batched form of body {self.body!r}")
+        names = [f"body.{i}" for i in range(0, len(kinds), 2)] + ["classifier"]
+        return grouped_mlp(
+            x.reshape(x.shape[0], x.shape[1], -1),
+            [params[f"{n}.weight"] for n in names],
+            [params[f"{n}.bias"] for n in names],
+            with_features,
+        )
+
+
+# --------------------------------------------------------------------------- CNN
+class CNN(nn.Module):
+    """Two strided 3x3 convolutions, adaptive average pooling and one hidden layer.
+
+    Images ``(C, H, W)`` use 2-D convolutions; sequences ``(L,)`` (one channel) or ``(C, L)`` use
+    1-D convolutions. ``conv(channels) -> ReLU -> conv(2 * channels, stride 2) -> ReLU ->
+    average pool to at most 3 (x 3) positions -> Linear(width) -> ReLU`` gives the features. The
+    first convolution has stride 2 where every spatial side is at least 16 (28x28 -> 14x14), the
+    second where every side is at least 4 (decided at build time, never from the data). On
+    28x28 inputs the defaults give about 56k parameters and ~1M multiply-adds per sample, so it
+    trains quickly on a CPU (no full-resolution feature maps).
+
+    Parameters
+    ----------
+    input_shape : sequence of int
+        ``(C, H, W)``, ``(C, L)`` or ``(L,)``.
+    num_classes : int
+    channels : int
+        Filters of the first convolution.
+    width : int
+        Units of the hidden layer before the classifier (the feature width).
+    """
+
+    def __init__(
+        self, input_shape: Sequence[int], num_classes: int, channels: int = 32, width: int = 64
+    ) -> None:
+        super().__init__()
+        shape = check_input_shape(input_shape, "cnn")
+        if len(shape) == 1:
+            shape = (1, shape[0])
+        if len(shape) not in (2, 3):
+            raise SpecError(
+                f"architecture 'cnn' takes inputs of shape (C, H, W), (C, L) or (L,), "
+                f"not {tuple(input_shape)}"
+            )
+        self.input_shape = check_input_shape(input_shape, "cnn")
+        self.conv_shape = shape
+        self.spatial_dims = len(shape) - 1
+        conv = nn.Conv2d if self.spatial_dims == 2 else nn.Conv1d
+        in_ch, sizes = shape[0], list(shape[1:])
+        stride1 = 2 if min(sizes) >= 16 else 1
+        self.conv1 = conv(in_ch, channels, kernel_size=3, padding=1, stride=stride1)
+        sizes = [(s - 1) // stride1 + 1 for s in sizes]
+        stride2 = 2 if min(sizes) >= 4 else 1
+        self.conv2 = conv(channels, 2 * channels, kernel_size=3, padding=1, stride=stride2)
+        sizes = [(s - 1) // stride2 + 1 for s in sizes]
+        self.pooled = tuple(min(3, s) for s in sizes)
+        flat = 2 * channels * math.prod(self.pooled)
+        self.hidden = nn.Linear(flat, width)
+        self.feature_dim = width
+        self.classifier = nn.Linear(width, _check_classes(num_classes, "cnn"))
+
+    def forward(
+        self, x: torch.Tensor, with_features: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Logits ``(B, K)``, or ``(logits, features)`` if ``with_features``."""
+        h = x.reshape(x.shape[0], *self.conv_shape)
+        h = F.relu(self.conv1(h))
+        h = F.relu(self.conv2(h))
+        if self.spatial_dims == 2:
+            h = F.adaptive_avg_pool2d(h, self.pooled)
+        else:
+            h = F.adaptive_avg_pool1d(h, self.pooled[0])
+        features = F.relu(self.hidden(h.reshape(h.shape[0], -1)))
+        return _output(self.classifier(features), features, with_features)
+
+
+# --------------------------------------------------------------------------- ViT
+class Attention(nn.Module):
+    """Multi-head self-attention written with plain matmuls (safe under ``vmap``).
+
+    Parameters
+    ----------
+    dim : int
+        Token width.
+    heads : int
+        Number of heads; must divide ``dim``.
+    """
+
+    def __init__(self, dim: int, heads: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.head_dim = dim // heads
+        self.scale = self.head_dim**-0.5
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Attend over the tokens of ``x`` ``(B, N, D)``."""
+        b, n, d = x.shape
+        qkv = self.qkv(x).reshape(b, n, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv[0], qkv[1], qkv[2]  # (B, H, N, hd)
+        attn = torch.softmax(torch.matmul(q, k.transpose(-2, -1)) * self.scale, dim=-1)
+        out = torch.matmul(attn, v).transpose(1, 2).reshape(b, n, d)
+        return self.proj(out)
+
+
+class Block(nn.Module):
+    """Pre-norm transformer encoder block: ``x + attn(LN(x))`` then ``x + mlp(LN(x))``."""
+
+    def __init__(self, dim: int, heads: int, mlp_ratio: float) -> None:
+        super().__init__()
+        hidden = max(1, int(round(dim * mlp_ratio)))
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = Attention(dim, heads)
+        self.norm2 = nn.LayerNorm(dim)
+        self.fc1 = nn.Linear(dim, hidden)
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply the block to tokens ``(B, N, D)``."""
+        x = x + self.attn(self.norm1(x))
+        return x + self.fc2(F.gelu(self.fc1(self.norm2(x))))
+
+
+def auto_patch(sizes: Sequence[int]) -> int:
+    """Smallest patch dividing every side with at most 4 patches per side (16 for 1-D)."""
+    target = 16 if len(sizes) == 1 else 4
+    side = min(sizes)
+    for p in range(1, side + 1):
+        if all(s % p == 0 and s // p <= target for s in sizes):
+            return p
+    for p in range(side, 0, -1):  # no patch meets the target: largest common divisor
+        if all(s % p == 0 for s in sizes):
+            return p
+    return 1
+
+
+class ViT(nn.Module):
+    """A small vision transformer for images ``(C, H, W)`` or sequences ``(L,)`` / ``(C, L)``.
+
+    Non-overlapping ``patch`` x ``patch`` patches (``patch``-long segments for sequences) are
+    embedded linearly, a learned position embedding is added (and a learned CLS token prepended
+    if ``pool="cls"``), ``depth`` pre-norm encoder blocks follow, then a final LayerNorm of the
+    pooled token gives the features.
+
+    Parameters
+    ----------
+    input_shape : sequence of int
+    num_classes : int
+    patch : int
+        Patch side; must divide every spatial side of the input.
+    dim : int
+        Token width.
+    depth : int
+        Number of encoder blocks.
+    heads : int
+        Attention heads; must divide ``dim``.
+    mlp_ratio : float
+        Hidden width of each block's MLP relative to ``dim``.
+    pool : {"mean", "cls"}
+        Mean over tokens, or a CLS token.
+    """
+
+    def __init__(
+        self,
+        input_shape: Sequence[int],
+        num_classes: int,
+        patch: int = 7,
+        dim: int = 64,
+        depth: int = 2,
+        heads: int = 4,
+        mlp_ratio: float = 2.0,
+        pool: str = "mean",
+    ) -> None:
+        super().__init__()
+        shape = check_input_shape(input_shape, "vit")
+        if len(shape) == 1:
+            shape = (1, shape[0])
+        if len(shape) not in (2, 3):
+            raise SpecError(
+                f"architecture 'vit' takes inputs of shape (C, H, W), (C, L) or (L,), "
+                f"not {tuple(input_shape)}"
+            )
+        sizes = shape[1:]
+        if any(s % patch for s in sizes):
+            raise SpecError(
+                f"architecture 'vit': option patch={patch} must divide the input's spatial "
+                f"size {tuple(sizes)}; pick a divisor, e.g. vit:patch={auto_patch(sizes)}"
+            )
+        if dim % heads:
+            raise SpecError(f"architecture 'vit': option heads={heads} must divide dim={dim}")
+        if pool not in ("mean", "cls"):
+            raise SpecError("architecture 'vit': option pool must be 'mean' or 'cls'")
+        self.input_shape = check_input_shape(input_shape, "vit")
+        self.conv_shape = shape
+        self.patch = patch
+        self.pool = pool
+        self.grid = tuple(s // patch for s in sizes)
+        num_tokens = math.prod(self.grid)
+        patch_dim = shape[0] * patch ** len(sizes)
+        self.embed = nn.Linear(patch_dim, dim)
+        self.pos = nn.Parameter(torch.zeros(1, num_tokens, dim))
+        nn.init.trunc_normal_(self.pos, std=0.02)
+        if pool == "cls":
+            self.cls = nn.Parameter(torch.zeros(1, 1, dim))
+            nn.init.trunc_normal_(self.cls, std=0.02)
+        self.blocks = nn.Sequential(*[Block(dim, heads, mlp_ratio) for _ in range(depth)])
+        self.norm = nn.LayerNorm(dim)
+        self.feature_dim = dim
+        self.classifier = nn.Linear(dim, _check_classes(num_classes, "vit"))
+
+    def patches(self, x: torch.Tensor) -> torch.Tensor:
+        """Cut ``x`` into flattened patches ``(B, num_tokens, C * patch**d)``."""
+        b, p = x.shape[0], self.patch
+        c = self.conv_shape[0]
+        if len(self.grid) == 2:
+            gh, gw = self.grid
+            x = x.reshape(b, c, gh, p, gw, p).permute(0, 2, 4, 1, 3, 5)
+            return x.reshape(b, gh * gw, c * p * p)
+        (gl,) = self.grid
+        x = x.reshape(b, c, gl, p).permute(0, 2, 1, 3)
+        return x.reshape(b, gl, c * p)
+
+    def forward(
+        self, x: torch.Tensor, with_features: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Logits ``(B, K)``, or ``(logits, features)`` if ``with_features``."""
+        tokens = self.embed(self.patches(x)) + self.pos
+        if self.pool == "cls":
+            cls = self.cls.expand(tokens.shape[0], 1, tokens.shape[2])
+            tokens = torch.cat([cls, tokens], dim=1)
+        tokens = self.blocks(tokens)
+        pooled = tokens[:, 0] if self.pool == "cls" else tokens.mean(dim=1)
+        features = self.norm(pooled)
+        return _output(self.classifier(features), features, with_features)
