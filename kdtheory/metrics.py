@@ -1,7 +1,7 @@
 """Metrics on run-store predictions and features (pure numpy / xarray / scipy).
 
 Every function that takes :class:`xarray.DataArray` inputs works on whole experiment arrays at
-once: leading dims such as ``method``, ``fraction`` and ``seed`` are kept and broadcast, and the
+once: leading dims such as ``arm``, ``fraction`` and ``seed`` are kept and broadcast, and the
 class axis is always the dim named ``class`` (see ``docs/schema.md``). Cells that were never
 trained hold NaN logits or features; every metric maps them to NaN rather than to a number.
 
@@ -67,7 +67,8 @@ SUBSETS: tuple[str, str] = ("trained", "unseen")
 #: relative cut-off of ``_PINV_RCOND**2`` on the eigenvalues of the between-class covariance.
 _PINV_RCOND = 1e-6
 
-_CELL_DIMS = ("method", "fraction", "seed")
+#: the leading dims of per-cell arrays (schema v2: see :mod:`kdtheory.store.schema`)
+_CELL_DIMS = ("arm", "fraction", "seed")
 
 
 # --------------------------------------------------------------------------------------------
@@ -271,7 +272,7 @@ def accuracy(
     Returns
     -------
     xarray.DataArray
-        Accuracy in [0, 1] with the other dims of ``logits`` (method, fraction, seed, ...);
+        Accuracy in [0, 1] with the other dims of ``logits`` (arm, fraction, seed, ...);
         NaN for cells with NaN logits (untrained) or where the mask selects nothing.
     """
     _check_sample_dim(logits, sample_dim, "logits")
@@ -286,7 +287,7 @@ def agreement(student_logits: xr.DataArray, teacher_logits: xr.DataArray) -> xr.
     Parameters
     ----------
     student_logits : xarray.DataArray
-        Student scores with a ``class`` dim (e.g. dims method, fraction, seed, sample, class).
+        Student scores with a ``class`` dim (e.g. dims arm, fraction, seed, sample, class).
     teacher_logits : xarray.DataArray
         Teacher scores that broadcast against the student's (e.g. dims sample, class).
 
@@ -399,6 +400,8 @@ def _wrong_class_spearman_np(
 
     NaN where an input row has a NaN or where either ranking is constant.
     """
+    from scipy.stats import rankdata  # scipy.stats costs ~0.5 s to import: only when used
+
     s = _float_array(student).astype(np.float64)
     t = _float_array(teacher).astype(np.float64)
     y = np.asarray(labels).astype(np.int64)
@@ -410,8 +413,6 @@ def _wrong_class_spearman_np(
     wrong = np.arange(k) != y[..., None]  # (..., n, K)
     nan_s = np.isnan(s).any(-1)
     nan_t = np.isnan(t).any(-1)
-
-    from scipy.stats import rankdata
 
     def centred_wrong_ranks(x: np.ndarray) -> np.ndarray:
         # The true class is pushed to +inf so that the wrong classes take ranks 1..K-1 (ties
@@ -713,7 +714,7 @@ def collapse_table(ds: xr.Dataset) -> xr.Dataset:
     Parameters
     ----------
     ds : xarray.Dataset
-        One experiment (schema v1) with ``features``, ``classifier_weight``,
+        One experiment (schema v2) with ``features``, ``classifier_weight``,
         ``teacher_features``, ``train_labels`` and ``in_train``; ``classifier_bias`` is used
         when present. The ``feature_sample`` coordinate holds the training-set index of each
         feature row.
@@ -724,9 +725,9 @@ def collapse_table(ds: xr.Dataset) -> xr.Dataset:
         Variables ``nc1``, ``nc2_equinorm``, ``nc2_equiangular``, ``nc2_max_angle``, ``nc3``,
         ``nc4`` (see :func:`neural_collapse`), ``cka`` (linear CKA between the cell's features
         and ``teacher_features`` on the same rows), ``n_samples`` and ``n_classes`` (rows and
-        classes in the subset), with dims ``(method, fraction, seed, subset)``; ``subset`` is
+        classes in the subset), with dims ``(arm, fraction, seed, subset)``; ``subset`` is
         ``["trained", "unseen"]``: the feature rows the cell trained on (``in_train``) and the
-        rest. The coordinates along method/fraction/seed (objective, n_train, ...) are kept.
+        rest. The coordinates along arm/fraction/seed (objective, n_train, ...) are kept.
         Metrics are NaN for cells with NaN features and for subsets with fewer than 3 rows or
         fewer than 2 classes.
     """

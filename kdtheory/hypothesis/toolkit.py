@@ -32,7 +32,6 @@ from kdtheory.stats import (
     slope_test,
     tost,
 )
-from kdtheory.store import accessor as _accessor  # noqa: F401 - registers ``Dataset.kd``
 from kdtheory.store.schema import ARM
 
 xr = lazy_module("xarray")  # imported on first use: defining hypotheses must not load xarray
@@ -92,6 +91,17 @@ def resolve_options(hypothesis: Any, given: Mapping[str, Any]) -> dict:
     return out
 
 
+def kd(ds: xr.Dataset) -> Any:
+    """``ds.kd``: the run-store accessor (:class:`kdtheory.store.accessor.KDAccessor`).
+
+    Importing the accessor registers it with xarray; hypotheses are defined (``kdtheory list``)
+    without importing xarray, so the toolkit imports it on first use.
+    """
+    from kdtheory.store import accessor  # noqa: F401 - registers ``Dataset.kd``
+
+    return ds.kd
+
+
 # ============================================================================================
 # picking methods
 # ============================================================================================
@@ -100,19 +110,19 @@ def resolve_options(hypothesis: Any, given: Mapping[str, Any]) -> dict:
 def method_coord(ds: xr.Dataset, name: str, method: str) -> Any:
     """Value of the ``arm`` coordinate ``name`` (e.g. temperature) for ``method``; None when the
     dataset has no such coordinate (``ds.kd.coord``)."""
-    return ds.kd.coord(name, method)
+    return kd(ds).coord(name, method)
 
 
 def methods_with_objective(ds: xr.Dataset, objective: str) -> list[str]:
     """Method labels whose ``objective`` coordinate equals ``objective`` (store order;
     ``ds.kd.with_objective``)."""
-    return ds.kd.with_objective(objective)
+    return kd(ds).with_objective(objective)
 
 
 def methods_present(ds: xr.Dataset) -> str:
     """``"label (label), kd-T4 (kd)"``: the methods of an experiment with their objectives
     (``ds.kd.describe_arms``)."""
-    return ds.kd.describe_arms()
+    return kd(ds).describe_arms()
 
 
 def missing_method(ds: xr.Dataset, needs: str, opts: Mapping[str, Any]) -> str:
@@ -131,7 +141,7 @@ def pick_method(
     """The method to use for ``objective``: ``requested`` if given (and of that objective),
     else the one whose temperature is ``prefer_temperature``, else the first; None if absent
     (``ds.kd.pick``)."""
-    return ds.kd.pick(objective, requested, temperature=prefer_temperature)
+    return kd(ds).pick(objective, requested, temperature=prefer_temperature)
 
 
 def sorted_experiment(ds: xr.Dataset) -> xr.Dataset:
@@ -153,7 +163,7 @@ def seed_slope_test(
 
 def log_kappa(ds: xr.Dataset) -> np.ndarray:
     """Natural log of ``n_train`` (kappa) per fraction (``ds.kd.log_kappa`` as an array)."""
-    return np.asarray(ds.kd.log_kappa.values, dtype=float)
+    return np.asarray(kd(ds).log_kappa.values, dtype=float)
 
 
 def bare(da: xr.DataArray) -> xr.DataArray:
@@ -179,7 +189,7 @@ def method_array(ds: xr.Dataset, variable: str, method: str) -> xr.DataArray:
 def accuracy_points(ds: xr.Dataset, method: str) -> np.ndarray:
     """(fraction, seed) test accuracy of ``method`` in accuracy points (NaN: untrained;
     ``ds.kd.accuracy``)."""
-    return 100.0 * cells(ds.kd.accuracy(method))
+    return 100.0 * cells(kd(ds).accuracy(method))
 
 
 # ============================================================================================

@@ -9,11 +9,14 @@ v1 dataset into v2 in memory; every reader calls it, so v1 files keep opening.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import xarray as xr
 
 from kdtheory.errors import SchemaError
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 #: the schema this version writes
 SCHEMA = "kdtheory-runs/2"
