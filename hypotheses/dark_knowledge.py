@@ -8,21 +8,17 @@ from typing import Any, ClassVar
 import numpy as np
 import xarray as xr
 
-from kdtheory.hypothesis.base import Hypothesis
+from kdtheory.hypothesis.template import Options, Outcome, PooledHypothesis
 from kdtheory.hypothesis.toolkit import (
     NAN,
-    Decision,
     Effect,
     Equivalence,
     ExperimentResult,
-    Pooled,
+    Ruling,
     accuracy_points,
     bare,
-    build_verdict,
     cells,
-    decide_across,
     deciding,
-    effect_row,
     fmt,
     fmt_ci,
     fmt_p,
@@ -32,19 +28,16 @@ from kdtheory.hypothesis.toolkit import (
     missing_method,
     nanmean,
     pick_method,
-    resolve_options,
-    run_experiments,
     seed_means,
     sorted_experiment,
 )
-from kdtheory.hypothesis.verdict import Verdict
 from kdtheory.metrics import wrong_class_rank_correlation
 from kdtheory.stats import POOLING_METHODS, ci_level_note, one_sample_t, tost
 
 _COMPONENTS = ("key", "corr_label", "corr_shuffled")
 
 
-class DarkKnowledge(Hypothesis):
+class DarkKnowledge(PooledHypothesis):
     """The student learns from the teacher's relative probabilities on the wrong classes.
 
     Two predictions, each tested on per-seed means over fractions of paired (seed, fraction)
@@ -99,8 +92,16 @@ class DarkKnowledge(Hypothesis):
     }
 
     effect = "mean KD − shuffled-KD test accuracy over fractions, accuracy points"
+    alternative = "greater"
+    pooled_lines = {
+        "KD − shuffled accuracy (H1: > 0)": ("key", "greater"),
+        "rank corr KD − shuffled (H1: > 0)": ("corr_shuffled", "greater"),
+        "rank corr KD − label (H1: > 0)": ("corr_label", "greater"),
+    }
+    heterogeneity = "key"
 
-    def _analyse(self, name: str, ds: xr.Dataset, alpha: float, opts: dict) -> Any:
+    def analyse(self, name: str, ds: xr.Dataset, opts: Options) -> ExperimentResult | str:
+        alpha = opts.alpha
         kd = pick_method(ds, "kd", opts["kd_method"], prefer_temperature=4.0)
         if kd is None:
             return missing_method(ds, "a kd method", opts)
@@ -147,7 +148,6 @@ class DarkKnowledge(Hypothesis):
             "corr_shuffled": Effect.of(c_sh),
             "corr_label": Effect.of(c_lab) if c_lab is not None else None,
         }
-        decision = self._decide(comp, alpha)
         p_iut = _p_iut(comp)
 
         per_fraction = []
@@ -195,13 +195,6 @@ class DarkKnowledge(Hypothesis):
                     rec["label_rank_corr"] = float(r_lab[i, j])
                 cell_records.append(rec)
 
-        extra = {
-            "kd_method": kd,
-            "shuffled_method": sh,
-            "label_method": label,
-            "margin": margin,
-            **_decision_numbers(comp),
-        }
         note = ci_level_note("greater", alpha)
         lines = [
             f"Experiment {name}: KD {kd!r}, shuffled {sh!r}, label {label!r}. Per-seed means over "
@@ -222,88 +215,47 @@ class DarkKnowledge(Hypothesis):
         else:
             lines.append("    KD − label: not tested (no label method in this experiment)")
         lines.append(f"Intersection-union p (max of the three): {fmt_p(p_iut)}.")
-        shown, test = _shown(comp, decision, alpha, margin)
         return ExperimentResult(
             name=name,
             components=comp,
-            row=effect_row(name, shown, decision, extra, deciding=test),
+            settings={
+                "kd_method": kd,
+                "shuffled_method": sh,
+                "label_method": label,
+                "margin": margin,
+            },
             tables={"per_fraction": per_fraction, "cells": cell_records},
             summary="\n".join(lines),
         )
 
-    @staticmethod
-    def _decide(comp: Mapping[str, Any], alpha: float) -> str:
-        eq = comp["tost"]
+    def rule(self, tests: Mapping[str, Any], opts: Options) -> Ruling:
+        alpha, eq = opts.alpha, tests["tost"]
         if (
-            comp["key"].sig(alpha)
-            and comp["corr_shuffled"].sig(alpha)
-            and (comp["corr_label"] is None or comp["corr_label"].sig(alpha))
+            tests["key"].sig(alpha)
+            and tests["corr_shuffled"].sig(alpha)
+            and (tests["corr_label"] is None or tests["corr_label"].sig(alpha))
             and not eq.equivalent
         ):
-            return "supported"
-        if eq.equivalent or comp["worse"].sig(alpha):
-            return "rejected"
-        return "inconclusive"
+            decision = "supported"
+        elif eq.equivalent or tests["worse"].sig(alpha):
+            decision = "rejected"
+        else:
+            decision = "inconclusive"
+        shown = _shown(tests, decision, alpha, opts["margin"])
+        return Ruling(decision, *shown, _decision_numbers(tests))
 
-    def test(self, store: Mapping[str, xr.Dataset], alpha: float = 0.05, **options: Any) -> Verdict:
-        opts = resolve_options(self, options)
-        margin = float(opts["margin"])
-        results, skipped = run_experiments(
-            self, store, lambda n, ds: self._analyse(n, ds, alpha, opts)
-        )
-        d = decide_across(
-            results, alpha, lambda pooled: self._pooled(pooled, alpha, margin), opts["pooling"]
-        )
-        comp, decision = d.components, d.decision
-        reason = self._reason(decision, comp, alpha, margin, len(results))
-        return build_verdict(
-            self,
-            alpha=alpha,
-            effect=self.effect,
-            model=(
-                "Paired (seed, fraction) differences reduced to per-seed means over fractions; "
-                "one-sided t-tests across seeds of KD − shuffled accuracy and of KD − label and "
-                "KD − shuffled wrong-class Spearman correlation with the teacher, combined by "
-                f"intersection-union; TOST of KD − shuffled within ±{fmt(margin)} points; "
-                f"pooled across experiments: {POOLING_METHODS[opts['pooling']]}."
-            ),
-            alternative="greater",
-            results=results,
-            skipped=skipped,
-            top=d.shown,
-            decision=decision,
-            reason=reason,
-            pooled=d.pooled_row,
-            pooled_summary=d.pooled_summary,
-            deciding=d.deciding,
-            pooling=opts["pooling"],
+    def describe_model(self, opts: Options) -> str:
+        return (
+            "Paired (seed, fraction) differences reduced to per-seed means over fractions; "
+            "one-sided t-tests across seeds of KD − shuffled accuracy and of KD − label and "
+            "KD − shuffled wrong-class Spearman correlation with the teacher, combined by "
+            f"intersection-union; TOST of KD − shuffled within ±{fmt(opts['margin'])} points; "
+            f"pooled across experiments: {POOLING_METHODS[opts.pooling]}."
         )
 
-    def _pooled(self, pooled: Pooled, alpha: float, margin: float) -> Decision:
-        comp = {
-            "key": pooled.effect("key", "greater"),
-            "worse": pooled.effect("key", "less"),
-            "tost": pooled.tost("key", -margin, margin),
-            "corr_shuffled": pooled.effect("corr_shuffled", "greater"),
-            "corr_label": pooled.effect("corr_label", "greater"),
-        }
-        decision = self._decide(comp, alpha)
-        return pooled.decision(
-            self.name,
-            comp,
-            decision,
-            _shown(comp, decision, alpha, margin),
-            _decision_numbers(comp),
-            {
-                "KD − shuffled accuracy (H1: > 0)": ("key", "greater"),
-                "rank corr KD − shuffled (H1: > 0)": ("corr_shuffled", "greater"),
-                "rank corr KD − label (H1: > 0)": ("corr_label", "greater"),
-            },
-            "key",
-        )
-
-    @staticmethod
-    def _reason(decision: str, comp: Mapping[str, Any], alpha: float, margin: float, k: int) -> str:
+    def reason(self, outcome: Outcome, opts: Options) -> str:
+        comp, decision, k = outcome.tests, outcome.ruling.decision, outcome.k
+        alpha, margin = opts.alpha, opts["margin"]
         key, c_sh, c_lab = comp["key"], comp["corr_shuffled"], comp["corr_label"]
         where = f", pooled over {k} experiments" if k > 1 else ""
         s = (

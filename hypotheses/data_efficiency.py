@@ -8,19 +8,16 @@ from typing import Any, ClassVar
 import numpy as np
 import xarray as xr
 
-from kdtheory.hypothesis.base import Hypothesis
+from kdtheory.hypothesis.template import Options, Outcome, PooledHypothesis
 from kdtheory.hypothesis.toolkit import (
     NAN,
-    Decision,
     Effect,
     Equivalence,
     ExperimentResult,
     Pooled,
+    Ruling,
     accuracy_points,
-    build_verdict,
-    decide_across,
     deciding,
-    effect_row,
     fmt,
     fmt_ci,
     fmt_p,
@@ -30,13 +27,10 @@ from kdtheory.hypothesis.toolkit import (
     missing_method,
     nanmean,
     pick_method,
-    resolve_options,
-    run_experiments,
     seed_slope_test,
     seed_slopes,
     sorted_experiment,
 )
-from kdtheory.hypothesis.verdict import Verdict
 from kdtheory.stats import POOLING_METHODS, ci_level_note, one_sample_t, tost
 
 
@@ -108,7 +102,7 @@ def data_multiplier(
     return out
 
 
-class DataEfficiency(Hypothesis):
+class DataEfficiency(PooledHypothesis):
     """KD's accuracy gain over label training grows as the training set shrinks.
 
     Per (fraction, seed) the paired gain is KD − label test accuracy (points). Key effect: the
@@ -149,9 +143,15 @@ class DataEfficiency(Hypothesis):
     }
 
     effect = "slope of KD − label test accuracy on log(kappa), accuracy points per unit log kappa"
+    alternative = "less"
+    pooled_lines = {
+        "slope (H1: < 0)": ("slope", "less"),
+        "gain at smallest fraction (H1: > 0)": ("small", "greater"),
+    }
+    heterogeneity = "slope"
 
-    # ------------------------------------------------------------------ per experiment
-    def _analyse(self, name: str, ds: xr.Dataset, alpha: float, opts: dict) -> Any:
+    def analyse(self, name: str, ds: xr.Dataset, opts: Options) -> ExperimentResult | str:
+        alpha = opts.alpha
         kd = pick_method(ds, "kd", opts["kd_method"], prefer_temperature=4.0)
         label = pick_method(ds, "label")
         if kd is None or label is None:
@@ -188,7 +188,6 @@ class DataEfficiency(Hypothesis):
             "tost": Equivalence.of(eq),
             "small": small,
         }
-        decision = self._decide(comp, alpha)
 
         per_fraction = []
         for i, f in enumerate(fractions):
@@ -226,13 +225,6 @@ class DataEfficiency(Hypothesis):
             for i in range(len(fractions))
             for j in range(len(seeds))
         ]
-        extra = {
-            "kd_method": kd,
-            "label_method": label,
-            "slope_margin": margin,
-            "smallest_fraction": small_fraction,
-            **_decision_numbers(comp),
-        }
         summary = (
             f"Experiment {name}: KD method {kd!r} vs label method {label!r}; gain in accuracy "
             f"points.\nPer-seed OLS slopes of the gain on log(kappa), t-test across seeds "
@@ -244,11 +236,15 @@ class DataEfficiency(Hypothesis):
             f"Gain at the smallest fraction ({fmt(small_fraction)}): {fmt(small.estimate, 4)} "
             f"points, one-sided paired t (H1: > 0) {fmt_p(small.p_value)}.\n\n{slope.summary}"
         )
-        shown, test = _shown(comp, decision, alpha, margin)
         return ExperimentResult(
             name=name,
             components=comp,
-            row=effect_row(name, shown, decision, extra, deciding=test),
+            settings={
+                "kd_method": kd,
+                "label_method": label,
+                "slope_margin": margin,
+                "smallest_fraction": small_fraction,
+            },
             tables={
                 "per_fraction": per_fraction,
                 "data_multiplier": mult,
@@ -257,73 +253,40 @@ class DataEfficiency(Hypothesis):
             summary=summary,
         )
 
-    @staticmethod
-    def _decide(comp: Mapping[str, Any], alpha: float) -> str:
-        slope, up, eq, small = comp["slope"], comp["slope_up"], comp["tost"], comp["small"]
+    def rule(self, tests: Mapping[str, Any], opts: Options) -> Ruling:
+        slope, up, eq, small = tests["slope"], tests["slope_up"], tests["tost"], tests["small"]
+        alpha = opts.alpha
         if slope.sig(alpha) and small.sig(alpha) and not eq.equivalent:
-            return "supported"
-        if up.sig(alpha) or eq.equivalent:
-            return "rejected"
-        return "inconclusive"
+            decision = "supported"
+        elif up.sig(alpha) or eq.equivalent:
+            decision = "rejected"
+        else:
+            decision = "inconclusive"
+        shown, test = _shown(tests, decision, alpha, opts["slope_margin"])
+        return Ruling(decision, shown, test, _decision_numbers(tests))
 
-    # ------------------------------------------------------------------ test
-    def test(self, store: Mapping[str, xr.Dataset], alpha: float = 0.05, **options: Any) -> Verdict:
-        opts = resolve_options(self, options)
-        margin = float(opts["slope_margin"])
-        results, skipped = run_experiments(
-            self, store, lambda n, ds: self._analyse(n, ds, alpha, opts)
-        )
-        d = decide_across(
-            results, alpha, lambda pooled: self._pooled(pooled, alpha, margin), opts["pooling"]
-        )
-        comp, decision = d.components, d.decision
-        reason = self._reason(decision, comp, alpha, margin, len(results))
-        return build_verdict(
-            self,
-            alpha=alpha,
-            effect=self.effect,
-            model=(
-                "Per-seed OLS slope of the paired gain (KD − label, accuracy points) on "
-                "log(kappa), one-sided t-test across seeds (H1: slope < 0); one-sided paired "
-                "t-test of the gain at the smallest fraction; TOST of the slope within "
-                f"±{fmt(margin)}; pooled across experiments: {POOLING_METHODS[opts['pooling']]}."
-            ),
-            alternative="less",
-            results=results,
-            skipped=skipped,
-            top=d.shown,
-            decision=decision,
-            reason=reason,
-            pooled=d.pooled_row,
-            pooled_summary=d.pooled_summary,
-            deciding=d.deciding,
-            pooling=opts["pooling"],
-        )
-
-    def _pooled(self, pooled: Pooled, alpha: float, margin: float) -> Decision:
-        comp = {
+    def pool(self, pooled: Pooled, opts: Options) -> dict[str, Any]:
+        margin = opts["slope_margin"]
+        return {
             "slope": pooled.effect("slope", "less"),
             "slope_up": pooled.effect("slope", "greater"),
             "tost": pooled.tost("slope", -margin, margin),
             "small": pooled.effect("small", "greater"),
         }
-        decision = self._decide(comp, alpha)
-        return pooled.decision(
-            self.name,
-            comp,
-            decision,
-            _shown(comp, decision, alpha, margin),
-            _decision_numbers(comp),
-            {
-                "slope (H1: < 0)": ("slope", "less"),
-                "gain at smallest fraction (H1: > 0)": ("small", "greater"),
-            },
-            "slope",
+
+    def describe_model(self, opts: Options) -> str:
+        return (
+            "Per-seed OLS slope of the paired gain (KD − label, accuracy points) on "
+            "log(kappa), one-sided t-test across seeds (H1: slope < 0); one-sided paired "
+            "t-test of the gain at the smallest fraction; TOST of the slope within "
+            f"±{fmt(opts['slope_margin'])}; pooled across experiments: "
+            f"{POOLING_METHODS[opts.pooling]}."
         )
 
-    @staticmethod
-    def _reason(decision: str, comp: Mapping[str, Any], alpha: float, margin: float, k: int) -> str:
-        slope, up, eq, small = comp["slope"], comp["slope_up"], comp["tost"], comp["small"]
+    def reason(self, outcome: Outcome, opts: Options) -> str:
+        tests, decision, k = outcome.tests, outcome.ruling.decision, outcome.k
+        alpha, margin = opts.alpha, opts["slope_margin"]
+        slope, up, eq, small = tests["slope"], tests["slope_up"], tests["tost"], tests["small"]
         where = f"pooled over {k} experiments" if k > 1 else "across seeds"
         s = (
             f"Slope of the KD gain on log(kappa) {fmt(slope.estimate)} points per unit log kappa "
