@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import xarray as xr
 
+from kdtheory.hypothesis.sections import CI_NOTE, Figure, gaps_figure, report_section
 from kdtheory.hypothesis.template import Options, Outcome, PooledHypothesis
 from kdtheory.hypothesis.toolkit import (
     NAN,
@@ -31,6 +33,7 @@ from kdtheory.hypothesis.toolkit import (
     seed_means,
     sorted_experiment,
 )
+from kdtheory.hypothesis.verdict import Verdict
 from kdtheory.metrics import wrong_class_rank_correlation
 from kdtheory.stats import POOLING_METHODS, ci_level_note, one_sample_t, tost
 
@@ -283,6 +286,44 @@ class DarkKnowledge(PooledHypothesis):
             f"{s}; not every prediction is significant at alpha={alpha:g} (intersection-union "
             f"{fmt_p(_p_iut(comp))}) and equivalence of KD and shuffled is not shown."
         )
+
+    def report_sections(self, verdict: Verdict, store: Any, out_dir: Path) -> list[Any]:
+        """KD vs shuffled KD per kappa: the gaps and rank-correlation figures and a table."""
+        from kdtheory.report import figures as plot
+        from kdtheory.report.document import Column, write_table
+
+        tables = write_table(
+            out_dir,
+            "dark-knowledge-by-kappa",
+            verdict.tables.get("per_fraction", []),
+            [
+                Column("κ", "n_train", "int", header_tex="$\\kappa$"),
+                Column("KD acc. (%)", "kd_accuracy", ".1f"),
+                Column("Shuffled acc. (%)", "shuffled_accuracy", ".1f"),
+                Column("KD − shuffled", "difference", ".2f", header_tex="KD $-$ shuffled"),
+                Column("95% CI", ("ci_low", "ci_high"), ".2f", header_tex="95\\% CI"),
+                Column("ρ KD", "kd_rank_corr", ".3f", header_tex="$\\rho_{\\mathrm{KD}}$"),
+                Column(
+                    "ρ shuffled",
+                    "shuffled_rank_corr",
+                    ".3f",
+                    header_tex="$\\rho_{\\mathrm{shuffled}}$",
+                ),
+                Column("ρ label", "label_rank_corr", ".3f", header_tex="$\\rho_{\\mathrm{label}}$"),
+            ],
+            caption="KD vs KD with shuffled wrong-class probabilities per kappa: accuracies, the "
+            "seed-paired difference (95% t-interval), and each student's wrong-class rank "
+            "correlation rho with the teacher on the test set.",
+        )
+        rank = Figure(
+            "rank-correlation",
+            lambda: plot.rank_correlation(store),
+            "Wrong-class rank correlation (Spearman, over the classes other than the true one, "
+            "averaged over test samples) between each student and the teacher, vs κ. "
+            f"{CI_NOTE}",
+        )
+        figures = [gaps_figure(store), rank]
+        return [report_section(out_dir, "Dark knowledge", figures, tables=tables)]
 
 
 def _shown(comp: Mapping[str, Any], decision: str, alpha: float, margin: float) -> tuple:

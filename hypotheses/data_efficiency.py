@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import xarray as xr
 
+from kdtheory.hypothesis.sections import CI_NOTE, Figure, report_section
 from kdtheory.hypothesis.template import Options, Outcome, PooledHypothesis
 from kdtheory.hypothesis.toolkit import (
     NAN,
@@ -31,6 +33,7 @@ from kdtheory.hypothesis.toolkit import (
     seed_slopes,
     sorted_experiment,
 )
+from kdtheory.hypothesis.verdict import Verdict
 from kdtheory.stats import POOLING_METHODS, ci_level_note, one_sample_t, tost
 
 
@@ -310,6 +313,45 @@ class DataEfficiency(PooledHypothesis):
             f"equivalence within ±{fmt(margin)} (TOST {fmt_p(eq.p_value)}) at alpha={alpha:g}."
         )
 
+    def report_sections(self, verdict: Verdict, store: Any, out_dir: Path) -> list[Any]:
+        """The gain and data multiplier per kappa: a figure and a table."""
+        from kdtheory.report import figures as plot
+        from kdtheory.report.document import Column, write_table
+
+        records = _merge(
+            verdict.tables.get("per_fraction", []),
+            verdict.tables.get("data_multiplier", []),
+            ["multiplier", "multiplier_bound", "status"],
+        )
+        for rec in records:
+            rec["multiplier_text"] = _multiplier_text(rec)
+        tables = write_table(
+            out_dir,
+            "data-efficiency-by-kappa",
+            records,
+            [
+                Column("κ", "n_train", "int", header_tex="$\\kappa$"),
+                Column("Label acc. (%)", "label_accuracy", ".1f"),
+                Column("KD acc. (%)", "kd_accuracy", ".1f"),
+                Column("Gain (points)", "gain", ".2f"),
+                Column("95% CI", ("ci_low", "ci_high"), ".2f", header_tex="95\\% CI"),
+                Column("Data multiplier", "multiplier_text", "text", align="r"),
+            ],
+            caption="KD's gain over label training per training-set size kappa (mean over "
+            "seeds, 95% t-interval of the seed-paired gain) and the data multiplier kappa*/kappa: "
+            "how many times more labelled samples label training needs to match KD's mean "
+            "accuracy.",
+        )
+        figure = Figure(
+            "kd-gain",
+            lambda: plot.kd_gain(store, verdict),
+            "Left: KD − label test accuracy (points), paired by seed, vs κ; the dotted line has "
+            "the fitted slope on log κ (the key effect). Right: the data multiplier κ*/κ, the "
+            "labelled samples label training needs to match KD; open triangles are bounds where "
+            f"KD lies outside the label curve. {CI_NOTE}",
+        )
+        return [report_section(out_dir, "KD gain and data multiplier", [figure], tables=tables)]
+
 
 def _shown(comp: Mapping[str, Any], decision: str, alpha: float, margin: float) -> tuple:
     """The deciding test of ``decision`` and the numbers a row shows for it."""
@@ -349,3 +391,30 @@ def _decision_numbers(comp: Mapping[str, Any]) -> dict[str, Any]:
         "gain_at_smallest_ci": (small.ci_low, small.ci_high),
         "gain_at_smallest_p": small.p_value,
     }
+
+
+def _merge(
+    left: Sequence[Mapping[str, Any]], right: Sequence[Mapping[str, Any]], keys: Sequence[str]
+) -> list[dict[str, Any]]:
+    """Left-join ``right`` onto ``left`` by (experiment, fraction); right's ``keys`` only."""
+    index = {(r.get("experiment"), r.get("fraction")): r for r in right}
+    out = []
+    for rec in left:
+        new = dict(rec)
+        other = index.get((rec.get("experiment"), rec.get("fraction")), {})
+        for k in keys:
+            new[k] = other.get(k)
+        out.append(new)
+    return out
+
+
+def _multiplier_text(rec: Mapping[str, Any]) -> str:
+    """The data multiplier of a table row: its value, a bound (``≥``/``≤``) or ``--``."""
+    multiplier = rec.get("multiplier")
+    if multiplier is not None and multiplier == multiplier:
+        return f"{float(multiplier):.2f}"
+    bound = rec.get("multiplier_bound")
+    status = str(rec.get("status") or "")
+    if bound is not None and bound == bound and status.startswith(("above", "below")):
+        return ("≥ " if status.startswith("above") else "≤ ") + f"{float(bound):.2f}"
+    return "--"

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import xarray as xr
 
+from kdtheory.hypothesis.sections import CI_NOTE, Figure, report_section
 from kdtheory.hypothesis.template import Options, Outcome, PooledHypothesis
 from kdtheory.hypothesis.toolkit import (
     NAN,
@@ -30,6 +32,7 @@ from kdtheory.hypothesis.toolkit import (
     pick_method,
     sorted_experiment,
 )
+from kdtheory.hypothesis.verdict import Verdict
 from kdtheory.metrics import fidelity, kl_divergence
 from kdtheory.stats import POOLING_METHODS, holm, one_sample_t, tost
 
@@ -466,6 +469,39 @@ class FidelityDecay(PooledHypothesis):
             f"or a lack of fit at alpha={alpha:g} (Holm-adjusted rejection {fmt_p(p_reject)})."
         )
 
+    def report_sections(self, verdict: Verdict, store: Any, out_dir: Path) -> list[Any]:
+        """Fidelity on trained-on and unseen samples per kappa: a figure and a table."""
+        from kdtheory.report import figures as plot
+        from kdtheory.report.document import Column, write_table
+
+        keys = ["fidelity_train", "fidelity_test", "gap", "gap_ci_low", "gap_ci_high"]
+        tables = write_table(
+            out_dir,
+            "fidelity-decay-by-kappa",
+            _scaled(verdict.tables.get("per_fraction", []), keys, 100.0),
+            [
+                Column("κ", "n_train", "int", header_tex="$\\kappa$"),
+                Column("Fidelity trained-on (%)", "fidelity_train", ".1f"),
+                Column("Fidelity unseen (%)", "fidelity_test", ".1f"),
+                Column("Gap (points)", "gap", ".2f"),
+                Column("95% CI", ("gap_ci_low", "gap_ci_high"), ".2f", header_tex="95\\% CI"),
+                Column("Cells excluded", "n_excluded", "int"),
+            ],
+            caption="Top-1 agreement of the KD student with the teacher on the samples it "
+            "trained on and on unseen (test) samples per kappa (mean over seeds), their gap with "
+            "a 95% t-interval, and the cells left out of the log fit (gap <= 0).",
+        )
+        figure = Figure(
+            "fidelity",
+            lambda: plot.fidelity(store, verdict),
+            "Left: agreement with the teacher on the samples each student trained on (solid) and "
+            "on unseen test samples (dashed), vs κ. Right: their gap on log–log axes: cells "
+            "(dots), geometric means over seeds, the fitted power law (the verdict's slope b) "
+            f"and a reference line of slope −1/2. {CI_NOTE}",
+        )
+        title = "Fidelity on trained-on vs unseen samples"
+        return [report_section(out_dir, title, [figure], tables=tables)]
+
 
 def ci_words(alpha: float) -> str:
     """``"90% CI"``: the level of the exponent's CI (that of its TOST)."""
@@ -553,3 +589,16 @@ def _decision_numbers(comp: Mapping[str, Any], alpha: float) -> dict[str, Any]:
         "p_rejection_holm": p_reject,
         "rejection_by": which,
     }
+
+
+def _scaled(records: Sequence[Mapping[str, Any]], keys: Sequence[str], factor: float) -> list[dict]:
+    """Copies of ``records`` with the numbers under ``keys`` multiplied by ``factor``."""
+    out = []
+    for rec in records:
+        new = dict(rec)
+        for k in keys:
+            v = new.get(k)
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                new[k] = float(v) * factor
+        out.append(new)
+    return out

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import xarray as xr
 
+from kdtheory.hypothesis.sections import gaps_figure, report_section
 from kdtheory.hypothesis.template import Options, Outcome, PooledHypothesis
 from kdtheory.hypothesis.toolkit import (
     NAN,
@@ -32,6 +34,7 @@ from kdtheory.hypothesis.toolkit import (
     seed_slope_test,
     sorted_experiment,
 )
+from kdtheory.hypothesis.verdict import Verdict
 from kdtheory.stats import POOLING_METHODS, ci_level_note, holm, one_sample_t, tost
 
 #: ``test`` value of the mean-over-fractions member of a rejection family.
@@ -351,6 +354,29 @@ class LabelSmoothing(PooledHypothesis):
             f"shown at {len(failing)} fraction(s): {', '.join(failing[:6])}"
             f"{' …' if len(failing) > 6 else ''}."
         )
+
+    def report_sections(self, verdict: Verdict, store: Any, out_dir: Path) -> list[Any]:
+        """KD vs LS per kappa: the gaps figure and a table with the TOST p-values."""
+        from kdtheory.report.document import Column, write_table
+
+        tables = write_table(
+            out_dir,
+            "label-smoothing-by-kappa",
+            verdict.tables.get("per_fraction", []),
+            [
+                Column("κ", "n_train", "int", header_tex="$\\kappa$"),
+                Column("KD acc. (%)", "kd_accuracy", ".1f"),
+                Column("LS acc. (%)", "ls_accuracy", ".1f"),
+                Column("KD − LS", "difference", ".2f", header_tex="KD $-$ LS"),
+                Column("95% CI", ("ci_low", "ci_high"), ".2f", header_tex="95\\% CI"),
+                Column("TOST p (Holm)", "tost_p_holm", "p", header_tex="TOST $p$ (Holm)"),
+            ],
+            caption="KD vs label smoothing per kappa: accuracies (mean over seeds), the "
+            "seed-paired difference with its 95% t-interval, and the Holm-adjusted TOST p-value "
+            "of equivalence within the margin.",
+        )
+        title = "KD vs label smoothing"
+        return [report_section(out_dir, title, [gaps_figure(store)], tables=tables)]
 
 
 def _mean_numbers(key: Effect) -> dict[str, Any]:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import xarray as xr
 
+from kdtheory.hypothesis.sections import CI_NOTE, Figure, report_section
 from kdtheory.hypothesis.template import Options, Outcome, PooledHypothesis
 from kdtheory.hypothesis.toolkit import (
     Effect,
@@ -29,6 +31,7 @@ from kdtheory.hypothesis.toolkit import (
     seed_slope_test,
     sorted_experiment,
 )
+from kdtheory.hypothesis.verdict import Verdict
 from kdtheory.metrics import NC_KEYS, collapse_table
 from kdtheory.stats import POOLING_METHODS, ci_level_note, one_sample_t
 
@@ -258,6 +261,49 @@ class NeuralCollapse(PooledHypothesis):
             )
         return reason
 
+    def report_sections(self, verdict: Verdict, store: Any, out_dir: Path) -> list[Any]:
+        """NC1 and CKA differences per kappa: two figures and a table."""
+        from kdtheory.report import figures as plot
+        from kdtheory.report.document import Column, write_table
+
+        tables = write_table(
+            out_dir,
+            "neural-collapse-by-kappa",
+            verdict.tables.get("per_fraction", []),
+            [
+                Column("κ", "n_train", "int", header_tex="$\\kappa$"),
+                Column("Δ log NC1", "log_nc1_diff_trained", ".3f", header_tex="$\\Delta\\log$ NC1"),
+                Column(
+                    "95% CI",
+                    ("log_nc1_diff_trained_ci_low", "log_nc1_diff_trained_ci_high"),
+                    ".3f",
+                    header_tex="95\\% CI",
+                ),
+                Column("Δ CKA", "cka_diff_trained", ".3f", header_tex="$\\Delta$ CKA"),
+                Column(
+                    "95% CI ",
+                    ("cka_diff_trained_ci_low", "cka_diff_trained_ci_high"),
+                    ".3f",
+                    header_tex="95\\% CI",
+                ),
+            ],
+            caption="KD minus label student on the feature rows each trained on, per kappa: the "
+            "difference in log NC1 and in linear CKA with the teacher's features (mean over "
+            "seeds, 95% t-intervals).",
+        )
+        figures = [
+            Figure(
+                "collapse",
+                lambda: plot.collapse(store),
+                "NC1 (within- over between-class variability; log axis, geometric means) and "
+                "linear CKA with the teacher's features, on the feature rows each student "
+                f"trained on, vs κ, per method. {CI_NOTE}",
+            ),
+            Figure("collapse-all", lambda: plot.collapse(store, metrics="all"), _COLLAPSE_ALL),
+        ]
+        title = "Neural collapse and alignment with the teacher"
+        return [report_section(out_dir, title, figures, tables=tables)]
+
 
 def _reason(decision: str, comp: Mapping[str, Any], alpha: float, k: int) -> str:
     """The decision in words."""
@@ -308,3 +354,14 @@ def _decision_numbers(comp: Mapping[str, Any]) -> dict[str, Any]:
         "interaction_ci": (inter.ci_low, inter.ci_high),
         "interaction_p": inter.p_value,
     }
+
+
+_COLLAPSE_ALL = (
+    "Every neural-collapse statistic vs κ, per method, on the feature rows each student "
+    "trained on: NC1 = tr(Σ_W Σ_B⁺)/K (log axis, geometric means); NC2 equinorm, the "
+    "coefficient of variation of the centred class-mean norms; NC2 equiangularity, the sd of "
+    "their pairwise cosines; NC2 max-angle, the mean |cos + 1/(K−1)|; NC3, the distance between "
+    "the normalised classifier and class means; NC4, the share of samples whose prediction "
+    "differs from the nearest class mean; and linear CKA with the teacher's features. The NC "
+    f"statistics are 0 at perfect collapse; CKA is 1 for identical features. {CI_NOTE}"
+)
