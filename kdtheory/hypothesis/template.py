@@ -203,9 +203,8 @@ class PooledHypothesis(Hypothesis):
         e, test = outcome.ruling.shown, outcome.ruling.deciding
         where = f", pooled over {outcome.k} experiments" if outcome.pooled else ""
         return (
-            f"{self.effect or 'Effect'} {fmt(e.estimate)}{where} (CI "
-            f"{fmt_ci(e.ci_low, e.ci_high)}, {fmt_p(e.p_value)}); deciding test "
-            f"{test.describe()}: {outcome.ruling.decision}."
+            f"{test.name}: estimate {fmt(e.estimate)}{where} (CI {fmt_ci(e.ci_low, e.ci_high)}, "
+            f"{fmt_p(e.p_value)}) at alpha {opts.alpha:g}: {outcome.ruling.decision}."
         )
 
     def report_sections(self, verdict: Verdict, store: Any, out_dir: Path) -> list[Any]:

@@ -55,8 +55,8 @@ def resolve_options(hypothesis: Any, given: Mapping[str, Any]) -> dict:
 
     Names and string values are checked by the framework
     (:meth:`kdtheory.hypothesis.base.Hypothesis.validate_options`); on top of that, every option
-    whose
-    default is a float (a margin) must be a number > 0.
+    whose default is a float must be a finite number, and a margin (an option whose name ends in
+    ``margin``) must be > 0.
 
     Raises
     ------
@@ -82,8 +82,9 @@ def resolve_options(hypothesis: Any, given: Mapping[str, Any]) -> dict:
             raise SpecError(
                 f"hypothesis {name!r}: option {key!r} needs a number, got {value!r}"
             ) from None
-        if not math.isfinite(value) or value <= 0:
-            raise SpecError(f"hypothesis {name!r}: option {key!r} must be > 0, got {value!r}")
+        if not math.isfinite(value) or (key.endswith("margin") and value <= 0):
+            need = "> 0" if key.endswith("margin") else "a finite number"
+            raise SpecError(f"hypothesis {name!r}: option {key!r} must be {need}, got {value!r}")
         out[key] = value
     return out
 
@@ -563,6 +564,48 @@ def deciding(
     shown = Effect(e.estimate, e.se, lo, hi, p_shown, e.statistic, e.n, e.df)
     test = DecidingTest(name, outcome, kind, null=null, low=low, high=high, ci_level=level)
     return shown, test
+
+
+def directional_ruling(
+    claimed: Effect,
+    opposite: Effect,
+    alpha: float,
+    name: str,
+    numbers: Mapping[str, Any] | None = None,
+) -> Ruling:
+    """The rule of a claim that one effect lies on one side of its null.
+
+    Parameters
+    ----------
+    claimed : Effect
+        The effect tested in the claim's direction (``alternative`` ``"greater"`` or
+        ``"less"``).
+    opposite : Effect
+        The same effect tested the other way.
+    alpha : float
+    name : str
+        What the effect is, e.g. ``"KD − label accuracy"`` (names the deciding test).
+    numbers : mapping, optional
+        Further numbers for the rows (:attr:`Ruling.numbers`).
+
+    Returns
+    -------
+    Ruling
+        ``supported`` when ``claimed`` is significant, ``rejected`` when ``opposite`` is,
+        ``inconclusive`` otherwise (showing ``claimed``); each shows its deciding test's numbers.
+    """
+    sign = {"greater": ">", "less": "<"}
+    for e in (claimed, opposite):
+        if e.alternative not in sign:
+            raise ValueError(f"directional_ruling needs one-sided effects; got {e.alternative!r}")
+    decision, e, outcome = "inconclusive", claimed, "supported"
+    if claimed.sig(alpha):
+        decision = "supported"
+    elif opposite.sig(alpha):
+        decision, e, outcome = "rejected", opposite, "rejected"
+    label = f"{name} {sign[e.alternative]} {fmt(e.null)}"
+    shown, test = deciding(e, label, outcome, e.alternative, alpha, null=e.null)
+    return Ruling(decision, shown, test, dict(numbers or {}))
 
 
 def effect_row(
