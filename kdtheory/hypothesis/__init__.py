@@ -1,8 +1,10 @@
 """The hypothesis framework: the base class, verdicts, and running hypotheses on a store.
 
 Public API: :class:`Hypothesis`, :func:`run_test`, :func:`run_all`, :func:`get_hypothesis`
-(:mod:`kdtheory.hypothesis.base`); :class:`Verdict`, :class:`EffectRow`, :class:`DecidingTest`
-(:mod:`kdtheory.hypothesis.verdict`).
+(:mod:`kdtheory.hypothesis.base`); :class:`PooledHypothesis`, the template most hypotheses are
+written on (:mod:`kdtheory.hypothesis.template`); :class:`Verdict`, :class:`EffectRow`,
+:class:`DecidingTest` (:mod:`kdtheory.hypothesis.verdict`). Helpers:
+:mod:`kdtheory.hypothesis.toolkit`, :mod:`kdtheory.hypothesis.sections`.
 """
 
 from kdtheory._lazy import lazy_exports
@@ -14,6 +16,7 @@ _EXPORTS = {
     "get_hypothesis": ".base",
     "run_all": ".base",
     "run_test": ".base",
+    "PooledHypothesis": ".template",
     "DecidingTest": ".verdict",
     "EffectRow": ".verdict",
     "Verdict": ".verdict",

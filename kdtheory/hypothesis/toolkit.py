@@ -1,8 +1,12 @@
-"""The toolkit hypotheses are built from: picking methods, per-seed reductions, pooling, verdicts.
+"""The toolkit hypotheses are built from: options, picking methods, per-seed reductions, pooling,
+the deciding test.
 
 The five built-in hypotheses (:mod:`kdtheory.hypotheses`) and third-party ones use the same
-helpers: picking methods by their ``objective`` coordinate, per-seed reductions, pooling one effect
-across experiments, the deciding test, and assembling a :class:`kdtheory.hypothesis.Verdict`.
+helpers: resolving options, picking methods by their ``objective`` coordinate, per-seed reductions
+(paired differences, per-seed slopes), pooling one effect across experiments (:class:`Pooled`),
+the deciding test and the rule's result (:func:`deciding`, :class:`Ruling`), and rows built by
+keyword (:func:`effect_row`). :class:`kdtheory.hypothesis.template.PooledHypothesis` puts them
+together into ``test()``.
 """
 
 from __future__ import annotations
