@@ -12,9 +12,10 @@ Each module holds one :class:`kdtheory.hypothesis.Hypothesis`:
 - ``fidelity-decay`` (:mod:`.fidelity_decay`): the train/test fidelity gap decays like
   ``kappa**-1/2``.
 
-They register through the same ``kdtheory_register_hypotheses`` hook (and the same ``kdtheory``
-entry-point group) a third-party package uses, and are built from the same public toolkit
-(:mod:`kdtheory.hypothesis.toolkit`).
+Each is a :class:`kdtheory.hypothesis.template.PooledHypothesis` with its report sections next to
+it. They register through the same ``kdtheory_register_hypotheses`` hook (and the same
+``kdtheory`` entry-point group) a third-party package uses, and are built from the same public
+toolkit (:mod:`kdtheory.hypothesis.toolkit`).
 """
 
 from __future__ import annotations

@@ -3,25 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from kdtheory.hypothesis.base import Hypothesis
+from kdtheory.hypothesis.sections import CI_NOTE, Figure, gaps_figure, report_section
+from kdtheory.hypothesis.template import Options, Outcome, PooledHypothesis
 from kdtheory.hypothesis.toolkit import (
     NAN,
-    Decision,
     Effect,
     Equivalence,
     ExperimentResult,
-    Pooled,
+    Ruling,
     accuracy_points,
     bare,
-    build_verdict,
     cells,
-    decide_across,
     deciding,
-    effect_row,
     fmt,
     fmt_ci,
     fmt_p,
@@ -31,8 +29,6 @@ from kdtheory.hypothesis.toolkit import (
     missing_method,
     nanmean,
     pick_method,
-    resolve_options,
-    run_experiments,
     seed_means,
     sorted_experiment,
 )
@@ -46,7 +42,7 @@ if TYPE_CHECKING:
 _COMPONENTS = ("key", "corr_label", "corr_shuffled")
 
 
-class DarkKnowledge(Hypothesis):
+class DarkKnowledge(PooledHypothesis):
     """The student learns from the teacher's relative probabilities on the wrong classes.
 
     Two predictions, each tested on per-seed means over fractions of paired (seed, fraction)
@@ -101,8 +97,16 @@ class DarkKnowledge(Hypothesis):
     }
 
     effect = "mean KD − shuffled-KD test accuracy over fractions, accuracy points"
+    alternative = "greater"
+    pooled_lines = {
+        "KD − shuffled accuracy (H1: > 0)": ("key", "greater"),
+        "rank corr KD − shuffled (H1: > 0)": ("corr_shuffled", "greater"),
+        "rank corr KD − label (H1: > 0)": ("corr_label", "greater"),
+    }
+    heterogeneity = "key"
 
-    def _analyse(self, name: str, ds: xr.Dataset, alpha: float, opts: dict) -> Any:
+    def analyse(self, name: str, ds: xr.Dataset, opts: Options) -> ExperimentResult | str:
+        alpha = opts.alpha
         kd = pick_method(ds, "kd", opts["kd_method"], prefer_temperature=4.0)
         if kd is None:
             return missing_method(ds, "a kd method", opts)
@@ -149,7 +153,6 @@ class DarkKnowledge(Hypothesis):
             "corr_shuffled": Effect.of(c_sh),
             "corr_label": Effect.of(c_lab) if c_lab is not None else None,
         }
-        decision = self._decide(comp, alpha)
         p_iut = _p_iut(comp)
 
         per_fraction = []
@@ -197,13 +200,6 @@ class DarkKnowledge(Hypothesis):
                     rec["label_rank_corr"] = float(r_lab[i, j])
                 cell_records.append(rec)
 
-        extra = {
-            "kd_method": kd,
-            "shuffled_method": sh,
-            "label_method": label,
-            "margin": margin,
-            **_decision_numbers(comp),
-        }
         note = ci_level_note("greater", alpha)
         lines = [
             f"Experiment {name}: KD {kd!r}, shuffled {sh!r}, label {label!r}. Per-seed means over "
@@ -224,88 +220,47 @@ class DarkKnowledge(Hypothesis):
         else:
             lines.append("    KD − label: not tested (no label method in this experiment)")
         lines.append(f"Intersection-union p (max of the three): {fmt_p(p_iut)}.")
-        shown, test = _shown(comp, decision, alpha, margin)
         return ExperimentResult(
             name=name,
             components=comp,
-            row=effect_row(name, shown, decision, extra, deciding=test),
+            settings={
+                "kd_method": kd,
+                "shuffled_method": sh,
+                "label_method": label,
+                "margin": margin,
+            },
             tables={"per_fraction": per_fraction, "cells": cell_records},
             summary="\n".join(lines),
         )
 
-    @staticmethod
-    def _decide(comp: Mapping[str, Any], alpha: float) -> str:
-        eq = comp["tost"]
+    def rule(self, tests: Mapping[str, Any], opts: Options) -> Ruling:
+        alpha, eq = opts.alpha, tests["tost"]
         if (
-            comp["key"].sig(alpha)
-            and comp["corr_shuffled"].sig(alpha)
-            and (comp["corr_label"] is None or comp["corr_label"].sig(alpha))
+            tests["key"].sig(alpha)
+            and tests["corr_shuffled"].sig(alpha)
+            and (tests["corr_label"] is None or tests["corr_label"].sig(alpha))
             and not eq.equivalent
         ):
-            return "supported"
-        if eq.equivalent or comp["worse"].sig(alpha):
-            return "rejected"
-        return "inconclusive"
+            decision = "supported"
+        elif eq.equivalent or tests["worse"].sig(alpha):
+            decision = "rejected"
+        else:
+            decision = "inconclusive"
+        shown = _shown(tests, decision, alpha, opts["margin"])
+        return Ruling(decision, *shown, _decision_numbers(tests))
 
-    def test(self, store: Mapping[str, xr.Dataset], alpha: float = 0.05, **options: Any) -> Verdict:
-        opts = resolve_options(self, options)
-        margin = float(opts["margin"])
-        results, skipped = run_experiments(
-            self, store, lambda n, ds: self._analyse(n, ds, alpha, opts)
-        )
-        d = decide_across(
-            results, alpha, lambda pooled: self._pooled(pooled, alpha, margin), opts["pooling"]
-        )
-        comp, decision = d.components, d.decision
-        reason = self._reason(decision, comp, alpha, margin, len(results))
-        return build_verdict(
-            self,
-            alpha=alpha,
-            effect=self.effect,
-            model=(
-                "Paired (seed, fraction) differences reduced to per-seed means over fractions; "
-                "one-sided t-tests across seeds of KD − shuffled accuracy and of KD − label and "
-                "KD − shuffled wrong-class Spearman correlation with the teacher, combined by "
-                f"intersection-union; TOST of KD − shuffled within ±{fmt(margin)} points; "
-                f"pooled across experiments: {POOLING_METHODS[opts['pooling']]}."
-            ),
-            alternative="greater",
-            results=results,
-            skipped=skipped,
-            top=d.shown,
-            decision=decision,
-            reason=reason,
-            pooled=d.pooled_row,
-            pooled_summary=d.pooled_summary,
-            deciding=d.deciding,
-            pooling=opts["pooling"],
+    def describe_model(self, opts: Options) -> str:
+        return (
+            "Paired (seed, fraction) differences reduced to per-seed means over fractions; "
+            "one-sided t-tests across seeds of KD − shuffled accuracy and of KD − label and "
+            "KD − shuffled wrong-class Spearman correlation with the teacher, combined by "
+            f"intersection-union; TOST of KD − shuffled within ±{fmt(opts['margin'])} points; "
+            f"pooled across experiments: {POOLING_METHODS[opts.pooling]}."
         )
 
-    def _pooled(self, pooled: Pooled, alpha: float, margin: float) -> Decision:
-        comp = {
-            "key": pooled.effect("key", "greater"),
-            "worse": pooled.effect("key", "less"),
-            "tost": pooled.tost("key", -margin, margin),
-            "corr_shuffled": pooled.effect("corr_shuffled", "greater"),
-            "corr_label": pooled.effect("corr_label", "greater"),
-        }
-        decision = self._decide(comp, alpha)
-        return pooled.decision(
-            self.name,
-            comp,
-            decision,
-            _shown(comp, decision, alpha, margin),
-            _decision_numbers(comp),
-            {
-                "KD − shuffled accuracy (H1: > 0)": ("key", "greater"),
-                "rank corr KD − shuffled (H1: > 0)": ("corr_shuffled", "greater"),
-                "rank corr KD − label (H1: > 0)": ("corr_label", "greater"),
-            },
-            "key",
-        )
-
-    @staticmethod
-    def _reason(decision: str, comp: Mapping[str, Any], alpha: float, margin: float, k: int) -> str:
+    def reason(self, outcome: Outcome, opts: Options) -> str:
+        comp, decision, k = outcome.tests, outcome.ruling.decision, outcome.k
+        alpha, margin = opts.alpha, opts["margin"]
         key, c_sh, c_lab = comp["key"], comp["corr_shuffled"], comp["corr_label"]
         where = f", pooled over {k} experiments" if k > 1 else ""
         s = (
@@ -333,6 +288,44 @@ class DarkKnowledge(Hypothesis):
             f"{s}; not every prediction is significant at alpha={alpha:g} (intersection-union "
             f"{fmt_p(_p_iut(comp))}) and equivalence of KD and shuffled is not shown."
         )
+
+    def report_sections(self, verdict: Verdict, store: Any, out_dir: Path) -> list[Any]:
+        """KD vs shuffled KD per kappa: the gaps and rank-correlation figures and a table."""
+        from kdtheory.report import figures as plot
+        from kdtheory.report.document import Column, write_table
+
+        tables = write_table(
+            out_dir,
+            "dark-knowledge-by-kappa",
+            verdict.tables.get("per_fraction", []),
+            [
+                Column("κ", "n_train", "int", header_tex="$\\kappa$"),
+                Column("KD acc. (%)", "kd_accuracy", ".1f"),
+                Column("Shuffled acc. (%)", "shuffled_accuracy", ".1f"),
+                Column("KD − shuffled", "difference", ".2f", header_tex="KD $-$ shuffled"),
+                Column("95% CI", ("ci_low", "ci_high"), ".2f", header_tex="95\\% CI"),
+                Column("ρ KD", "kd_rank_corr", ".3f", header_tex="$\\rho_{\\mathrm{KD}}$"),
+                Column(
+                    "ρ shuffled",
+                    "shuffled_rank_corr",
+                    ".3f",
+                    header_tex="$\\rho_{\\mathrm{shuffled}}$",
+                ),
+                Column("ρ label", "label_rank_corr", ".3f", header_tex="$\\rho_{\\mathrm{label}}$"),
+            ],
+            caption="KD vs KD with shuffled wrong-class probabilities per kappa: accuracies, the "
+            "seed-paired difference (95% t-interval), and each student's wrong-class rank "
+            "correlation rho with the teacher on the test set.",
+        )
+        rank = Figure(
+            "rank-correlation",
+            lambda: plot.rank_correlation(store),
+            "Wrong-class rank correlation (Spearman, over the classes other than the true one, "
+            "averaged over test samples) between each student and the teacher, vs κ. "
+            f"{CI_NOTE}",
+        )
+        figures = [gaps_figure(store), rank]
+        return [report_section(out_dir, "Dark knowledge", figures, tables=tables)]
 
 
 def _shown(comp: Mapping[str, Any], decision: str, alpha: float, margin: float) -> tuple:

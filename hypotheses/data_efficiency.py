@@ -2,25 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from kdtheory.hypothesis.base import Hypothesis
+from kdtheory.hypothesis.sections import CI_NOTE, Figure, report_section
+from kdtheory.hypothesis.template import Options, Outcome, PooledHypothesis
 from kdtheory.hypothesis.toolkit import (
     NAN,
-    Decision,
     Effect,
     Equivalence,
     ExperimentResult,
     Pooled,
+    Ruling,
     accuracy_points,
-    build_verdict,
     data_multiplier,
-    decide_across,
     deciding,
-    effect_row,
     fmt,
     fmt_ci,
     fmt_p,
@@ -30,8 +29,6 @@ from kdtheory.hypothesis.toolkit import (
     missing_method,
     nanmean,
     pick_method,
-    resolve_options,
-    run_experiments,
     seed_slope_test,
     seed_slopes,
     sorted_experiment,
@@ -43,7 +40,7 @@ if TYPE_CHECKING:
     import xarray as xr
 
 
-class DataEfficiency(Hypothesis):
+class DataEfficiency(PooledHypothesis):
     """KD's accuracy gain over label training grows as the training set shrinks.
 
     Per (fraction, seed) the paired gain is KD − label test accuracy (points). Key effect: the
@@ -84,9 +81,15 @@ class DataEfficiency(Hypothesis):
     }
 
     effect = "slope of KD − label test accuracy on log(kappa), accuracy points per unit log kappa"
+    alternative = "less"
+    pooled_lines = {
+        "slope (H1: < 0)": ("slope", "less"),
+        "gain at smallest fraction (H1: > 0)": ("small", "greater"),
+    }
+    heterogeneity = "slope"
 
-    # ------------------------------------------------------------------ per experiment
-    def _analyse(self, name: str, ds: xr.Dataset, alpha: float, opts: dict) -> Any:
+    def analyse(self, name: str, ds: xr.Dataset, opts: Options) -> ExperimentResult | str:
+        alpha = opts.alpha
         kd = pick_method(ds, "kd", opts["kd_method"], prefer_temperature=4.0)
         label = pick_method(ds, "label")
         if kd is None or label is None:
@@ -123,7 +126,6 @@ class DataEfficiency(Hypothesis):
             "tost": Equivalence.of(eq),
             "small": small,
         }
-        decision = self._decide(comp, alpha)
 
         per_fraction = []
         for i, f in enumerate(fractions):
@@ -161,13 +163,6 @@ class DataEfficiency(Hypothesis):
             for i in range(len(fractions))
             for j in range(len(seeds))
         ]
-        extra = {
-            "kd_method": kd,
-            "label_method": label,
-            "slope_margin": margin,
-            "smallest_fraction": small_fraction,
-            **_decision_numbers(comp),
-        }
         summary = (
             f"Experiment {name}: KD method {kd!r} vs label method {label!r}; gain in accuracy "
             f"points.\nPer-seed OLS slopes of the gain on log(kappa), t-test across seeds "
@@ -179,11 +174,15 @@ class DataEfficiency(Hypothesis):
             f"Gain at the smallest fraction ({fmt(small_fraction)}): {fmt(small.estimate, 4)} "
             f"points, one-sided paired t (H1: > 0) {fmt_p(small.p_value)}.\n\n{slope.summary}"
         )
-        shown, test = _shown(comp, decision, alpha, margin)
         return ExperimentResult(
             name=name,
             components=comp,
-            row=effect_row(name, shown, decision, extra, deciding=test),
+            settings={
+                "kd_method": kd,
+                "label_method": label,
+                "slope_margin": margin,
+                "smallest_fraction": small_fraction,
+            },
             tables={
                 "per_fraction": per_fraction,
                 "data_multiplier": mult,
@@ -192,73 +191,40 @@ class DataEfficiency(Hypothesis):
             summary=summary,
         )
 
-    @staticmethod
-    def _decide(comp: Mapping[str, Any], alpha: float) -> str:
-        slope, up, eq, small = comp["slope"], comp["slope_up"], comp["tost"], comp["small"]
+    def rule(self, tests: Mapping[str, Any], opts: Options) -> Ruling:
+        slope, up, eq, small = tests["slope"], tests["slope_up"], tests["tost"], tests["small"]
+        alpha = opts.alpha
         if slope.sig(alpha) and small.sig(alpha) and not eq.equivalent:
-            return "supported"
-        if up.sig(alpha) or eq.equivalent:
-            return "rejected"
-        return "inconclusive"
+            decision = "supported"
+        elif up.sig(alpha) or eq.equivalent:
+            decision = "rejected"
+        else:
+            decision = "inconclusive"
+        shown, test = _shown(tests, decision, alpha, opts["slope_margin"])
+        return Ruling(decision, shown, test, _decision_numbers(tests))
 
-    # ------------------------------------------------------------------ test
-    def test(self, store: Mapping[str, xr.Dataset], alpha: float = 0.05, **options: Any) -> Verdict:
-        opts = resolve_options(self, options)
-        margin = float(opts["slope_margin"])
-        results, skipped = run_experiments(
-            self, store, lambda n, ds: self._analyse(n, ds, alpha, opts)
-        )
-        d = decide_across(
-            results, alpha, lambda pooled: self._pooled(pooled, alpha, margin), opts["pooling"]
-        )
-        comp, decision = d.components, d.decision
-        reason = self._reason(decision, comp, alpha, margin, len(results))
-        return build_verdict(
-            self,
-            alpha=alpha,
-            effect=self.effect,
-            model=(
-                "Per-seed OLS slope of the paired gain (KD − label, accuracy points) on "
-                "log(kappa), one-sided t-test across seeds (H1: slope < 0); one-sided paired "
-                "t-test of the gain at the smallest fraction; TOST of the slope within "
-                f"±{fmt(margin)}; pooled across experiments: {POOLING_METHODS[opts['pooling']]}."
-            ),
-            alternative="less",
-            results=results,
-            skipped=skipped,
-            top=d.shown,
-            decision=decision,
-            reason=reason,
-            pooled=d.pooled_row,
-            pooled_summary=d.pooled_summary,
-            deciding=d.deciding,
-            pooling=opts["pooling"],
-        )
-
-    def _pooled(self, pooled: Pooled, alpha: float, margin: float) -> Decision:
-        comp = {
+    def pool(self, pooled: Pooled, opts: Options) -> dict[str, Any]:
+        margin = opts["slope_margin"]
+        return {
             "slope": pooled.effect("slope", "less"),
             "slope_up": pooled.effect("slope", "greater"),
             "tost": pooled.tost("slope", -margin, margin),
             "small": pooled.effect("small", "greater"),
         }
-        decision = self._decide(comp, alpha)
-        return pooled.decision(
-            self.name,
-            comp,
-            decision,
-            _shown(comp, decision, alpha, margin),
-            _decision_numbers(comp),
-            {
-                "slope (H1: < 0)": ("slope", "less"),
-                "gain at smallest fraction (H1: > 0)": ("small", "greater"),
-            },
-            "slope",
+
+    def describe_model(self, opts: Options) -> str:
+        return (
+            "Per-seed OLS slope of the paired gain (KD − label, accuracy points) on "
+            "log(kappa), one-sided t-test across seeds (H1: slope < 0); one-sided paired "
+            "t-test of the gain at the smallest fraction; TOST of the slope within "
+            f"±{fmt(opts['slope_margin'])}; pooled across experiments: "
+            f"{POOLING_METHODS[opts.pooling]}."
         )
 
-    @staticmethod
-    def _reason(decision: str, comp: Mapping[str, Any], alpha: float, margin: float, k: int) -> str:
-        slope, up, eq, small = comp["slope"], comp["slope_up"], comp["tost"], comp["small"]
+    def reason(self, outcome: Outcome, opts: Options) -> str:
+        tests, decision, k = outcome.tests, outcome.ruling.decision, outcome.k
+        alpha, margin = opts.alpha, opts["slope_margin"]
+        slope, up, eq, small = tests["slope"], tests["slope_up"], tests["tost"], tests["small"]
         where = f"pooled over {k} experiments" if k > 1 else "across seeds"
         s = (
             f"Slope of the KD gain on log(kappa) {fmt(slope.estimate)} points per unit log kappa "
@@ -281,6 +247,45 @@ class DataEfficiency(Hypothesis):
             f"{s}, {g}; neither a significant negative trend with a positive small-data gain nor "
             f"equivalence within ±{fmt(margin)} (TOST {fmt_p(eq.p_value)}) at alpha={alpha:g}."
         )
+
+    def report_sections(self, verdict: Verdict, store: Any, out_dir: Path) -> list[Any]:
+        """The gain and data multiplier per kappa: a figure and a table."""
+        from kdtheory.report import figures as plot
+        from kdtheory.report.document import Column, write_table
+
+        records = _merge(
+            verdict.tables.get("per_fraction", []),
+            verdict.tables.get("data_multiplier", []),
+            ["multiplier", "multiplier_bound", "status"],
+        )
+        for rec in records:
+            rec["multiplier_text"] = _multiplier_text(rec)
+        tables = write_table(
+            out_dir,
+            "data-efficiency-by-kappa",
+            records,
+            [
+                Column("κ", "n_train", "int", header_tex="$\\kappa$"),
+                Column("Label acc. (%)", "label_accuracy", ".1f"),
+                Column("KD acc. (%)", "kd_accuracy", ".1f"),
+                Column("Gain (points)", "gain", ".2f"),
+                Column("95% CI", ("ci_low", "ci_high"), ".2f", header_tex="95\\% CI"),
+                Column("Data multiplier", "multiplier_text", "text", align="r"),
+            ],
+            caption="KD's gain over label training per training-set size kappa (mean over "
+            "seeds, 95% t-interval of the seed-paired gain) and the data multiplier kappa*/kappa: "
+            "how many times more labelled samples label training needs to match KD's mean "
+            "accuracy.",
+        )
+        figure = Figure(
+            "kd-gain",
+            lambda: plot.kd_gain(store, verdict),
+            "Left: KD − label test accuracy (points), paired by seed, vs κ; the dotted line has "
+            "the fitted slope on log κ (the key effect). Right: the data multiplier κ*/κ, the "
+            "labelled samples label training needs to match KD; open triangles are bounds where "
+            f"KD lies outside the label curve. {CI_NOTE}",
+        )
+        return [report_section(out_dir, "KD gain and data multiplier", [figure], tables=tables)]
 
 
 def _shown(comp: Mapping[str, Any], decision: str, alpha: float, margin: float) -> tuple:
@@ -321,3 +326,30 @@ def _decision_numbers(comp: Mapping[str, Any]) -> dict[str, Any]:
         "gain_at_smallest_ci": (small.ci_low, small.ci_high),
         "gain_at_smallest_p": small.p_value,
     }
+
+
+def _merge(
+    left: Sequence[Mapping[str, Any]], right: Sequence[Mapping[str, Any]], keys: Sequence[str]
+) -> list[dict[str, Any]]:
+    """Left-join ``right`` onto ``left`` by (experiment, fraction); right's ``keys`` only."""
+    index = {(r.get("experiment"), r.get("fraction")): r for r in right}
+    out = []
+    for rec in left:
+        new = dict(rec)
+        other = index.get((rec.get("experiment"), rec.get("fraction")), {})
+        for k in keys:
+            new[k] = other.get(k)
+        out.append(new)
+    return out
+
+
+def _multiplier_text(rec: Mapping[str, Any]) -> str:
+    """The data multiplier of a table row: its value, a bound (``≥``/``≤``) or ``--``."""
+    multiplier = rec.get("multiplier")
+    if multiplier is not None and multiplier == multiplier:
+        return f"{float(multiplier):.2f}"
+    bound = rec.get("multiplier_bound")
+    status = str(rec.get("status") or "")
+    if bound is not None and bound == bound and status.startswith(("above", "below")):
+        return ("≥ " if status.startswith("above") else "≤ ") + f"{float(bound):.2f}"
+    return "--"

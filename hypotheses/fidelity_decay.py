@@ -3,23 +3,24 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from kdtheory.hypothesis.base import Hypothesis
+from kdtheory.hypothesis.sections import CI_NOTE, Figure, report_section
+from kdtheory.hypothesis.template import Options, Outcome, PooledHypothesis
 from kdtheory.hypothesis.toolkit import (
     NAN,
     Effect,
     Equivalence,
     ExperimentResult,
     Pooled,
+    Ruling,
     bare,
-    build_verdict,
     cells,
     deciding,
-    effect_row,
     fmt,
     fmt_ci,
     fmt_p,
@@ -28,8 +29,6 @@ from kdtheory.hypothesis.toolkit import (
     method_array,
     missing_method,
     pick_method,
-    resolve_options,
-    run_experiments,
     sorted_experiment,
 )
 from kdtheory.hypothesis.verdict import Verdict
@@ -178,7 +177,7 @@ def seed_power_fits(kappa: np.ndarray, gap: np.ndarray) -> dict[str, np.ndarray]
     return out
 
 
-class FidelityDecay(Hypothesis):
+class FidelityDecay(PooledHypothesis):
     """The fidelity gap between trained-on and unseen samples decays as kappa^(-1/2).
 
     Fidelity is top-1 agreement of the KD student with the teacher: on the training samples the
@@ -229,7 +228,15 @@ class FidelityDecay(Hypothesis):
 
     effect = "exponent b of the fidelity gap, gap = a * kappa^b (raw-scale fit, unitless)"
 
-    def _analyse(self, name: str, ds: xr.Dataset, alpha: float, opts: dict) -> Any:
+    alternative = "two-sided"
+    pooled_lines = {
+        "exponent b (two-sided, vs 0)": ("b", "two-sided"),
+        "curvature q (two-sided, vs 0)": ("curvature", "two-sided"),
+    }
+    heterogeneity = "b"
+
+    def analyse(self, name: str, ds: xr.Dataset, opts: Options) -> ExperimentResult | str:
+        alpha = opts.alpha
         kd = pick_method(ds, "kd", opts["kd_method"], prefer_temperature=4.0)
         if kd is None:
             return missing_method(ds, "a kd method", opts)
@@ -288,8 +295,6 @@ class FidelityDecay(Hypothesis):
             "curvature": Effect.of(curv),
             "enough": enough,
         }
-        decision = self._decide(comp, alpha) if enough else "inconclusive"
-        shown, test = _shown(comp, decision, alpha, margin)
 
         per_fraction = []
         for i, f in enumerate(fractions):
@@ -320,10 +325,7 @@ class FidelityDecay(Hypothesis):
             for j in range(len(seeds))
         ]
         n_le0 = int((np.isfinite(gap) & (gap <= 0)).sum())
-        extra = {
-            "kd_method": kd,
-            "margin": margin,
-            **_decision_numbers(comp, alpha),
+        numbers = {
             "p_vs_minus_half": vs_claim.p_value,
             "n_seeds_fitted": int(np.isfinite(b_s).sum()),
             "n_cells_gap_le_0": n_le0,
@@ -344,12 +346,22 @@ class FidelityDecay(Hypothesis):
             f"{fmt_p(curv.p_value)} (two-sided).",
             f"Pooled-cell fit (cells treated as independent, descriptive): c = {fmt(raw['c'], 4)}, "
             f"b = {fmt(raw['b'], 4)} (se {fmt(raw['se_b'], 3)}), status: {raw['status']}.",
-            f"Decision: {decision} (deciding test: {test.describe()}, {fmt_p(shown.p_value)}).",
         ]
+
+        def summary(ruling: Ruling) -> str:
+            return "\n".join(
+                [
+                    *lines,
+                    f"Decision: {ruling.decision} (deciding test: {ruling.deciding.describe()}, "
+                    f"{fmt_p(ruling.shown.p_value)}).",
+                ]
+            )
+
         return ExperimentResult(
             name=name,
             components=comp,
-            row=effect_row(name, shown, decision, extra, deciding=test),
+            settings={"kd_method": kd, "margin": margin},
+            numbers=numbers,
             tables={
                 "per_fraction": per_fraction,
                 "cells": cell_records,
@@ -357,66 +369,55 @@ class FidelityDecay(Hypothesis):
                 "excluded": excluded,
                 "power_law_fit": [raw],
             },
-            summary="\n".join(lines),
+            summary=summary,
         )
 
-    @staticmethod
-    def _decide(comp: Mapping[str, Any], alpha: float) -> str:
-        if not comp["enough"]:
-            return "inconclusive"
-        p_reject, _ = _rejection(comp)
-        if p_reject <= alpha:
-            return "rejected"
-        if comp["tost"].equivalent:
-            return "supported"
-        return "inconclusive"
-
-    def test(self, store: Mapping[str, xr.Dataset], alpha: float = 0.05, **options: Any) -> Verdict:
-        opts = resolve_options(self, options)
-        margin = float(opts["margin"])
-        low, high = B_CLAIMED - margin, B_CLAIMED + margin
-        results, skipped = run_experiments(
-            self, store, lambda n, ds: self._analyse(n, ds, alpha, opts)
-        )
-        usable = [r for r in results if r.components["enough"]]
-        pooled_row = None
-        pooled_summary = None
-        if len(usable) > 1:
-            pooled = Pooled(usable, alpha, opts["pooling"])
-            comp = {
-                "b": pooled.effect("b", "two-sided"),
-                "below": pooled.effect("b", "less", low),
-                "above": pooled.effect("b", "greater", high),
-                "tost": pooled.tost("b", low, high),
-                "curvature": pooled.effect("curvature", "two-sided"),
-                "enough": True,
-            }
-            decision = self._decide(comp, alpha)
-            d = pooled.decision(
-                self.name,
-                comp,
-                decision,
-                _shown(comp, decision, alpha, margin),
-                _decision_numbers(comp, alpha),
-                {
-                    "exponent b (two-sided, vs 0)": ("b", "two-sided"),
-                    "curvature q (two-sided, vs 0)": ("curvature", "two-sided"),
-                },
-                "b",
-            )
-            pooled_row, pooled_summary = d.pooled_row, d.pooled_summary
-            top, test = d.shown, d.deciding
-        elif usable:
-            comp = usable[0].components
-            decision = usable[0].row.decision
-            top, test = _shown(comp, decision, alpha, margin)
-        else:
-            comp = results[0].components
+    def rule(self, tests: Mapping[str, Any], opts: Options) -> Ruling:
+        alpha = opts.alpha
+        if not tests["enough"]:
             decision = "inconclusive"
-            top, test = _shown(comp, decision, alpha, margin)
-        reason = self._reason(decision, comp, alpha, margin, len(usable))
-        left_out = [r.name for r in results if not r.components["enough"]]
-        if usable and left_out:
+        elif _rejection(tests)[0] <= alpha:
+            decision = "rejected"
+        elif tests["tost"].equivalent:
+            decision = "supported"
+        else:
+            decision = "inconclusive"
+        shown = _shown(tests, decision, alpha, opts["margin"])
+        return Ruling(decision, *shown, _decision_numbers(tests, alpha))
+
+    def poolable(self, result: ExperimentResult) -> bool:
+        """Only experiments where at least 2 seeds have a fit enter the pool."""
+        return bool(result.components["enough"])
+
+    def pool(self, pooled: Pooled, opts: Options) -> dict[str, Any]:
+        """The exponent pooled against the claim's band and its edges, and the curvature."""
+        low, high = B_CLAIMED - opts["margin"], B_CLAIMED + opts["margin"]
+        return {
+            "b": pooled.effect("b", "two-sided"),
+            "below": pooled.effect("b", "less", low),
+            "above": pooled.effect("b", "greater", high),
+            "tost": pooled.tost("b", low, high),
+            "curvature": pooled.effect("curvature", "two-sided"),
+            "enough": True,
+        }
+
+    def describe_model(self, opts: Options) -> str:
+        return (
+            "Per-seed nonlinear least squares on the raw scale, gap = a * kappa^b and "
+            "gap = a * exp(b x + q x^2) (x = centred log kappa), every finite cell; "
+            f"t-tests across seeds: TOST of b within -0.5 ± {fmt(opts['margin'])}, b outside "
+            "that band (one-sided against each edge), curvature q ≠ 0 (lack of fit); the two "
+            "rejection tests Holm-adjusted as a pair; pooled across experiments: "
+            f"{POOLING_METHODS[opts.pooling]}."
+        )
+
+    def reason(self, outcome: Outcome, opts: Options) -> str:
+        results = outcome.results
+        reason = self._reason(
+            outcome.ruling.decision, outcome.tests, opts.alpha, opts["margin"], outcome.k
+        )
+        left_out = [r.name for r in results if not self.poolable(r)]
+        if outcome.decided_on and left_out:
             reason += f" Left out for fewer than 2 fitted seeds: {', '.join(left_out)}."
         n_nan = sum(len(r.tables["excluded"]) for r in results)
         if n_nan:
@@ -431,32 +432,10 @@ class FidelityDecay(Hypothesis):
                 f" {n_nan} cell(s) without a gap (NaN) could not enter the fits: "
                 f"{', '.join(names[:6])}{' …' if n_nan > 6 else ''}."
             )
-        n_le0 = sum(int(r.row.extra.get("n_cells_gap_le_0", 0)) for r in results)
+        n_le0 = sum(int(r.numbers.get("n_cells_gap_le_0", 0)) for r in results)
         if n_le0:
             reason += f" {n_le0} cell(s) with gap <= 0 were kept in the raw-scale fits."
-        return build_verdict(
-            self,
-            alpha=alpha,
-            effect=self.effect,
-            model=(
-                "Per-seed nonlinear least squares on the raw scale, gap = a * kappa^b and "
-                "gap = a * exp(b x + q x^2) (x = centred log kappa), every finite cell; "
-                f"t-tests across seeds: TOST of b within -0.5 ± {fmt(margin)}, b outside that "
-                "band (one-sided against each edge), curvature q ≠ 0 (lack of fit); the two "
-                "rejection tests Holm-adjusted as a pair; pooled across experiments: "
-                f"{POOLING_METHODS[opts['pooling']]}."
-            ),
-            alternative="two-sided",
-            results=results,
-            skipped=skipped,
-            top=top,
-            decision=decision,
-            reason=reason,
-            pooled=pooled_row,
-            pooled_summary=pooled_summary,
-            deciding=test,
-            pooling=opts["pooling"],
-        )
+        return reason
 
     @staticmethod
     def _reason(decision: str, comp: Mapping[str, Any], alpha: float, margin: float, k: int) -> str:
@@ -491,6 +470,39 @@ class FidelityDecay(Hypothesis):
             f"{s}: neither equivalence to -0.5 within ±{fmt(margin)} nor a CI outside the band "
             f"or a lack of fit at alpha={alpha:g} (Holm-adjusted rejection {fmt_p(p_reject)})."
         )
+
+    def report_sections(self, verdict: Verdict, store: Any, out_dir: Path) -> list[Any]:
+        """Fidelity on trained-on and unseen samples per kappa: a figure and a table."""
+        from kdtheory.report import figures as plot
+        from kdtheory.report.document import Column, write_table
+
+        keys = ["fidelity_train", "fidelity_test", "gap", "gap_ci_low", "gap_ci_high"]
+        tables = write_table(
+            out_dir,
+            "fidelity-decay-by-kappa",
+            _scaled(verdict.tables.get("per_fraction", []), keys, 100.0),
+            [
+                Column("κ", "n_train", "int", header_tex="$\\kappa$"),
+                Column("Fidelity trained-on (%)", "fidelity_train", ".1f"),
+                Column("Fidelity unseen (%)", "fidelity_test", ".1f"),
+                Column("Gap (points)", "gap", ".2f"),
+                Column("95% CI", ("gap_ci_low", "gap_ci_high"), ".2f", header_tex="95\\% CI"),
+                Column("Cells excluded", "n_excluded", "int"),
+            ],
+            caption="Top-1 agreement of the KD student with the teacher on the samples it "
+            "trained on and on unseen (test) samples per kappa (mean over seeds), their gap with "
+            "a 95% t-interval, and the cells left out of the log fit (gap <= 0).",
+        )
+        figure = Figure(
+            "fidelity",
+            lambda: plot.fidelity(store, verdict),
+            "Left: agreement with the teacher on the samples each student trained on (solid) and "
+            "on unseen test samples (dashed), vs κ. Right: their gap on log–log axes: cells "
+            "(dots), geometric means over seeds, the fitted power law (the verdict's slope b) "
+            f"and a reference line of slope −1/2. {CI_NOTE}",
+        )
+        title = "Fidelity on trained-on vs unseen samples"
+        return [report_section(out_dir, title, [figure], tables=tables)]
 
 
 def ci_words(alpha: float) -> str:
@@ -579,3 +591,16 @@ def _decision_numbers(comp: Mapping[str, Any], alpha: float) -> dict[str, Any]:
         "p_rejection_holm": p_reject,
         "rejection_by": which,
     }
+
+
+def _scaled(records: Sequence[Mapping[str, Any]], keys: Sequence[str], factor: float) -> list[dict]:
+    """Copies of ``records`` with the numbers under ``keys`` multiplied by ``factor``."""
+    out = []
+    for rec in records:
+        new = dict(rec)
+        for k in keys:
+            v = new.get(k)
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                new[k] = float(v) * factor
+        out.append(new)
+    return out

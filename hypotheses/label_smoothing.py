@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from kdtheory.hypothesis.base import Hypothesis
+from kdtheory.hypothesis.sections import gaps_figure, report_section
+from kdtheory.hypothesis.template import Options, Outcome, PooledHypothesis
 from kdtheory.hypothesis.toolkit import (
     NAN,
     Effect,
     ExperimentResult,
     Pooled,
+    Ruling,
     accuracy_points,
-    build_verdict,
     deciding,
-    effect_row,
     fmt,
     fmt_ci,
     fmt_p,
@@ -27,8 +29,6 @@ from kdtheory.hypothesis.toolkit import (
     missing_method,
     nanmean,
     pick_method,
-    resolve_options,
-    run_experiments,
     seed_means,
     seed_slope_test,
     sorted_experiment,
@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 MEAN_TEST = "mean over fractions"
 
 
-class LabelSmoothing(Hypothesis):
+class LabelSmoothing(PooledHypothesis):
     """KD is label smoothing in disguise: an LS student with matched epsilon matches KD.
 
     Per (fraction, seed) the paired difference is KD − LS test accuracy (points). The claim is
@@ -114,7 +114,15 @@ class LabelSmoothing(Hypothesis):
         "p, or for 'supported' the fraction whose Holm-adjusted TOST p is largest"
     )
 
-    def _analyse(self, name: str, ds: xr.Dataset, alpha: float, opts: dict) -> Any:
+    alternative = "greater"
+    pooled_lines = {
+        "mean KD − LS (H1: > 0)": ("key", "greater"),
+        "trend of KD − LS on log kappa (H1: < 0)": ("trend", "less"),
+    }
+    heterogeneity = "key"
+
+    def analyse(self, name: str, ds: xr.Dataset, opts: Options) -> ExperimentResult | str:
+        alpha = opts.alpha
         kd = pick_method(ds, "kd", opts["kd_method"], prefer_temperature=4.0)
         ls = pick_method(ds, "ls", opts["ls_method"])
         if kd is None or ls is None:
@@ -161,14 +169,6 @@ class LabelSmoothing(Hypothesis):
             r["p_holm"] = m["p_holm"]
             r["kd_beats_ls"] = m["significant"]
         p_decision = _min_p(family)
-        decision = self._decide(p_decision, all_equiv, alpha)
-        comp["decision_p"] = p_decision
-        extra = {
-            "kd_method": kd,
-            "ls_method": ls,
-            "margin": margin,
-            **_decision_numbers(key, trend, family, all_equiv, per_fraction, alpha),
-        }
         lines = [
             f"Experiment {name}: KD method {kd!r} vs LS method {ls!r}; accuracy points.",
             f"Mean KD − LS over fractions per seed, one-sided t (H1: > 0): "
@@ -189,10 +189,6 @@ class LabelSmoothing(Hypothesis):
                 f"[{fmt(r['tost_ci_low'], 3)}, {fmt(r['tost_ci_high'], 3)}] (1-2alpha CI), "
                 f"TOST {fmt_p(r['tost_p'])}, Holm {fmt_p(r['tost_p_holm'])}, n={r['n']}"
             )
-        lines.append(
-            f"Decision p (smallest Holm-adjusted p of the rejection family): "
-            f"{fmt_p(p_decision)} -> {decision}."
-        )
         cell_records = [
             {
                 "experiment": name,
@@ -206,122 +202,100 @@ class LabelSmoothing(Hypothesis):
             for i in range(len(fractions))
             for j in range(len(seeds))
         ]
-        shown, test = _shown(family, per_fraction, decision, alpha, margin)
-        extra.update(_mean_numbers(comp["key"]))
+        comp.update({"family": family, "tosts": per_fraction, "all_equivalent": all_equiv})
+
+        def summary(ruling: Ruling) -> str:
+            decided = (
+                f"Decision p (smallest Holm-adjusted p of the rejection family): "
+                f"{fmt_p(p_decision)} -> {ruling.decision}."
+            )
+            return "\n".join([*lines, decided]) + "\n\n" + trend.summary
+
         return ExperimentResult(
             name=name,
             components=comp,
-            row=effect_row(name, shown, decision, extra, deciding=test),
+            settings={"kd_method": kd, "ls_method": ls, "margin": margin},
             tables={
                 "per_fraction": per_fraction,
                 "rejection_family": family,
                 "cells": cell_records,
             },
-            summary="\n".join(lines) + "\n\n" + trend.summary,
+            summary=summary,
         )
 
-    @staticmethod
-    def _decide(p_decision: float, all_equivalent: bool, alpha: float) -> str:
-        if p_decision <= alpha:  # False when NaN
-            return "rejected"
-        if all_equivalent:
-            return "supported"
-        return "inconclusive"
-
-    def test(self, store: Mapping[str, xr.Dataset], alpha: float = 0.05, **options: Any) -> Verdict:
-        opts = resolve_options(self, options)
-        margin = float(opts["margin"])
-        results, skipped = run_experiments(
-            self, store, lambda n, ds: self._analyse(n, ds, alpha, opts)
-        )
-        pooled_row = None
-        pooled_summary = None
-        extra_tables: dict[str, list[dict[str, Any]]] = {}
-        if len(results) > 1:
-            pooled = Pooled(results, alpha, opts["pooling"])
-            key = pooled.effect("key", "greater")
-            trend = pooled.effect("trend", "less")
-            # one TOST family: every experiment's fractions
-            tost_family = [
-                dict(r, tost_p_holm=NAN) for res in results for r in res.tables["per_fraction"]
-            ]
-            all_equiv = _holm_fill(tost_family, alpha)
-            extra_tables["tost_family"] = [
-                {k: r[k] for k in ("experiment", "fraction", "n_train", "difference", "tost_p")}
-                | {"tost_p_holm_family": r["tost_p_holm"]}
-                for r in tost_family
-            ]
-            # one rejection family: every experiment's mean and per-fraction tests
-            family = _holm_family(
-                [m for res in results for m in res.tables["rejection_family"]], "pooled", alpha
-            )
-            extra_tables["rejection_family"] = family
-            p_decision = _min_p(family)
-            decision = self._decide(p_decision, all_equiv, alpha)
-            shown, test = _shown(family, tost_family, decision, alpha, margin)
-            shown.n = len(results)  # the pooled row counts experiments
-            het = pooled.meta("key", "two-sided")
-            pooled_row = effect_row(
-                "pooled",
-                shown,
-                decision,
-                {
-                    "k": len(results),
-                    "pooling": opts["pooling"],
-                    "tau2": het.tau2 if het is not None else NAN,
-                    "i2": het.i2 if het is not None else NAN,
-                    **_decision_numbers(key, trend, family, all_equiv, tost_family, alpha),
-                    **_mean_numbers(key),
-                },
-                deciding=test,
-                unit="experiments",
-            )
-            pooled_summary = pooled.summary(
-                self.name,
-                {
-                    "mean KD − LS (H1: > 0)": ("key", "greater"),
-                    "trend of KD − LS on log kappa (H1: < 0)": ("trend", "less"),
-                },
-            )
-            worst = tost_family
+    def rule(self, tests: Mapping[str, Any], opts: Options) -> Ruling:
+        alpha, family, tosts = opts.alpha, tests["family"], tests["tosts"]
+        if _min_p(family) <= alpha:  # False when NaN
+            decision = "rejected"
+        elif tests["all_equivalent"]:
+            decision = "supported"
         else:
-            res = results[0]
-            key, trend = res.components["key"], res.components["trend"]
-            p_decision = res.components["decision_p"]
-            decision = res.row.decision
-            all_equiv = bool(res.row.extra["equivalent_at_every_fraction"])
-            worst = res.tables["per_fraction"]
-            family = res.tables["rejection_family"]
-            shown, test = _shown(family, worst, decision, alpha, margin)
-        reason = self._reason(
-            decision, key, trend, family, worst, all_equiv, alpha, margin, len(results)
+            decision = "inconclusive"
+        shown, test = _shown(family, tosts, decision, alpha, opts["margin"])
+        if "experiments" in tests:  # the pooled row counts experiments
+            shown = replace(shown, n=tests["experiments"])
+        key, trend, all_equiv = tests["key"], tests["trend"], tests["all_equivalent"]
+        numbers = {
+            **_decision_numbers(key, trend, family, all_equiv, tosts, alpha),
+            **_mean_numbers(key),
+        }
+        return Ruling(decision, shown, test, numbers)
+
+    def pool(self, pooled: Pooled, opts: Options) -> dict[str, Any]:
+        """The pooled mean and trend (reported), and one rejection family and one TOST family
+        over every experiment's tests (see the class docstring)."""
+        results = pooled.results
+        # one TOST family: every experiment's fractions
+        tost_family = [
+            dict(r, tost_p_holm=NAN) for res in results for r in res.tables["per_fraction"]
+        ]
+        all_equiv = _holm_fill(tost_family, opts.alpha)
+        # one rejection family: every experiment's mean and per-fraction tests
+        members = [m for res in results for m in res.tables["rejection_family"]]
+        return {
+            "key": pooled.effect("key", "greater"),
+            "trend": pooled.effect("trend", "less"),
+            "family": _holm_family(members, "pooled", opts.alpha),
+            "tosts": tost_family,
+            "all_equivalent": all_equiv,
+            "experiments": len(results),
+        }
+
+    def pooled_tables(self, tests: Mapping[str, Any], opts: Options) -> dict[str, list[dict]]:
+        keys = ("experiment", "fraction", "n_train", "difference", "tost_p")
+        return {
+            "tost_family": [
+                {k: r[k] for k in keys} | {"tost_p_holm_family": r["tost_p_holm"]}
+                for r in tests["tosts"]
+            ],
+            "rejection_family": tests["family"],
+        }
+
+    def describe_model(self, opts: Options) -> str:
+        return (
+            "Paired KD − LS accuracy difference per (fraction, seed). Rejection family, "
+            "Holm-adjusted: in every experiment the per-seed mean over fractions, one-sided "
+            "t-test across seeds (H1: KD > LS), and at every fraction a one-sided paired "
+            "t-test across seeds (H1: KD > LS); rejected when any Holm-adjusted p <= alpha. "
+            "Shown: the deciding test's estimate, Holm-adjusted p and CI at the matching level "
+            "(see the docstring); the mean difference, pooled across experiments "
+            f"({POOLING_METHODS[opts.pooling]}), is reported, not part of the decision. "
+            f"Equivalence: TOST within ±{fmt(opts['margin'])} points at every fraction, "
+            "Holm-adjusted. Per-seed slope on log(kappa) (H1: < 0) reported."
         )
-        return build_verdict(
-            self,
-            alpha=alpha,
-            effect=self.effect,
-            model=(
-                "Paired KD − LS accuracy difference per (fraction, seed). Rejection family, "
-                "Holm-adjusted: in every experiment the per-seed mean over fractions, one-sided "
-                "t-test across seeds (H1: KD > LS), and at every fraction a one-sided paired "
-                "t-test across seeds (H1: KD > LS); rejected when any Holm-adjusted p <= alpha. "
-                "Shown: the deciding test's estimate, Holm-adjusted p and CI at the matching level "
-                "(see the docstring); the mean difference, pooled across experiments "
-                f"({POOLING_METHODS[opts['pooling']]}), is reported, not part of the decision. "
-                f"Equivalence: TOST within ±{fmt(margin)} points at every fraction, "
-                "Holm-adjusted. Per-seed slope on log(kappa) (H1: < 0) reported."
-            ),
-            alternative="greater",
-            results=results,
-            skipped=skipped,
-            top=shown,
-            decision=decision,
-            reason=reason,
-            pooled=pooled_row,
-            extra_tables=extra_tables,
-            pooled_summary=pooled_summary,
-            deciding=test,
-            pooling=opts["pooling"],
+
+    def reason(self, outcome: Outcome, opts: Options) -> str:
+        t = outcome.tests
+        return self._reason(
+            outcome.ruling.decision,
+            t["key"],
+            t["trend"],
+            t["family"],
+            t["tosts"],
+            t["all_equivalent"],
+            opts.alpha,
+            opts["margin"],
+            outcome.k,
         )
 
     @staticmethod
@@ -382,6 +356,29 @@ class LabelSmoothing(Hypothesis):
             f"shown at {len(failing)} fraction(s): {', '.join(failing[:6])}"
             f"{' …' if len(failing) > 6 else ''}."
         )
+
+    def report_sections(self, verdict: Verdict, store: Any, out_dir: Path) -> list[Any]:
+        """KD vs LS per kappa: the gaps figure and a table with the TOST p-values."""
+        from kdtheory.report.document import Column, write_table
+
+        tables = write_table(
+            out_dir,
+            "label-smoothing-by-kappa",
+            verdict.tables.get("per_fraction", []),
+            [
+                Column("κ", "n_train", "int", header_tex="$\\kappa$"),
+                Column("KD acc. (%)", "kd_accuracy", ".1f"),
+                Column("LS acc. (%)", "ls_accuracy", ".1f"),
+                Column("KD − LS", "difference", ".2f", header_tex="KD $-$ LS"),
+                Column("95% CI", ("ci_low", "ci_high"), ".2f", header_tex="95\\% CI"),
+                Column("TOST p (Holm)", "tost_p_holm", "p", header_tex="TOST $p$ (Holm)"),
+            ],
+            caption="KD vs label smoothing per kappa: accuracies (mean over seeds), the "
+            "seed-paired difference with its 95% t-interval, and the Holm-adjusted TOST p-value "
+            "of equivalence within the margin.",
+        )
+        title = "KD vs label smoothing"
+        return [report_section(out_dir, title, [gaps_figure(store)], tables=tables)]
 
 
 def _mean_numbers(key: Effect) -> dict[str, Any]:

@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from kdtheory.hypothesis.base import Hypothesis
+from kdtheory.hypothesis.sections import CI_NOTE, Figure, report_section
+from kdtheory.hypothesis.template import Options, Outcome, PooledHypothesis
 from kdtheory.hypothesis.toolkit import (
-    Decision,
     Effect,
     ExperimentResult,
-    Pooled,
-    build_verdict,
+    Ruling,
     cells,
-    decide_across,
     deciding,
-    effect_row,
     fmt,
     fmt_ci,
     fmt_p,
@@ -28,8 +26,6 @@ from kdtheory.hypothesis.toolkit import (
     missing_method,
     pct,
     pick_method,
-    resolve_options,
-    run_experiments,
     seed_means,
     seed_slope_test,
     sorted_experiment,
@@ -44,7 +40,7 @@ if TYPE_CHECKING:
 _METRICS = (*NC_KEYS, "cka")
 
 
-class NeuralCollapse(Hypothesis):
+class NeuralCollapse(PooledHypothesis):
     """KD students collapse less than label students and align more with the teacher.
 
     From :func:`kdtheory.metrics.collapse_table` (penultimate features of each cell on the feature
@@ -90,8 +86,16 @@ class NeuralCollapse(Hypothesis):
     options: ClassVar[dict[str, Any]] = {"kd_method": None, "pooling": "mixed"}
 
     effect = "mean log NC1 difference (KD − label) on trained-on samples, log ratio"
+    alternative = "greater"
+    pooled_lines = {
+        "log NC1 KD − label (H1: > 0)": ("key", "greater"),
+        "CKA KD − label (H1: > 0)": ("cka", "greater"),
+        "interaction slope (two-sided)": ("interaction", "two-sided"),
+    }
+    heterogeneity = "key"
 
-    def _analyse(self, name: str, ds: xr.Dataset, alpha: float, opts: dict) -> Any:
+    def analyse(self, name: str, ds: xr.Dataset, opts: Options) -> ExperimentResult | str:
+        alpha = opts.alpha
         kd = pick_method(ds, "kd", opts["kd_method"], prefer_temperature=4.0)
         label = pick_method(ds, "label")
         if kd is None or label is None:
@@ -152,7 +156,6 @@ class NeuralCollapse(Hypothesis):
             "cka": Effect.of(cka),
             "interaction": Effect.of(inter),
         }
-        decision = self._decide(comp, alpha)
 
         per_fraction = []
         for i, f in enumerate(fractions):
@@ -192,16 +195,6 @@ class NeuralCollapse(Hypothesis):
                         rec["n_samples"] = int(np.nan_to_num(vals["n_samples"][i, j]))
                         cell_records.append(rec)
 
-        extra = {
-            "kd_method": kd,
-            "label_method": label,
-            **_decision_numbers(comp),
-            "log_nc1_diff_unseen": nc1_u.estimate,
-            "log_nc1_diff_unseen_p": nc1_u.p_value,
-            "cka_diff_unseen": cka_u.estimate,
-            "cka_diff_unseen_p": cka_u.p_value,
-            "excluded_cells": len(excluded),
-        }
         note = ci_level_note("greater", alpha)
         summary = "\n".join(
             [
@@ -222,108 +215,117 @@ class NeuralCollapse(Hypothesis):
                 inter.summary,
             ]
         )
-        shown, test = _shown(comp, decision, alpha)
         return ExperimentResult(
             name=name,
             components=comp,
-            row=effect_row(name, shown, decision, extra, deciding=test),
+            settings={"kd_method": kd, "label_method": label},
+            numbers={
+                "log_nc1_diff_unseen": nc1_u.estimate,
+                "log_nc1_diff_unseen_p": nc1_u.p_value,
+                "cka_diff_unseen": cka_u.estimate,
+                "cka_diff_unseen_p": cka_u.p_value,
+                "excluded_cells": len(excluded),
+            },
             tables={"per_fraction": per_fraction, "cells": cell_records, "excluded": excluded},
             summary=summary,
         )
 
-    @staticmethod
-    def _decide(comp: Mapping[str, Any], alpha: float) -> str:
-        if comp["key"].sig(alpha) and comp["cka"].sig(alpha):
-            return "supported"
-        if comp["opposite"].sig(alpha):
-            return "rejected"
-        return "inconclusive"
+    def rule(self, tests: Mapping[str, Any], opts: Options) -> Ruling:
+        alpha = opts.alpha
+        if tests["key"].sig(alpha) and tests["cka"].sig(alpha):
+            decision = "supported"
+        elif tests["opposite"].sig(alpha):
+            decision = "rejected"
+        else:
+            decision = "inconclusive"
+        return Ruling(decision, *_shown(tests, decision, alpha), _decision_numbers(tests))
 
-    def test(self, store: Mapping[str, xr.Dataset], alpha: float = 0.05, **options: Any) -> Verdict:
-        opts = resolve_options(self, options)
-        results, skipped = run_experiments(
-            self, store, lambda n, ds: self._analyse(n, ds, alpha, opts)
+    def describe_model(self, opts: Options) -> str:
+        return (
+            "log NC1 ~ method × log(kappa) with seeds as replication: paired (seed, fraction) "
+            "differences KD − label on trained-on rows, per-seed means over fractions, "
+            "one-sided t-tests across seeds for log NC1 and for linear CKA with the teacher; "
+            "interaction = per-seed slope of the log NC1 difference on log kappa (t-test); "
+            f"pooled across experiments: {POOLING_METHODS[opts.pooling]}."
         )
-        d = decide_across(
-            results, alpha, lambda pooled: self._pooled(pooled, alpha), opts["pooling"]
-        )
-        comp, decision = d.components, d.decision
-        n_excluded = sum(len(r.tables["excluded"]) for r in results)
-        excluded_names = [
-            f"{e['method']} {e['subset']} {fraction_label(e['fraction'], e['seed'])}"
-            for r in results
-            for e in r.tables["excluded"]
-        ]
-        reason = self._reason(decision, comp, alpha, len(results))
-        if n_excluded:
+
+    def reason(self, outcome: Outcome, opts: Options) -> str:
+        reason = _reason(outcome.ruling.decision, outcome.tests, opts.alpha, outcome.k)
+        excluded = [e for r in outcome.results for e in r.tables["excluded"]]
+        if excluded:
+            names = [
+                f"{e['method']} {e['subset']} {fraction_label(e['fraction'], e['seed'])}"
+                for e in excluded
+            ]
             reason += (
-                f" {n_excluded} cell(s) with NC1 <= 0 were left out of the log model: "
-                f"{', '.join(excluded_names[:5])}{' …' if n_excluded > 5 else ''}."
+                f" {len(excluded)} cell(s) with NC1 <= 0 were left out of the log model: "
+                f"{', '.join(names[:5])}{' …' if len(excluded) > 5 else ''}."
             )
-        return build_verdict(
-            self,
-            alpha=alpha,
-            effect=self.effect,
-            model=(
-                "log NC1 ~ method × log(kappa) with seeds as replication: paired (seed, fraction) "
-                "differences KD − label on trained-on rows, per-seed means over fractions, "
-                "one-sided t-tests across seeds for log NC1 and for linear CKA with the teacher; "
-                "interaction = per-seed slope of the log NC1 difference on log kappa (t-test); "
-                f"pooled across experiments: {POOLING_METHODS[opts['pooling']]}."
+        return reason
+
+    def report_sections(self, verdict: Verdict, store: Any, out_dir: Path) -> list[Any]:
+        """NC1 and CKA differences per kappa: two figures and a table."""
+        from kdtheory.report import figures as plot
+        from kdtheory.report.document import Column, write_table
+
+        tables = write_table(
+            out_dir,
+            "neural-collapse-by-kappa",
+            verdict.tables.get("per_fraction", []),
+            [
+                Column("κ", "n_train", "int", header_tex="$\\kappa$"),
+                Column("Δ log NC1", "log_nc1_diff_trained", ".3f", header_tex="$\\Delta\\log$ NC1"),
+                Column(
+                    "95% CI",
+                    ("log_nc1_diff_trained_ci_low", "log_nc1_diff_trained_ci_high"),
+                    ".3f",
+                    header_tex="95\\% CI",
+                ),
+                Column("Δ CKA", "cka_diff_trained", ".3f", header_tex="$\\Delta$ CKA"),
+                Column(
+                    "95% CI ",
+                    ("cka_diff_trained_ci_low", "cka_diff_trained_ci_high"),
+                    ".3f",
+                    header_tex="95\\% CI",
+                ),
+            ],
+            caption="KD minus label student on the feature rows each trained on, per kappa: the "
+            "difference in log NC1 and in linear CKA with the teacher's features (mean over "
+            "seeds, 95% t-intervals).",
+        )
+        figures = [
+            Figure(
+                "collapse",
+                lambda: plot.collapse(store),
+                "NC1 (within- over between-class variability; log axis, geometric means) and "
+                "linear CKA with the teacher's features, on the feature rows each student "
+                f"trained on, vs κ, per method. {CI_NOTE}",
             ),
-            alternative="greater",
-            results=results,
-            skipped=skipped,
-            top=d.shown,
-            decision=decision,
-            reason=reason,
-            pooled=d.pooled_row,
-            pooled_summary=d.pooled_summary,
-            deciding=d.deciding,
-            pooling=opts["pooling"],
-        )
+            Figure("collapse-all", lambda: plot.collapse(store, metrics="all"), _COLLAPSE_ALL),
+        ]
+        title = "Neural collapse and alignment with the teacher"
+        return [report_section(out_dir, title, figures, tables=tables)]
 
-    def _pooled(self, pooled: Pooled, alpha: float) -> Decision:
-        comp = {
-            "key": pooled.effect("key", "greater"),
-            "opposite": pooled.effect("key", "less"),
-            "cka": pooled.effect("cka", "greater"),
-            "interaction": pooled.effect("interaction", "two-sided"),
-        }
-        decision = self._decide(comp, alpha)
-        return pooled.decision(
-            self.name,
-            comp,
-            decision,
-            _shown(comp, decision, alpha),
-            _decision_numbers(comp),
-            {
-                "log NC1 KD − label (H1: > 0)": ("key", "greater"),
-                "CKA KD − label (H1: > 0)": ("cka", "greater"),
-                "interaction slope (two-sided)": ("interaction", "two-sided"),
-            },
-            "key",
-        )
 
-    @staticmethod
-    def _reason(decision: str, comp: Mapping[str, Any], alpha: float, k: int) -> str:
-        key, cka, inter = comp["key"], comp["cka"], comp["interaction"]
-        where = f", pooled over {k} experiments" if k > 1 else ""
-        s = (
-            f"log NC1 KD − label on trained samples {fmt(key.estimate)}{where} "
-            f"(ratio {fmt(float(np.exp(key.estimate)))}, CI {fmt_ci(key.ci_low, key.ci_high)}, "
-            f"H1 > 0 {fmt_p(key.p_value)}); CKA with the teacher KD − label {fmt(cka.estimate)} "
-            f"({fmt_p(cka.p_value)}); interaction with log kappa {fmt(inter.estimate)} "
-            f"({fmt_p(inter.p_value)})"
+def _reason(decision: str, comp: Mapping[str, Any], alpha: float, k: int) -> str:
+    """The decision in words."""
+    key, cka, inter = comp["key"], comp["cka"], comp["interaction"]
+    where = f", pooled over {k} experiments" if k > 1 else ""
+    s = (
+        f"log NC1 KD − label on trained samples {fmt(key.estimate)}{where} "
+        f"(ratio {fmt(float(np.exp(key.estimate)))}, CI {fmt_ci(key.ci_low, key.ci_high)}, "
+        f"H1 > 0 {fmt_p(key.p_value)}); CKA with the teacher KD − label {fmt(cka.estimate)} "
+        f"({fmt_p(cka.p_value)}); interaction with log kappa {fmt(inter.estimate)} "
+        f"({fmt_p(inter.p_value)})"
+    )
+    if decision == "supported":
+        return f"{s}: KD students collapse less and align more with the teacher."
+    if decision == "rejected":
+        return (
+            f"{s}: KD students collapse significantly more than label students "
+            f"({fmt_p(comp['opposite'].p_value)})."
         )
-        if decision == "supported":
-            return f"{s}: KD students collapse less and align more with the teacher."
-        if decision == "rejected":
-            return (
-                f"{s}: KD students collapse significantly more than label students "
-                f"({fmt_p(comp['opposite'].p_value)})."
-            )
-        return f"{s}: the NC1 and CKA predictions are not both significant at alpha={alpha:g}."
+    return f"{s}: the NC1 and CKA predictions are not both significant at alpha={alpha:g}."
 
 
 def _shown(comp: Mapping[str, Any], decision: str, alpha: float) -> tuple:
@@ -354,3 +356,14 @@ def _decision_numbers(comp: Mapping[str, Any]) -> dict[str, Any]:
         "interaction_ci": (inter.ci_low, inter.ci_high),
         "interaction_p": inter.p_value,
     }
+
+
+_COLLAPSE_ALL = (
+    "Every neural-collapse statistic vs κ, per method, on the feature rows each student "
+    "trained on: NC1 = tr(Σ_W Σ_B⁺)/K (log axis, geometric means); NC2 equinorm, the "
+    "coefficient of variation of the centred class-mean norms; NC2 equiangularity, the sd of "
+    "their pairwise cosines; NC2 max-angle, the mean |cos + 1/(K−1)|; NC3, the distance between "
+    "the normalised classifier and class means; NC4, the share of samples whose prediction "
+    "differs from the nearest class mean; and linear CKA with the teacher's features. The NC "
+    f"statistics are 0 at perfect collapse; CKA is 1 for identical features. {CI_NOTE}"
+)

@@ -399,8 +399,21 @@ def test_duplicate_name_from_two_plugins_is_an_error_naming_both(site, store_pat
     assert result.exit_code == 2
 
 
+def test_example_plugin_through_entry_points_passes_check_hypothesis(site):
+    from kdtheory.hypothesis import get_hypothesis
+    from kdtheory.testing import check_hypothesis
+
+    effect = {"kd_gain": 3.0, "kd_gain_slope": 0.0}  # KD beats label training by 3 points
+    null = {"kd_gain": 0.0, "kd_gain_slope": 0.0, "kd_rank_weight": 0.3}  # and then it does not
+    for name in ("example-kd-gain", "example-kd-agreement"):
+        hyp = get_hypothesis(name)
+        assert type(hyp).__module__.startswith("kdtheory_example")
+        report = check_hypothesis(hyp, effect=effect, null=null, n=10)
+        assert report.passed and len(report.checks) == 8, str(report)
+
+
 def test_docs_show_the_example_package_verbatim():
     doc = (Path(__file__).parents[1] / "docs" / "writing-hypotheses.md").read_text()
-    for part in ("pyproject.toml", "kdtheory_example/__init__.py"):
+    for part in ("pyproject.toml", "kdtheory_example/__init__.py", "kdtheory_example/agreement.py"):
         source = (EXAMPLE_PLUGIN / part).read_text()
         assert source.strip() in doc, f"docs/writing-hypotheses.md is out of date with {part}"

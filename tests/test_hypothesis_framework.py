@@ -301,7 +301,7 @@ def test_example_plugin_hypothesis_finds_the_planted_gain(store, monkeypatch):
 
     v = run_test(KDGain(), store)
     assert v.decision == "supported"
-    assert v.estimate == pytest.approx(0.3, abs=0.1)  # planted: 0.8 - 0.5
+    assert v.estimate == pytest.approx(30.0, abs=10.0)  # planted: 80% - 50%, in points
     assert v.pooled is not None and v.pooled.n == 2
     assert [r.label for r in v.experiments] == ["exp_a", "exp_b"]
     reversed_store = {"e": make_experiment("e", accuracy={"label": 0.9, "kd": 0.4})}

@@ -1,8 +1,11 @@
 """The hypothesis framework: the base class, verdicts, and running hypotheses on a store.
 
 Public API: :class:`Hypothesis`, :func:`get_hypothesis` (:mod:`kdtheory.hypothesis.base`);
-:func:`run_test`, :func:`run_all` (:mod:`kdtheory.hypothesis.family`); :class:`Verdict`,
-:class:`EffectRow`, :class:`DecidingTest` (:mod:`kdtheory.hypothesis.verdict`).
+:func:`run_test`, :func:`run_all` (:mod:`kdtheory.hypothesis.family`); :class:`PooledHypothesis`,
+the template most hypotheses are written on (:mod:`kdtheory.hypothesis.template`);
+:class:`Verdict`, :class:`EffectRow`,
+:class:`DecidingTest` (:mod:`kdtheory.hypothesis.verdict`). Helpers:
+:mod:`kdtheory.hypothesis.toolkit`, :mod:`kdtheory.hypothesis.sections`.
 """
 
 from kdtheory._lazy import lazy_exports
@@ -15,6 +18,7 @@ _EXPORTS = {
     "run_all": ".family",
     "run_test": ".family",
     "with_store_warnings": ".family",
+    "PooledHypothesis": ".template",
     "DecidingTest": ".verdict",
     "EffectRow": ".verdict",
     "Verdict": ".verdict",

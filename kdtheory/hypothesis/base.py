@@ -40,9 +40,10 @@ __all__ = [
 
 
 class Hypothesis:
-    """Base class of hypothesis plugins.
+    """Base class of hypothesis plugins: the minimal contract.
 
-    Subclasses set the class attributes and implement :meth:`test`.
+    Subclasses set the class attributes and implement :meth:`test`. Most hypotheses subclass
+    :class:`kdtheory.hypothesis.template.PooledHypothesis` instead, which implements ``test``.
 
     Attributes
     ----------

@@ -1,8 +1,12 @@
-"""The toolkit hypotheses are built from: picking methods, per-seed reductions, pooling, verdicts.
+"""The toolkit hypotheses are built from: options, picking methods, per-seed reductions, pooling,
+the deciding test.
 
 The five built-in hypotheses (:mod:`kdtheory.hypotheses`) and third-party ones use the same
-helpers: picking methods by their ``objective`` coordinate, per-seed reductions, pooling one effect
-across experiments, the deciding test, and assembling a :class:`kdtheory.hypothesis.Verdict`.
+helpers: resolving options, picking methods by their ``objective`` coordinate, per-seed reductions
+(paired differences, per-seed slopes), pooling one effect across experiments (:class:`Pooled`),
+the deciding test and the rule's result (:func:`deciding`, :class:`Ruling`), and rows built by
+keyword (:func:`effect_row`). :class:`kdtheory.hypothesis.template.PooledHypothesis` puts them
+together into ``test()``.
 """
 
 from __future__ import annotations
@@ -10,14 +14,14 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from kdtheory._lazy import lazy_module
-from kdtheory.errors import MissingRequirementError, SpecError
-from kdtheory.hypothesis.verdict import DecidingTest, EffectRow, Verdict
+from kdtheory.errors import SpecError
+from kdtheory.hypothesis.verdict import DecidingTest, EffectRow
 from kdtheory.report.format import fmt_ci as format_ci
 from kdtheory.report.format import fmt_num, fmt_pct, p_text
 from kdtheory.stats import (
@@ -58,8 +62,8 @@ def resolve_options(hypothesis: Any, given: Mapping[str, Any]) -> dict:
 
     Names and string values are checked by the framework
     (:meth:`kdtheory.hypothesis.base.Hypothesis.validate_options`); on top of that, every option
-    whose
-    default is a float (a margin) must be a number > 0.
+    whose default is a float must be a finite number, and a margin (an option whose name ends in
+    ``margin``) must be > 0.
 
     Raises
     ------
@@ -85,8 +89,9 @@ def resolve_options(hypothesis: Any, given: Mapping[str, Any]) -> dict:
             raise SpecError(
                 f"hypothesis {name!r}: option {key!r} needs a number, got {value!r}"
             ) from None
-        if not math.isfinite(value) or value <= 0:
-            raise SpecError(f"hypothesis {name!r}: option {key!r} must be > 0, got {value!r}")
+        if not math.isfinite(value) or (key.endswith("margin") and value <= 0):
+            need = "> 0" if key.endswith("margin") else "a finite number"
+            raise SpecError(f"hypothesis {name!r}: option {key!r} must be {need}, got {value!r}")
         out[key] = value
     return out
 
@@ -282,16 +287,31 @@ class Effect:
     statistic: float = NAN
     n: int = 0
     df: float = NAN
+    alternative: str = "two-sided"
+    null: float = 0.0
 
     @classmethod
-    def of(cls, r: TestResult | MetaResult) -> Effect:
+    def of(cls, r: TestResult | MetaResult, null: float = 0.0) -> Effect:
+        """The numbers of a test result; ``null`` is the value the test was against (it is
+        not recorded in the result), used when the effect is pooled (:meth:`Pooled.tests`)."""
         n = getattr(r, "n", None)
         if n is None:
             n = getattr(r, "k", 0)
         df = getattr(r, "df", None)
         if df is None:
             df = float(n - 1) if n and n > 1 else NAN
-        return cls(r.estimate, r.se, r.ci_low, r.ci_high, r.p_value, r.statistic, int(n), df)
+        return cls(
+            estimate=r.estimate,
+            se=r.se,
+            ci_low=r.ci_low,
+            ci_high=r.ci_high,
+            p_value=r.p_value,
+            statistic=r.statistic,
+            n=int(n),
+            df=df,
+            alternative=getattr(r, "alternative", "two-sided"),
+            null=float(null),
+        )
 
     def sig(self, alpha: float) -> bool:
         """Whether the p-value is below ``alpha`` (False when NaN)."""
@@ -407,7 +427,38 @@ class Pooled:
         if all(r.components.get(component) is None for r in self.results):
             return None
         m = self.meta(component, alternative, null)
-        return Effect(NAN, NAN, NAN, NAN, NAN) if m is None else Effect.of(m)
+        if m is None:
+            return Effect(NAN, NAN, NAN, NAN, NAN, alternative=alternative, null=null)
+        return Effect.of(m, null)
+
+    def tests(self) -> dict[str, Any]:
+        """Every component pooled the way it was tested in the experiments: an
+        :class:`Effect` with its own alternative and null (:meth:`effect`), an
+        :class:`Equivalence` within its own margins (:meth:`tost`); None where no experiment
+        tested it.
+
+        Raises
+        ------
+        TypeError
+            For a component that is neither (a hypothesis pools such components itself).
+        """
+        names = list(dict.fromkeys(c for r in self.results for c in r.components))
+        out: dict[str, Any] = {}
+        for name in names:
+            found = (r.components.get(name) for r in self.results)
+            first = next((c for c in found if c is not None), None)
+            if first is None:
+                out[name] = None
+            elif isinstance(first, Equivalence):
+                out[name] = self.tost(name, first.low, first.high)
+            elif isinstance(first, Effect):
+                out[name] = self.effect(name, first.alternative, first.null)
+            else:
+                raise TypeError(
+                    f"component {name!r} is a {type(first).__name__}, not an Effect or an "
+                    "Equivalence: pool it in the hypothesis's pool()"
+                )
+        return out
 
     def tost(self, component: str, low: float, high: float) -> Equivalence:
         """Equivalence of the pooled ``component`` within ``(low, high)``: the two one-sided
@@ -432,30 +483,27 @@ class Pooled:
             float(lo.k - 1),
         )
 
-    def decision(
-        self,
-        title: str,
-        components: dict[str, Any],
-        decision: str,
-        shown: tuple[Effect, DecidingTest],
-        numbers: Mapping[str, Any],
-        lines: Mapping[str, tuple[str, str]],
-        heterogeneity: str,
-    ) -> Decision:
-        """The pooled :class:`Decision`: ``components`` decided as ``decision``, a pooled row
-        showing the deciding test ``shown`` and carrying ``numbers`` plus tau² and I² of the
-        ``heterogeneity`` component, and the :meth:`summary` of ``lines``."""
-        e, deciding = shown
+    def row(self, ruling: Ruling, heterogeneity: str) -> EffectRow:
+        """The pooled :class:`EffectRow` of ``ruling``: its shown numbers and deciding test,
+        ``k``, the pooling method, tau² and I² of the ``heterogeneity`` component, then the
+        ruling's numbers."""
+        e = ruling.shown
         het = self.meta(heterogeneity, "two-sided")
         extra = {
             "k": e.n,
             "pooling": self.method,
             "tau2": het.tau2 if het is not None else NAN,
             "i2": het.i2 if het is not None else NAN,
-            **numbers,
+            **ruling.numbers,
         }
-        row = effect_row("pooled", e, decision, extra, deciding=deciding, unit="experiments")
-        return Decision(components, decision, row, self.summary(title, lines), e, deciding)
+        return effect_row(
+            label="pooled",
+            effect=e,
+            decision=ruling.decision,
+            extra=extra,
+            deciding=ruling.deciding,
+            unit="experiments",
+        )
 
     def summary(self, title: str, lines: Mapping[str, tuple[str, str]]) -> str:
         """:func:`meta_summary` of the pools named in ``lines`` (label → component, alternative);
@@ -524,16 +572,62 @@ def deciding(
     return shown, test
 
 
+def directional_ruling(
+    claimed: Effect,
+    opposite: Effect,
+    alpha: float,
+    name: str,
+    numbers: Mapping[str, Any] | None = None,
+) -> Ruling:
+    """The rule of a claim that one effect lies on one side of its null.
+
+    Parameters
+    ----------
+    claimed : Effect
+        The effect tested in the claim's direction (``alternative`` ``"greater"`` or
+        ``"less"``).
+    opposite : Effect
+        The same effect tested the other way.
+    alpha : float
+    name : str
+        What the effect is, e.g. ``"KD − label accuracy"`` (names the deciding test).
+    numbers : mapping, optional
+        Further numbers for the rows (:attr:`Ruling.numbers`).
+
+    Returns
+    -------
+    Ruling
+        ``supported`` when ``claimed`` is significant, ``rejected`` when ``opposite`` is,
+        ``inconclusive`` otherwise (showing ``claimed``); each shows its deciding test's numbers.
+    """
+    sign = {"greater": ">", "less": "<"}
+    for e in (claimed, opposite):
+        if e.alternative not in sign:
+            raise ValueError(f"directional_ruling needs one-sided effects; got {e.alternative!r}")
+    decision, e, outcome = "inconclusive", claimed, "supported"
+    if claimed.sig(alpha):
+        decision = "supported"
+    elif opposite.sig(alpha):
+        decision, e, outcome = "rejected", opposite, "rejected"
+    label = f"{name} {sign[e.alternative]} {fmt(e.null)}"
+    shown, test = deciding(e, label, outcome, e.alternative, alpha, null=e.null)
+    return Ruling(decision, shown, test, dict(numbers or {}))
+
+
 def effect_row(
+    *,
     label: str,
-    e: Effect,
+    effect: Effect,
     decision: str,
     extra: Mapping[str, Any] | None = None,
-    *,
     deciding: DecidingTest | None = None,
     unit: str = "seeds",
 ) -> EffectRow:
-    """An :class:`EffectRow` of ``e``'s numbers (``deciding``: the test they belong to)."""
+    """An :class:`EffectRow` of ``effect``'s numbers (``deciding``: the test they belong to).
+
+    Every argument is a keyword: a row has too many numbers to build by position.
+    """
+    e = effect
     return EffectRow(
         label=label,
         estimate=float(e.estimate),
@@ -574,140 +668,69 @@ def fraction_label(fraction: float, seed: int | None = None) -> str:
 
 
 # ============================================================================================
-# assembling the verdict
+# what a hypothesis computes
 # ============================================================================================
+
+
+@dataclass(frozen=True)
+class Ruling:
+    """What a hypothesis's rule decided from its tests (one experiment's, or the pooled ones).
+
+    Attributes
+    ----------
+    decision : {"supported", "rejected", "inconclusive"}
+    shown : Effect
+        The deciding test's numbers a row shows: estimate, CI and the p the decision rests on
+        (see :func:`deciding`).
+    deciding : DecidingTest
+        The test the decision rests on.
+    numbers : dict
+        Further numbers behind the decision, put in every row's ``extra`` (an experiment's and
+        the pooled one alike).
+    """
+
+    decision: str
+    shown: Effect
+    deciding: DecidingTest
+    numbers: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass
 class ExperimentResult:
-    """What a hypothesis computed on one experiment."""
+    """What a hypothesis computed on one experiment
+    (:meth:`kdtheory.hypothesis.template.PooledHypothesis.analyse`).
+
+    Attributes
+    ----------
+    name : str
+        The experiment id.
+    components : dict
+        The tests the rule decides on (:class:`Effect`, :class:`Equivalence`, or anything the
+        hypothesis's rule and pooling understand; None: not tested in this experiment).
+    settings : dict
+        What was compared (methods, margins): first in the experiment's row ``extra``.
+    numbers : dict
+        Further numbers worth reporting: in the row ``extra`` after the rule's numbers.
+    tables : dict of str to list of dict
+        Records (e.g. per fraction) merged across experiments into ``Verdict.tables``; each
+        record carries an ``experiment`` key.
+    summary : str or callable
+        Text of the fitted models, or a function of the experiment's :class:`Ruling` that
+        returns it (when the text names the decision).
+    ruling : Ruling or None
+        Set by the template: the rule applied to ``components``.
+    row : EffectRow or None
+        Set by the template: the experiment's row of ``Verdict.experiments``.
+    """
 
     name: str
     components: dict[str, Any]
-    row: EffectRow
-    tables: dict[str, list[dict[str, Any]]]
-    summary: str
-
-
-def run_experiments(
-    hypothesis: Any,
-    store: Mapping[str, xr.Dataset],
-    analyse: Callable[[str, xr.Dataset], ExperimentResult | str],
-) -> tuple[list[ExperimentResult], list[dict[str, Any]]]:
-    """Run ``analyse`` on every experiment; collect results and skipped experiments.
-
-    ``analyse`` returns a string (why it skipped) for an experiment lacking what it needs. When
-    every experiment is skipped, :class:`MissingRequirementError` names the reasons and the
-    ``kdtheory run`` methods that produce the missing data.
-    """
-    results: list[ExperimentResult] = []
-    skipped: list[dict[str, Any]] = []
-    for name, ds in store.items():
-        out = analyse(str(name), ds)
-        if isinstance(out, str):
-            skipped.append({"experiment": str(name), "reason": out})
-        else:
-            results.append(out)
-    if not results:
-        why = "; ".join(f"{s['experiment']}: {s['reason']}" for s in skipped) or "store is empty"
-        raise MissingRequirementError(
-            f"hypothesis {hypothesis.name!r} cannot be tested on this store ({why}). "
-            f"Run e.g. `kdtheory run --methods {hypothesis.run_hint}`."
-        )
-    return results, skipped
-
-
-@dataclass
-class Decision:
-    """What a test reports across experiments: the components the decision rests on, the
-    decision, and for several experiments the pooled row and the pooled tests' text."""
-
-    components: dict[str, Any]
-    decision: str
-    pooled_row: EffectRow | None = None
-    pooled_summary: str | None = None
-    shown: Effect | None = None
-    deciding: DecidingTest | None = None
-
-
-def decide_across(
-    results: Sequence[ExperimentResult],
-    alpha: float,
-    decide_pooled: Callable[[Pooled], Decision],
-    method: str = POOLING,
-) -> Decision:
-    """One experiment: its own components, decision and deciding test. Several:
-    ``decide_pooled`` on their pools (``method``)."""
-    if len(results) > 1:
-        return decide_pooled(Pooled(results, alpha, method))
-    r = results[0]
-    shown = Effect(
-        r.row.estimate, NAN, r.row.ci_low, r.row.ci_high, r.row.p_value, r.row.statistic, r.row.n
-    )
-    return Decision(r.components, r.row.decision, None, None, shown, r.row.deciding)
-
-
-def merge_tables(results: Sequence[ExperimentResult]) -> dict[str, list[dict[str, Any]]]:
-    """Concatenate every experiment's tables by name (records carry an ``experiment`` key)."""
-    out: dict[str, list[dict[str, Any]]] = {}
-    for r in results:
-        for key, records in r.tables.items():
-            out.setdefault(key, []).extend(records)
-    return out
-
-
-def build_verdict(
-    hypothesis: Any,
-    *,
-    alpha: float,
-    effect: str,
-    model: str,
-    alternative: str,
-    results: Sequence[ExperimentResult],
-    skipped: Sequence[Mapping[str, Any]],
-    top: Effect,
-    decision: str,
-    reason: str,
-    pooled: EffectRow | None,
-    extra_tables: Mapping[str, list[dict[str, Any]]] | None = None,
-    pooled_summary: str | None = None,
-    deciding: DecidingTest | None = None,
-    pooling: str = "",
-) -> Verdict:
-    """Assemble the Verdict common to every built-in hypothesis: ``top`` holds the deciding
-    test's numbers (``deciding``); ``pooling`` names the pooling method when ``pooled``."""
-    tables = merge_tables(results)
-    if extra_tables:
-        for key, records in extra_tables.items():
-            tables.setdefault(key, []).extend(records)
-    if skipped:
-        tables["skipped_experiments"] = [dict(s) for s in skipped]
-        names = ", ".join(s["experiment"] for s in skipped)
-        reason = f"{reason} Skipped experiment(s) lacking what the test needs: {names}."
-    summaries = {r.name: r.summary for r in results}
-    if pooled_summary:
-        summaries["pooled"] = pooled_summary
-    return Verdict(
-        hypothesis=hypothesis.name,
-        claim=hypothesis.claim,
-        prediction=hypothesis.prediction,
-        decision=decision,  # type: ignore[arg-type]
-        alpha=alpha,
-        effect=effect,
-        estimate=float(top.estimate),
-        ci=(float(top.ci_low), float(top.ci_high)),
-        p_value=float(top.p_value),
-        model=model,
-        statistic=float(top.statistic),
-        alternative=alternative,
-        reason=reason,
-        experiments=[r.row for r in results],
-        pooled=pooled,
-        tables=tables,
-        summaries=summaries,
-        deciding=deciding,
-        pooling=(POOLING_METHODS.get(pooling, pooling) if pooled is not None else ""),
-    )
+    settings: dict[str, Any] = field(default_factory=dict)
+    numbers: dict[str, Any] = field(default_factory=dict)
+    tables: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    summary: str | Callable[[Ruling], str] = ""
+    ruling: Ruling | None = None
+    row: EffectRow | None = None
 
 
 def meta_summary(

@@ -1,7 +1,9 @@
-"""Calibration of the built-in hypotheses on synthetic stores with a planted truth.
+"""Calibration of hypotheses on synthetic stores with a planted truth.
 
-Shared by ``tests/test_hyp_calibration.py`` (small counts, run in CI) and
-``benchmarks/calibration.py`` (200+ stores per case, numbers recorded in the README).
+:func:`count_decisions` tests any hypothesis on ``n`` independent synthetic stores and counts its
+decisions; :func:`kdtheory.testing.check.check_hypothesis` uses it for a third-party hypothesis.
+The built-ins' cases below are shared by ``tests/test_hyp_calibration.py`` (small counts, run in
+CI) and ``benchmarks/calibration.py`` (200+ stores per case, numbers recorded in the README).
 
 A *case* is a hypothesis, a design (one experiment with 5 seeds, or 3 experiments with 3 seeds
 each and small test sets), a planted truth (shared by the experiments, or per experiment) and
@@ -13,14 +15,26 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import pickle
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from scipy.stats import binom
 
-__all__ = ["DESIGNS", "EFFECTS", "NULLS", "Case", "max_wrong", "run_case", "upper_rate"]
+__all__ = [
+    "DESIGNS",
+    "EFFECTS",
+    "NULLS",
+    "Case",
+    "count_decisions",
+    "max_wrong",
+    "model_summaries_off",
+    "run_case",
+    "upper_rate",
+]
 
 # Accuracy-based hypotheses never look at the training logits: a small train set keeps the
 # stores cheap (the planted accuracies depend on log(kappa / kappa_max) only).
@@ -189,22 +203,90 @@ def upper_rate(count: int, n: int, level: float = 0.99) -> float:
     return float(beta.ppf(level, count + 1, n - count))
 
 
-def _decisions(args: tuple[Case, str, str, list[int], float]) -> Counter:
-    case, design, pooling, seeds, alpha = args
-    import kdtheory.hypothesis.toolkit as hyp_module
-    from kdtheory.plugin.manager import get_registries
+@contextmanager
+def model_summaries_off() -> Iterator[None]:
+    """Skip the pooled statsmodels fits whose text goes into ``Verdict.summaries`` (decisions
+    never depend on them) while testing many stores."""
+    import kdtheory.hypothesis.toolkit as toolkit
+
+    before = toolkit.FIT_SUMMARIES
+    toolkit.FIT_SUMMARIES = False
+    try:
+        yield
+    finally:
+        toolkit.FIT_SUMMARIES = before
+
+
+def _decisions(args: tuple[Any, dict, dict, list | None, dict, list[int], float]) -> Counter:
+    hypothesis, design, truth, per, options, seeds, alpha = args
     from kdtheory.testing.synthetic import make_store
 
-    hyp_module.FIT_SUMMARIES = False  # decisions never depend on the summary text
-    hyp = get_registries().hypotheses.get(case.hypothesis)
-    knobs = dict(DESIGNS[design][case.hypothesis])
-    n_exp = knobs.pop("n_experiments")
-    per = [dict(p) for p in case.per_experiment][:n_exp] if case.per_experiment else None
+    knobs = dict(design)
+    n_exp = knobs.pop("n_experiments", 1)
     out: Counter = Counter()
-    for seed in seeds:
-        store = make_store(n_exp, seed=seed, per_experiment=per, **knobs, **case.truth)
-        out[hyp.test(store, alpha=alpha, pooling=pooling).decision] += 1
+    with model_summaries_off():
+        for seed in seeds:
+            store = make_store(n_exp, seed=seed, per_experiment=per, **knobs, **truth)
+            out[hypothesis.test(store, alpha=alpha, **options).decision] += 1
     return out
+
+
+def count_decisions(
+    hypothesis: Any,
+    design: Mapping[str, Any],
+    truth: Mapping[str, Any],
+    n: int,
+    seed: int = 0,
+    *,
+    per_experiment: Sequence[Mapping[str, Any]] = (),
+    alpha: float = 0.05,
+    options: Mapping[str, Any] | None = None,
+    workers: int | None = None,
+) -> Counter:
+    """Decisions of ``hypothesis`` on ``n`` independent synthetic stores with ``truth`` planted.
+
+    Parameters
+    ----------
+    hypothesis : kdtheory.hypothesis.Hypothesis
+    design : mapping
+        Keyword arguments of :func:`kdtheory.testing.synthetic.make_store` that shape the sweep
+        (``n_experiments``, ``methods``, ``n_seeds``, ``n_test``, ``features``, ...).
+    truth : mapping
+        Knobs of :class:`kdtheory.testing.synthetic.Truth` that plant the truth.
+    n : int
+        Number of stores; store ``i`` has generator seed ``seed * 100003 + i`` whatever the
+        number of ``workers``.
+    seed : int
+    per_experiment : sequence of mapping
+        Knobs per experiment (truths that differ between experiments).
+    alpha : float
+    options : mapping, optional
+        Options of the hypothesis.
+    workers : int, optional
+        Forked processes (default ``min(2, cpu count)``; 1 when the hypothesis cannot be
+        pickled).
+
+    Returns
+    -------
+    collections.Counter
+        Decision -> number of stores.
+    """
+    design = dict(design)
+    n_exp = int(design.get("n_experiments", 1))
+    per = [dict(p) for p in per_experiment][:n_exp] if per_experiment else None
+    seeds = [seed * 100_003 + i for i in range(n)]
+    args = (hypothesis, design, dict(truth), per, dict(options or {}))
+    workers = workers or min(2, os.cpu_count() or 1)
+    if workers > 1:
+        try:
+            pickle.dumps(hypothesis)
+        except (pickle.PicklingError, AttributeError, TypeError):
+            workers = 1
+    if workers < 2 or "fork" not in mp.get_all_start_methods():
+        return _decisions((*args, seeds, alpha))
+    chunks = [(*args, seeds[k::workers], alpha) for k in range(workers)]
+    with mp.get_context("fork").Pool(workers) as pool:
+        return sum(pool.map(_decisions, chunks), Counter())
 
 
 def run_case(
@@ -217,20 +299,24 @@ def run_case(
     alpha: float = 0.05,
     workers: int | None = None,
 ) -> Counter:
-    """Decisions of ``case`` on ``n`` independent stores of ``design``.
+    """Decisions of a built-in hypothesis's ``case`` on ``n`` independent stores of ``design``
+    (:func:`count_decisions` with the built-in and :data:`DESIGNS`)."""
+    from kdtheory.plugin.manager import get_registries
 
-    Store ``i`` has generator seed ``seed * 100003 + i`` whatever the number of ``workers``
-    (forked processes; default ``min(2, cpu count)``).
-    """
     if not case.fits(design):
         raise ValueError(f"case {case.label!r} needs several experiments, not design {design!r}")
-    seeds = [seed * 100_003 + i for i in range(n)]
-    workers = workers or min(2, os.cpu_count() or 1)
-    if workers < 2 or "fork" not in mp.get_all_start_methods():
-        return _decisions((case, design, pooling, seeds, alpha))
-    chunks = [(case, design, pooling, seeds[k::workers], alpha) for k in range(workers)]
-    with mp.get_context("fork").Pool(workers) as pool:
-        return sum(pool.map(_decisions, chunks), Counter())
+    hyp = get_registries().hypotheses.get(case.hypothesis)
+    return count_decisions(
+        hyp,
+        DESIGNS[design][case.hypothesis],
+        case.truth,
+        n,
+        seed,
+        per_experiment=case.per_experiment,
+        alpha=alpha,
+        options={"pooling": pooling},
+        workers=workers,
+    )
 
 
 def cases_for(cases: Sequence[Case], hypothesis: str | None = None) -> list[Case]:
