@@ -37,9 +37,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, ClassVar
-
-import xarray as xr
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from kdtheory.errors import MissingRequirementError
 from kdtheory.hypothesis.base import Hypothesis
@@ -57,6 +55,9 @@ from kdtheory.hypothesis.toolkit import (
 )
 from kdtheory.hypothesis.verdict import EffectRow, Verdict
 from kdtheory.stats import POOLING_METHODS
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 __all__ = ["Options", "Outcome", "PooledHypothesis"]
 

@@ -52,7 +52,7 @@ from typing import Any
 import xarray as xr
 
 from kdtheory.errors import MissingRequirementError, SpecError
-from kdtheory.hypothesis.base import _check_verdict, adjust_family, run_test
+from kdtheory.hypothesis.family import _check_verdict, adjust_family, run_test
 from kdtheory.hypothesis.verdict import DECISIONS, Verdict
 from kdtheory.testing.calibration import count_decisions, max_wrong, model_summaries_off
 from kdtheory.testing.synthetic import METHODS, make_store
