@@ -231,3 +231,21 @@ def test_sel_by_arm_selects_one_arm_on_every_kind_of_store(tiny_store, v1_and_v2
             np.testing.assert_array_equal(one.values, ds.test_logits.isel(arm=i).values)
             assert ds.sel(arm=["label", "kd-T4"]).kd.arms == ["label", "kd-T4"], kind
             assert float(ds.temperature.sel(arm="kd-T4")) == 4.0, kind
+
+
+def test_a_mapping_of_v1_datasets_built_by_hand_is_upgraded_before_testing():
+    """A user who builds the store mapping from v1 datasets (not through open_runs) gets the
+    same verdict as on the v2 datasets: run_test upgrades them like open_runs does."""
+    from kdtheory.hypothesis.family import run_test
+    from kdtheory.store.schema import SCHEMA_V1
+    from kdtheory.testing.synthetic import make_store
+
+    store = make_store(n_experiments=1, seed=3)
+    v1 = {
+        name: ds.rename({"arm": "method"}).assign_attrs(schema=SCHEMA_V1)
+        for name, ds in store.items()
+    }
+    assert "method" in next(iter(v1.values())).dims
+    new = run_test("dark-knowledge", store)
+    old = run_test("dark-knowledge", v1)
+    assert old.as_json() == new.as_json()

@@ -45,6 +45,11 @@ def _as_store(store: Any) -> Mapping[str, xr.Dataset]:
         )
     if len(store) == 0:
         raise StoreError("the run store holds no experiments")
+    from kdtheory.store.schema import SCHEMA_V1, upgrade
+
+    if any(ds.attrs.get("schema") == SCHEMA_V1 for ds in store.values()):
+        # a mapping built by hand from schema-v1 datasets: upgraded like open_runs does
+        store = {name: upgrade(ds, name) for name, ds in store.items()}
     return store
 
 
