@@ -1,0 +1,80 @@
+"""Paper-style figures of a run store, each returned as a :class:`matplotlib.figure.Figure`.
+
+Every plot takes a run store (what :func:`kdtheory.open_runs` returns, any mapping of experiment
+id to ``xarray.Dataset``, or a path) and draws one panel, or one row of panels, per experiment:
+
+- :func:`accuracy_curves`: test accuracy vs kappa per method, mean and 95% CI over seeds;
+- :func:`kd_gain`: KD − label accuracy vs kappa, and the data multiplier (how many times more
+  labelled samples label training needs to match KD);
+- :func:`method_gaps`: KD − label, KD − label smoothing and KD − shuffled-KD accuracy vs kappa;
+- :func:`fidelity`: student–teacher agreement on trained-on vs unseen samples, and their gap on
+  log–log axes with the fitted slope and a reference slope of −1/2;
+- :func:`collapse`: neural-collapse metrics (NC1 …) and linear CKA with the teacher vs kappa;
+- :func:`temperature_effects`: KD at several temperatures;
+- :func:`rank_correlation`: wrong-class rank correlation with the teacher (dark knowledge).
+
+The built-in figures plugin (:mod:`kdtheory.plugins.figures`) registers them under the names
+``kdtheory plot NAME`` takes, through the ``kdtheory_register_figures`` hook. Figures are made
+with the Agg canvas directly (no pyplot, no display, no global backend switch), in a consistent
+paper style (:func:`paper_style`): 3.3 in wide (one column), fonts of at least 7 pt, one
+colour-blind-safe Okabe–Ito colour and one marker per method (:func:`color_for`,
+:func:`method_palette`). :func:`save` writes a figure as vector PDF and 200 dpi PNG.
+
+A figure can be restyled without rewriting it: change ``fig.axes[i]`` (limits, labels, ...) and
+:func:`save` it again, or draw it inside ``with paper_style(**{"font.size": 9}):``.
+
+One module per job: :mod:`.style` (sizes, rcParams, colours, markers), :mod:`.data` (what the
+figures read from a store), :mod:`.layout` (axes, bands, grids, legends), :mod:`.saving`, and one
+module per family of figures (:mod:`.accuracy`, :mod:`.fidelity`, :mod:`.collapse`,
+:mod:`.temperature`, :mod:`.rank_correlation`).
+"""
+
+from __future__ import annotations
+
+from kdtheory.report.figures.accuracy import accuracy_curves, kd_gain, method_gaps
+from kdtheory.report.figures.collapse import COLLAPSE_METRICS, collapse
+from kdtheory.report.figures.data import mean_ci
+from kdtheory.report.figures.fidelity import fidelity
+from kdtheory.report.figures.layout import KAPPA_LABEL
+from kdtheory.report.figures.rank_correlation import rank_correlation
+from kdtheory.report.figures.saving import save, save_as
+from kdtheory.report.figures.style import (
+    FIGURE_WIDTH,
+    FIGURE_WIDTH_DOUBLE,
+    METHOD_COLORS,
+    OBJECTIVE_COLORS,
+    OBJECTIVE_MARKERS,
+    OKABE_ITO,
+    PAPER_RC,
+    color_for,
+    marker_for,
+    method_palette,
+    paper_style,
+)
+from kdtheory.report.figures.temperature import temperature_effects
+
+__all__ = [
+    "COLLAPSE_METRICS",
+    "FIGURE_WIDTH",
+    "FIGURE_WIDTH_DOUBLE",
+    "KAPPA_LABEL",
+    "METHOD_COLORS",
+    "OBJECTIVE_COLORS",
+    "OBJECTIVE_MARKERS",
+    "OKABE_ITO",
+    "PAPER_RC",
+    "accuracy_curves",
+    "collapse",
+    "color_for",
+    "fidelity",
+    "kd_gain",
+    "marker_for",
+    "mean_ci",
+    "method_gaps",
+    "method_palette",
+    "paper_style",
+    "rank_correlation",
+    "save",
+    "save_as",
+    "temperature_effects",
+]

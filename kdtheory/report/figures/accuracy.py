@@ -1,0 +1,293 @@
+"""Accuracy figures: accuracy vs kappa, KD's gain and data multiplier, method gaps."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import xarray as xr
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
+
+from kdtheory.errors import MissingRequirementError
+from kdtheory.report.figures.data import (
+    _as_store,
+    _coord,
+    _fit_with_slope,
+    _kappa,
+    _labels,
+    _objectives,
+    _pick,
+    _sorted,
+    _store_palette,
+    _teacher_accuracy,
+    _test_accuracy,
+)
+from kdtheory.report.figures.layout import (
+    _band,
+    _collect,
+    _figure,
+    _fmt_count,
+    _grid,
+    _is_bottom,
+    _kappa_axis,
+    _legend,
+    _log_ticks,
+    _note,
+    _row_subfigures,
+    _select,
+    _signed,
+    _skip_message,
+    _verdict_row,
+    _wrap_title,
+)
+from kdtheory.report.figures.style import _PCT, _method_key, color_for, marker_for, paper_style
+from kdtheory.store import accessor as _accessor  # noqa: F401 - registers ``Dataset.kd``
+
+
+def accuracy_curves(
+    store: Any, experiments: Sequence[str] | None = None, teacher: bool = True
+) -> Figure:
+    """Test accuracy vs kappa (log axis) per method: mean and 95% CI over seeds.
+
+    One panel per experiment; the teacher's test accuracy is a dashed grey line.
+
+    Parameters
+    ----------
+    store : RunStore, mapping of str to xarray.Dataset, or path
+    experiments : list of str, optional
+        Experiments to draw (default all).
+    teacher : bool
+        Draw the teacher's accuracy.
+    """
+    store = _as_store(store)
+    names = _select(store, experiments)
+    palette = _store_palette(store)
+    with paper_style():
+        fig, axes = _grid(len(names))
+        ncols = 1 if len(names) == 1 else 2
+        handles: dict[str, Any] = {}
+        for i, (ax, name) in enumerate(zip(axes, names, strict=True)):
+            ds = _sorted(store[name])
+            kappa = _kappa(ds)
+            acc = _test_accuracy(ds)
+            order = sorted(
+                acc,
+                key=lambda m: _method_key(
+                    m, dict(zip(_labels(ds), _objectives(ds), strict=True)).get(m)
+                ),
+            )
+            objs = dict(zip(_labels(ds), _objectives(ds), strict=True))
+            for m in order:
+                line = _band(
+                    ax, kappa, acc[m], color_for(m, palette), marker_for(m, objs[m]), m, clip=_PCT
+                )
+                _collect(handles, line, m)
+            if teacher:
+                t_acc = _teacher_accuracy(ds)
+                if np.isfinite(t_acc):
+                    line = ax.axhline(t_acc, color="#666666", lw=0.8, ls="--", zorder=2)
+                    _collect(handles, line, "teacher")
+            _kappa_axis(ax, kappa, label=_is_bottom(i, len(names), ncols))
+            if i % ncols == 0:
+                ax.set_ylabel("Test accuracy (%)")
+            ax.set_title(_wrap_title(name))
+        _legend(fig, list(handles.values()), list(handles))
+    return fig
+
+
+def kd_gain(store: Any, verdict: Any = None, experiments: Sequence[str] | None = None) -> Figure:
+    """KD's gain over label training vs kappa, and the data multiplier.
+
+    One row per experiment. Left: KD − label test accuracy (points) per seed-paired cell, mean
+    and 95% CI over seeds; with a ``data-efficiency`` verdict, its fitted slope on log kappa.
+    Right: the data multiplier, kappa*/kappa, where kappa* is the number of labelled samples
+    at which label training's mean accuracy (interpolated in log kappa) reaches KD's; open
+    triangles are bounds where KD lies outside the observed label curve.
+
+    Parameters
+    ----------
+    store : RunStore, mapping or path
+    verdict : Verdict, optional
+        A ``data-efficiency`` verdict on this store: its methods, slopes and data-multiplier
+        table are used.
+    experiments : list of str, optional
+    """
+    store = _as_store(store)
+    names = _select(store, experiments)
+    palette = _store_palette(store)
+    rows: list[tuple[str, xr.Dataset, str, str]] = []
+    skipped: dict[str, str] = {}
+    for name in names:
+        ds = _sorted(store[name])
+        row = _verdict_row(verdict, name)
+        kd = (row.extra.get("kd_method") if row is not None else None) or _pick(ds, "kd", 4.0)
+        label = (row.extra.get("label_method") if row is not None else None) or _pick(ds, "label")
+        if kd not in _labels(ds) or label not in _labels(ds):
+            skipped[name] = "needs a kd and a label method"
+            continue
+        rows.append((name, ds, kd, label))
+    if not rows:
+        raise MissingRequirementError(_skip_message("the KD gain", skipped))
+    mult_tables = _multiplier_records(verdict)
+    with paper_style():
+        fig = _figure(1.7 * len(rows) + 0.45)
+        subfigs = _row_subfigures(fig, len(rows))
+        handles: dict[str, Any] = {}
+        for sf, (name, ds, kd, label) in zip(subfigs, rows, strict=True):
+            ax, ax_m = sf.subplots(1, 2)
+            kappa = _kappa(ds)
+            acc = _test_accuracy(ds)
+            gain = acc[kd] - acc[label]
+            colour = color_for(kd, palette)
+            ax.axhline(0.0, color="#444444", lw=0.6, zorder=1)
+            line = _band(ax, kappa, gain, colour, marker_for(kd, "kd"), f"{kd} − {label}")
+            _collect(handles, line, f"{kd} − {label} (mean, 95% CI)")
+            row = _verdict_row(verdict, name)
+            if row is not None and np.isfinite(row.estimate):
+                x = np.log(kappa)
+                a = _fit_with_slope(np.repeat(x, gain.shape[1]), gain.ravel(), row.estimate)
+                xs = np.linspace(x.min(), x.max(), 50)
+                (fit,) = ax.plot(np.exp(xs), a + row.estimate * xs, color=colour, lw=0.8, ls=":")
+                _collect(handles, fit, "fitted slope on log κ")
+                ax.set_title(f"fitted slope {_signed(row.estimate)} points per ln κ")
+            _kappa_axis(ax, kappa)
+            ax.set_ylabel("KD gain (accuracy points)")
+            records = mult_tables.get(name) or _multiplier(kappa, acc[label], acc[kd])
+            _draw_multiplier(ax_m, records, colour, kappa, handles)
+            _kappa_axis(ax_m, kappa)
+            ax_m.set_ylabel("Data multiplier κ*/κ")
+            sf.suptitle(_wrap_title(name, 56))
+        _legend(fig, list(handles.values()), list(handles), ncol=2)
+    return fig
+
+
+def _multiplier_records(verdict: Any) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    tables = getattr(verdict, "tables", None) or {}
+    for rec in tables.get("data_multiplier", []) or []:
+        out.setdefault(str(rec.get("experiment")), []).append(rec)
+    return out
+
+
+def _multiplier(kappa: np.ndarray, label_acc: np.ndarray, kd_acc: np.ndarray) -> list[dict]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        la = np.nanmean(label_acc, axis=1)
+        ka = np.nanmean(kd_acc, axis=1)
+    from kdtheory.hypothesis.toolkit import data_multiplier
+
+    return data_multiplier(kappa, la, ka)
+
+
+def _draw_multiplier(
+    ax: Any,
+    records: Sequence[Mapping[str, Any]],
+    colour: str,
+    kappa: np.ndarray,
+    handles: dict[str, Any],
+) -> None:
+    def num(v: Any) -> float:
+        try:
+            return float(v)
+        except (TypeError, ValueError):
+            return math.nan
+
+    k = np.array([num(r.get("n_train")) for r in records])
+    mult = np.array([num(r.get("multiplier")) for r in records])
+    bound = np.array([num(r.get("multiplier_bound")) for r in records])
+    status = [str(r.get("status", "")) for r in records]
+    ax.axhline(1.0, color="#444444", lw=0.6, zorder=1)
+    ok = np.isfinite(mult) & np.isfinite(k)
+    if ok.any():
+        (line,) = ax.plot(k[ok], mult[ok], color=colour, marker="o", zorder=3)
+        _collect(handles, line, "data multiplier (interpolated)")
+    above = np.array([s.startswith("above") for s in status]) & np.isfinite(bound)
+    below = np.array([s.startswith("below") for s in status]) & np.isfinite(bound)
+    for mask, marker, label in (
+        (above, "^", "lower bound (KD above label curve)"),
+        (below, "v", "upper bound (KD below label curve)"),
+    ):
+        if mask.any():
+            (h,) = ax.plot(
+                k[mask],
+                bound[mask],
+                ls="none",
+                marker=marker,
+                color=colour,
+                markerfacecolor="white",
+                markeredgewidth=0.8,
+                zorder=3,
+            )
+            _collect(handles, h, label)
+    values = np.concatenate([mult[ok], bound[above | below], [1.0]])
+    values = values[np.isfinite(values) & (values > 0)]
+    ax.set_yscale("log")
+    if values.size:
+        lo, hi = values.min(), values.max()
+        ax.set_ylim(lo / 1.4, hi * 1.4)
+        _log_ticks(ax.yaxis, np.array([lo / 1.4, hi * 1.4]))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _p: f"×{_fmt_count(v)}"))
+    if not (ok.any() or above.any() or below.any()):
+        _note(ax, "no multiplier: too few label points", "upper right")
+
+
+_GAP_COMPARATORS = (("label", "label"), ("ls", "label smoothing"), ("kd-shuffled", "shuffled KD"))
+
+
+def method_gaps(store: Any, experiments: Sequence[str] | None = None) -> Figure:
+    """KD's accuracy advantage over label training, label smoothing and shuffled KD vs kappa.
+
+    One panel per experiment; each line is KD − comparator test accuracy (points), paired by
+    seed, mean and 95% CI over seeds, in the comparator's colour. KD is the ``kd`` method with
+    temperature 4 (else the first); the comparators are the first method of each objective
+    (the shuffled-KD method with KD's temperature when there is one).
+    """
+    store = _as_store(store)
+    names = _select(store, experiments)
+    palette = _store_palette(store)
+    usable: list[tuple[str, xr.Dataset, str, list[tuple[str, str]]]] = []
+    skipped: dict[str, str] = {}
+    for name in names:
+        ds = _sorted(store[name])
+        kd = _pick(ds, "kd", 4.0)
+        if kd is None:
+            skipped[name] = "no kd method"
+            continue
+        t_kd = _coord(ds, "temperature", kd)
+        comps = []
+        for obj, desc in _GAP_COMPARATORS:
+            pref = t_kd if obj == "kd-shuffled" and np.isfinite(t_kd) else None
+            m = _pick(ds, obj, pref)
+            if m is not None:
+                comps.append((m, desc))
+        if not comps:
+            skipped[name] = "no label, ls or kd-shuffled method to compare KD with"
+            continue
+        usable.append((name, ds, kd, comps))
+    if not usable:
+        raise MissingRequirementError(_skip_message("the method gaps", skipped))
+    with paper_style():
+        fig, axes = _grid(len(usable))
+        ncols = 1 if len(usable) == 1 else 2
+        handles: dict[str, Any] = {}
+        for i, (ax, (name, ds, kd, comps)) in enumerate(zip(axes, usable, strict=True)):
+            kappa = _kappa(ds)
+            acc = _test_accuracy(ds)
+            ax.axhline(0.0, color="#444444", lw=0.6, zorder=1)
+            objs = dict(zip(_labels(ds), _objectives(ds), strict=True))
+            for m, desc in comps:
+                text = f"KD − {desc}"
+                line = _band(
+                    ax, kappa, acc[kd] - acc[m], color_for(m, palette), marker_for(m, objs[m]), text
+                )
+                _collect(handles, line, text)
+            _kappa_axis(ax, kappa, label=_is_bottom(i, len(usable), ncols))
+            if i % ncols == 0:
+                ax.set_ylabel(f"{kd} − method (acc. points)")
+            ax.set_title(_wrap_title(name))
+        _legend(fig, list(handles.values()), list(handles), ncol=3)
+    return fig

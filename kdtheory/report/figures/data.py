@@ -1,0 +1,122 @@
+"""What the figures read from a store: methods, kappa, accuracies, mean and CI."""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from kdtheory.errors import StoreError
+from kdtheory.report.figures.style import _CI_LEVEL, method_palette
+from kdtheory.store import accessor as _accessor  # noqa: F401 - registers ``Dataset.kd``
+
+
+def _as_store(store: Any) -> Mapping[str, xr.Dataset]:
+    if isinstance(store, (str, os.PathLike)):
+        from kdtheory.store.runs import open_runs
+
+        store = open_runs(store)
+    if isinstance(store, xr.Dataset):
+        store = {str(store.attrs.get("experiment", "experiment")): store}
+    if not isinstance(store, Mapping):
+        raise StoreError(
+            "a run store must be a mapping of experiment id -> xarray.Dataset (as "
+            f"kdtheory.open_runs returns) or a path; got {type(store).__name__}"
+        )
+    if len(store) == 0:
+        raise StoreError("the run store holds no experiments")
+    return store
+
+
+def _labels(ds: xr.Dataset) -> list[str]:
+    return ds.kd.arms
+
+
+def _objectives(ds: xr.Dataset) -> list[str | None]:
+    """Each arm's ``objective`` coordinate (None without one: colours and markers then fall
+    back to the label, see :func:`marker_for`; picking arms never guesses)."""
+    return [ds.kd.objective_of(m) for m in ds.kd.arms]
+
+
+def _coord(ds: xr.Dataset, name: str, method: str) -> float:
+    try:
+        value = ds.kd.coord(name, method)
+        return math.nan if value is None else float(value)
+    except (KeyError, TypeError, ValueError):
+        return math.nan
+
+
+def _methods_of(ds: xr.Dataset, objective: str) -> list[str]:
+    return ds.kd.with_objective(objective)
+
+
+def _pick(ds: xr.Dataset, objective: str, prefer_temperature: float | None = None) -> str | None:
+    """The method the built-in hypotheses use for ``objective`` (temperature 4 preferred)."""
+    return ds.kd.pick(objective, temperature=prefer_temperature)
+
+
+def _sorted(ds: xr.Dataset) -> xr.Dataset:
+    fr = np.asarray(ds["fraction"].values, dtype=float)
+    order = np.argsort(fr, kind="stable")
+    return ds if np.array_equal(order, np.arange(fr.size)) else ds.isel(fraction=order)
+
+
+def _bare(da: xr.DataArray) -> xr.DataArray:
+    return xr.DataArray(np.asarray(da.values), dims=da.dims)
+
+
+def _kappa(ds: xr.Dataset) -> np.ndarray:
+    return np.asarray(ds.kd.kappa.values, dtype=float)
+
+
+def _fs(da: xr.DataArray) -> np.ndarray:
+    """A (fraction, seed) float array."""
+    return np.asarray(da.transpose("fraction", "seed").values, dtype=float)
+
+
+def _test_accuracy(ds: xr.Dataset) -> dict[str, np.ndarray]:
+    """Method -> (fraction, seed) test accuracy in percent."""
+    acc = ds.kd.accuracy()
+    return {m: 100.0 * np.asarray(acc.values[i], dtype=float) for i, m in enumerate(_labels(ds))}
+
+
+def _teacher_accuracy(ds: xr.Dataset) -> float:
+    return 100.0 * ds.kd.teacher_accuracy()
+
+
+def mean_ci(values: np.ndarray, level: float = _CI_LEVEL) -> tuple[np.ndarray, ...]:
+    """Mean, t-interval bounds and n over the last axis (seeds), ignoring NaN.
+
+    Returns ``(mean, low, high, n)``; bounds are NaN where fewer than 2 values are finite.
+    """
+    from scipy.stats import t as student_t
+
+    v = np.asarray(values, dtype=float)
+    n = np.isfinite(v).sum(axis=-1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean = np.nanmean(v, axis=-1)
+        sd = np.nanstd(v, axis=-1, ddof=1)
+        q = student_t.ppf(0.5 + level / 2.0, np.maximum(n - 1, 1))
+        half = np.where(n >= 2, q * sd / np.sqrt(np.maximum(n, 1)), np.nan)
+    mean = np.where(n >= 1, mean, np.nan)
+    return mean, mean - half, mean + half, n
+
+
+def _store_palette(store: Mapping[str, xr.Dataset]) -> dict[str, str]:
+    objectives: dict[str, str] = {}
+    for ds in store.values():
+        for m, o in zip(_labels(ds), _objectives(ds), strict=True):
+            objectives.setdefault(m, o)
+    return method_palette(objectives, objectives)
+
+
+def _fit_with_slope(x: np.ndarray, y: np.ndarray, slope: float) -> float:
+    """Least-squares intercept of ``y = a + slope * x`` over finite pairs."""
+    ok = np.isfinite(x) & np.isfinite(y)
+    return float(np.mean(y[ok] - slope * x[ok])) if ok.any() else math.nan

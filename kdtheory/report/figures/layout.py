@@ -1,0 +1,291 @@
+"""Drawing helpers shared by the figures: axes, bands, grids, legends, notes."""
+
+from __future__ import annotations
+
+import math
+import re
+import textwrap
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import xarray as xr
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+from kdtheory.errors import StoreError
+from kdtheory.report.figures.data import mean_ci
+from kdtheory.report.figures.style import _BAND_ALPHA, FIGURE_WIDTH
+from kdtheory.store import accessor as _accessor  # noqa: F401 - registers ``Dataset.kd``
+
+
+def _fmt_count(x: float, _pos: Any = None) -> str:
+    """Compact tick label: 0.5, 20, 500, 1k, 2.5k, 1M."""
+    if x <= 0 or not np.isfinite(x):
+        return ""
+    if x < 1:
+        return f"{x:.2g}"
+    for div, suffix in ((1e6, "M"), (1e3, "k")):
+        if x >= div:
+            v = x / div
+            return f"{v:.0f}{suffix}" if math.isclose(v, round(v)) else f"{v:g}{suffix}"
+    return f"{x:.0f}" if math.isclose(x, round(x)) else f"{x:g}"
+
+
+def _log_ticks(axis: Any, values: np.ndarray) -> None:
+    """Plain-number ticks (50, 100, 1k, ...) on a log axis spanning ``values``."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v) & (v > 0)]
+    subs: tuple[float, ...] = (1.0, 2.0, 5.0)
+    if v.size:
+        decades = math.log10(v.max() / v.min()) if v.max() > v.min() else 0.0
+        if decades > 2.0:
+            subs = (1.0,)
+        elif decades > 1.2:
+            subs = (1.0, 3.0)
+        elif decades < 0.5:
+            subs = (1.0, 1.5, 2.0, 3.0, 5.0, 7.0)
+    axis.set_major_locator(LogLocator(base=10, subs=subs))
+    axis.set_major_formatter(FuncFormatter(_fmt_count))
+    axis.set_minor_locator(LogLocator(base=10, subs=np.arange(2, 10) * 1.0))
+    axis.set_minor_formatter(NullFormatter())
+
+
+#: x label of every kappa axis (short enough for a 1.5 in panel at 7.5 pt).
+KAPPA_LABEL = "Training samples κ"
+
+
+def _kappa_axis(ax: Any, kappa: np.ndarray, label: bool = True) -> None:
+    """Log x axis of kappa with plain-number ticks and a little room at both ends."""
+    k = np.asarray(kappa, dtype=float)
+    k = k[np.isfinite(k) & (k > 0)]
+    ax.set_xscale("log")
+    _log_ticks(ax.xaxis, k)
+    if k.size:
+        lo, hi = float(k.min()), float(k.max())
+        pad = 1.25 if hi > lo else 1.6
+        ax.set_xlim(lo / pad, hi * pad)
+    if label:
+        ax.set_xlabel(KAPPA_LABEL)
+
+
+def _min_span(ax: Any, rel: float = 0.02, absolute: float = 1e-3) -> None:
+    """Widen a linear y range that is almost a point (a flat metric), centred on it."""
+    if ax.get_yscale() != "linear":
+        return
+    lo, hi = ax.get_ylim()
+    centre = 0.5 * (lo + hi)
+    need = max(rel * abs(centre), absolute)
+    if hi - lo < need:
+        ax.set_ylim(centre - need / 2, centre + need / 2)
+
+
+def _signed(v: float, digits: int = 2) -> str:
+    """``+0.52`` / ``−0.52`` with a true minus sign."""
+    return f"{v:+.{digits}f}".replace("-", "\u2212")
+
+
+def _wrap_title(text: str, width: int = 28) -> str:
+    """Wrap an experiment id, preferring breaks after ``--`` separators."""
+    parts = [p for p in re.split(r"(?<=--)", str(text)) if p]
+    lines: list[str] = []
+    current = ""
+    for part in parts:
+        if len(current) + len(part) <= width:
+            current += part
+            continue
+        if current:
+            lines.append(current)
+        current = ""
+        while len(part) > width:
+            chunk = textwrap.wrap(part, width, break_long_words=True, break_on_hyphens=True)
+            lines.extend(chunk[:-1])
+            part = chunk[-1]
+        current = part
+    if current:
+        lines.append(current)
+    return "\n".join(lines)
+
+
+def _band(
+    ax: Any,
+    x: np.ndarray,
+    values: np.ndarray,
+    color: str,
+    marker: str,
+    label: str | None,
+    linestyle: str = "-",
+    filled: bool = True,
+    band: bool = True,
+    log: bool = False,
+    clip: tuple[float, float] | None = None,
+) -> Line2D | None:
+    """Mean over seeds (last axis) as a line with markers, and a 95% CI band.
+
+    With ``log=True`` the mean and interval are taken on log values (geometric mean), for
+    quantities drawn on a log axis; values <= 0 are left out. ``clip`` bounds the band to the
+    quantity's range (e.g. ``(0, 100)`` for a percentage).
+    """
+    if log:
+        v = np.asarray(values, dtype=float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            v = np.where(v > 0, np.log(np.where(v > 0, v, 1.0)), np.nan)
+        mean, lo, hi = (np.exp(a) for a in mean_ci(v)[:3])
+    else:
+        mean, lo, hi, _ = mean_ci(values)
+    if clip is not None:  # a t-interval may run past a bounded scale (100%, CKA = 1)
+        lo, hi = np.clip(lo, *clip), np.clip(hi, *clip)
+    ok = np.isfinite(mean) & np.isfinite(x)
+    if not ok.any():
+        return None
+    if band:
+        ok_band = ok & np.isfinite(lo) & np.isfinite(hi)
+        if ok_band.sum() >= 2:
+            ax.fill_between(
+                x[ok_band],
+                lo[ok_band],
+                hi[ok_band],
+                color=color,
+                alpha=_BAND_ALPHA,
+                lw=0,
+                zorder=1,
+            )
+        elif ok_band.any():
+            ax.errorbar(
+                x[ok_band],
+                mean[ok_band],
+                yerr=[mean[ok_band] - lo[ok_band], hi[ok_band] - mean[ok_band]],
+                fmt="none",
+                ecolor=color,
+                elinewidth=0.8,
+                capsize=1.5,
+                zorder=2,
+            )
+    (line,) = ax.plot(
+        x[ok],
+        mean[ok],
+        color=color,
+        marker=marker,
+        linestyle=linestyle,
+        label=label,
+        markerfacecolor=color if filled else "white",
+        markeredgewidth=0.8,
+        zorder=3,
+    )
+    return line
+
+
+def _figure(height: float, width: float = FIGURE_WIDTH) -> Figure:
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _grid(n: int, panel_height: float = 1.75) -> tuple[Figure, list[Any]]:
+    """A figure with one panel per experiment: one column for one experiment, else two."""
+    ncols = 1 if n == 1 else 2
+    nrows = math.ceil(n / ncols)
+    height = (2.35 if n == 1 else panel_height * nrows) + 0.35
+    fig = _figure(height)
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    flat = list(axes.ravel())
+    for ax in flat[n:]:
+        ax.set_visible(False)
+    return fig, flat[:n]
+
+
+def _is_bottom(i: int, n: int, ncols: int) -> bool:
+    return i + ncols >= n
+
+
+def _legend(
+    fig: Any, handles: Sequence[Any], labels: Sequence[str], ncol: int | None = None
+) -> None:
+    """A shared legend above the panels, with as many columns as fit the figure's width."""
+    if not handles:
+        return
+    renderer = fig.canvas.get_renderer() if hasattr(fig.canvas, "get_renderer") else None
+    width = fig.bbox.width
+    start = min(len(labels), ncol or 4)
+    for n in range(start, 0, -1):
+        order = _row_major(len(labels), n)
+        leg = fig.legend(
+            [handles[i] for i in order],
+            [labels[i] for i in order],
+            loc="outside upper center",
+            ncol=n,
+            frameon=False,
+        )
+        if n == 1 or renderer is None:
+            return
+        if leg.get_window_extent(renderer).width <= 0.98 * width:
+            return
+        leg.remove()
+
+
+def _row_major(n: int, ncol: int) -> list[int]:
+    """Order of ``n`` legend entries so that matplotlib's column-wise filling reads row-wise."""
+    sizes = [len(c) for c in np.array_split(np.arange(n), ncol)]
+    columns: list[list[int]] = [[] for _ in sizes]
+    k = 0
+    for r in range(max(sizes, default=0)):
+        for c, size in enumerate(sizes):
+            if r < size:
+                columns[c].append(k)
+                k += 1
+    return [i for col in columns for i in col]
+
+
+def _collect(handles: dict[str, Any], line: Any, label: str) -> None:
+    if line is not None and label not in handles:
+        handles[label] = line
+
+
+def _note(ax: Any, text: str, loc: str = "lower right") -> None:
+    x = 0.98 if "right" in loc else 0.02
+    y = 0.03 if "lower" in loc else 0.97
+    ax.text(
+        x,
+        y,
+        text,
+        transform=ax.transAxes,
+        ha="right" if "right" in loc else "left",
+        va="bottom" if "lower" in loc else "top",
+        fontsize=7,
+        color="#333333",
+        bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "none", "alpha": 0.8},
+        zorder=5,
+    )
+
+
+def _skip_message(what: str, skipped: Mapping[str, str]) -> str:
+    why = "; ".join(f"{k}: {v}" for k, v in skipped.items()) or "the store is empty"
+    return f"cannot draw {what}: no experiment has what it needs ({why})"
+
+
+def _select(store: Mapping[str, xr.Dataset], experiments: Sequence[str] | None) -> list[str]:
+    names = [str(k) for k in store]
+    if experiments is None:
+        return names
+    unknown = [e for e in experiments if e not in store]
+    if unknown:
+        raise StoreError(
+            f"no experiment(s) {', '.join(map(repr, unknown))} in the store; experiments: "
+            f"{', '.join(names)}"
+        )
+    return list(experiments)
+
+
+def _row_subfigures(fig: Figure, n: int) -> list[Any]:
+    return list(np.atleast_1d(fig.subfigures(n, 1, hspace=0.02)).ravel())
+
+
+def _verdict_row(verdict: Any, experiment: str) -> Any:
+    if verdict is None:
+        return None
+    for row in getattr(verdict, "experiments", None) or []:
+        if str(row.label) == str(experiment):
+            return row
+    return None

@@ -1,0 +1,79 @@
+"""Dark knowledge: wrong-class rank correlation with the teacher."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from kdtheory.report.figures.data import (
+    _as_store,
+    _bare,
+    _kappa,
+    _labels,
+    _objectives,
+    _sorted,
+    _store_palette,
+)
+from kdtheory.report.figures.layout import (
+    _band,
+    _collect,
+    _grid,
+    _is_bottom,
+    _kappa_axis,
+    _legend,
+    _select,
+    _wrap_title,
+)
+from kdtheory.report.figures.style import _method_key, color_for, marker_for, paper_style
+from kdtheory.store import accessor as _accessor  # noqa: F401 - registers ``Dataset.kd``
+
+
+def rank_correlation(store: Any, experiments: Sequence[str] | None = None) -> Figure:
+    """Wrong-class rank correlation of each method's test predictions with the teacher's.
+
+    Per test sample, the Spearman correlation of the student's and the teacher's logits over the
+    classes other than the true one, averaged over samples; mean and 95% CI over seeds vs kappa,
+    one panel per experiment. High values mean the student reproduces the teacher's ordering of
+    the wrong classes ("dark knowledge").
+    """
+    from kdtheory.metrics import wrong_class_rank_correlation
+
+    store = _as_store(store)
+    names = _select(store, experiments)
+    palette = _store_palette(store)
+    with paper_style():
+        fig, axes = _grid(len(names))
+        ncols = 1 if len(names) == 1 else 2
+        handles: dict[str, Any] = {}
+        for i, (ax, name) in enumerate(zip(axes, names, strict=True)):
+            ds = _sorted(store[name])
+            kappa = _kappa(ds)
+            corr = wrong_class_rank_correlation(
+                _bare(ds["test_logits"]),
+                _bare(ds["teacher_test_logits"]),
+                _bare(ds["test_labels"]),
+                "test_sample",
+            ).transpose("arm", "fraction", "seed")
+            objs = dict(zip(_labels(ds), _objectives(ds), strict=True))
+            for k, m in sorted(
+                enumerate(_labels(ds)), key=lambda km: _method_key(km[1], objs[km[1]])
+            ):
+                line = _band(
+                    ax,
+                    kappa,
+                    np.asarray(corr.values[k], dtype=float),
+                    color_for(m, palette),
+                    marker_for(m, objs[m]),
+                    m,
+                    clip=(-1.0, 1.0),
+                )
+                _collect(handles, line, m)
+            _kappa_axis(ax, kappa, label=_is_bottom(i, len(names), ncols))
+            if i % ncols == 0:
+                ax.set_ylabel("Wrong-class rank corr.\nwith teacher (Spearman)")
+            ax.set_title(_wrap_title(name))
+        _legend(fig, list(handles.values()), list(handles))
+    return fig
