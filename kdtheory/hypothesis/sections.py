@@ -16,7 +16,7 @@ from typing import Any
 
 from kdtheory.errors import MissingRequirementError
 
-__all__ = ["CI_NOTE", "Figure", "gaps_figure", "report_section"]
+__all__ = ["CI_NOTE", "Figure", "ci_column", "gaps_figure", "kappa_table", "report_section"]
 
 #: How the figures of :mod:`kdtheory.report.figures` draw uncertainty, for captions.
 CI_NOTE = "Lines are means over seeds, bands (bars) 95% t-intervals over seeds."
@@ -105,3 +105,63 @@ def gaps_figure(store: Any) -> Figure:
         "epsilon) and KD with the teacher's wrong-class probabilities shuffled, vs κ; each line "
         f"in the comparator's colour. {CI_NOTE}",
     )
+
+
+def ci_column(name: str = "", fmt: str = ".2f", header: str = "95% CI") -> Any:
+    """A table column of a 95% interval: the record keys ``<name>_ci_low`` and
+    ``<name>_ci_high`` (``ci_low``/``ci_high`` without a name), as
+    :func:`kdtheory.hypothesis.toolkit.mean_ci_columns` writes them.
+
+    Parameters
+    ----------
+    name : str
+        The column whose interval it is (empty: the record's unprefixed interval).
+    fmt : str
+        Number format of the bounds.
+    header : str
+        Header text (the LaTeX header is the same, stripped, with ``%`` escaped); two interval
+        columns of one table need different headers.
+
+    Returns
+    -------
+    kdtheory.report.table.Column
+    """
+    from kdtheory.report.table import Column
+
+    ci = f"{name}_ci" if name else "ci"
+    tex = header.strip().replace("%", "\\%")
+    return Column(header, (f"{ci}_low", f"{ci}_high"), fmt, header_tex=tex)
+
+
+def kappa_table(
+    out_dir: Path,
+    hypothesis: str,
+    records: Sequence[Any],
+    columns: Sequence[Any],
+    caption: str,
+) -> list[str]:
+    """Write a hypothesis's per-kappa table ``<hypothesis>-by-kappa``: a κ column (the records'
+    ``n_train``), then ``columns``.
+
+    Parameters
+    ----------
+    out_dir : Path
+        The report folder.
+    hypothesis : str
+        The hypothesis name (the table's file stem before ``-by-kappa``).
+    records : sequence of dict
+        One per (experiment, fraction), e.g. the verdict's ``per_fraction`` table.
+    columns : sequence of kdtheory.report.table.Column
+    caption : str
+
+    Returns
+    -------
+    list of str
+        The files written (:func:`kdtheory.report.document.write_table`), relative to
+        ``out_dir``: the ``tables`` argument of :func:`report_section`.
+    """
+    from kdtheory.report.document import write_table
+    from kdtheory.report.table import Column
+
+    kappa = Column("κ", "n_train", "int", header_tex="$\\kappa$")
+    return write_table(out_dir, f"{hypothesis}-by-kappa", records, [kappa, *columns], caption)
