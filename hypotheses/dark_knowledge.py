@@ -11,7 +11,8 @@ import numpy as np
 from kdtheory.hypothesis.sections import (
     CI_NOTE,
     Figure,
-    ci_column,
+    accuracy_column,
+    estimate_columns,
     gaps_figure,
     kappa_table,
     report_section,
@@ -109,13 +110,11 @@ class DarkKnowledge(PooledHypothesis):
     }
 
     effect = "mean KD − shuffled-KD test accuracy over fractions, accuracy points"
-    alternative = "greater"
     pooled_lines = {
         "KD − shuffled accuracy (H1: > 0)": ("key", "greater"),
         "rank corr KD − shuffled (H1: > 0)": ("corr_shuffled", "greater"),
         "rank corr KD − label (H1: > 0)": ("corr_label", "greater"),
     }
-    heterogeneity = "key"
 
     def analyse(self, name: str, ds: xr.Dataset, opts: Options) -> ExperimentResult:
         alpha = opts.alpha
@@ -268,28 +267,21 @@ class DarkKnowledge(PooledHypothesis):
         from kdtheory.report import figures as plot
         from kdtheory.report.document import Column
 
-        tables = kappa_table(
-            out_dir,
-            self.name,
-            verdict.tables.get("per_fraction", []),
-            [
-                Column("KD acc. (%)", "kd_accuracy", ".1f"),
-                Column("Shuffled acc. (%)", "shuffled_accuracy", ".1f"),
-                Column("KD − shuffled", "difference", ".2f", header_tex="KD $-$ shuffled"),
-                ci_column(),
-                Column("ρ KD", "kd_rank_corr", ".3f", header_tex="$\\rho_{\\mathrm{KD}}$"),
+        columns = [
+            accuracy_column("KD", "kd"),
+            accuracy_column("Shuffled", "shuffled"),
+            *estimate_columns("KD − shuffled", "difference", header_tex="KD $-$ shuffled"),
+            *(
                 Column(
-                    "ρ shuffled",
-                    "shuffled_rank_corr",
+                    f"ρ {who}",
+                    f"{key}_rank_corr",
                     ".3f",
-                    header_tex="$\\rho_{\\mathrm{shuffled}}$",
-                ),
-                Column("ρ label", "label_rank_corr", ".3f", header_tex="$\\rho_{\\mathrm{label}}$"),
-            ],
-            "KD vs KD with shuffled wrong-class probabilities per kappa: accuracies, the "
-            "seed-paired difference (95% t-interval), and each student's wrong-class rank "
-            "correlation rho with the teacher on the test set.",
-        )
+                    header_tex=f"$\\rho_{{\\mathrm{{{who}}}}}$",
+                )
+                for who, key in (("KD", "kd"), ("shuffled", "shuffled"), ("label", "label"))
+            ),
+        ]
+        tables = kappa_table(out_dir, verdict, columns, _TABLE_CAPTION)
         rank = Figure(
             "rank-correlation",
             lambda: plot.rank_correlation(store),
@@ -344,3 +336,10 @@ def _decision_numbers(comp: Mapping[str, Any]) -> dict[str, Any]:
         "rank_corr_kd_minus_label_p": c_lab.p_value if c_lab is not None else NAN,
         "p_intersection_union": _p_iut(comp),
     }
+
+
+_TABLE_CAPTION = (
+    "KD vs KD with shuffled wrong-class probabilities per kappa: accuracies, the seed-paired "
+    "difference (95% t-interval), and each student's wrong-class rank correlation rho with the "
+    "teacher on the test set."
+)

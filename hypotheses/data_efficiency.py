@@ -8,7 +8,14 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from kdtheory.hypothesis.sections import CI_NOTE, Figure, ci_column, kappa_table, report_section
+from kdtheory.hypothesis.sections import (
+    CI_NOTE,
+    Figure,
+    accuracy_column,
+    estimate_columns,
+    kappa_table,
+    report_section,
+)
 from kdtheory.hypothesis.template import Options, Outcome, PooledHypothesis
 from kdtheory.hypothesis.toolkit import (
     NAN,
@@ -89,7 +96,6 @@ class DataEfficiency(PooledHypothesis):
         "slope (H1: < 0)": ("slope", "less"),
         "gain at smallest fraction (H1: > 0)": ("small", "greater"),
     }
-    heterogeneity = "slope"
 
     def analyse(self, name: str, ds: xr.Dataset, opts: Options) -> ExperimentResult:
         alpha = opts.alpha
@@ -233,22 +239,13 @@ class DataEfficiency(PooledHypothesis):
         )
         for rec in records:
             rec["multiplier_text"] = _multiplier_text(rec)
-        tables = kappa_table(
-            out_dir,
-            self.name,
-            records,
-            [
-                Column("Label acc. (%)", "label_accuracy", ".1f"),
-                Column("KD acc. (%)", "kd_accuracy", ".1f"),
-                Column("Gain (points)", "gain", ".2f"),
-                ci_column(),
-                Column("Data multiplier", "multiplier_text", "text", align="r"),
-            ],
-            "KD's gain over label training per training-set size kappa (mean over "
-            "seeds, 95% t-interval of the seed-paired gain) and the data multiplier kappa*/kappa: "
-            "how many times more labelled samples label training needs to match KD's mean "
-            "accuracy.",
-        )
+        columns = [
+            accuracy_column("Label", "label"),
+            accuracy_column("KD", "kd"),
+            *estimate_columns("Gain (points)", "gain"),
+            Column("Data multiplier", "multiplier_text", "text", align="r"),
+        ]
+        tables = kappa_table(out_dir, verdict, columns, _TABLE_CAPTION, records)
         figure = Figure(
             "kd-gain",
             lambda: plot.kd_gain(store, verdict),
@@ -323,3 +320,10 @@ def _multiplier_text(rec: Mapping[str, Any]) -> str:
     if bound is not None and bound == bound and status.startswith(("above", "below")):
         return ("≥ " if status.startswith("above") else "≤ ") + f"{float(bound):.2f}"
     return "--"
+
+
+_TABLE_CAPTION = (
+    "KD's gain over label training per training-set size kappa (mean over seeds, 95% "
+    "t-interval of the seed-paired gain) and the data multiplier kappa*/kappa: how many times "
+    "more labelled samples label training needs to match KD's mean accuracy."
+)

@@ -9,7 +9,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from kdtheory.hypothesis.sections import CI_NOTE, Figure, ci_column, kappa_table, report_section
+from kdtheory.hypothesis.sections import (
+    CI_NOTE,
+    Figure,
+    estimate_columns,
+    kappa_table,
+    report_section,
+)
 from kdtheory.hypothesis.template import Options, Outcome, PooledHypothesis
 from kdtheory.hypothesis.toolkit import (
     NAN,
@@ -237,7 +243,6 @@ class FidelityDecay(PooledHypothesis):
         "exponent b (two-sided, vs 0)": ("b", "two-sided"),
         "curvature q (two-sided, vs 0)": ("curvature", "two-sided"),
     }
-    heterogeneity = "b"
 
     def analyse(self, name: str, ds: xr.Dataset, opts: Options) -> ExperimentResult:
         alpha = opts.alpha
@@ -464,21 +469,14 @@ class FidelityDecay(PooledHypothesis):
         from kdtheory.report.document import Column
 
         keys = ["fidelity_train", "fidelity_test", "gap", "gap_ci_low", "gap_ci_high"]
-        tables = kappa_table(
-            out_dir,
-            self.name,
-            _scaled(verdict.tables.get("per_fraction", []), keys, 100.0),
-            [
-                Column("Fidelity trained-on (%)", "fidelity_train", ".1f"),
-                Column("Fidelity unseen (%)", "fidelity_test", ".1f"),
-                Column("Gap (points)", "gap", ".2f"),
-                ci_column("gap"),
-                Column("Cells excluded", "n_excluded", "int"),
-            ],
-            "Top-1 agreement of the KD student with the teacher on the samples it "
-            "trained on and on unseen (test) samples per kappa (mean over seeds), their gap with "
-            "a 95% t-interval, and the cells left out of the log fit (gap <= 0).",
-        )
+        records = _scaled(verdict.tables.get("per_fraction", []), keys, 100.0)
+        columns = [
+            Column("Fidelity trained-on (%)", "fidelity_train", ".1f"),
+            Column("Fidelity unseen (%)", "fidelity_test", ".1f"),
+            *estimate_columns("Gap (points)", "gap", prefix_ci=True),
+            Column("Cells excluded", "n_excluded", "int"),
+        ]
+        tables = kappa_table(out_dir, verdict, columns, _TABLE_CAPTION, records)
         figure = Figure(
             "fidelity",
             lambda: plot.fidelity(store, verdict),
@@ -590,3 +588,10 @@ def _scaled(records: Sequence[Mapping[str, Any]], keys: Sequence[str], factor: f
                 new[k] = float(v) * factor
         out.append(new)
     return out
+
+
+_TABLE_CAPTION = (
+    "Top-1 agreement of the KD student with the teacher on the samples it trained on and on "
+    "unseen (test) samples per kappa (mean over seeds), their gap with a 95% t-interval, and the "
+    "cells left out of the log fit (gap <= 0)."
+)

@@ -9,7 +9,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from kdtheory.hypothesis.sections import ci_column, gaps_figure, kappa_table, report_section
+from kdtheory.hypothesis.sections import (
+    accuracy_column,
+    estimate_columns,
+    gaps_figure,
+    kappa_table,
+    report_section,
+)
 from kdtheory.hypothesis.template import Options, Outcome, PooledHypothesis
 from kdtheory.hypothesis.toolkit import (
     NAN,
@@ -116,12 +122,10 @@ class LabelSmoothing(PooledHypothesis):
         "p, or for 'supported' the fraction whose Holm-adjusted TOST p is largest"
     )
 
-    alternative = "greater"
     pooled_lines = {
         "mean KD − LS (H1: > 0)": ("key", "greater"),
         "trend of KD − LS on log kappa (H1: < 0)": ("trend", "less"),
     }
-    heterogeneity = "key"
 
     def analyse(self, name: str, ds: xr.Dataset, opts: Options) -> ExperimentResult:
         alpha = opts.alpha
@@ -336,21 +340,13 @@ class LabelSmoothing(PooledHypothesis):
         """KD vs LS per kappa: the gaps figure and a table with the TOST p-values."""
         from kdtheory.report.document import Column
 
-        tables = kappa_table(
-            out_dir,
-            self.name,
-            verdict.tables.get("per_fraction", []),
-            [
-                Column("KD acc. (%)", "kd_accuracy", ".1f"),
-                Column("LS acc. (%)", "ls_accuracy", ".1f"),
-                Column("KD − LS", "difference", ".2f", header_tex="KD $-$ LS"),
-                ci_column(),
-                Column("TOST p (Holm)", "tost_p_holm", "p", header_tex="TOST $p$ (Holm)"),
-            ],
-            "KD vs label smoothing per kappa: accuracies (mean over seeds), the "
-            "seed-paired difference with its 95% t-interval, and the Holm-adjusted TOST p-value "
-            "of equivalence within the margin.",
-        )
+        columns = [
+            accuracy_column("KD", "kd"),
+            accuracy_column("LS", "ls"),
+            *estimate_columns("KD − LS", "difference", header_tex="KD $-$ LS"),
+            Column("TOST p (Holm)", "tost_p_holm", "p", header_tex="TOST $p$ (Holm)"),
+        ]
+        tables = kappa_table(out_dir, verdict, columns, _TABLE_CAPTION)
         title = "KD vs label smoothing"
         return [report_section(out_dir, title, [gaps_figure(store)], tables=tables)]
 
@@ -531,3 +527,10 @@ def _decision_numbers(
 def _max_p(records: Sequence[Mapping[str, Any]]) -> float:
     ps = [r["tost_p_holm"] for r in records]
     return float(np.max(ps)) if ps and not np.any(np.isnan(ps)) else NAN
+
+
+_TABLE_CAPTION = (
+    "KD vs label smoothing per kappa: accuracies (mean over seeds), the seed-paired difference "
+    "with its 95% t-interval, and the Holm-adjusted TOST p-value of equivalence within the "
+    "margin."
+)

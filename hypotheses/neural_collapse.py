@@ -8,7 +8,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from kdtheory.hypothesis.sections import CI_NOTE, Figure, ci_column, kappa_table, report_section
+from kdtheory.hypothesis.sections import (
+    CI_NOTE,
+    Figure,
+    estimate_columns,
+    kappa_table,
+    report_section,
+)
 from kdtheory.hypothesis.template import Options, Outcome, PooledHypothesis
 from kdtheory.hypothesis.toolkit import (
     Effect,
@@ -89,13 +95,11 @@ class NeuralCollapse(PooledHypothesis):
     options: ClassVar[dict[str, Any]] = {"kd_method": None, "pooling": "mixed"}
 
     effect = "mean log NC1 difference (KD − label) on trained-on samples, log ratio"
-    alternative = "greater"
     pooled_lines = {
         "log NC1 KD − label (H1: > 0)": ("key", "greater"),
         "CKA KD − label (H1: > 0)": ("cka", "greater"),
         "interaction slope (two-sided)": ("interaction", "two-sided"),
     }
-    heterogeneity = "key"
 
     def analyse(self, name: str, ds: xr.Dataset, opts: Options) -> ExperimentResult | str:
         alpha = opts.alpha
@@ -231,22 +235,25 @@ class NeuralCollapse(PooledHypothesis):
     def report_sections(self, verdict: Verdict, store: Any, out_dir: Path) -> list[Any]:
         """NC1 and CKA differences per kappa: two figures and a table."""
         from kdtheory.report import figures as plot
-        from kdtheory.report.document import Column
 
-        tables = kappa_table(
-            out_dir,
-            self.name,
-            verdict.tables.get("per_fraction", []),
-            [
-                Column("Δ log NC1", "log_nc1_diff_trained", ".3f", header_tex="$\\Delta\\log$ NC1"),
-                ci_column("log_nc1_diff_trained", ".3f"),
-                Column("Δ CKA", "cka_diff_trained", ".3f", header_tex="$\\Delta$ CKA"),
-                ci_column("cka_diff_trained", ".3f", header="95% CI "),
-            ],
-            "KD minus label student on the feature rows each trained on, per kappa: the "
-            "difference in log NC1 and in linear CKA with the teacher's features (mean over "
-            "seeds, 95% t-intervals).",
-        )
+        columns = [
+            *estimate_columns(
+                "Δ log NC1",
+                "log_nc1_diff_trained",
+                ".3f",
+                header_tex="$\\Delta\\log$ NC1",
+                prefix_ci=True,
+            ),
+            *estimate_columns(
+                "Δ CKA",
+                "cka_diff_trained",
+                ".3f",
+                header_tex="$\\Delta$ CKA",
+                prefix_ci=True,
+                ci_header="95% CI ",
+            ),
+        ]
+        tables = kappa_table(out_dir, verdict, columns, _TABLE_CAPTION)
         figures = [
             Figure(
                 "collapse",
@@ -318,4 +325,10 @@ _COLLAPSE_ALL = (
     "the normalised classifier and class means; NC4, the share of samples whose prediction "
     "differs from the nearest class mean; and linear CKA with the teacher's features. The NC "
     f"statistics are 0 at perfect collapse; CKA is 1 for identical features. {CI_NOTE}"
+)
+
+
+_TABLE_CAPTION = (
+    "KD minus label student on the feature rows each trained on, per kappa: the difference in "
+    "log NC1 and in linear CKA with the teacher's features (mean over seeds, 95% t-intervals)."
 )

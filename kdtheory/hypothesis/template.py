@@ -158,8 +158,8 @@ class PooledHypothesis(Hypothesis):
         The pooled tests written into the pooled summary, by label; empty: every pooled
         :class:`~kdtheory.hypothesis.toolkit.Effect` with its alternative.
     heterogeneity : str
-        The component whose between-experiment tau² and I² the pooled row reports; empty: the
-        first component.
+        The component whose between-experiment tau² and I² the pooled row reports; empty: that
+        of the first of :attr:`pooled_lines` (the key effect), else the first component.
     """
 
     effect: ClassVar[str] = ""
@@ -281,10 +281,17 @@ class PooledHypothesis(Hypothesis):
             ruling=ruling,
             results=results,
             decided_on=usable,
-            pooled_row=pooled.row(ruling, self.heterogeneity or next(iter(tests), "")),
+            pooled_row=pooled.row(ruling, self._heterogeneity(tests)),
             pooled_summary=pooled.summary(self.name, lines),
             tables=self.pooled_tables(tests, opts),
         )
+
+    def _heterogeneity(self, tests: Mapping[str, Any]) -> str:
+        """The component whose heterogeneity the pooled row reports (see :attr:`heterogeneity`)."""
+        if self.heterogeneity:
+            return self.heterogeneity
+        first_line = next(iter(self.pooled_lines.values()), None)
+        return first_line[0] if first_line else next(iter(tests), "")
 
     def _verdict(
         self,
