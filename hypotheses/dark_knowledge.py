@@ -34,6 +34,7 @@ from kdtheory.hypothesis.toolkit import (
     fmt_p,
     fraction_means,
     fraction_records,
+    intersection_union,
     intersection_union_p,
     mean_ci_columns,
     method_array,
@@ -298,24 +299,10 @@ def _shown(comp: Mapping[str, Any], decision: str, alpha: float, margin: float) 
     if decision == "rejected":
         eq = comp["tost"]
         if eq.equivalent:
-            return deciding(
-                eq.effect(),
-                f"TOST KD − shuffled within ±{fmt(margin)}",
-                "rejected",
-                "inside",
-                alpha,
-                low=-margin,
-                high=margin,
-            )
+            return eq.deciding(f"TOST KD − shuffled within ±{fmt(margin)}", "rejected", alpha)
         return deciding(comp["worse"], "KD − shuffled (KD worse)", "rejected", "less", alpha)
-    return deciding(
-        comp["key"],
-        "intersection-union: KD − shuffled accuracy and rank correlations",
-        "supported",
-        "greater",
-        alpha,
-        p=_p_iut(comp),
-    )
+    what = "KD − shuffled accuracy and rank correlations"
+    return intersection_union(comp["key"], [comp.get(c) for c in _COMPONENTS], what, alpha)
 
 
 def _p_iut(comp: Mapping[str, Any]) -> float:

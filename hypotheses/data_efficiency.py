@@ -33,7 +33,7 @@ from kdtheory.hypothesis.toolkit import (
     fmt_p,
     fraction_means,
     fraction_records,
-    intersection_union_p,
+    intersection_union,
     kd_and,
     log_kappa,
     long_form,
@@ -262,24 +262,11 @@ def _shown(comp: Mapping[str, Any], decision: str, alpha: float, margin: float) 
     if decision == "rejected":
         up, eq = comp["slope_up"], comp["tost"]
         if eq.equivalent and not (up.sig(alpha) and up.p_value < eq.p_value):
-            return deciding(
-                eq.effect(),
-                f"TOST slope within ±{fmt(margin)}",
-                "rejected",
-                "inside",
-                alpha,
-                low=-margin,
-                high=margin,
-            )
+            return eq.deciding(f"TOST slope within ±{fmt(margin)}", "rejected", alpha)
         return deciding(up, "slope > 0 (gain shrinks with less data)", "rejected", "greater", alpha)
-    return deciding(
-        comp["slope"],
-        "intersection-union: slope < 0 and gain at the smallest fraction > 0",
-        "supported",
-        "less",
-        alpha,
-        p=intersection_union_p(comp["slope"], comp["small"]),
-    )
+    slope, small = comp["slope"], comp["small"]
+    what = "slope < 0 and gain at the smallest fraction > 0"
+    return intersection_union(slope, [slope, small], what, alpha)
 
 
 def _decision_numbers(comp: Mapping[str, Any]) -> dict[str, Any]:

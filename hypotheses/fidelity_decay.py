@@ -547,15 +547,7 @@ def _shown(comp: Mapping[str, Any], decision: str, alpha: float, margin: float) 
     eq = comp["tost"]
     if eq is None:
         eq = Equivalence(NAN, False, NAN, NAN, low, high)
-    return deciding(
-        eq.effect(),
-        f"TOST b within -0.5 ± {fmt(margin)}",
-        "supported",
-        "inside",
-        alpha,
-        low=low,
-        high=high,
-    )
+    return eq.deciding(f"TOST b within -0.5 ± {fmt(margin)}", "supported", alpha)
 
 
 def _decision_numbers(comp: Mapping[str, Any], alpha: float) -> dict[str, Any]:

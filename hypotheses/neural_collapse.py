@@ -28,7 +28,7 @@ from kdtheory.hypothesis.toolkit import (
     fmt_p,
     fraction_label,
     fraction_records,
-    intersection_union_p,
+    intersection_union,
     kd_and,
     log_kappa,
     long_form,
@@ -293,14 +293,8 @@ def _shown(comp: Mapping[str, Any], decision: str, alpha: float) -> tuple:
     """The deciding test of ``decision`` and the numbers a row shows for it."""
     if decision == "rejected":
         return deciding(comp["opposite"], "log NC1 KD − label < 0", "rejected", "less", alpha)
-    return deciding(
-        comp["key"],
-        "intersection-union: log NC1 and CKA, KD − label > 0",
-        "supported",
-        "greater",
-        alpha,
-        p=intersection_union_p(comp["key"], comp["cka"]),
-    )
+    key, cka = comp["key"], comp["cka"]
+    return intersection_union(key, [key, cka], "log NC1 and CKA, KD − label > 0", alpha)
 
 
 def _decision_numbers(comp: Mapping[str, Any]) -> dict[str, Any]:

@@ -116,7 +116,6 @@ def gaps_figure(store: Any) -> Figure:
     )
 
 
-
 def accuracy_column(header: str, method: str) -> Any:
     """The column ``"<header> acc. (%)"`` of the records' ``<method>_accuracy`` (one decimal),
     as :func:`kdtheory.hypothesis.toolkit.fraction_means` names an accuracy."""

@@ -594,6 +594,20 @@ class Equivalence:
             self.df,
         )
 
+    def deciding(self, name: str, outcome: str, alpha: float) -> tuple[Effect, DecidingTest]:
+        """The TOST as the deciding test (:func:`deciding`, kind ``"inside"``, the band
+        ``(low, high)``): the numbers a row shows and the test.
+
+        Parameters
+        ----------
+        name : str
+            The test in words (``"TOST slope within ±0.5"``).
+        outcome : {"supported", "rejected"}
+            The decision equivalence leads to.
+        alpha : float
+        """
+        return deciding(self.effect(), name, outcome, "inside", alpha, low=self.low, high=self.high)
+
 
 class Pooled:
     """Pools of the experiments' components across experiments.
@@ -812,6 +826,38 @@ def intersection_union_p(*effects: Effect | None) -> float:
     if not ps or not all(np.isfinite(ps)):
         return NAN
     return max(ps)
+
+
+def intersection_union(
+    shown: Effect, parts: Sequence[Effect | None], what: str, alpha: float
+) -> tuple[Effect, DecidingTest]:
+    """The deciding test of "every one of ``parts`` is significant": outcome ``"supported"``,
+    p :func:`intersection_union_p` of ``parts``.
+
+    Parameters
+    ----------
+    shown : Effect
+        The effect whose estimate and CI the row shows (the key effect, usually among
+        ``parts``); its alternative is the test's kind.
+    parts : sequence of Effect or None
+        The tests that must all be significant (None: not tested, left out).
+    what : str
+        The parts in words; the test is named ``"intersection-union: <what>"``.
+    alpha : float
+
+    Returns
+    -------
+    (Effect, DecidingTest)
+        As :func:`deciding`.
+    """
+    return deciding(
+        shown,
+        f"intersection-union: {what}",
+        "supported",
+        shown.alternative,
+        alpha,
+        p=intersection_union_p(*parts),
+    )
 
 
 def directional_ruling(
