@@ -8,7 +8,15 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from kdtheory.hypothesis.sections import CI_NOTE, Figure, gaps_figure, report_section
+from kdtheory.hypothesis.sections import (
+    CI_NOTE,
+    Figure,
+    accuracy_column,
+    estimate_columns,
+    gaps_figure,
+    kappa_table,
+    report_section,
+)
 from kdtheory.hypothesis.template import Options, Outcome, PooledHypothesis
 from kdtheory.hypothesis.toolkit import (
     NAN,
@@ -18,17 +26,23 @@ from kdtheory.hypothesis.toolkit import (
     Ruling,
     accuracy_points,
     bare,
+    cell_records,
     cells,
     deciding,
     fmt,
     fmt_ci,
     fmt_p,
-    mean_ci,
+    fraction_means,
+    fraction_records,
+    intersection_union,
+    intersection_union_p,
+    mean_ci_columns,
     method_array,
     method_coord,
-    missing_method,
-    nanmean,
+    pick_kd,
     pick_method,
+    require,
+    result_text,
     seed_means,
     sorted_experiment,
 )
@@ -97,19 +111,15 @@ class DarkKnowledge(PooledHypothesis):
     }
 
     effect = "mean KD − shuffled-KD test accuracy over fractions, accuracy points"
-    alternative = "greater"
     pooled_lines = {
         "KD − shuffled accuracy (H1: > 0)": ("key", "greater"),
         "rank corr KD − shuffled (H1: > 0)": ("corr_shuffled", "greater"),
         "rank corr KD − label (H1: > 0)": ("corr_label", "greater"),
     }
-    heterogeneity = "key"
 
-    def analyse(self, name: str, ds: xr.Dataset, opts: Options) -> ExperimentResult | str:
+    def analyse(self, name: str, ds: xr.Dataset, opts: Options) -> ExperimentResult:
         alpha = opts.alpha
-        kd = pick_method(ds, "kd", opts["kd_method"], prefer_temperature=4.0)
-        if kd is None:
-            return missing_method(ds, "a kd method", opts)
+        kd = require(pick_kd(ds, opts), ds, "a kd method", opts)
         t_kd = float(method_coord(ds, "temperature", kd))
         sh = pick_method(
             ds,
@@ -117,8 +127,7 @@ class DarkKnowledge(PooledHypothesis):
             opts["shuffled_method"],
             prefer_temperature=t_kd if np.isfinite(t_kd) else None,
         )
-        if sh is None:
-            return missing_method(ds, "a kd-shuffled method", opts)
+        sh = require(sh, ds, "a kd-shuffled method", opts)
         label = pick_method(ds, "label")
         ds = sorted_experiment(ds)
         labels = bare(ds["test_labels"])
@@ -133,9 +142,6 @@ class DarkKnowledge(PooledHypothesis):
         a_lab = accuracy_points(ds, label) if label else None
         r_lab = corr(label) if label else None
         margin = float(opts["margin"])
-        fractions = np.asarray(ds["fraction"].values, dtype=float)
-        kappa = np.asarray(ds["n_train"].values)
-        seeds = np.asarray(ds["seed"].values)
 
         diff = a_kd - a_sh
         d_means = seed_means(diff)
@@ -155,71 +161,39 @@ class DarkKnowledge(PooledHypothesis):
         }
         p_iut = _p_iut(comp)
 
-        per_fraction = []
-        for i, f in enumerate(fractions):
-            rec: dict[str, Any] = {
-                "experiment": name,
-                "fraction": float(f),
-                "n_train": int(kappa[i]),
-            }
-            for key_name, arr in (("kd", a_kd), ("shuffled", a_sh), ("label", a_lab)):
-                if arr is not None:
-                    rec[f"{key_name}_accuracy"] = nanmean(arr[i])
-            mc = mean_ci(diff[i], alpha)
-            rec.update(
-                {
-                    "difference": mc["mean"],
-                    "ci_low": mc["ci_low"],
-                    "ci_high": mc["ci_high"],
-                    "n": mc["n"],
-                }
-            )
-            for key_name, arr in (("kd", r_kd), ("shuffled", r_sh), ("label", r_lab)):
-                if arr is None:
-                    continue
-                m = mean_ci(arr[i], alpha)
-                rec[f"{key_name}_rank_corr"] = m["mean"]
-                rec[f"{key_name}_rank_corr_ci_low"] = m["ci_low"]
-                rec[f"{key_name}_rank_corr_ci_high"] = m["ci_high"]
-            per_fraction.append(rec)
-        cell_records = []
-        for i in range(len(fractions)):
-            for j in range(len(seeds)):
-                rec = {
-                    "experiment": name,
-                    "fraction": float(fractions[i]),
-                    "n_train": int(kappa[i]),
-                    "seed": int(seeds[j]),
-                    "kd_accuracy": float(a_kd[i, j]),
-                    "shuffled_accuracy": float(a_sh[i, j]),
-                    "kd_rank_corr": float(r_kd[i, j]),
-                    "shuffled_rank_corr": float(r_sh[i, j]),
-                }
-                if a_lab is not None and r_lab is not None:
-                    rec["label_accuracy"] = float(a_lab[i, j])
-                    rec["label_rank_corr"] = float(r_lab[i, j])
-                cell_records.append(rec)
-
-        note = ci_level_note("greater", alpha)
+        per_fraction = fraction_records(
+            name,
+            ds,
+            fraction_means(kd_accuracy=a_kd, shuffled_accuracy=a_sh, label_accuracy=a_lab),
+            mean_ci_columns(diff, alpha, "difference"),
+            *(
+                mean_ci_columns(r, alpha, f"{who}_rank_corr", prefix_ci=True, n_key=None)
+                for who, r in (("kd", r_kd), ("shuffled", r_sh), ("label", r_lab))
+                if r is not None
+            ),
+        )
+        cells_of = {
+            "kd_accuracy": a_kd,
+            "shuffled_accuracy": a_sh,
+            "kd_rank_corr": r_kd,
+            "shuffled_rank_corr": r_sh,
+            "label_accuracy": a_lab,
+            "label_rank_corr": r_lab,
+        }
         lines = [
             f"Experiment {name}: KD {kd!r}, shuffled {sh!r}, label {label!r}. Per-seed means over "
             "fractions of paired differences; one-sided t-tests across seeds.",
-            f"(a) KD − shuffled accuracy (points, H1: > 0): {fmt(key.estimate, 4)}, {note} "
-            f"{fmt_ci(key.ci_low, key.ci_high, 4)}, t={fmt(key.statistic)}, df={fmt(key.df)}, "
-            f"{fmt_p(key.p_value)}; H1 < 0 {fmt_p(worse.p_value)}; TOST within ±{fmt(margin)} "
+            f"(a) KD − shuffled accuracy (points, H1: > 0): "
+            f"{result_text(key, ci=ci_level_note('greater', alpha), t_df=True)}; "
+            f"H1 < 0 {fmt_p(worse.p_value)}; TOST within ±{fmt(margin)} "
             f"{fmt_p(eq.p_value)} (equivalent: {eq.equivalent}).",
             f"(b) wrong-class rank correlation with the teacher, KD − shuffled: "
-            f"{fmt(c_sh.estimate, 4)} {fmt_ci(c_sh.ci_low, c_sh.ci_high, 4)}, "
-            f"{fmt_p(c_sh.p_value)}",
+            f"{result_text(c_sh)}",
+            f"    KD − label: {result_text(c_lab)}"
+            if c_lab is not None
+            else "    KD − label: not tested (no label method in this experiment)",
+            f"Intersection-union p (max of the three): {fmt_p(p_iut)}.",
         ]
-        if c_lab is not None:
-            lines.append(
-                f"    KD − label: {fmt(c_lab.estimate, 4)} "
-                f"{fmt_ci(c_lab.ci_low, c_lab.ci_high, 4)}, {fmt_p(c_lab.p_value)}"
-            )
-        else:
-            lines.append("    KD − label: not tested (no label method in this experiment)")
-        lines.append(f"Intersection-union p (max of the three): {fmt_p(p_iut)}.")
         return ExperimentResult(
             name=name,
             components=comp,
@@ -229,7 +203,7 @@ class DarkKnowledge(PooledHypothesis):
                 "label_method": label,
                 "margin": margin,
             },
-            tables={"per_fraction": per_fraction, "cells": cell_records},
+            tables={"per_fraction": per_fraction, "cells": cell_records(name, ds, cells_of)},
             summary="\n".join(lines),
         )
 
@@ -292,31 +266,23 @@ class DarkKnowledge(PooledHypothesis):
     def report_sections(self, verdict: Verdict, store: Any, out_dir: Path) -> list[Any]:
         """KD vs shuffled KD per kappa: the gaps and rank-correlation figures and a table."""
         from kdtheory.report import figures as plot
-        from kdtheory.report.document import Column, write_table
+        from kdtheory.report.document import Column
 
-        tables = write_table(
-            out_dir,
-            "dark-knowledge-by-kappa",
-            verdict.tables.get("per_fraction", []),
-            [
-                Column("κ", "n_train", "int", header_tex="$\\kappa$"),
-                Column("KD acc. (%)", "kd_accuracy", ".1f"),
-                Column("Shuffled acc. (%)", "shuffled_accuracy", ".1f"),
-                Column("KD − shuffled", "difference", ".2f", header_tex="KD $-$ shuffled"),
-                Column("95% CI", ("ci_low", "ci_high"), ".2f", header_tex="95\\% CI"),
-                Column("ρ KD", "kd_rank_corr", ".3f", header_tex="$\\rho_{\\mathrm{KD}}$"),
+        columns = [
+            accuracy_column("KD", "kd"),
+            accuracy_column("Shuffled", "shuffled"),
+            *estimate_columns("KD − shuffled", "difference", header_tex="KD $-$ shuffled"),
+            *(
                 Column(
-                    "ρ shuffled",
-                    "shuffled_rank_corr",
+                    f"ρ {who}",
+                    f"{key}_rank_corr",
                     ".3f",
-                    header_tex="$\\rho_{\\mathrm{shuffled}}$",
-                ),
-                Column("ρ label", "label_rank_corr", ".3f", header_tex="$\\rho_{\\mathrm{label}}$"),
-            ],
-            caption="KD vs KD with shuffled wrong-class probabilities per kappa: accuracies, the "
-            "seed-paired difference (95% t-interval), and each student's wrong-class rank "
-            "correlation rho with the teacher on the test set.",
-        )
+                    header_tex=f"$\\rho_{{\\mathrm{{{who}}}}}$",
+                )
+                for who, key in (("KD", "kd"), ("shuffled", "shuffled"), ("label", "label"))
+            ),
+        ]
+        tables = kappa_table(out_dir, verdict, columns, _TABLE_CAPTION)
         rank = Figure(
             "rank-correlation",
             lambda: plot.rank_correlation(store),
@@ -333,29 +299,15 @@ def _shown(comp: Mapping[str, Any], decision: str, alpha: float, margin: float) 
     if decision == "rejected":
         eq = comp["tost"]
         if eq.equivalent:
-            return deciding(
-                eq.effect(),
-                f"TOST KD − shuffled within ±{fmt(margin)}",
-                "rejected",
-                "inside",
-                alpha,
-                low=-margin,
-                high=margin,
-            )
+            return eq.deciding(f"TOST KD − shuffled within ±{fmt(margin)}", "rejected", alpha)
         return deciding(comp["worse"], "KD − shuffled (KD worse)", "rejected", "less", alpha)
-    return deciding(
-        comp["key"],
-        "intersection-union: KD − shuffled accuracy and rank correlations",
-        "supported",
-        "greater",
-        alpha,
-        p=_p_iut(comp),
-    )
+    what = "KD − shuffled accuracy and rank correlations"
+    return intersection_union(comp["key"], [comp.get(c) for c in _COMPONENTS], what, alpha)
 
 
 def _p_iut(comp: Mapping[str, Any]) -> float:
-    ps = [comp[c].p_value for c in _COMPONENTS if comp.get(c) is not None]
-    return float(np.max(ps)) if ps else NAN
+    """The intersection-union p of (a) and both parts of (b) (those tested)."""
+    return intersection_union_p(*(comp.get(c) for c in _COMPONENTS))
 
 
 def _decision_numbers(comp: Mapping[str, Any]) -> dict[str, Any]:
@@ -371,3 +323,10 @@ def _decision_numbers(comp: Mapping[str, Any]) -> dict[str, Any]:
         "rank_corr_kd_minus_label_p": c_lab.p_value if c_lab is not None else NAN,
         "p_intersection_union": _p_iut(comp),
     }
+
+
+_TABLE_CAPTION = (
+    "KD vs KD with shuffled wrong-class probabilities per kappa: accuracies, the seed-paired "
+    "difference (95% t-interval), and each student's wrong-class rank correlation rho with the "
+    "teacher on the test set."
+)

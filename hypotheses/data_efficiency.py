@@ -8,7 +8,14 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from kdtheory.hypothesis.sections import CI_NOTE, Figure, report_section
+from kdtheory.hypothesis.sections import (
+    CI_NOTE,
+    Figure,
+    accuracy_column,
+    estimate_columns,
+    kappa_table,
+    report_section,
+)
 from kdtheory.hypothesis.template import Options, Outcome, PooledHypothesis
 from kdtheory.hypothesis.toolkit import (
     NAN,
@@ -18,17 +25,20 @@ from kdtheory.hypothesis.toolkit import (
     Pooled,
     Ruling,
     accuracy_points,
+    cell_records,
     data_multiplier,
     deciding,
     fmt,
     fmt_ci,
     fmt_p,
+    fraction_means,
+    fraction_records,
+    intersection_union,
+    kd_and,
     log_kappa,
     long_form,
-    mean_ci,
-    missing_method,
-    nanmean,
-    pick_method,
+    mean_ci_columns,
+    result_text,
     seed_slope_test,
     seed_slopes,
     sorted_experiment,
@@ -86,25 +96,18 @@ class DataEfficiency(PooledHypothesis):
         "slope (H1: < 0)": ("slope", "less"),
         "gain at smallest fraction (H1: > 0)": ("small", "greater"),
     }
-    heterogeneity = "slope"
 
-    def analyse(self, name: str, ds: xr.Dataset, opts: Options) -> ExperimentResult | str:
+    def analyse(self, name: str, ds: xr.Dataset, opts: Options) -> ExperimentResult:
         alpha = opts.alpha
-        kd = pick_method(ds, "kd", opts["kd_method"], prefer_temperature=4.0)
-        label = pick_method(ds, "label")
-        if kd is None or label is None:
-            return missing_method(ds, "a kd method and a label method", opts)
+        kd, label = kd_and(ds, opts, "label")
         ds = sorted_experiment(ds)
         a_label, a_kd = accuracy_points(ds, label), accuracy_points(ds, kd)
         gain = a_kd - a_label
         x = log_kappa(ds)
         fractions = np.asarray(ds["fraction"].values, dtype=float)
-        kappa = np.asarray(ds["n_train"].values)
-        seeds = np.asarray(ds["seed"].values)
         margin = float(opts["slope_margin"])
 
-        y, xx, g = long_form(gain, x, seeds)
-        slope = seed_slope_test(y, xx, g, "less", alpha)
+        slope = seed_slope_test(*long_form(gain, x, ds["seed"].values), "less", alpha)
         slopes = seed_slopes(gain, x)
         up = one_sample_t(slopes, "greater", alpha)
         eq = tost(slopes, -margin, margin, alpha)
@@ -126,49 +129,25 @@ class DataEfficiency(PooledHypothesis):
             "tost": Equivalence.of(eq),
             "small": small,
         }
-
-        per_fraction = []
-        for i, f in enumerate(fractions):
-            mc = mean_ci(gain[i], alpha)
-            per_fraction.append(
-                {
-                    "experiment": name,
-                    "fraction": float(f),
-                    "n_train": int(kappa[i]),
-                    "label_accuracy": nanmean(a_label[i]),
-                    "kd_accuracy": nanmean(a_kd[i]),
-                    "gain": mc["mean"],
-                    "ci_low": mc["ci_low"],
-                    "ci_high": mc["ci_high"],
-                    "n": mc["n"],
-                }
-            )
+        per_fraction = fraction_records(
+            name,
+            ds,
+            fraction_means(label_accuracy=a_label, kd_accuracy=a_kd),
+            mean_ci_columns(gain, alpha, "gain"),
+        )
         mult = data_multiplier(
-            kappa,
+            ds["n_train"].values,
             [r["label_accuracy"] for r in per_fraction],
             [r["kd_accuracy"] for r in per_fraction],
         )
         for rec, f in zip(mult, fractions, strict=True):
             rec.update({"experiment": name, "fraction": float(f)})
-        cell_records = [
-            {
-                "experiment": name,
-                "fraction": float(fractions[i]),
-                "n_train": int(kappa[i]),
-                "seed": int(seeds[j]),
-                "label_accuracy": float(a_label[i, j]),
-                "kd_accuracy": float(a_kd[i, j]),
-                "gain": float(gain[i, j]),
-            }
-            for i in range(len(fractions))
-            for j in range(len(seeds))
-        ]
+        cells = {"label_accuracy": a_label, "kd_accuracy": a_kd, "gain": gain}
+        note = ci_level_note("less", alpha)
         summary = (
             f"Experiment {name}: KD method {kd!r} vs label method {label!r}; gain in accuracy "
             f"points.\nPer-seed OLS slopes of the gain on log(kappa), t-test across seeds "
-            f"(H1: slope < 0): slope {fmt(slope.estimate, 4)}, "
-            f"{ci_level_note('less', alpha)} {fmt_ci(slope.ci_low, slope.ci_high, 4)}, "
-            f"t={fmt(slope.statistic)}, df={fmt(slope.df)}, {fmt_p(slope.p_value)}; "
+            f"(H1: slope < 0): slope {result_text(slope, ci=note, t_df=True)}; "
             f"H1: slope > 0 {fmt_p(up.p_value)}; TOST within ±{fmt(margin)} "
             f"{fmt_p(eq.p_value)} (equivalent: {eq.equivalent}).\n"
             f"Gain at the smallest fraction ({fmt(small_fraction)}): {fmt(small.estimate, 4)} "
@@ -186,7 +165,7 @@ class DataEfficiency(PooledHypothesis):
             tables={
                 "per_fraction": per_fraction,
                 "data_multiplier": mult,
-                "cells": cell_records,
+                "cells": cell_records(name, ds, cells),
             },
             summary=summary,
         )
@@ -251,7 +230,7 @@ class DataEfficiency(PooledHypothesis):
     def report_sections(self, verdict: Verdict, store: Any, out_dir: Path) -> list[Any]:
         """The gain and data multiplier per kappa: a figure and a table."""
         from kdtheory.report import figures as plot
-        from kdtheory.report.document import Column, write_table
+        from kdtheory.report.document import Column
 
         records = _merge(
             verdict.tables.get("per_fraction", []),
@@ -260,23 +239,13 @@ class DataEfficiency(PooledHypothesis):
         )
         for rec in records:
             rec["multiplier_text"] = _multiplier_text(rec)
-        tables = write_table(
-            out_dir,
-            "data-efficiency-by-kappa",
-            records,
-            [
-                Column("κ", "n_train", "int", header_tex="$\\kappa$"),
-                Column("Label acc. (%)", "label_accuracy", ".1f"),
-                Column("KD acc. (%)", "kd_accuracy", ".1f"),
-                Column("Gain (points)", "gain", ".2f"),
-                Column("95% CI", ("ci_low", "ci_high"), ".2f", header_tex="95\\% CI"),
-                Column("Data multiplier", "multiplier_text", "text", align="r"),
-            ],
-            caption="KD's gain over label training per training-set size kappa (mean over "
-            "seeds, 95% t-interval of the seed-paired gain) and the data multiplier kappa*/kappa: "
-            "how many times more labelled samples label training needs to match KD's mean "
-            "accuracy.",
-        )
+        columns = [
+            accuracy_column("Label", "label"),
+            accuracy_column("KD", "kd"),
+            *estimate_columns("Gain (points)", "gain"),
+            Column("Data multiplier", "multiplier_text", "text", align="r"),
+        ]
+        tables = kappa_table(out_dir, verdict, columns, _TABLE_CAPTION, records)
         figure = Figure(
             "kd-gain",
             lambda: plot.kd_gain(store, verdict),
@@ -293,26 +262,11 @@ def _shown(comp: Mapping[str, Any], decision: str, alpha: float, margin: float) 
     if decision == "rejected":
         up, eq = comp["slope_up"], comp["tost"]
         if eq.equivalent and not (up.sig(alpha) and up.p_value < eq.p_value):
-            return deciding(
-                eq.effect(),
-                f"TOST slope within ±{fmt(margin)}",
-                "rejected",
-                "inside",
-                alpha,
-                low=-margin,
-                high=margin,
-            )
+            return eq.deciding(f"TOST slope within ±{fmt(margin)}", "rejected", alpha)
         return deciding(up, "slope > 0 (gain shrinks with less data)", "rejected", "greater", alpha)
-    parts = [comp["slope"].p_value, comp["small"].p_value]
-    p_iut = float(max(parts)) if all(np.isfinite(parts)) else NAN
-    return deciding(
-        comp["slope"],
-        "intersection-union: slope < 0 and gain at the smallest fraction > 0",
-        "supported",
-        "less",
-        alpha,
-        p=p_iut,
-    )
+    slope, small = comp["slope"], comp["small"]
+    what = "slope < 0 and gain at the smallest fraction > 0"
+    return intersection_union(slope, [slope, small], what, alpha)
 
 
 def _decision_numbers(comp: Mapping[str, Any]) -> dict[str, Any]:
@@ -353,3 +307,10 @@ def _multiplier_text(rec: Mapping[str, Any]) -> str:
     if bound is not None and bound == bound and status.startswith(("above", "below")):
         return ("≥ " if status.startswith("above") else "≤ ") + f"{float(bound):.2f}"
     return "--"
+
+
+_TABLE_CAPTION = (
+    "KD's gain over label training per training-set size kappa (mean over seeds, 95% "
+    "t-interval of the seed-paired gain) and the data multiplier kappa*/kappa: how many times "
+    "more labelled samples label training needs to match KD's mean accuracy."
+)

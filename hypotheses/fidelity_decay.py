@@ -9,7 +9,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from kdtheory.hypothesis.sections import CI_NOTE, Figure, report_section
+from kdtheory.hypothesis.sections import (
+    CI_NOTE,
+    Figure,
+    estimate_columns,
+    kappa_table,
+    report_section,
+)
 from kdtheory.hypothesis.template import Options, Outcome, PooledHypothesis
 from kdtheory.hypothesis.toolkit import (
     NAN,
@@ -19,16 +25,20 @@ from kdtheory.hypothesis.toolkit import (
     Pooled,
     Ruling,
     bare,
+    cell_records,
     cells,
     deciding,
     fmt,
     fmt_ci,
     fmt_p,
     fraction_label,
-    mean_ci,
+    fraction_means,
+    fraction_records,
+    mean_ci_columns,
     method_array,
-    missing_method,
-    pick_method,
+    pick_kd,
+    require,
+    result_text,
     sorted_experiment,
 )
 from kdtheory.hypothesis.verdict import Verdict
@@ -233,13 +243,10 @@ class FidelityDecay(PooledHypothesis):
         "exponent b (two-sided, vs 0)": ("b", "two-sided"),
         "curvature q (two-sided, vs 0)": ("curvature", "two-sided"),
     }
-    heterogeneity = "b"
 
-    def analyse(self, name: str, ds: xr.Dataset, opts: Options) -> ExperimentResult | str:
+    def analyse(self, name: str, ds: xr.Dataset, opts: Options) -> ExperimentResult:
         alpha = opts.alpha
-        kd = pick_method(ds, "kd", opts["kd_method"], prefer_temperature=4.0)
-        if kd is None:
-            return missing_method(ds, "a kd method", opts)
+        kd = require(pick_kd(ds, opts), ds, "a kd method", opts)
         ds = sorted_experiment(ds)
         margin = float(opts["margin"])
         low, high = B_CLAIMED - margin, B_CLAIMED + margin
@@ -252,31 +259,26 @@ class FidelityDecay(PooledHypothesis):
         kl_train = cells(kl_divergence(t_train, train, "train_sample", mask=mask))
         kl_test = cells(kl_divergence(t_test, test, "test_sample"))
         gap = f_train - f_test
-        fractions = np.asarray(ds["fraction"].values, dtype=float)
         kappa = np.asarray(ds["n_train"].values, dtype=float)
         seeds = np.asarray(ds["seed"].values)
 
-        excluded = []
-        cell_records = []
-        for i in range(len(fractions)):
-            for j in range(len(seeds)):
-                rec = {
-                    "experiment": name,
-                    "fraction": float(fractions[i]),
-                    "n_train": int(kappa[i]),
-                    "seed": int(seeds[j]),
-                    "fidelity_train": float(f_train[i, j]),
-                    "fidelity_test": float(f_test[i, j]),
-                    "gap": float(gap[i, j]),
-                    "kl_train": float(kl_train[i, j]),
-                    "kl_test": float(kl_test[i, j]),
-                }
-                cell_records.append(rec)
-                if not np.isfinite(gap[i, j]):
-                    excluded.append(
-                        {k: rec[k] for k in ("experiment", "fraction", "n_train", "seed", "gap")}
-                        | {"reason": "gap is NaN (cell not trained or no samples)"}
-                    )
+        cell_table = cell_records(
+            name,
+            ds,
+            {
+                "fidelity_train": f_train,
+                "fidelity_test": f_test,
+                "gap": gap,
+                "kl_train": kl_train,
+                "kl_test": kl_test,
+            },
+        )
+        excluded = [
+            {k: rec[k] for k in ("experiment", "fraction", "n_train", "seed", "gap")}
+            | {"reason": "gap is NaN (cell not trained or no samples)"}
+            for rec in cell_table
+            if not np.isfinite(rec["gap"])
+        ]
         fits = seed_power_fits(kappa, gap)
         b_s, q_s = fits["b"], fits["q"]
         vs_claim = one_sample_t(b_s, "two-sided", alpha, null=B_CLAIMED)
@@ -296,23 +298,14 @@ class FidelityDecay(PooledHypothesis):
             "enough": enough,
         }
 
-        per_fraction = []
-        for i, f in enumerate(fractions):
-            rec = {"experiment": name, "fraction": float(f), "n_train": int(kappa[i])}
-            for label_, arr in (
-                ("fidelity_train", f_train),
-                ("fidelity_test", f_test),
-                ("gap", gap),
-                ("kl_train", kl_train),
-                ("kl_test", kl_test),
-            ):
-                mc = mean_ci(arr[i], alpha)
-                rec[label_] = mc["mean"]
-                if label_ == "gap":
-                    rec.update({"gap_ci_low": mc["ci_low"], "gap_ci_high": mc["ci_high"]})
-                    rec["n"] = mc["n"]
-            rec["n_gap_le_0"] = int((np.isfinite(gap[i]) & (gap[i] <= 0)).sum())
-            per_fraction.append(rec)
+        per_fraction = fraction_records(
+            name,
+            ds,
+            fraction_means(fidelity_train=f_train, fidelity_test=f_test),
+            mean_ci_columns(gap, alpha, "gap", prefix_ci=True),
+            fraction_means(kl_train=kl_train, kl_test=kl_test),
+            {"n_gap_le_0": [int(n) for n in (np.isfinite(gap) & (gap <= 0)).sum(axis=1)]},
+        )
         seed_fits = [
             {
                 "experiment": name,
@@ -342,8 +335,7 @@ class FidelityDecay(PooledHypothesis):
             f"{fmt_p(below.p_value)}, above {fmt_p(above.p_value)}; H0 b = -0.5 "
             f"{fmt_p(vs_claim.p_value)}.",
             f"Lack of fit: curvature q of gap = a * exp(b x + q x^2), x = centred log kappa: "
-            f"{fmt(curv.estimate, 4)}, CI {fmt_ci(curv.ci_low, curv.ci_high, 4)}, "
-            f"{fmt_p(curv.p_value)} (two-sided).",
+            f"{result_text(curv, ci='CI')} (two-sided).",
             f"Pooled-cell fit (cells treated as independent, descriptive): c = {fmt(raw['c'], 4)}, "
             f"b = {fmt(raw['b'], 4)} (se {fmt(raw['se_b'], 3)}), status: {raw['status']}.",
         ]
@@ -364,7 +356,7 @@ class FidelityDecay(PooledHypothesis):
             numbers=numbers,
             tables={
                 "per_fraction": per_fraction,
-                "cells": cell_records,
+                "cells": cell_table,
                 "seed_fits": seed_fits,
                 "excluded": excluded,
                 "power_law_fit": [raw],
@@ -474,25 +466,17 @@ class FidelityDecay(PooledHypothesis):
     def report_sections(self, verdict: Verdict, store: Any, out_dir: Path) -> list[Any]:
         """Fidelity on trained-on and unseen samples per kappa: a figure and a table."""
         from kdtheory.report import figures as plot
-        from kdtheory.report.document import Column, write_table
+        from kdtheory.report.document import Column
 
         keys = ["fidelity_train", "fidelity_test", "gap", "gap_ci_low", "gap_ci_high"]
-        tables = write_table(
-            out_dir,
-            "fidelity-decay-by-kappa",
-            _scaled(verdict.tables.get("per_fraction", []), keys, 100.0),
-            [
-                Column("κ", "n_train", "int", header_tex="$\\kappa$"),
-                Column("Fidelity trained-on (%)", "fidelity_train", ".1f"),
-                Column("Fidelity unseen (%)", "fidelity_test", ".1f"),
-                Column("Gap (points)", "gap", ".2f"),
-                Column("95% CI", ("gap_ci_low", "gap_ci_high"), ".2f", header_tex="95\\% CI"),
-                Column("Cells excluded", "n_excluded", "int"),
-            ],
-            caption="Top-1 agreement of the KD student with the teacher on the samples it "
-            "trained on and on unseen (test) samples per kappa (mean over seeds), their gap with "
-            "a 95% t-interval, and the cells left out of the log fit (gap <= 0).",
-        )
+        records = _scaled(verdict.tables.get("per_fraction", []), keys, 100.0)
+        columns = [
+            Column("Fidelity trained-on (%)", "fidelity_train", ".1f"),
+            Column("Fidelity unseen (%)", "fidelity_test", ".1f"),
+            *estimate_columns("Gap (points)", "gap", prefix_ci=True),
+            Column("Cells excluded", "n_excluded", "int"),
+        ]
+        tables = kappa_table(out_dir, verdict, columns, _TABLE_CAPTION, records)
         figure = Figure(
             "fidelity",
             lambda: plot.fidelity(store, verdict),
@@ -563,15 +547,7 @@ def _shown(comp: Mapping[str, Any], decision: str, alpha: float, margin: float) 
     eq = comp["tost"]
     if eq is None:
         eq = Equivalence(NAN, False, NAN, NAN, low, high)
-    return deciding(
-        eq.effect(),
-        f"TOST b within -0.5 ± {fmt(margin)}",
-        "supported",
-        "inside",
-        alpha,
-        low=low,
-        high=high,
-    )
+    return eq.deciding(f"TOST b within -0.5 ± {fmt(margin)}", "supported", alpha)
 
 
 def _decision_numbers(comp: Mapping[str, Any], alpha: float) -> dict[str, Any]:
@@ -604,3 +580,10 @@ def _scaled(records: Sequence[Mapping[str, Any]], keys: Sequence[str], factor: f
                 new[k] = float(v) * factor
         out.append(new)
     return out
+
+
+_TABLE_CAPTION = (
+    "Top-1 agreement of the KD student with the teacher on the samples it trained on and on "
+    "unseen (test) samples per kappa (mean over seeds), their gap with a 95% t-interval, and the "
+    "cells left out of the log fit (gap <= 0)."
+)

@@ -9,7 +9,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from kdtheory.hypothesis.sections import gaps_figure, report_section
+from kdtheory.hypothesis.sections import (
+    accuracy_column,
+    estimate_columns,
+    gaps_figure,
+    kappa_table,
+    report_section,
+)
 from kdtheory.hypothesis.template import Options, Outcome, PooledHypothesis
 from kdtheory.hypothesis.toolkit import (
     NAN,
@@ -18,17 +24,19 @@ from kdtheory.hypothesis.toolkit import (
     Pooled,
     Ruling,
     accuracy_points,
+    cell_records,
     deciding,
     fmt,
     fmt_ci,
     fmt_p,
     fraction_label,
+    fraction_means,
+    fraction_records,
+    kd_and,
     log_kappa,
     long_form,
-    mean_ci,
-    missing_method,
-    nanmean,
-    pick_method,
+    mean_ci_columns,
+    result_text,
     seed_means,
     seed_slope_test,
     sorted_experiment,
@@ -114,55 +122,38 @@ class LabelSmoothing(PooledHypothesis):
         "p, or for 'supported' the fraction whose Holm-adjusted TOST p is largest"
     )
 
-    alternative = "greater"
     pooled_lines = {
         "mean KD − LS (H1: > 0)": ("key", "greater"),
         "trend of KD − LS on log kappa (H1: < 0)": ("trend", "less"),
     }
-    heterogeneity = "key"
 
-    def analyse(self, name: str, ds: xr.Dataset, opts: Options) -> ExperimentResult | str:
+    def analyse(self, name: str, ds: xr.Dataset, opts: Options) -> ExperimentResult:
         alpha = opts.alpha
-        kd = pick_method(ds, "kd", opts["kd_method"], prefer_temperature=4.0)
-        ls = pick_method(ds, "ls", opts["ls_method"])
-        if kd is None or ls is None:
-            return missing_method(ds, "a kd method and an ls method", opts)
+        kd, ls = kd_and(ds, opts, "ls", option="ls_method", needs="a kd method and an ls method")
         ds = sorted_experiment(ds)
         a_kd, a_ls = accuracy_points(ds, kd), accuracy_points(ds, ls)
         diff = a_kd - a_ls
-        x = log_kappa(ds)
-        fractions = np.asarray(ds["fraction"].values, dtype=float)
-        kappa = np.asarray(ds["n_train"].values)
-        seeds = np.asarray(ds["seed"].values)
         margin = float(opts["margin"])
 
         key = one_sample_t(seed_means(diff), "greater", alpha)
-        trend = seed_slope_test(*long_form(diff, x, seeds), "less", alpha)
-        tosts = [tost(diff[i], -margin, margin, alpha) for i in range(len(fractions))]
-        gt = [one_sample_t(diff[i], "greater", alpha) for i in range(len(fractions))]
+        trend = seed_slope_test(*long_form(diff, log_kappa(ds), ds["seed"].values), "less", alpha)
+        tosts = [tost(d, -margin, margin, alpha) for d in diff]
+        gt = [one_sample_t(d, "greater", alpha) for d in diff]
         comp = {"key": Effect.of(key), "trend": Effect.of(trend)}
-        per_fraction = []
-        for i, f in enumerate(fractions):
-            mc = mean_ci(diff[i], alpha)
-            per_fraction.append(
-                {
-                    "experiment": name,
-                    "fraction": float(f),
-                    "n_train": int(kappa[i]),
-                    "kd_accuracy": nanmean(a_kd[i]),
-                    "ls_accuracy": nanmean(a_ls[i]),
-                    "difference": mc["mean"],
-                    "ci_low": mc["ci_low"],
-                    "ci_high": mc["ci_high"],
-                    "n": mc["n"],
-                    "t": gt[i].statistic,
-                    "se": gt[i].se,
-                    "p": gt[i].p_value,
-                    "tost_p": tosts[i].p_value,
-                    "tost_ci_low": tosts[i].ci_low,
-                    "tost_ci_high": tosts[i].ci_high,
-                }
-            )
+        per_fraction = fraction_records(
+            name,
+            ds,
+            fraction_means(kd_accuracy=a_kd, ls_accuracy=a_ls),
+            mean_ci_columns(diff, alpha, "difference"),
+            {
+                "t": [r.statistic for r in gt],
+                "se": [r.se for r in gt],
+                "p": [r.p_value for r in gt],
+                "tost_p": [r.p_value for r in tosts],
+                "tost_ci_low": [r.ci_low for r in tosts],
+                "tost_ci_high": [r.ci_high for r in tosts],
+            },
+        )
         all_equiv = _holm_fill(per_fraction, alpha)
         family = _rejection_family(name, comp["key"], per_fraction, alpha)
         for r, m in zip(per_fraction, family[1:], strict=True):
@@ -172,11 +163,10 @@ class LabelSmoothing(PooledHypothesis):
         lines = [
             f"Experiment {name}: KD method {kd!r} vs LS method {ls!r}; accuracy points.",
             f"Mean KD − LS over fractions per seed, one-sided t (H1: > 0): "
-            f"{fmt(key.estimate, 4)}, {ci_level_note('greater', alpha)} "
-            f"{fmt_ci(key.ci_low, key.ci_high, 4)}, t={fmt(key.statistic)}, df={fmt(key.df)}, "
-            f"{fmt_p(key.p_value)}, Holm {fmt_p(family[0]['p_holm'])}, n={key.n} seeds.",
-            f"Trend: per-seed slope of KD − LS on log(kappa) (H1: < 0) {fmt(trend.estimate, 4)}, "
-            f"CI {fmt_ci(trend.ci_low, trend.ci_high, 4)}, {fmt_p(trend.p_value)}.",
+            f"{result_text(key, ci=ci_level_note('greater', alpha), t_df=True)}, "
+            f"Holm {fmt_p(family[0]['p_holm'])}, n={key.n} seeds.",
+            f"Trend: per-seed slope of KD − LS on log(kappa) (H1: < 0) "
+            f"{result_text(trend, ci='CI')}.",
             f"Per fraction: one-sided paired t (H1: KD > LS), Holm-adjusted together with the "
             f"mean test (rejection family of {_family_size(family)}); TOST within "
             f"±{fmt(margin)} points, Holm-adjusted across fractions:",
@@ -189,19 +179,6 @@ class LabelSmoothing(PooledHypothesis):
                 f"[{fmt(r['tost_ci_low'], 3)}, {fmt(r['tost_ci_high'], 3)}] (1-2alpha CI), "
                 f"TOST {fmt_p(r['tost_p'])}, Holm {fmt_p(r['tost_p_holm'])}, n={r['n']}"
             )
-        cell_records = [
-            {
-                "experiment": name,
-                "fraction": float(fractions[i]),
-                "n_train": int(kappa[i]),
-                "seed": int(seeds[j]),
-                "kd_accuracy": float(a_kd[i, j]),
-                "ls_accuracy": float(a_ls[i, j]),
-                "difference": float(diff[i, j]),
-            }
-            for i in range(len(fractions))
-            for j in range(len(seeds))
-        ]
         comp.update({"family": family, "tosts": per_fraction, "all_equivalent": all_equiv})
 
         def summary(ruling: Ruling) -> str:
@@ -218,7 +195,9 @@ class LabelSmoothing(PooledHypothesis):
             tables={
                 "per_fraction": per_fraction,
                 "rejection_family": family,
-                "cells": cell_records,
+                "cells": cell_records(
+                    name, ds, {"kd_accuracy": a_kd, "ls_accuracy": a_ls, "difference": diff}
+                ),
             },
             summary=summary,
         )
@@ -359,24 +338,15 @@ class LabelSmoothing(PooledHypothesis):
 
     def report_sections(self, verdict: Verdict, store: Any, out_dir: Path) -> list[Any]:
         """KD vs LS per kappa: the gaps figure and a table with the TOST p-values."""
-        from kdtheory.report.document import Column, write_table
+        from kdtheory.report.document import Column
 
-        tables = write_table(
-            out_dir,
-            "label-smoothing-by-kappa",
-            verdict.tables.get("per_fraction", []),
-            [
-                Column("κ", "n_train", "int", header_tex="$\\kappa$"),
-                Column("KD acc. (%)", "kd_accuracy", ".1f"),
-                Column("LS acc. (%)", "ls_accuracy", ".1f"),
-                Column("KD − LS", "difference", ".2f", header_tex="KD $-$ LS"),
-                Column("95% CI", ("ci_low", "ci_high"), ".2f", header_tex="95\\% CI"),
-                Column("TOST p (Holm)", "tost_p_holm", "p", header_tex="TOST $p$ (Holm)"),
-            ],
-            caption="KD vs label smoothing per kappa: accuracies (mean over seeds), the "
-            "seed-paired difference with its 95% t-interval, and the Holm-adjusted TOST p-value "
-            "of equivalence within the margin.",
-        )
+        columns = [
+            accuracy_column("KD", "kd"),
+            accuracy_column("LS", "ls"),
+            *estimate_columns("KD − LS", "difference", header_tex="KD $-$ LS"),
+            Column("TOST p (Holm)", "tost_p_holm", "p", header_tex="TOST $p$ (Holm)"),
+        ]
+        tables = kappa_table(out_dir, verdict, columns, _TABLE_CAPTION)
         title = "KD vs label smoothing"
         return [report_section(out_dir, title, [gaps_figure(store)], tables=tables)]
 
@@ -557,3 +527,10 @@ def _decision_numbers(
 def _max_p(records: Sequence[Mapping[str, Any]]) -> float:
     ps = [r["tost_p_holm"] for r in records]
     return float(np.max(ps)) if ps and not np.any(np.isnan(ps)) else NAN
+
+
+_TABLE_CAPTION = (
+    "KD vs label smoothing per kappa: accuracies (mean over seeds), the seed-paired difference "
+    "with its 95% t-interval, and the Holm-adjusted TOST p-value of equivalence within the "
+    "margin."
+)

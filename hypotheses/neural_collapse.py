@@ -8,24 +8,33 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from kdtheory.hypothesis.sections import CI_NOTE, Figure, report_section
+from kdtheory.hypothesis.sections import (
+    CI_NOTE,
+    Figure,
+    estimate_columns,
+    kappa_table,
+    report_section,
+)
 from kdtheory.hypothesis.template import Options, Outcome, PooledHypothesis
 from kdtheory.hypothesis.toolkit import (
     Effect,
     ExperimentResult,
     Ruling,
+    cell_records,
     cells,
     deciding,
     fmt,
     fmt_ci,
     fmt_p,
     fraction_label,
+    fraction_records,
+    intersection_union,
+    kd_and,
     log_kappa,
     long_form,
-    mean_ci,
-    missing_method,
+    mean_ci_columns,
     pct,
-    pick_method,
+    result_text,
     seed_means,
     seed_slope_test,
     sorted_experiment,
@@ -86,20 +95,15 @@ class NeuralCollapse(PooledHypothesis):
     options: ClassVar[dict[str, Any]] = {"kd_method": None, "pooling": "mixed"}
 
     effect = "mean log NC1 difference (KD − label) on trained-on samples, log ratio"
-    alternative = "greater"
     pooled_lines = {
         "log NC1 KD − label (H1: > 0)": ("key", "greater"),
         "CKA KD − label (H1: > 0)": ("cka", "greater"),
         "interaction slope (two-sided)": ("interaction", "two-sided"),
     }
-    heterogeneity = "key"
 
     def analyse(self, name: str, ds: xr.Dataset, opts: Options) -> ExperimentResult | str:
         alpha = opts.alpha
-        kd = pick_method(ds, "kd", opts["kd_method"], prefer_temperature=4.0)
-        label = pick_method(ds, "label")
-        if kd is None or label is None:
-            return missing_method(ds, "a kd method and a label method", opts)
+        kd, label = kd_and(ds, opts, "label")
         missing = [v for v in self.required_variables if v not in ds.variables]
         if missing:
             return f"lacks {', '.join(missing)} (store features with the run)"
@@ -110,34 +114,25 @@ class NeuralCollapse(PooledHypothesis):
             if v in ds.variables
         ]
         table = collapse_table(ds[needed].sel(arm=[label, kd]))
-        fractions = np.asarray(ds["fraction"].values, dtype=float)
-        kappa = np.asarray(ds["n_train"].values)
-        seeds = np.asarray(ds["seed"].values)
-        x = log_kappa(ds)
 
         def get(var: str, method: str, subset: str) -> np.ndarray:
             return cells(table[var].sel(arm=method, subset=subset))
 
-        excluded = []
+        cell_table = []
         logs: dict[tuple[str, str], np.ndarray] = {}
         for m in (label, kd):
             for subset in ("trained", "unseen"):
-                v = get("nc1", m, subset)
-                bad = np.isfinite(v) & (v <= 0)
-                for i, j in zip(*np.nonzero(bad), strict=True):
-                    excluded.append(
-                        {
-                            "experiment": name,
-                            "method": m,
-                            "subset": subset,
-                            "fraction": float(fractions[i]),
-                            "seed": int(seeds[j]),
-                            "nc1": float(v[i, j]),
-                            "reason": "NC1 <= 0 cannot enter a log",
-                        }
-                    )
+                vals = {v: get(v, m, subset) for v in _METRICS}
+                vals["n_samples"] = np.nan_to_num(get("n_samples", m, subset)).astype(int)
+                cell_table += cell_records(name, ds, vals, method=m, subset=subset)
                 with np.errstate(divide="ignore", invalid="ignore"):
-                    logs[(m, subset)] = np.where(v > 0, np.log(v), np.nan)
+                    logs[(m, subset)] = np.where(vals["nc1"] > 0, np.log(vals["nc1"]), np.nan)
+        excluded = [
+            {k: rec[k] for k in ("experiment", "method", "subset", "fraction", "seed", "nc1")}
+            | {"reason": "NC1 <= 0 cannot enter a log"}
+            for rec in cell_table
+            if np.isfinite(rec["nc1"]) and rec["nc1"] <= 0
+        ]
         d_nc1 = logs[(kd, "trained")] - logs[(label, "trained")]
         d_cka = get("cka", kd, "trained") - get("cka", label, "trained")
         d_nc1_u = logs[(kd, "unseen")] - logs[(label, "unseen")]
@@ -147,7 +142,9 @@ class NeuralCollapse(PooledHypothesis):
         key = one_sample_t(nc1_means, "greater", alpha)
         opposite = one_sample_t(nc1_means, "less", alpha)
         cka = one_sample_t(seed_means(d_cka), "greater", alpha)
-        inter = seed_slope_test(*long_form(d_nc1, x, seeds), "two-sided", alpha)
+        inter = seed_slope_test(
+            *long_form(d_nc1, log_kappa(ds), ds["seed"].values), "two-sided", alpha
+        )
         nc1_u = one_sample_t(seed_means(d_nc1_u), "greater", alpha)
         cka_u = one_sample_t(seed_means(d_cka_u), "greater", alpha)
         comp = {
@@ -156,60 +153,32 @@ class NeuralCollapse(PooledHypothesis):
             "cka": Effect.of(cka),
             "interaction": Effect.of(inter),
         }
-
-        per_fraction = []
-        for i, f in enumerate(fractions):
-            rec: dict[str, Any] = {
-                "experiment": name,
-                "fraction": float(f),
-                "n_train": int(kappa[i]),
-            }
-            for label_, arr in (
-                ("log_nc1_diff_trained", d_nc1),
-                ("cka_diff_trained", d_cka),
-                ("log_nc1_diff_unseen", d_nc1_u),
-                ("cka_diff_unseen", d_cka_u),
-            ):
-                mc = mean_ci(arr[i], alpha)
-                rec[label_] = mc["mean"]
-                rec[f"{label_}_ci_low"] = mc["ci_low"]
-                rec[f"{label_}_ci_high"] = mc["ci_high"]
-                rec[f"{label_}_n"] = mc["n"]
-            per_fraction.append(rec)
-
-        cell_records = []
-        for m in (label, kd):
-            for subset in ("trained", "unseen"):
-                vals = {v: get(v, m, subset) for v in (*_METRICS, "n_samples")}
-                for i in range(len(fractions)):
-                    for j in range(len(seeds)):
-                        rec = {
-                            "experiment": name,
-                            "method": m,
-                            "subset": subset,
-                            "fraction": float(fractions[i]),
-                            "n_train": int(kappa[i]),
-                            "seed": int(seeds[j]),
-                        }
-                        rec.update({v: float(vals[v][i, j]) for v in _METRICS})
-                        rec["n_samples"] = int(np.nan_to_num(vals["n_samples"][i, j]))
-                        cell_records.append(rec)
+        per_fraction = fraction_records(
+            name,
+            ds,
+            *(
+                mean_ci_columns(d, alpha, column, prefix_ci=True, n_key=f"{column}_n")
+                for column, d in (
+                    ("log_nc1_diff_trained", d_nc1),
+                    ("cka_diff_trained", d_cka),
+                    ("log_nc1_diff_unseen", d_nc1_u),
+                    ("cka_diff_unseen", d_cka_u),
+                )
+            ),
+        )
 
         note = ci_level_note("greater", alpha)
         summary = "\n".join(
             [
                 f"Experiment {name}: KD {kd!r} vs label {label!r}; per-seed means over fractions "
                 "of paired differences, one-sided t-tests across seeds.",
-                f"log NC1 KD − label, trained rows (H1: > 0): {fmt(key.estimate, 4)}, {note} "
-                f"{fmt_ci(key.ci_low, key.ci_high, 4)}, t={fmt(key.statistic)}, "
-                f"df={fmt(key.df)}, {fmt_p(key.p_value)}; H1 < 0 {fmt_p(opposite.p_value)}.",
-                f"CKA with teacher KD − label, trained rows (H1: > 0): {fmt(cka.estimate, 4)} "
-                f"{fmt_ci(cka.ci_low, cka.ci_high, 4)}, {fmt_p(cka.p_value)}.",
+                f"log NC1 KD − label, trained rows (H1: > 0): "
+                f"{result_text(key, ci=note, t_df=True)}; H1 < 0 {fmt_p(opposite.p_value)}.",
+                f"CKA with teacher KD − label, trained rows (H1: > 0): {result_text(cka)}.",
                 f"Unseen rows: log NC1 diff {fmt(nc1_u.estimate, 4)} ({fmt_p(nc1_u.p_value)}), "
                 f"CKA diff {fmt(cka_u.estimate, 4)} ({fmt_p(cka_u.p_value)}).",
                 f"Interaction (method × log kappa): per-seed slope of the log NC1 difference "
-                f"{fmt(inter.estimate, 4)}, {pct(1 - alpha)} CI "
-                f"{fmt_ci(inter.ci_low, inter.ci_high, 4)}, {fmt_p(inter.p_value)} (two-sided).",
+                f"{result_text(inter, ci=f'{pct(1 - alpha)} CI')} (two-sided).",
                 f"Cells with NC1 <= 0 excluded from logs: {len(excluded)}.",
                 "",
                 inter.summary,
@@ -226,7 +195,7 @@ class NeuralCollapse(PooledHypothesis):
                 "cka_diff_unseen_p": cka_u.p_value,
                 "excluded_cells": len(excluded),
             },
-            tables={"per_fraction": per_fraction, "cells": cell_records, "excluded": excluded},
+            tables={"per_fraction": per_fraction, "cells": cell_table, "excluded": excluded},
             summary=summary,
         )
 
@@ -266,33 +235,25 @@ class NeuralCollapse(PooledHypothesis):
     def report_sections(self, verdict: Verdict, store: Any, out_dir: Path) -> list[Any]:
         """NC1 and CKA differences per kappa: two figures and a table."""
         from kdtheory.report import figures as plot
-        from kdtheory.report.document import Column, write_table
 
-        tables = write_table(
-            out_dir,
-            "neural-collapse-by-kappa",
-            verdict.tables.get("per_fraction", []),
-            [
-                Column("κ", "n_train", "int", header_tex="$\\kappa$"),
-                Column("Δ log NC1", "log_nc1_diff_trained", ".3f", header_tex="$\\Delta\\log$ NC1"),
-                Column(
-                    "95% CI",
-                    ("log_nc1_diff_trained_ci_low", "log_nc1_diff_trained_ci_high"),
-                    ".3f",
-                    header_tex="95\\% CI",
-                ),
-                Column("Δ CKA", "cka_diff_trained", ".3f", header_tex="$\\Delta$ CKA"),
-                Column(
-                    "95% CI ",
-                    ("cka_diff_trained_ci_low", "cka_diff_trained_ci_high"),
-                    ".3f",
-                    header_tex="95\\% CI",
-                ),
-            ],
-            caption="KD minus label student on the feature rows each trained on, per kappa: the "
-            "difference in log NC1 and in linear CKA with the teacher's features (mean over "
-            "seeds, 95% t-intervals).",
-        )
+        columns = [
+            *estimate_columns(
+                "Δ log NC1",
+                "log_nc1_diff_trained",
+                ".3f",
+                header_tex="$\\Delta\\log$ NC1",
+                prefix_ci=True,
+            ),
+            *estimate_columns(
+                "Δ CKA",
+                "cka_diff_trained",
+                ".3f",
+                header_tex="$\\Delta$ CKA",
+                prefix_ci=True,
+                ci_header="95% CI ",
+            ),
+        ]
+        tables = kappa_table(out_dir, verdict, columns, _TABLE_CAPTION)
         figures = [
             Figure(
                 "collapse",
@@ -332,16 +293,8 @@ def _shown(comp: Mapping[str, Any], decision: str, alpha: float) -> tuple:
     """The deciding test of ``decision`` and the numbers a row shows for it."""
     if decision == "rejected":
         return deciding(comp["opposite"], "log NC1 KD − label < 0", "rejected", "less", alpha)
-    parts = [comp["key"].p_value, comp["cka"].p_value]
-    p_iut = float(max(parts)) if all(np.isfinite(parts)) else float("nan")
-    return deciding(
-        comp["key"],
-        "intersection-union: log NC1 and CKA, KD − label > 0",
-        "supported",
-        "greater",
-        alpha,
-        p=p_iut,
-    )
+    key, cka = comp["key"], comp["cka"]
+    return intersection_union(key, [key, cka], "log NC1 and CKA, KD − label > 0", alpha)
 
 
 def _decision_numbers(comp: Mapping[str, Any]) -> dict[str, Any]:
@@ -366,4 +319,10 @@ _COLLAPSE_ALL = (
     "the normalised classifier and class means; NC4, the share of samples whose prediction "
     "differs from the nearest class mean; and linear CKA with the teacher's features. The NC "
     f"statistics are 0 at perfect collapse; CKA is 1 for identical features. {CI_NOTE}"
+)
+
+
+_TABLE_CAPTION = (
+    "KD minus label student on the feature rows each trained on, per kappa: the difference in "
+    "log NC1 and in linear CKA with the teacher's features (mean over seeds, 95% t-intervals)."
 )

@@ -16,7 +16,16 @@ from typing import Any
 
 from kdtheory.errors import MissingRequirementError
 
-__all__ = ["CI_NOTE", "Figure", "gaps_figure", "report_section"]
+__all__ = [
+    "CI_NOTE",
+    "Figure",
+    "accuracy_column",
+    "ci_column",
+    "estimate_columns",
+    "gaps_figure",
+    "kappa_table",
+    "report_section",
+]
 
 #: How the figures of :mod:`kdtheory.report.figures` draw uncertainty, for captions.
 CI_NOTE = "Lines are means over seeds, bands (bars) 95% t-intervals over seeds."
@@ -105,3 +114,113 @@ def gaps_figure(store: Any) -> Figure:
         "epsilon) and KD with the teacher's wrong-class probabilities shuffled, vs κ; each line "
         f"in the comparator's colour. {CI_NOTE}",
     )
+
+
+def accuracy_column(header: str, method: str) -> Any:
+    """The column ``"<header> acc. (%)"`` of the records' ``<method>_accuracy`` (one decimal),
+    as :func:`kdtheory.hypothesis.toolkit.fraction_means` names an accuracy."""
+    from kdtheory.report.table import Column
+
+    return Column(f"{header} acc. (%)", f"{method}_accuracy", ".1f")
+
+
+def ci_column(name: str = "", fmt: str = ".2f", header: str = "95% CI") -> Any:
+    """A table column of a 95% interval: the record keys ``<name>_ci_low`` and
+    ``<name>_ci_high`` (``ci_low``/``ci_high`` without a name), as
+    :func:`kdtheory.hypothesis.toolkit.mean_ci_columns` writes them.
+
+    Parameters
+    ----------
+    name : str
+        The column whose interval it is (empty: the record's unprefixed interval).
+    fmt : str
+        Number format of the bounds.
+    header : str
+        Header text (the LaTeX header is the same, stripped, with ``%`` escaped); two interval
+        columns of one table need different headers.
+
+    Returns
+    -------
+    kdtheory.report.table.Column
+    """
+    from kdtheory.report.table import Column
+
+    ci = f"{name}_ci" if name else "ci"
+    tex = header.strip().replace("%", "\\%")
+    return Column(header, (f"{ci}_low", f"{ci}_high"), fmt, header_tex=tex)
+
+
+def estimate_columns(
+    header: str,
+    name: str,
+    fmt: str = ".2f",
+    *,
+    header_tex: str | None = None,
+    prefix_ci: bool = False,
+    ci_header: str = "95% CI",
+) -> list[Any]:
+    """Two table columns: a mean over seeds and its 95% interval (:func:`ci_column`), as
+    :func:`kdtheory.hypothesis.toolkit.mean_ci_columns` writes them.
+
+    Parameters
+    ----------
+    header : str
+        Header of the mean's column.
+    name : str
+        Record key of the mean.
+    fmt : str
+        Number format of the mean and the bounds.
+    header_tex : str, optional
+        Raw LaTeX header of the mean's column.
+    prefix_ci : bool
+        The interval's keys are ``<name>_ci_low``/``<name>_ci_high`` (else ``ci_low``/``ci_high``).
+    ci_header : str
+        Header of the interval's column.
+
+    Returns
+    -------
+    list of kdtheory.report.table.Column
+    """
+    from kdtheory.report.table import Column
+
+    return [
+        Column(header, name, fmt, header_tex=header_tex),
+        ci_column(name if prefix_ci else "", fmt, ci_header),
+    ]
+
+
+def kappa_table(
+    out_dir: Path,
+    verdict: Any,
+    columns: Sequence[Any],
+    caption: str,
+    records: Sequence[Any] | None = None,
+) -> list[str]:
+    """Write a hypothesis's per-kappa table ``<hypothesis>-by-kappa``: a κ column (the records'
+    ``n_train``), then ``columns``.
+
+    Parameters
+    ----------
+    out_dir : Path
+        The report folder.
+    verdict : Verdict
+        The hypothesis's verdict: its name is the table's file stem before ``-by-kappa``.
+    columns : sequence of kdtheory.report.table.Column
+    caption : str
+    records : sequence of dict, optional
+        One per (experiment, fraction); default the verdict's ``per_fraction`` table.
+
+    Returns
+    -------
+    list of str
+        The files written (:func:`kdtheory.report.document.write_table`), relative to
+        ``out_dir``: the ``tables`` argument of :func:`report_section`.
+    """
+    from kdtheory.report.document import write_table
+    from kdtheory.report.table import Column
+
+    if records is None:
+        records = verdict.tables.get("per_fraction", [])
+    kappa = Column("κ", "n_train", "int", header_tex="$\\kappa$")
+    stem = f"{verdict.hypothesis}-by-kappa"
+    return write_table(out_dir, stem, records, [kappa, *columns], caption)

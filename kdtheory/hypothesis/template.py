@@ -16,8 +16,9 @@ The steps of :meth:`PooledHypothesis.test`:
 1. resolve and validate the options once (:class:`Options`: the hypothesis's options, ``alpha``
    and the pooling method), passed to every step;
 2. :meth:`~PooledHypothesis.analyse` every experiment; an experiment it skips is listed in the
-   verdict, and when it skips every one the test raises
-   :class:`~kdtheory.errors.MissingRequirementError`;
+   verdict (:meth:`~PooledHypothesis.analyse` returns the reason, or raises
+   :class:`~kdtheory.hypothesis.toolkit.SkipExperiment` with it), and when it skips every one the
+   test raises :class:`~kdtheory.errors.MissingRequirementError`;
 3. apply :meth:`~PooledHypothesis.rule` to each experiment's components: its decision, the
    deciding test and the numbers its row shows;
 4. with several experiments (those :meth:`~PooledHypothesis.poolable`),
@@ -47,6 +48,7 @@ from kdtheory.hypothesis.toolkit import (
     ExperimentResult,
     Pooled,
     Ruling,
+    SkipExperiment,
     effect_row,
     fmt,
     fmt_ci,
@@ -156,8 +158,8 @@ class PooledHypothesis(Hypothesis):
         The pooled tests written into the pooled summary, by label; empty: every pooled
         :class:`~kdtheory.hypothesis.toolkit.Effect` with its alternative.
     heterogeneity : str
-        The component whose between-experiment tau² and I² the pooled row reports; empty: the
-        first component.
+        The component whose between-experiment tau² and I² the pooled row reports; empty: that
+        of the first of :attr:`pooled_lines` (the key effect), else the first component.
     """
 
     effect: ClassVar[str] = ""
@@ -169,7 +171,8 @@ class PooledHypothesis(Hypothesis):
     # ------------------------------------------------------------------ what a subclass supplies
 
     def analyse(self, name: str, ds: xr.Dataset, opts: Options) -> ExperimentResult | str:
-        """The tests on experiment ``name``, or a string saying why it is skipped."""
+        """The tests on experiment ``name``, or a string saying why it is skipped (raising
+        :class:`~kdtheory.hypothesis.toolkit.SkipExperiment` with the reason does the same)."""
         raise NotImplementedError(f"{type(self).__name__} must implement analyse()")
 
     def rule(self, tests: Mapping[str, Any], opts: Options) -> Ruling:
@@ -231,7 +234,10 @@ class PooledHypothesis(Hypothesis):
         results: list[ExperimentResult] = []
         skipped: list[dict[str, Any]] = []
         for name, ds in store.items():
-            out = self.analyse(str(name), ds, opts)
+            try:
+                out = self.analyse(str(name), ds, opts)
+            except SkipExperiment as skip:
+                out = str(skip)
             if isinstance(out, str):
                 skipped.append({"experiment": str(name), "reason": out})
             else:
@@ -275,10 +281,17 @@ class PooledHypothesis(Hypothesis):
             ruling=ruling,
             results=results,
             decided_on=usable,
-            pooled_row=pooled.row(ruling, self.heterogeneity or next(iter(tests), "")),
+            pooled_row=pooled.row(ruling, self._heterogeneity(tests)),
             pooled_summary=pooled.summary(self.name, lines),
             tables=self.pooled_tables(tests, opts),
         )
+
+    def _heterogeneity(self, tests: Mapping[str, Any]) -> str:
+        """The component whose heterogeneity the pooled row reports (see :attr:`heterogeneity`)."""
+        if self.heterogeneity:
+            return self.heterogeneity
+        first_line = next(iter(self.pooled_lines.values()), None)
+        return first_line[0] if first_line else next(iter(tests), "")
 
     def _verdict(
         self,

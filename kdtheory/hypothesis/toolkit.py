@@ -149,6 +149,91 @@ def pick_method(
     return kd(ds).pick(objective, requested, temperature=prefer_temperature)
 
 
+#: The KD temperature a hypothesis uses when its ``kd_method`` option names no method.
+KD_TEMPERATURE = 4.0
+
+
+class SkipExperiment(Exception):  # noqa: N818 - a signal, like pytest's Skipped, not an error
+    """Raised inside ``analyse()`` when an experiment lacks what the test needs.
+
+    :class:`kdtheory.hypothesis.template.PooledHypothesis` lists the experiment as skipped with
+    the message as the reason, exactly as if ``analyse()`` had returned the message.
+    """
+
+
+def require(method: str | None, ds: xr.Dataset, needs: str, opts: Mapping[str, Any]) -> str:
+    """``method`` when one was found, else :class:`SkipExperiment` saying why.
+
+    Parameters
+    ----------
+    method : str or None
+        A picked method (:func:`pick_method`), None when the experiment has none.
+    ds : xarray.Dataset
+        The experiment.
+    needs : str
+        What the test needs, in words (``"a kd-shuffled method"``).
+    opts : mapping
+        The test's options (those ending in ``_method`` are named in the reason).
+
+    Raises
+    ------
+    SkipExperiment
+        With :func:`missing_method`'s reason when ``method`` is None.
+    """
+    if method is None:
+        raise SkipExperiment(missing_method(ds, needs, opts))
+    return method
+
+
+def pick_kd(ds: xr.Dataset, opts: Mapping[str, Any]) -> str | None:
+    """The KD method of a test: the ``kd_method`` option when set (and a kd method), else the kd
+    method at :data:`KD_TEMPERATURE`, else the first; None when there is none."""
+    return pick_method(ds, "kd", opts.get("kd_method"), prefer_temperature=KD_TEMPERATURE)
+
+
+def kd_and(
+    ds: xr.Dataset,
+    opts: Mapping[str, Any],
+    objective: str = "label",
+    *,
+    option: str | None = None,
+    needs: str | None = None,
+) -> tuple[str, str]:
+    """The KD method (:func:`pick_kd`) and the method it is compared with.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        The experiment.
+    opts : mapping
+        The test's options.
+    objective : str
+        The objective of the comparison method (the first method of it is used).
+    option : str, optional
+        The option that may name the comparison method (``"ls_method"``).
+    needs : str, optional
+        The pair in words for the skip reason; default ``"a kd method and a <objective>
+        method"``.
+
+    Returns
+    -------
+    (str, str)
+        The KD method and the comparison method.
+
+    Raises
+    ------
+    SkipExperiment
+        When either is missing (the reason names both).
+    """
+    kd = pick_kd(ds, opts)
+    other = pick_method(ds, objective, opts.get(option) if option else None)
+    if kd is None or other is None:
+        raise SkipExperiment(
+            missing_method(ds, needs or f"a kd method and a {objective} method", opts)
+        )
+    return kd, other
+
+
 def sorted_experiment(ds: xr.Dataset) -> xr.Dataset:
     """The experiment with fractions in ascending order (unchanged when already sorted)."""
     fr = np.asarray(ds["fraction"].values, dtype=float)
@@ -271,6 +356,150 @@ def mean_ci(values: Iterable[float], alpha: float) -> dict[str, float]:
 
 
 # ============================================================================================
+# table records
+# ============================================================================================
+
+
+def fraction_means(**values: np.ndarray | None) -> dict[str, list[float]]:
+    """Columns of per-fraction means over seeds (:func:`nanmean`), one per (fraction, seed)
+    array given by keyword, in that order; None arrays are left out.
+
+    For :func:`fraction_records`: ``fraction_means(kd_accuracy=a_kd, label_accuracy=a_label)``.
+    """
+    return {
+        key: [nanmean(row) for row in np.asarray(v, dtype=float)]
+        for key, v in values.items()
+        if v is not None
+    }
+
+
+def mean_ci_columns(
+    values: np.ndarray,
+    alpha: float,
+    name: str,
+    *,
+    prefix_ci: bool = False,
+    n_key: str | None = "n",
+) -> dict[str, list[Any]]:
+    """Columns of a (fraction, seed) array's :func:`mean_ci` per fraction, for
+    :func:`fraction_records`.
+
+    Parameters
+    ----------
+    values : array (F, S)
+    alpha : float
+        The intervals are two-sided at ``1 - alpha``.
+    name : str
+        The column of the means.
+    prefix_ci : bool
+        Name the interval's columns ``<name>_ci_low``/``<name>_ci_high`` rather than
+        ``ci_low``/``ci_high``.
+    n_key : str or None
+        The column of the seed counts (None: no such column).
+
+    Returns
+    -------
+    dict of str to list
+        ``name``, the two interval columns and ``n_key``, in that order.
+    """
+    stats = [mean_ci(row, alpha) for row in np.asarray(values, dtype=float)]
+    ci = f"{name}_ci" if prefix_ci else "ci"
+    out: dict[str, list[Any]] = {
+        name: [m["mean"] for m in stats],
+        f"{ci}_low": [m["ci_low"] for m in stats],
+        f"{ci}_high": [m["ci_high"] for m in stats],
+    }
+    if n_key is not None:
+        out[n_key] = [m["n"] for m in stats]
+    return out
+
+
+def fraction_records(
+    name: str, ds: xr.Dataset, *columns: Mapping[str, Sequence[Any]]
+) -> list[dict[str, Any]]:
+    """One table record per fraction of an experiment.
+
+    Parameters
+    ----------
+    name : str
+        The experiment id (each record's ``experiment``).
+    ds : xarray.Dataset
+        The experiment, in the fraction order of the columns' values (:func:`sorted_experiment`).
+    *columns : mapping of str to sequence
+        Column name → one value per fraction (:func:`fraction_means`, :func:`mean_ci_columns`,
+        or lists the hypothesis builds); merged in order, a later column of the same name
+        replacing an earlier one.
+
+    Returns
+    -------
+    list of dict
+        ``experiment``, ``fraction``, ``n_train``, then the columns' values.
+    """
+    fractions = np.asarray(ds["fraction"].values, dtype=float)
+    kappa = np.asarray(ds["n_train"].values)
+    merged = {key: list(v) for group in columns for key, v in group.items()}
+    for key, v in merged.items():
+        if len(v) != fractions.size:
+            raise ValueError(f"column {key!r} has {len(v)} values for {fractions.size} fractions")
+    return [
+        {
+            "experiment": name,
+            "fraction": float(f),
+            "n_train": int(kappa[i]),
+            **{key: v[i] for key, v in merged.items()},
+        }
+        for i, f in enumerate(fractions)
+    ]
+
+
+def cell_records(
+    name: str, ds: xr.Dataset, columns: Mapping[str, np.ndarray | None], **keys: Any
+) -> list[dict[str, Any]]:
+    """One table record per (fraction, seed) cell of an experiment.
+
+    Parameters
+    ----------
+    name : str
+        The experiment id (each record's ``experiment``).
+    ds : xarray.Dataset
+        The experiment, in the fraction and seed order of the arrays (:func:`sorted_experiment`).
+    columns : mapping of str to array (F, S) or None
+        Column name → per-cell values, taken as Python scalars of the array's kind (floats stay
+        floats, an integer array gives ints); None arrays are left out.
+    **keys
+        Values the same in every record (``method=...``), after ``experiment``.
+
+    Returns
+    -------
+    list of dict
+        Fraction-major: ``experiment``, ``keys``, ``fraction``, ``n_train``, ``seed``, then the
+        columns.
+    """
+    fractions = np.asarray(ds["fraction"].values, dtype=float)
+    kappa = np.asarray(ds["n_train"].values)
+    seeds = np.asarray(ds["seed"].values)
+    arrays = {key: np.asarray(v) for key, v in columns.items() if v is not None}
+    for key, v in arrays.items():
+        if v.shape != (fractions.size, seeds.size):
+            raise ValueError(
+                f"column {key!r} has shape {v.shape}, not (fraction, seed) = "
+                f"({fractions.size}, {seeds.size})"
+            )
+    return [
+        {
+            "experiment": name,
+            **keys,
+            "fraction": float(fractions[i]),
+            "n_train": int(kappa[i]),
+            "seed": int(seeds[j]),
+            **{key: v[i, j].item() for key, v in arrays.items()},
+        }
+        for i in range(fractions.size)
+        for j in range(seeds.size)
+    ]
+
+
+# ============================================================================================
 # pooling and decisions
 # ============================================================================================
 
@@ -364,6 +593,20 @@ class Equivalence:
             self.n,
             self.df,
         )
+
+    def deciding(self, name: str, outcome: str, alpha: float) -> tuple[Effect, DecidingTest]:
+        """The TOST as the deciding test (:func:`deciding`, kind ``"inside"``, the band
+        ``(low, high)``): the numbers a row shows and the test.
+
+        Parameters
+        ----------
+        name : str
+            The test in words (``"TOST slope within ±0.5"``).
+        outcome : {"supported", "rejected"}
+            The decision equivalence leads to.
+        alpha : float
+        """
+        return deciding(self.effect(), name, outcome, "inside", alpha, low=self.low, high=self.high)
 
 
 class Pooled:
@@ -572,6 +815,51 @@ def deciding(
     return shown, test
 
 
+def intersection_union_p(*effects: Effect | None) -> float:
+    """The p-value of "every one of these effects is significant": the largest p.
+
+    An intersection-union test needs no multiplicity correction. None effects (not tested in
+    this experiment) are left out; a NaN p makes the result NaN (one test without a p cannot be
+    passed), and so does having no effect at all.
+    """
+    ps = [float(e.p_value) for e in effects if e is not None]
+    if not ps or not all(np.isfinite(ps)):
+        return NAN
+    return max(ps)
+
+
+def intersection_union(
+    shown: Effect, parts: Sequence[Effect | None], what: str, alpha: float
+) -> tuple[Effect, DecidingTest]:
+    """The deciding test of "every one of ``parts`` is significant": outcome ``"supported"``,
+    p :func:`intersection_union_p` of ``parts``.
+
+    Parameters
+    ----------
+    shown : Effect
+        The effect whose estimate and CI the row shows (the key effect, usually among
+        ``parts``); its alternative is the test's kind.
+    parts : sequence of Effect or None
+        The tests that must all be significant (None: not tested, left out).
+    what : str
+        The parts in words; the test is named ``"intersection-union: <what>"``.
+    alpha : float
+
+    Returns
+    -------
+    (Effect, DecidingTest)
+        As :func:`deciding`.
+    """
+    return deciding(
+        shown,
+        f"intersection-union: {what}",
+        "supported",
+        shown.alternative,
+        alpha,
+        p=intersection_union_p(*parts),
+    )
+
+
 def directional_ruling(
     claimed: Effect,
     opposite: Effect,
@@ -662,7 +950,31 @@ fmt_p = p_text
 pct = fmt_pct
 
 
+def result_text(
+    r: TestResult | Effect, *, ci: str = "", t_df: bool = False, digits: int = 4
+) -> str:
+    """A test's numbers for a summary line: ``"0.1234, 95% CI [0.01, 0.2], p = 0.0312"``.
+
+    Parameters
+    ----------
+    r : TestResult or Effect
+    ci : str
+        Words naming the interval (``"CI"``, or :func:`kdtheory.stats.ci_level_note`'s); empty:
+        the interval follows the estimate after a space (``"0.1234 [0.01, 0.2], p = 0.0312"``).
+    t_df : bool
+        Add the t statistic and its degrees of freedom before the p-value.
+    digits : int
+        Significant digits of the estimate and the interval.
+    """
+    interval = fmt_ci(r.ci_low, r.ci_high, digits)
+    text = f"{fmt(r.estimate, digits)}{f', {ci} ' if ci else ' '}{interval}"
+    if t_df:
+        text += f", t={fmt(r.statistic)}, df={fmt(r.df)}"
+    return f"{text}, {fmt_p(r.p_value)}"
+
+
 def fraction_label(fraction: float, seed: int | None = None) -> str:
+    """``"f=0.25"``, or with a seed ``"f=0.25 seed 3"``: a fraction (and seed) in words."""
     s = f"f={fraction:.6g}"
     return s if seed is None else f"{s} seed {seed}"
 

@@ -16,8 +16,7 @@ from kdtheory.hypothesis.toolkit import (
     Ruling,
     accuracy_points,
     directional_ruling,
-    missing_method,
-    pick_method,
+    kd_and,
     seed_means,
 )
 from kdtheory.stats import one_sample_t
@@ -37,10 +36,8 @@ class KDGain(PooledHypothesis):
     effect = "KD − label test accuracy, points"
     model = "one-sided t-test across seeds of each seed's mean gain over fractions"
 
-    def analyse(self, name: str, ds: xr.Dataset, opts: Options) -> ExperimentResult | str:
-        kd, label = pick_method(ds, "kd", opts["kd_method"]), pick_method(ds, "label")
-        if kd is None or label is None:
-            return missing_method(ds, "a kd and a label method", opts)
+    def analyse(self, name: str, ds: xr.Dataset, opts: Options) -> ExperimentResult:
+        kd, label = kd_and(ds, opts)  # or skip the experiment, saying why
         kept = ds["fraction"].values >= opts["min_fraction"]
         gain = seed_means((accuracy_points(ds, kd) - accuracy_points(ds, label))[kept])
         tests = {

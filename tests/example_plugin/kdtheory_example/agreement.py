@@ -16,9 +16,8 @@ from kdtheory.hypothesis.toolkit import (
     bare,
     cells,
     directional_ruling,
+    kd_and,
     method_array,
-    missing_method,
-    pick_method,
     seed_means,
 )
 from kdtheory.metrics import fidelity
@@ -37,10 +36,8 @@ class KDAgreement(PooledHypothesis):
     effect = "KD − label top-1 agreement with the teacher on test samples, points"
     model = "one-sided t-test across seeds of each seed's mean agreement gap over fractions"
 
-    def analyse(self, name: str, ds: xr.Dataset, opts: Options) -> ExperimentResult | str:
-        kd, label = pick_method(ds, "kd"), pick_method(ds, "label")
-        if kd is None or label is None:
-            return missing_method(ds, "a kd and a label method", opts)
+    def analyse(self, name: str, ds: xr.Dataset, opts: Options) -> ExperimentResult:
+        kd, label = kd_and(ds, opts)
         teacher = bare(ds["teacher_test_logits"])
 
         def agreement(method: str) -> np.ndarray:  # (fraction, seed), in points
