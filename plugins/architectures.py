@@ -147,6 +147,14 @@ def build_vit(
 
 
 # --------------------------------------------------------------------------- registration
+def _mlp_options(width: int, depth: int) -> dict[str, Option]:
+    """The options of an MLP architecture, with these defaults."""
+    return {
+        "width": Option(width, positive_int, "units per hidden layer"),
+        "depth": Option(depth, _nonneg_int, "number of hidden layers"),
+    }
+
+
 @hookimpl
 def kdtheory_register_architectures() -> list[ArchitectureSpec]:
     """Register the built-in architectures.
@@ -161,19 +169,13 @@ def kdtheory_register_architectures() -> list[ArchitectureSpec]:
             name="mlp",
             description="ReLU MLP on flattened inputs",
             build=build_mlp,
-            options={
-                "width": Option(256, positive_int, "units per hidden layer"),
-                "depth": Option(2, _nonneg_int, "number of hidden layers"),
-            },
+            options=_mlp_options(width=256, depth=2),
         ),
         ArchitectureSpec(
             name="mlp-wide",
             description="wider, deeper ReLU MLP, the default teacher (width 1024, depth 3)",
             build=build_mlp,
-            options={
-                "width": Option(1024, positive_int, "units per hidden layer"),
-                "depth": Option(3, _nonneg_int, "number of hidden layers"),
-            },
+            options=_mlp_options(width=1024, depth=3),
         ),
         ArchitectureSpec(
             name="cnn",

@@ -23,7 +23,7 @@ from torch.nn import functional as F
 from kdtheory.errors import SpecError
 from kdtheory.training.grouped import grouped_mlp
 
-__all__ = ["CNN", "MLP", "ViT", "auto_patch", "check_input_shape"]
+__all__ = ["CNN", "MLP", "ViT", "auto_patch", "channels_first_shape", "check_input_shape"]
 
 
 def check_input_shape(input_shape: Sequence[int], arch: str) -> tuple[int, ...]:
@@ -31,6 +31,36 @@ def check_input_shape(input_shape: Sequence[int], arch: str) -> tuple[int, ...]:
     shape = tuple(int(s) for s in input_shape)
     if not shape or any(s < 1 for s in shape):
         raise SpecError(f"architecture {arch!r}: bad input shape {shape}")
+    return shape
+
+
+def channels_first_shape(input_shape: Sequence[int], arch: str) -> tuple[int, ...]:
+    """``input_shape`` as ``(C, H, W)`` or ``(C, L)``: a sequence ``(L,)`` gets one channel.
+
+    Parameters
+    ----------
+    input_shape : sequence of int
+        ``(C, H, W)``, ``(C, L)`` or ``(L,)``.
+    arch : str
+        The architecture, named in the error.
+
+    Returns
+    -------
+    tuple of int
+
+    Raises
+    ------
+    SpecError
+        For any other shape, or a side < 1 (see :func:`check_input_shape`).
+    """
+    shape = check_input_shape(input_shape, arch)
+    if len(shape) == 1:
+        shape = (1, shape[0])
+    if len(shape) not in (2, 3):
+        raise SpecError(
+            f"architecture {arch!r} takes inputs of shape (C, H, W), (C, L) or (L,), "
+            f"not {tuple(input_shape)}"
+        )
     return shape
 
 
@@ -151,14 +181,7 @@ class CNN(nn.Module):
         self, input_shape: Sequence[int], num_classes: int, channels: int = 32, width: int = 64
     ) -> None:
         super().__init__()
-        shape = check_input_shape(input_shape, "cnn")
-        if len(shape) == 1:
-            shape = (1, shape[0])
-        if len(shape) not in (2, 3):
-            raise SpecError(
-                f"architecture 'cnn' takes inputs of shape (C, H, W), (C, L) or (L,), "
-                f"not {tuple(input_shape)}"
-            )
+        shape = channels_first_shape(input_shape, "cnn")
         self.input_shape = check_input_shape(input_shape, "cnn")
         self.conv_shape = shape
         self.spatial_dims = len(shape) - 1
@@ -290,14 +313,7 @@ class ViT(nn.Module):
         pool: str = "mean",
     ) -> None:
         super().__init__()
-        shape = check_input_shape(input_shape, "vit")
-        if len(shape) == 1:
-            shape = (1, shape[0])
-        if len(shape) not in (2, 3):
-            raise SpecError(
-                f"architecture 'vit' takes inputs of shape (C, H, W), (C, L) or (L,), "
-                f"not {tuple(input_shape)}"
-            )
+        shape = channels_first_shape(input_shape, "vit")
         sizes = shape[1:]
         if any(s % patch for s in sizes):
             raise SpecError(

@@ -191,3 +191,19 @@ def test_trains_a_few_steps(arch):
         loss.backward()
         opt.step()
     assert loss.item() < 0.5 * first
+
+
+@pytest.mark.parametrize(
+    ("shape", "expected"), [((40,), (1, 40)), ((3, 40), (3, 40)), ((1, 28, 28), (1, 28, 28))]
+)
+def test_channels_first_shape(shape, expected):
+    from kdtheory.plugins.networks import channels_first_shape
+
+    assert channels_first_shape(shape, "cnn") == expected
+
+
+@pytest.mark.parametrize("arch", ["cnn", "vit"])
+def test_cnn_and_vit_refuse_four_dimensional_inputs(arch):
+    build = get_registries().architectures.get(arch).build
+    with pytest.raises(SpecError, match=f"architecture '{arch}' takes inputs of shape"):
+        build((1, 2, 28, 28), 10)

@@ -9,6 +9,7 @@ import scipy.stats
 import xarray as xr
 
 from kdtheory import metrics
+from kdtheory.errors import MissingRequirementError
 from kdtheory.metrics import (
     accuracy,
     agreement,
@@ -571,5 +572,5 @@ def test_collapse_table_small_subsets_and_missing_variables():
     assert np.all(np.isnan(table.cka.sel(fraction=0.5, subset="trained").values))
     assert np.all(table.n_classes.sel(fraction=0.5, seed=1, subset="trained").values == 1)
     assert np.all(np.isfinite(table.nc1.sel(fraction=0.5, subset="unseen").values))
-    with pytest.raises(metrics.MissingRequirementError, match="teacher_features"):
+    with pytest.raises(MissingRequirementError, match="teacher_features"):
         collapse_table(ds.drop_vars("teacher_features"))

@@ -415,3 +415,54 @@ def test_holm_adjusted_ci_clears_the_null_exactly_when_the_holm_p_is_below_alpha
             assert clears == (p_adj <= 0.05), (t.p_value, p_adj, lo, hi)
             agree += 1
     assert agree == 1200
+
+
+# ----------------------------------------------------------------------------- package layout
+
+
+def test_every_module_name_is_exported_from_the_package():
+    """``from kdtheory.stats import X`` works for every public name of every module."""
+    import importlib
+
+    import kdtheory.stats as package
+
+    for module in ("levels", "multiplicity", "pooling", "results", "slopes", "tests"):
+        names = importlib.import_module(f"kdtheory.stats.{module}").__all__
+        missing = [n for n in names if n not in package.__all__ or not hasattr(package, n)]
+        assert not missing, (module, missing)
+
+
+@pytest.mark.parametrize("alternative", ["two-sided", "greater", "less"])
+@pytest.mark.parametrize("df", [None, 4.0])
+def test_reference_p_value_and_interval_match_scipy(alternative, df):
+    from kdtheory.stats.reference import interval, p_value
+
+    dist = sps.norm if df is None else sps.t(df)
+    stat = 1.7
+    expected = {
+        "two-sided": 2 * dist.sf(stat),
+        "greater": dist.sf(stat),
+        "less": dist.cdf(stat),
+    }[alternative]
+    assert p_value(stat, alternative, df) == pytest.approx(expected, rel=1e-12)
+    assert math.isnan(p_value(float("nan"), alternative, df))
+    low, high = interval(2.0, 0.5, 0.9, df)
+    crit = dist.ppf(0.95)
+    assert (low, high) == pytest.approx((2.0 - crit * 0.5, 2.0 + crit * 0.5), rel=1e-12)
+
+
+def test_estimate_fields_carries_a_test_into_a_pooled_result():
+    from kdtheory.stats import MetaResult, estimate_fields
+
+    t = one_sample_t([0.1, 0.3, 0.2, 0.5], alternative="greater")
+    fields = estimate_fields(t)
+    assert fields == {
+        "estimate": t.estimate,
+        "se": t.se,
+        "ci_low": t.ci_low,
+        "ci_high": t.ci_high,
+        "statistic": t.statistic,
+        "p_value": t.p_value,
+    }
+    pooled = MetaResult(**fields, tau2=0.0, i2=0.0, k=4, method="m", alternative="greater")
+    assert pooled.ci == t.ci and pooled.p_value == t.p_value

@@ -385,3 +385,23 @@ def test_one_p_formatting():
     assert fmt_p(0.02494) == "0.0249" and fmt_p(3e-6) == "<0.0001" and fmt_p(NAN) == "n/a"
     assert p_text(0.02494) == "p = 0.0249" and p_text(3e-6) == "p < 0.0001"
     assert h.fmt_p(0.02494) == p_text(0.02494) and h.fmt_p(NAN) == "p = n/a"
+
+
+def test_detail_blocks_order_titles_and_escaping():
+    """The one list of details the text, Markdown and HTML renderings share."""
+    from kdtheory.report.table import Table
+    from kdtheory.report.verdict_parts import detail_blocks, effect_lines
+
+    v = make_verdict()
+    v.tables = {"empty": [], "a<b": [{"x": 1}]}
+    v.summaries = {"m|1": "summary text  \n\n"}
+    blocks = detail_blocks(v, effect_lines(v), escape=lambda s: s.upper())
+    titles = [title for title, _ in blocks]
+    assert titles == ["Further numbers", "Table: A<B", "Model summary: M|1"]
+    assert isinstance(blocks[0][1], Table) and isinstance(blocks[1][1], Table)
+    assert blocks[2][1] == "summary text"  # stripped, not escaped
+    from kdtheory.report.format import md_cell
+
+    md = v.as_markdown(details=True)
+    assert f"**Table: {md_cell('a<b')}**" in md
+    assert "```\nsummary text\n```" in md and "empty" not in md

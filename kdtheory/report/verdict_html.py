@@ -6,16 +6,15 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from kdtheory.report.format import html_escape as _h
-from kdtheory.report.table import Cell
+from kdtheory.report.table import Cell, Table
 from kdtheory.report.verdict_parts import (
     ci_words,
+    detail_blocks,
     effect_lines,
     effects_table,
     family_table,
-    further_numbers,
     info_lines,
     pooling_words,
-    records_table,
 )
 
 if TYPE_CHECKING:
@@ -53,23 +52,9 @@ def verdict_html(v: Verdict, details: bool = True) -> str:
         parts.append(effects_table(rows, strong=("decision",)).to_html())
         parts.append(f"<p><small>CIs: {_h(ci_words(v, rows))}. {_h(pooling_words(v))}</small></p>")
     if details:
-        further = further_numbers(rows)
-        if further is not None:
-            parts.append(
-                "<details><summary>Further numbers</summary>" + further.to_html() + "</details>"
-            )
-        for name, records in (v.tables or {}).items():
-            if records:
-                parts.append(
-                    f"<details><summary>Table: {_h(name)}</summary>"
-                    + records_table(records).to_html()
-                    + "</details>"
-                )
-        for name, summary in (v.summaries or {}).items():
-            parts.append(
-                f"<details><summary>Model summary: {_h(name)}</summary>"
-                f"<pre>{_h(str(summary).rstrip())}</pre></details>"
-            )
+        for title, body in detail_blocks(v, rows, _h):
+            shown = body.to_html() if isinstance(body, Table) else f"<pre>{_h(body)}</pre>"
+            parts.append(f"<details><summary>{title}</summary>{shown}</details>")
     parts.append("</div>")
     return "\n".join(parts)
 

@@ -9,14 +9,13 @@ from kdtheory.report.format import md_cell
 from kdtheory.report.table import Cell, Column, Row, Table
 from kdtheory.report.verdict_parts import (
     ci_words,
+    detail_blocks,
     effect_lines,
     effects_table,
     family_table,
     family_title,
-    further_numbers,
     info_lines,
     pooling_words,
-    records_table,
 )
 
 if TYPE_CHECKING:
@@ -45,21 +44,9 @@ def verdict_markdown(v: Verdict, details: bool = False) -> str:
         if v.pooled is not None:
             out += ["", f"_{pooling_words(v)}_"]
     if details:
-        further = further_numbers(rows)
-        if further is not None:
-            out += ["", "**Further numbers**", "", further.to_markdown()]
-        for name, records in (v.tables or {}).items():
-            if records:
-                out += ["", f"**Table: {md_cell(name)}**", "", records_table(records).to_markdown()]
-        for name, summary in (v.summaries or {}).items():
-            out += [
-                "",
-                f"**Model summary: {md_cell(name)}**",
-                "",
-                "```",
-                str(summary).rstrip(),
-                "```",
-            ]
+        for title, body in detail_blocks(v, rows, md_cell):
+            shown = body.to_markdown() if isinstance(body, Table) else f"```\n{body}\n```"
+            out += ["", f"**{title}**", "", shown]
     return "\n".join(out)
 
 

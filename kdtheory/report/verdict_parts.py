@@ -26,6 +26,7 @@ __all__ = [
     "effects_table",
     "family_table",
     "family_title",
+    "detail_blocks",
     "further_numbers",
     "info_lines",
     "pooling_words",
@@ -284,6 +285,38 @@ def further_numbers(rows: Sequence[EffectLine]) -> Table | None:
     columns += [Column(r.label, fmt="text", align="r") for r in rows]
     body = [Row([k] + [fmt_any(r.extra.get(k)) for r in rows]) for k in keys]
     return _verdict_table(columns, body)
+
+
+def detail_blocks(
+    v: Verdict, rows: Sequence[EffectLine], escape: Callable[[str], str] = str
+) -> list[tuple[str, Table | str]]:
+    """What ``details`` adds to a rendered verdict, in order: the further numbers, each non-empty
+    table of ``v.tables`` and each fitted model's summary.
+
+    Parameters
+    ----------
+    v : Verdict
+    rows : sequence of EffectLine
+        :func:`effect_lines` of ``v``.
+    escape : callable
+        Escapes a table or model name for the target format (Markdown cell, HTML).
+
+    Returns
+    -------
+    list of (str, Table or str)
+        A title (``"Further numbers"``, ``"Table: <name>"``, ``"Model summary: <name>"``) and a
+        table to render, or a model summary as plain, unescaped text.
+    """
+    blocks: list[tuple[str, Table | str]] = []
+    further = further_numbers(rows)
+    if further is not None:
+        blocks.append(("Further numbers", further))
+    for name, records in (v.tables or {}).items():
+        if records:
+            blocks.append((f"Table: {escape(name)}", records_table(records)))
+    for name, summary in (v.summaries or {}).items():
+        blocks.append((f"Model summary: {escape(name)}", str(summary).rstrip()))
+    return blocks
 
 
 def family_table(items: Sequence[Verdict], decision: Callable[[str], Cell] | None = None) -> Table:

@@ -6,16 +6,16 @@ import textwrap
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from kdtheory.report.table import Table
 from kdtheory.report.verdict_parts import (
     ci_words,
+    detail_blocks,
     effect_lines,
     effects_table,
     family_table,
     family_title,
-    further_numbers,
     info_lines,
     pooling_words,
-    records_table,
 )
 
 if TYPE_CHECKING:
@@ -52,14 +52,8 @@ def verdict_text(v: Verdict, details: bool = False, width: int = 100) -> str:
         if v.pooled is not None:
             lines += textwrap.wrap(pooling_words(v), width=width)
     if details:
-        further = further_numbers(rows)
-        if further is not None:
-            lines += ["", "Further numbers", further.to_text()]
-        for name, records in (v.tables or {}).items():
-            if records:
-                lines += ["", f"Table: {name}", records_table(records).to_text()]
-        for name, summary in (v.summaries or {}).items():
-            lines += ["", f"Model summary: {name}", str(summary).rstrip()]
+        for title, body in detail_blocks(v, rows):
+            lines += ["", title, body.to_text() if isinstance(body, Table) else body]
     return "\n".join(lines)
 
 

@@ -319,12 +319,8 @@ class KdAccessor:
 
         Parameters
         ----------
-        arm : str or sequence of str, optional
-            One arm (the ``arm`` dim is dropped), several, or None for all.
-        split : {"test", "train"}
-            The samples: the test set, or the full training set.
-        subset : {"trained", "unseen"}, optional
-            Train split only: the samples each cell trained on (``in_train``), or the others.
+        arm, split, subset
+            As in :meth:`accuracy`.
 
         Returns
         -------
@@ -358,12 +354,8 @@ class KdAccessor:
 
         Parameters
         ----------
-        arm : str or sequence of str, optional
-            One arm, several, or None for all.
-        split : {"test", "train"}
-            The samples.
-        subset : {"trained", "unseen"}, optional
-            Train split only: trained-on or unseen samples.
+        arm, split, subset
+            As in :meth:`accuracy`.
         temperature : float, default 1.0
             Applied to both distributions.
 

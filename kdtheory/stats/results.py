@@ -1,0 +1,154 @@
+"""The result types of :mod:`kdtheory.stats`: a t-test, a TOST, a pooled (meta-analytic) effect."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from kdtheory.stats.reference import NAN
+
+__all__ = ["MetaResult", "TestResult", "TostResult", "estimate_fields"]
+
+
+@dataclass
+class TestResult:
+    """Result of a t-test (one-sample, paired, or of per-seed slopes).
+
+    Attributes
+    ----------
+    estimate : float
+        Mean (of the values, the paired differences, or the per-group slopes).
+    se : float
+        Standard error of ``estimate``.
+    ci_low, ci_high : float
+        Two-sided CI at level :func:`~kdtheory.stats.ci_level` ``(alternative, alpha)``.
+    statistic : float
+        t statistic against the null value.
+    df : float
+        Degrees of freedom (``n - 1``).
+    p_value : float
+        p-value for ``alternative``.
+    n : int
+        Number of units of replication used (after dropping NaN).
+    alternative, method : str
+    summary : str
+        Optional text summary of a fitted model (``slope_test`` puts the pooled OLS here).
+    """
+
+    __test__ = False  # not a pytest test class
+
+    estimate: float
+    se: float
+    ci_low: float
+    ci_high: float
+    statistic: float
+    df: float
+    p_value: float
+    n: int
+    alternative: str
+    method: str
+    summary: str = ""
+
+    @classmethod
+    def empty(cls, n: int, alternative: str, method: str, summary: str = "") -> TestResult:
+        """A result with every number NaN: a test with too few usable values (``n``)."""
+        return cls(NAN, NAN, NAN, NAN, NAN, NAN, NAN, n, alternative, method, summary)
+
+    def significant(self, alpha: float = 0.05) -> bool:
+        """Whether the test rejects its null at ``alpha`` (False when the p-value is NaN)."""
+        return bool(self.p_value < alpha)
+
+    @property
+    def ci(self) -> tuple[float, float]:
+        return (self.ci_low, self.ci_high)
+
+
+@dataclass
+class TostResult:
+    """Result of a one-sample two one-sided tests (TOST) equivalence procedure.
+
+    ``p_lower`` tests H0: mean <= low, ``p_upper`` tests H0: mean >= high; ``p_value`` is their
+    maximum and ``equivalent`` is ``p_value < alpha``, which happens exactly when the
+    ``1 - 2*alpha`` interval ``(ci_low, ci_high)`` lies inside ``(low, high)``.
+    """
+
+    p_value: float
+    equivalent: bool
+    p_lower: float
+    p_upper: float
+    ci_low: float
+    ci_high: float
+    low: float
+    high: float
+    n: int
+    estimate: float = NAN
+    se: float = NAN
+    df: float = NAN
+
+    @property
+    def ci(self) -> tuple[float, float]:
+        return (self.ci_low, self.ci_high)
+
+
+@dataclass
+class MetaResult:
+    """Random-effects meta-analysis of one effect across experiments.
+
+    Attributes
+    ----------
+    estimate, se : float
+        Pooled (random-effects) estimate and its standard error.
+    ci_low, ci_high : float
+        Two-sided CI at level :func:`~kdtheory.stats.ci_level` ``(alternative, alpha)`` (normal,
+        or t with ``k - 1`` df under the Hartung–Knapp adjustment).
+    statistic, p_value : float
+        z (or t) statistic against 0 and its p-value for ``alternative``.
+    tau2 : float
+        Between-experiment variance (truncated at 0; NaN when ``k == 1``).
+    i2 : float
+        I² heterogeneity in [0, 1] (NaN when ``k == 1``).
+    k : int
+        Number of experiments pooled.
+    method : str
+    """
+
+    estimate: float
+    se: float
+    ci_low: float
+    ci_high: float
+    statistic: float
+    p_value: float
+    tau2: float
+    i2: float
+    k: int
+    method: str
+    alternative: str = "two-sided"
+
+    @classmethod
+    def empty(cls, k: int, method: str, alternative: str) -> MetaResult:
+        """A result with every number NaN: ``k`` experiments, too few to pool."""
+        return cls(NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN, k, method, alternative)
+
+    @property
+    def ci(self) -> tuple[float, float]:
+        return (self.ci_low, self.ci_high)
+
+
+def estimate_fields(result: TestResult | MetaResult | Any) -> dict[str, float]:
+    """The numbers every test result shares, by name: ``estimate``, ``se``, ``ci_low``,
+    ``ci_high``, ``statistic`` and ``p_value``.
+
+    For building one result type (or a report row) from another without copying the fields one
+    by one, e.g. ``MetaResult(**estimate_fields(t), tau2=..., ...)``.
+
+    Parameters
+    ----------
+    result : TestResult or MetaResult
+        Or anything with those six attributes.
+
+    Returns
+    -------
+    dict of str to float
+    """
+    names = ("estimate", "se", "ci_low", "ci_high", "statistic", "p_value")
+    return {name: getattr(result, name) for name in names}
