@@ -249,3 +249,20 @@ def test_a_mapping_of_v1_datasets_built_by_hand_is_upgraded_before_testing():
     new = run_test("dark-knowledge", store)
     old = run_test("dark-knowledge", v1)
     assert old.as_json() == new.as_json()
+
+
+def test_an_invalid_v1_file_is_named_as_v1_in_the_error(tmp_path):
+    """A v1 file that fails validation after the in-memory upgrade: the error says it is a v1
+    file whose 'method' dim is called 'arm' in the message, so the user is not sent looking for
+    an 'arm' dim in a file that has none."""
+    from kdtheory.errors import SchemaError
+    from kdtheory.store.schema import SCHEMA_V1, upgrade, validate_experiment
+    from kdtheory.testing.synthetic import make_store
+
+    ds = next(iter(make_store(n_experiments=1, seed=1).values()))
+    v1 = ds.rename({"arm": "method"}).assign_attrs(schema=SCHEMA_V1).drop_vars("objective")
+    with pytest.raises(SchemaError) as err:
+        validate_experiment(upgrade(v1, "old.nc"), "old.nc")
+    message = str(err.value)
+    assert "old.nc (a kdtheory-runs/1 file" in message and "'method' dim is called 'arm'" in message
+    assert "coordinate 'objective'" in message

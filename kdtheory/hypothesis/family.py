@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
     from kdtheory.hypothesis.base import Hypothesis
 
-__all__ = ["adjust_family", "run_all", "run_test", "with_store_warnings"]
+__all__ = ["adjust_family", "check_verdict", "run_all", "run_test", "with_store_warnings"]
 
 
 def _as_store(store: Any) -> Mapping[str, xr.Dataset]:
@@ -53,7 +53,9 @@ def _as_store(store: Any) -> Mapping[str, xr.Dataset]:
     return store
 
 
-def _check_verdict(hyp: Hypothesis, result: Any) -> Verdict:
+def check_verdict(hyp: Hypothesis, result: Any) -> Verdict:
+    """``result`` if it is a :class:`Verdict` with a known decision; a ``TypeError`` or
+    ``ValueError`` naming the hypothesis and its class otherwise (what ``test()`` must return)."""
     if not isinstance(result, Verdict):
         raise TypeError(
             f"hypothesis {hyp.name!r} ({type(hyp).__module__}.{type(hyp).__qualname__}) returned "
@@ -104,7 +106,7 @@ def run_test(
     opts = hyp.validate_options(options)
     data = _as_store(store)
     hyp.check_requirements(data)
-    (verdict,) = with_store_warnings([_check_verdict(hyp, hyp.test(data, alpha=a, **opts))], data)
+    (verdict,) = with_store_warnings([check_verdict(hyp, hyp.test(data, alpha=a, **opts))], data)
     return verdict
 
 
@@ -168,7 +170,7 @@ def _test_or_unavailable(
     (with ``failures``, a warning class) when its test raises."""
     try:
         hyp.check_requirements(store)
-        return _check_verdict(hyp, hyp.test(store, alpha=alpha, **options))
+        return check_verdict(hyp, hyp.test(store, alpha=alpha, **options))
     except MissingRequirementError as exc:
         return Verdict.unavailable(hyp.name, hyp.claim, hyp.prediction, alpha, str(exc))
     except Exception as exc:

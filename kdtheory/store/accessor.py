@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from kdtheory.store.arrays import bare as _bare
 from kdtheory.store.schema import ARM, ARM_COORDS, SCHEMA_V1, V1_ARM
 
 __all__ = ["KdAccessor", "SPLITS", "SUBSETS"]
@@ -32,12 +33,6 @@ __all__ = ["KdAccessor", "SPLITS", "SUBSETS"]
 SPLITS = ("test", "train")
 #: values of ``subset`` (train split only): the samples each cell trained on, or the others
 SUBSETS = ("trained", "unseen")
-
-
-def _bare(da: xr.DataArray) -> xr.DataArray:
-    """``da`` without coordinates: the arrays of one experiment share them, so metrics need no
-    alignment, which makes xarray several times faster."""
-    return xr.DataArray(np.asarray(da.values), dims=da.dims)
 
 
 @xr.register_dataset_accessor("kd")

@@ -106,6 +106,17 @@ def _fail(source: str | Path, what: str) -> SchemaError:
     return SchemaError(f"{source}: not a valid kdtheory run file (schema {SCHEMA}): {what}")
 
 
+def _named(ds: xr.Dataset, source: str | Path) -> str:
+    """``source`` for error messages; for a v1 file upgraded on read, a note that the message
+    uses v2's names (the file itself calls the ``arm`` dim ``method``)."""
+    if ds.attrs.get(UPGRADED_FROM) == SCHEMA_V1:
+        return (
+            f"{source} (a {SCHEMA_V1} file, read as {SCHEMA}: its {V1_ARM!r} dim is called "
+            f"{ARM!r} here)"
+        )
+    return str(source)
+
+
 def upgrade(ds: xr.Dataset, source: str | Path = "<dataset>") -> xr.Dataset:
     """A schema-v1 dataset as schema v2 (in memory; the file is not touched).
 
@@ -169,6 +180,7 @@ def validate_experiment(ds: xr.Dataset, source: str | Path = "<dataset>") -> Non
     SchemaError
         Naming ``source`` and the first problem found.
     """
+    source = _named(ds, source)
     schema = ds.attrs.get("schema")
     if schema != SCHEMA:
         also = (
@@ -342,6 +354,7 @@ def check_finite(
     SchemaError
         Naming ``source``, the variable, what is non-finite and where, and what would fix it.
     """
+    source = _named(ds, source)
     problem = first_nonfinite(ds, variables)
     if problem is not None:
         raise _fail(source, f"{problem}. {NONFINITE_HINT}.")

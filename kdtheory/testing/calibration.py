@@ -317,8 +317,3 @@ def run_case(
         options={"pooling": pooling},
         workers=workers,
     )
-
-
-def cases_for(cases: Sequence[Case], hypothesis: str | None = None) -> list[Case]:
-    """The cases of one hypothesis (all when None)."""
-    return [c for c in cases if hypothesis is None or c.hypothesis == hypothesis]

@@ -52,7 +52,7 @@ from typing import Any
 import xarray as xr
 
 from kdtheory.errors import MissingRequirementError, SpecError
-from kdtheory.hypothesis.family import _check_verdict, adjust_family, run_test
+from kdtheory.hypothesis.family import adjust_family, check_verdict, run_test
 from kdtheory.hypothesis.verdict import DECISIONS, Verdict
 from kdtheory.testing.calibration import count_decisions, max_wrong, model_summaries_off
 from kdtheory.testing.synthetic import METHODS, make_store
@@ -257,7 +257,7 @@ def _verdict_checks(
     verdicts: dict[str, Verdict] = {}
     for where, data in stores.items():
         try:
-            v = _check_verdict(hyp, hyp.test(data, alpha=alpha, **opts))
+            v = check_verdict(hyp, hyp.test(data, alpha=alpha, **opts))
         except Exception as exc:  # noqa: BLE001 - any failure is a finding to report
             problems["verdict"].append(f"on {where}, test() raised {type(exc).__name__}: {exc}")
             continue

@@ -33,8 +33,6 @@ from kdtheory.hypothesis.toolkit.picking import (
     KD_TEMPERATURE,
     SkipExperiment,
     accuracy_points,
-    bare,
-    cells,
     kd,
     kd_and,
     log_kappa,
@@ -46,9 +44,8 @@ from kdtheory.hypothesis.toolkit.picking import (
     pick_kd,
     pick_method,
     require,
-    sorted_experiment,
 )
-from kdtheory.hypothesis.toolkit.pooling import Pooled, pooled_tost
+from kdtheory.hypothesis.toolkit.pooling import Pooled
 from kdtheory.hypothesis.toolkit.records import (
     cell_records,
     fraction_means,
@@ -73,6 +70,7 @@ from kdtheory.hypothesis.toolkit.text import (
     pct,
     result_text,
 )
+from kdtheory.store.arrays import bare, cells, sorted_experiment
 
 #: Fit the pooled statsmodels OLS (cluster-robust by seed) whose text goes into
 #: ``Verdict.summaries``. Decisions never depend on it; simulation tests that run a hypothesis on
@@ -122,7 +120,6 @@ __all__ = [
     "pct",
     "pick_kd",
     "pick_method",
-    "pooled_tost",
     "require",
     "resolve_options",
     "result_text",

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from kdtheory._lazy import lazy_module
+from kdtheory.store.arrays import bare, cells
 from kdtheory.store.schema import ARM
 
 xr = lazy_module("xarray")  # imported on first use: defining hypotheses must not load xarray
@@ -135,32 +136,9 @@ def kd_and(
     return kd, other
 
 
-def sorted_experiment(ds: xr.Dataset) -> xr.Dataset:
-    """The experiment with fractions in ascending order (unchanged when already sorted)."""
-    fr = np.asarray(ds["fraction"].values, dtype=float)
-    order = np.argsort(fr, kind="stable")
-    if np.array_equal(order, np.arange(fr.size)):
-        return ds
-    return ds.isel(fraction=order)
-
-
 def log_kappa(ds: xr.Dataset) -> np.ndarray:
     """Natural log of ``n_train`` (kappa) per fraction (``ds.kd.log_kappa`` as an array)."""
     return np.asarray(kd(ds).log_kappa.values, dtype=float)
-
-
-def bare(da: xr.DataArray) -> xr.DataArray:
-    """``da`` without coordinates (dims kept), for fast metrics within one experiment.
-
-    Every variable of one experiment Dataset shares the same coordinates, so metrics combining
-    them by dim name need no alignment; skipping it makes xarray several times faster.
-    """
-    return xr.DataArray(np.asarray(da.values), dims=da.dims)
-
-
-def cells(da: xr.DataArray) -> np.ndarray:
-    """A (fraction, seed) array of a per-cell quantity without an ``arm`` dim."""
-    return np.asarray(da.transpose("fraction", "seed").values, dtype=float)
 
 
 def method_array(ds: xr.Dataset, variable: str, method: str) -> xr.DataArray:

@@ -17,7 +17,6 @@ from kdtheory.stats import (
     POOLING_METHODS,
     MetaResult,
     pool_experiments,
-    tost,
 )
 
 
@@ -166,10 +165,3 @@ class Pooled:
         metas = {label: self.meta(*pool) for label, pool in lines.items()}
         present = {label: m for label, m in metas.items() if m is not None}
         return meta_summary(title, present, [r.name for r in self.results], self.description)
-
-
-def pooled_tost(effects: Sequence[Effect], low: float, high: float, alpha: float) -> Equivalence:
-    """TOST of ``effects``' experiment estimates within ``(low, high)`` on ``k - 1`` df (the
-    default ``"mixed"`` pooling; :meth:`Pooled.tost` follows the chosen method)."""
-    est = [e.estimate for e in effects if np.isfinite(e.estimate)]
-    return Equivalence.of(tost(est, low, high, alpha))

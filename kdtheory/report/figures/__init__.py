@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from kdtheory.report.figures.accuracy import accuracy_curves, kd_gain, method_gaps
 from kdtheory.report.figures.collapse import COLLAPSE_METRICS, collapse
-from kdtheory.report.figures.data import mean_ci
+from kdtheory.report.figures.data import mean_band
 from kdtheory.report.figures.fidelity import fidelity
 from kdtheory.report.figures.layout import KAPPA_LABEL
 from kdtheory.report.figures.rank_correlation import rank_correlation
@@ -69,7 +69,7 @@ __all__ = [
     "fidelity",
     "kd_gain",
     "marker_for",
-    "mean_ci",
+    "mean_band",
     "method_gaps",
     "method_palette",
     "paper_style",

@@ -21,7 +21,6 @@ from kdtheory.report.figures.data import (
     _labels,
     _objectives,
     _pick,
-    _sorted,
     _store_palette,
     _teacher_accuracy,
     _test_accuracy,
@@ -46,6 +45,7 @@ from kdtheory.report.figures.layout import (
 )
 from kdtheory.report.figures.style import _PCT, _method_key, color_for, marker_for, paper_style
 from kdtheory.store import accessor as _accessor  # noqa: F401 - registers ``Dataset.kd``
+from kdtheory.store.arrays import sorted_experiment
 
 
 def accuracy_curves(
@@ -71,7 +71,7 @@ def accuracy_curves(
         ncols = 1 if len(names) == 1 else 2
         handles: dict[str, Any] = {}
         for i, (ax, name) in enumerate(zip(axes, names, strict=True)):
-            ds = _sorted(store[name])
+            ds = sorted_experiment(store[name])
             kappa = _kappa(ds)
             acc = _test_accuracy(ds)
             order = sorted(
@@ -122,7 +122,7 @@ def kd_gain(store: Any, verdict: Any = None, experiments: Sequence[str] | None =
     rows: list[tuple[str, xr.Dataset, str, str]] = []
     skipped: dict[str, str] = {}
     for name in names:
-        ds = _sorted(store[name])
+        ds = sorted_experiment(store[name])
         row = _verdict_row(verdict, name)
         kd = (row.extra.get("kd_method") if row is not None else None) or _pick(ds, "kd", 4.0)
         label = (row.extra.get("label_method") if row is not None else None) or _pick(ds, "label")
@@ -252,7 +252,7 @@ def method_gaps(store: Any, experiments: Sequence[str] | None = None) -> Figure:
     usable: list[tuple[str, xr.Dataset, str, list[tuple[str, str]]]] = []
     skipped: dict[str, str] = {}
     for name in names:
-        ds = _sorted(store[name])
+        ds = sorted_experiment(store[name])
         kd = _pick(ds, "kd", 4.0)
         if kd is None:
             skipped[name] = "no kd method"

@@ -14,11 +14,9 @@ from matplotlib.figure import Figure
 from kdtheory.errors import MissingRequirementError
 from kdtheory.report.figures.data import (
     _as_store,
-    _fs,
     _kappa,
     _labels,
     _objectives,
-    _sorted,
     _store_palette,
 )
 from kdtheory.report.figures.layout import (
@@ -44,6 +42,7 @@ from kdtheory.report.figures.style import (
     paper_style,
 )
 from kdtheory.store import accessor as _accessor  # noqa: F401 - registers ``Dataset.kd``
+from kdtheory.store.arrays import cells, sorted_experiment
 
 COLLAPSE_METRICS: dict[str, tuple[str, bool]] = {
     "nc1": (r"NC1, $\mathrm{tr}(\Sigma_W \Sigma_B^{+})/K$", True),
@@ -95,7 +94,7 @@ def collapse(
     tables: list[tuple[str, xr.Dataset, xr.Dataset]] = []
     skipped: dict[str, str] = {}
     for name in names:
-        ds = _sorted(store[name])
+        ds = sorted_experiment(store[name])
         try:
             table = _collapse_table(store[name], collapse_table)
         except MissingRequirementError:
@@ -125,7 +124,7 @@ def collapse(
                 ylabel, log = COLLAPSE_METRICS[key]
                 drawn = []
                 for m in methods:
-                    vals = _fs(table[key].sel(arm=m, subset=subset))
+                    vals = cells(table[key].sel(arm=m, subset=subset))
                     line = _band(
                         ax,
                         kappa,
@@ -168,7 +167,7 @@ def _collapse_table(ds: xr.Dataset, compute: Callable[[xr.Dataset], xr.Dataset])
     for ref, table in _COLLAPSE_CACHE:
         if ref() is ds:
             return table
-    table = compute(_sorted(ds))
+    table = compute(sorted_experiment(ds))
     _COLLAPSE_CACHE.append((weakref.ref(ds), table))
     del _COLLAPSE_CACHE[:-4]
     return table

@@ -60,23 +60,8 @@ def _pick(ds: xr.Dataset, objective: str, prefer_temperature: float | None = Non
     return ds.kd.pick(objective, temperature=prefer_temperature)
 
 
-def _sorted(ds: xr.Dataset) -> xr.Dataset:
-    fr = np.asarray(ds["fraction"].values, dtype=float)
-    order = np.argsort(fr, kind="stable")
-    return ds if np.array_equal(order, np.arange(fr.size)) else ds.isel(fraction=order)
-
-
-def _bare(da: xr.DataArray) -> xr.DataArray:
-    return xr.DataArray(np.asarray(da.values), dims=da.dims)
-
-
 def _kappa(ds: xr.Dataset) -> np.ndarray:
     return np.asarray(ds.kd.kappa.values, dtype=float)
-
-
-def _fs(da: xr.DataArray) -> np.ndarray:
-    """A (fraction, seed) float array."""
-    return np.asarray(da.transpose("fraction", "seed").values, dtype=float)
 
 
 def _test_accuracy(ds: xr.Dataset) -> dict[str, np.ndarray]:
@@ -89,8 +74,9 @@ def _teacher_accuracy(ds: xr.Dataset) -> float:
     return 100.0 * ds.kd.teacher_accuracy()
 
 
-def mean_ci(values: np.ndarray, level: float = _CI_LEVEL) -> tuple[np.ndarray, ...]:
-    """Mean, t-interval bounds and n over the last axis (seeds), ignoring NaN.
+def mean_band(values: np.ndarray, level: float = _CI_LEVEL) -> tuple[np.ndarray, ...]:
+    """Mean, t-interval bounds (at ``level``, e.g. 0.95) and n over the last axis (seeds), ignoring
+    NaN: the band a figure draws.
 
     Returns ``(mean, low, high, n)``; bounds are NaN where fewer than 2 values are finite.
     """

@@ -15,11 +15,9 @@ from kdtheory.errors import MissingRequirementError
 from kdtheory.report.figures.data import (
     _as_store,
     _fit_with_slope,
-    _fs,
     _kappa,
     _labels,
     _pick,
-    _sorted,
     _store_palette,
 )
 from kdtheory.report.figures.layout import (
@@ -39,12 +37,13 @@ from kdtheory.report.figures.layout import (
 )
 from kdtheory.report.figures.style import _PCT, color_for, paper_style
 from kdtheory.store import accessor as _accessor  # noqa: F401 - registers ``Dataset.kd``
+from kdtheory.store.arrays import cells, sorted_experiment
 
 
 def _fidelities(ds: xr.Dataset, kd: str) -> tuple[np.ndarray, np.ndarray]:
     """Fidelity (top-1 agreement with the teacher, %) of ``kd`` on trained-on and test samples."""
     f_train = ds.kd.agreement(kd, split="train", subset="trained")
-    return 100.0 * _fs(f_train), 100.0 * _fs(ds.kd.agreement(kd))
+    return 100.0 * cells(f_train), 100.0 * cells(ds.kd.agreement(kd))
 
 
 def _log_fit(x: np.ndarray, log_gap: np.ndarray) -> tuple[float, float]:
@@ -85,7 +84,7 @@ def fidelity(store: Any, verdict: Any = None, experiments: Sequence[str] | None 
     rows: list[tuple[str, xr.Dataset, str]] = []
     skipped: dict[str, str] = {}
     for name in names:
-        ds = _sorted(store[name])
+        ds = sorted_experiment(store[name])
         row = _verdict_row(verdict, name)
         kd = (row.extra.get("kd_method") if row is not None else None) or _pick(ds, "kd", 4.0)
         missing = [v for v in need if v not in ds]

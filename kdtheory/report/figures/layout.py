@@ -16,7 +16,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from kdtheory.errors import StoreError
-from kdtheory.report.figures.data import mean_ci
+from kdtheory.report.figures.data import mean_band
 from kdtheory.report.figures.style import _BAND_ALPHA, FIGURE_WIDTH
 from kdtheory.store import accessor as _accessor  # noqa: F401 - registers ``Dataset.kd``
 
@@ -132,9 +132,9 @@ def _band(
         v = np.asarray(values, dtype=float)
         with np.errstate(divide="ignore", invalid="ignore"):
             v = np.where(v > 0, np.log(np.where(v > 0, v, 1.0)), np.nan)
-        mean, lo, hi = (np.exp(a) for a in mean_ci(v)[:3])
+        mean, lo, hi = (np.exp(a) for a in mean_band(v)[:3])
     else:
-        mean, lo, hi, _ = mean_ci(values)
+        mean, lo, hi, _ = mean_band(values)
     if clip is not None:  # a t-interval may run past a bounded scale (100%, CKA = 1)
         lo, hi = np.clip(lo, *clip), np.clip(hi, *clip)
     ok = np.isfinite(mean) & np.isfinite(x)

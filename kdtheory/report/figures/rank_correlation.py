@@ -10,11 +10,9 @@ from matplotlib.figure import Figure
 
 from kdtheory.report.figures.data import (
     _as_store,
-    _bare,
     _kappa,
     _labels,
     _objectives,
-    _sorted,
     _store_palette,
 )
 from kdtheory.report.figures.layout import (
@@ -29,6 +27,7 @@ from kdtheory.report.figures.layout import (
 )
 from kdtheory.report.figures.style import _method_key, color_for, marker_for, paper_style
 from kdtheory.store import accessor as _accessor  # noqa: F401 - registers ``Dataset.kd``
+from kdtheory.store.arrays import bare, sorted_experiment
 
 
 def rank_correlation(store: Any, experiments: Sequence[str] | None = None) -> Figure:
@@ -49,12 +48,12 @@ def rank_correlation(store: Any, experiments: Sequence[str] | None = None) -> Fi
         ncols = 1 if len(names) == 1 else 2
         handles: dict[str, Any] = {}
         for i, (ax, name) in enumerate(zip(axes, names, strict=True)):
-            ds = _sorted(store[name])
+            ds = sorted_experiment(store[name])
             kappa = _kappa(ds)
             corr = wrong_class_rank_correlation(
-                _bare(ds["test_logits"]),
-                _bare(ds["teacher_test_logits"]),
-                _bare(ds["test_labels"]),
+                bare(ds["test_logits"]),
+                bare(ds["teacher_test_logits"]),
+                bare(ds["test_labels"]),
                 "test_sample",
             ).transpose("arm", "fraction", "seed")
             objs = dict(zip(_labels(ds), _objectives(ds), strict=True))

@@ -17,10 +17,9 @@ from kdtheory.report.figures.data import (
     _kappa,
     _methods_of,
     _pick,
-    _sorted,
     _store_palette,
     _test_accuracy,
-    mean_ci,
+    mean_band,
 )
 from kdtheory.report.figures.layout import (
     _band,
@@ -36,6 +35,7 @@ from kdtheory.report.figures.layout import (
 )
 from kdtheory.report.figures.style import _PCT, color_for, marker_for, paper_style
 from kdtheory.store import accessor as _accessor  # noqa: F401 - registers ``Dataset.kd``
+from kdtheory.store.arrays import sorted_experiment
 
 
 def _kd_temperatures(ds: xr.Dataset) -> list[tuple[str, float]]:
@@ -61,7 +61,7 @@ def temperature_effects(store: Any, experiments: Sequence[str] | None = None) ->
     rows = []
     skipped: dict[str, str] = {}
     for name in names:
-        ds = _sorted(store[name])
+        ds = sorted_experiment(store[name])
         temps = _kd_temperatures(ds)
         if len({t for _, t in temps}) < 2:
             found = ", ".join(f"T={t:g}" for _, t in temps) or "none"
@@ -111,7 +111,7 @@ def temperature_effects(store: Any, experiments: Sequence[str] | None = None) ->
             for r, i in enumerate(idx):
                 shade = cmap(0.85 - 0.75 * r / max(1, len(idx) - 1))
                 vals = np.stack([acc[m][i] - (acc[label][i] if label else 0.0) for m, _ in temps])
-                mean, lo, hi, _ = mean_ci(vals)
+                mean, lo, hi, _ = mean_band(vals)
                 ok = np.isfinite(mean)
                 ax_t.errorbar(
                     ts[ok],
