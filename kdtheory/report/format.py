@@ -161,6 +161,13 @@ _LATEX_SPECIAL = {
     ">": r"\textgreater{}",
     "|": r"\textbar{}",
     # common non-ASCII characters that pdflatex's utf8 input cannot typeset by default
+    # TeX ligatures that would change the visible text: "--" (en dash), "``" and "''" (curly
+    # quotes), ",," (T1 low quotes), "?`" and "!`" (inverted marks); an empty group breaks them
+    "--": "-{}",
+    "''": "'{}",
+    ",,": ",{}",
+    "`": r"\textasciigrave{}",
+    '"': r"\texttt{\char34}",  # straight quote (OT1 has none in text fonts)
     "\u2212": "$-$",
     "\u00d7": r"$\times$",
     "\u2264": r"$\leq$",
@@ -182,13 +189,35 @@ _LATEX_SPECIAL = {
     "\u03bc": r"$\mu$",
     "\u03c3": r"$\sigma$",
     "\u03c4": r"$\tau$",
+    "\u2192": r"$\rightarrow$",
+    "\u00b7": r"$\cdot$",
 }
-_LATEX_RE = re.compile("|".join(re.escape(k) for k in _LATEX_SPECIAL))
+#: a ligature pair matches its first character only when the second follows, so "---" is
+#: broken at every pair ("-{}-{}-")
+_LIGATURES = {"--": "-", "''": "'", ",,": ","}
+_LATEX_RE = re.compile(
+    "|".join(
+        re.escape(k[0]) + f"(?={re.escape(k[1])})" if k in _LIGATURES else re.escape(k)
+        for k in _LATEX_SPECIAL
+    )
+)
+_LIGATURE_OF = {first: pair for pair, first in _LIGATURES.items()}
 
 
 def latex_escape(text: Any) -> str:
-    """Escape LaTeX special characters (``_ % & $ # { } ~ ^ \\``) and common Unicode symbols."""
-    return _LATEX_RE.sub(lambda m: _LATEX_SPECIAL[m.group(0)], str(text))
+    """``text`` as LaTeX that typesets to the same visible text.
+
+    Escapes the special characters ``_ % & $ # { } ~ ^ \\ < > | " ` ``, breaks the ligatures
+    that would change the text (``--`` would become an en dash, so it is written ``-{}-``;
+    ``''`` and ``,,`` likewise) and writes common Unicode symbols (``→ · × ≤ κ …``) as LaTeX.
+    Other characters beyond Latin-1 are declared by :func:`kdtheory.report.latex.latex_document`.
+    """
+
+    def sub(m: re.Match[str]) -> str:
+        found = m.group(0)
+        return _LATEX_SPECIAL[_LIGATURE_OF.get(found, found)]
+
+    return _LATEX_RE.sub(sub, str(text))
 
 
 def tex_num(x: Any, digits: int = 4) -> str:

@@ -369,6 +369,20 @@ class KdAccessor:
 
         return self._per_cell(measure, arm, split, subset, "teacher_kl")
 
+    @property
+    def title(self) -> str:
+        """The experiment's display label (``"MNIST-5k · CNN 32→8"``): its ``title`` attribute,
+        else one derived from the dataset, teacher and student specs
+        (:func:`kdtheory.store.titles.experiment_title`).
+
+        Returns
+        -------
+        str
+        """
+        from kdtheory.store.titles import experiment_title
+
+        return experiment_title(self._ds.attrs)
+
     def teacher_accuracy(self, split: str = "test") -> float:
         """Top-1 accuracy of the teacher on ``split`` (NaN without teacher logits).
 
