@@ -66,6 +66,10 @@ def test_run_errors_are_clear_and_exit_2(tmp_path):
     bad = runner.invoke(app, ["run", "--batch-cells", "many", "--out", str(tmp_path)])
     assert bad.exit_code == 2 and "--batch-cells" in bad.output
     bad = runner.invoke(
+        app, ["run", "--preset", "reference", "--title", "All", "--out", str(tmp_path)]
+    )
+    assert bad.exit_code == 2 and "--title: preset 'reference' has" in bad.output
+    bad = runner.invoke(
         app, ["run", "--preset", "smoke", "--device", "gpu0", "--out", str(tmp_path)]
     )
     assert bad.exit_code == 2 and "device 'gpu0' is not a device name" in bad.output

@@ -91,3 +91,22 @@ def test_teacher_checkpoint_reproduces_the_trained_teacher(tmp_path, tiny_store)
     with pytest.raises(StoreError, match="cannot load teacher weights"):
         bad = tiny_config(teacher="mlp:width=7", teacher_checkpoint=str(trained), name="bad")
         run_experiment(bad, tmp_path / "b", device="cpu")
+
+
+def test_a_title_is_stored_with_the_experiment_and_not_in_its_recipe(tmp_path):
+    cfg = tiny_config(seeds=(0,), fractions=(1.0,), methods=("label",), title="Tiny  MLP run")
+    assert "title" not in cfg.recipe()
+    assert cfg.recipe() == tiny_config(seeds=(0,), fractions=(1.0,), methods=("label",)).recipe()
+    run_experiment(cfg, tmp_path, device="cpu")
+    (ds,) = open_runs(tmp_path).values()
+    assert ds.attrs["title"] == "Tiny MLP run" and ds.kd.title == "Tiny MLP run"
+    assert ds.attrs["experiment"] == cfg.experiment_id  # the id stays the key
+
+
+def test_title_needs_one_experiment_and_text():
+    (one,) = configs_from_options("smoke", {"title": "Smoke"})
+    assert one.title == "Smoke"
+    with pytest.raises(SpecError, match="--title: preset 'reference' has"):
+        configs_from_options("reference", {"title": "All"})
+    with pytest.raises(SpecError, match="--title: give a non-empty"):
+        tiny_config(title="  ").validate()

@@ -222,6 +222,12 @@ def run_command(
     name: str | None = typer.Option(
         None, help="Experiment id (default: dataset--teacher--student)."
     ),
+    title: str | None = typer.Option(
+        None,
+        help="Display label of the experiment in figures, tables and reports (default: from "
+        "the dataset, teacher and student, e.g. 'MNIST-5k · CNN 32→8'); one experiment only; "
+        "kept from the run that created the experiment.",
+    ),
     device: str = typer.Option("auto", help="auto (CUDA if present), cpu, cuda, cuda:1, ..."),
     batch_cells: str = typer.Option(
         "auto", help="Cells trained together in one batched model; 1 = one at a time."
@@ -267,6 +273,7 @@ def run_command(
             "teacher_checkpoint": str(teacher_checkpoint) if teacher_checkpoint else None,
             "feature_samples": feature_samples,
             "name": name,
+            "title": title,
         }
         if seeds is not None and seeds < 1:
             raise KDTheoryError("--seeds: must be >= 1")

@@ -28,6 +28,7 @@ from kdtheory.plugin.specs import LoadedDataset, parse_spec, resolve_options
 from kdtheory.store import runs as st
 from kdtheory.store.convergence import converged, loss_drop
 from kdtheory.store.schema import CELL_KIND, SCHEMA, TEACHER_KIND
+from kdtheory.store.titles import TITLE_ATTR
 from kdtheory.training.engine import (
     CellJob,
     CellResult,
@@ -76,6 +77,7 @@ class ExperimentConfig:
     feature_samples: int = 512
     log_points: int = 50
     name: str | None = None
+    title: str | None = None
 
     @property
     def experiment_id(self) -> str:
@@ -127,7 +129,7 @@ class ExperimentConfig:
         store never mixes cells trained by epochs with cells trained by a fixed step count.
         """
         d = asdict(self)
-        for axis in ("fractions", "seeds", "methods", "name"):
+        for axis in ("fractions", "seeds", "methods", "name", "title"):
             d.pop(axis)
         d["budget"] = self.budget
         if self.epochs is None:
@@ -180,6 +182,8 @@ class ExperimentConfig:
             )
         if self.name is not None:
             st.check_experiment_id(self.name)
+        if self.title is not None and not self.title.strip():
+            raise SpecError("--title: give a non-empty display label, e.g. 'MNIST · CNN 32→8'")
 
 
 def parse_fractions(text: str) -> tuple[float, ...]:
@@ -442,6 +446,7 @@ def _experiment_attrs(cfg: ExperimentConfig) -> dict[str, Any]:
         "teacher": cfg.teacher,
         "student": cfg.student,
         "recipe": json.dumps(cfg.recipe(), sort_keys=True),
+        **({TITLE_ATTR: " ".join(cfg.title.split())} if cfg.title else {}),
         "kdtheory_version": kdtheory.__version__,
         "created": st.now_iso(),
         "torch_version": torch.__version__,
@@ -722,4 +727,9 @@ def configs_from_options(preset: str | None, overrides: dict[str, Any]) -> list[
         given["teacher_epochs"] = None
     if "name" in given and len(base) > 1:
         raise SpecError(f"--name: preset {preset!r} has {len(base)} experiments; drop --name")
+    if "title" in given and len(base) > 1:
+        raise SpecError(
+            f"--title: preset {preset!r} has {len(base)} experiments and a title names one; "
+            "drop --title (each gets a title from its dataset and models) or run them one by one"
+        )
     return [replace(cfg, **given) for cfg in base]
