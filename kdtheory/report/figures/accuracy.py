@@ -40,6 +40,7 @@ from kdtheory.report.figures.layout import (
     _select,
     _signed,
     _skip_message,
+    _titles,
     _verdict_row,
     _wrap_title,
 )
@@ -65,6 +66,7 @@ def accuracy_curves(
     """
     store = _as_store(store)
     names = _select(store, experiments)
+    titles = _titles(store)
     palette = _store_palette(store)
     with paper_style():
         fig, axes = _grid(len(names))
@@ -94,7 +96,7 @@ def accuracy_curves(
             _kappa_axis(ax, kappa, label=_is_bottom(i, len(names), ncols))
             if i % ncols == 0:
                 ax.set_ylabel("Test accuracy (%)")
-            ax.set_title(_wrap_title(name))
+            ax.set_title(_wrap_title(titles[name]))
         _legend(fig, list(handles.values()), list(handles))
     return fig
 
@@ -118,6 +120,7 @@ def kd_gain(store: Any, verdict: Any = None, experiments: Sequence[str] | None =
     """
     store = _as_store(store)
     names = _select(store, experiments)
+    titles = _titles(store)
     palette = _store_palette(store)
     rows: list[tuple[str, xr.Dataset, str, str]] = []
     skipped: dict[str, str] = {}
@@ -160,7 +163,7 @@ def kd_gain(store: Any, verdict: Any = None, experiments: Sequence[str] | None =
             _draw_multiplier(ax_m, records, colour, kappa, handles)
             _kappa_axis(ax_m, kappa)
             ax_m.set_ylabel("Data multiplier κ*/κ")
-            sf.suptitle(_wrap_title(name, 56))
+            sf.suptitle(_wrap_title(titles[name], 56))
         _legend(fig, list(handles.values()), list(handles), ncol=2)
     return fig
 
@@ -248,6 +251,7 @@ def method_gaps(store: Any, experiments: Sequence[str] | None = None) -> Figure:
     """
     store = _as_store(store)
     names = _select(store, experiments)
+    titles = _titles(store)
     palette = _store_palette(store)
     usable: list[tuple[str, xr.Dataset, str, list[tuple[str, str]]]] = []
     skipped: dict[str, str] = {}
@@ -288,6 +292,6 @@ def method_gaps(store: Any, experiments: Sequence[str] | None = None) -> Figure:
             _kappa_axis(ax, kappa, label=_is_bottom(i, len(usable), ncols))
             if i % ncols == 0:
                 ax.set_ylabel(f"{kd} − method (acc. points)")
-            ax.set_title(_wrap_title(name))
+            ax.set_title(_wrap_title(titles[name]))
         _legend(fig, list(handles.values()), list(handles), ncol=3)
     return fig

@@ -30,6 +30,7 @@ from kdtheory.report.figures.layout import (
     _row_subfigures,
     _select,
     _skip_message,
+    _titles,
     _wrap_title,
 )
 from kdtheory.report.figures.style import (
@@ -81,6 +82,7 @@ def collapse(
 
     store = _as_store(store)
     names = _select(store, experiments)
+    titles = _titles(store)
     palette = _store_palette(store)
     keys = list(COLLAPSE_METRICS) if metrics == "all" else [str(m) for m in metrics]
     unknown = [k for k in keys if k not in COLLAPSE_METRICS]
@@ -149,7 +151,7 @@ def collapse(
                 ax.set_ylabel(ylabel)
             where = "trained-on" if subset == "trained" else "unseen"
             chars = 56 if ncols <= 2 else 112
-            title = _wrap_title(name, chars)
+            title = _wrap_title(titles[name], chars)
             note = f"({where} feature rows)"
             last = title.rsplit("\n", 1)[-1]
             sf.suptitle(f"{title} {note}" if len(last) + len(note) < chars else f"{title}\n{note}")

@@ -32,6 +32,7 @@ from kdtheory.report.figures.layout import (
     _select,
     _signed,
     _skip_message,
+    _titles,
     _verdict_row,
     _wrap_title,
 )
@@ -73,6 +74,7 @@ def fidelity(store: Any, verdict: Any = None, experiments: Sequence[str] | None 
     """
     store = _as_store(store)
     names = _select(store, experiments)
+    titles = _titles(store)
     palette = _store_palette(store)
     need = (
         "train_logits",
@@ -181,7 +183,7 @@ def fidelity(store: Any, verdict: Any = None, experiments: Sequence[str] | None 
             ax_g.set_yscale("log")
             _log_ticks(ax_g.yaxis, gap[positive])
             ax_g.set_ylabel("Fidelity gap (points)")
-            sf.suptitle(_wrap_title(name, 56))
+            sf.suptitle(_wrap_title(titles[name], 56))
         _legend(fig, list(handles.values()), list(handles), ncol=2)
     return fig
 

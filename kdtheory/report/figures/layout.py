@@ -19,6 +19,7 @@ from kdtheory.errors import StoreError
 from kdtheory.report.figures.data import mean_band
 from kdtheory.report.figures.style import _BAND_ALPHA, FIGURE_WIDTH
 from kdtheory.store import accessor as _accessor  # noqa: F401 - registers ``Dataset.kd``
+from kdtheory.store.titles import experiment_titles
 
 
 def _fmt_count(x: float, _pos: Any = None) -> str:
@@ -87,26 +88,32 @@ def _signed(v: float, digits: int = 2) -> str:
     return f"{v:+.{digits}f}".replace("-", "\u2212")
 
 
-def _wrap_title(text: str, width: int = 28) -> str:
-    """Wrap an experiment id, preferring breaks after ``--`` separators."""
-    parts = [p for p in re.split(r"(?<=--)", str(text)) if p]
+def _wrap_title(text: str, width: int = 26) -> str:
+    """Wrap a panel title, preferring breaks after `` · `` (display titles) or ``--`` (ids)."""
+    parts = [p for p in re.split(r"(?<=--)|(?<=\u00b7 )", str(text)) if p]
     lines: list[str] = []
     current = ""
     for part in parts:
-        if len(current) + len(part) <= width:
+        if len(current) + len(part.rstrip()) <= width:
             current += part
             continue
         if current:
-            lines.append(current)
+            lines.append(current.rstrip())
         current = ""
-        while len(part) > width:
+        while len(part.rstrip()) > width:
             chunk = textwrap.wrap(part, width, break_long_words=True, break_on_hyphens=True)
             lines.extend(chunk[:-1])
             part = chunk[-1]
         current = part
-    if current:
-        lines.append(current)
+    if current.strip():
+        lines.append(current.rstrip())
     return "\n".join(lines)
+
+
+def _titles(store: Mapping[str, xr.Dataset]) -> dict[str, str]:
+    """Panel titles: experiment id -> display label, distinct within ``store``
+    (:func:`kdtheory.store.titles.experiment_titles`)."""
+    return experiment_titles(store)
 
 
 def _band(

@@ -23,6 +23,7 @@ from kdtheory.report.figures.layout import (
     _kappa_axis,
     _legend,
     _select,
+    _titles,
     _wrap_title,
 )
 from kdtheory.report.figures.style import _method_key, color_for, marker_for, paper_style
@@ -42,6 +43,7 @@ def rank_correlation(store: Any, experiments: Sequence[str] | None = None) -> Fi
 
     store = _as_store(store)
     names = _select(store, experiments)
+    titles = _titles(store)
     palette = _store_palette(store)
     with paper_style():
         fig, axes = _grid(len(names))
@@ -73,6 +75,6 @@ def rank_correlation(store: Any, experiments: Sequence[str] | None = None) -> Fi
             _kappa_axis(ax, kappa, label=_is_bottom(i, len(names), ncols))
             if i % ncols == 0:
                 ax.set_ylabel("Wrong-class rank corr.\nwith teacher (Spearman)")
-            ax.set_title(_wrap_title(name))
+            ax.set_title(_wrap_title(titles[name]))
         _legend(fig, list(handles.values()), list(handles))
     return fig

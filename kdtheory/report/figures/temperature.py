@@ -31,6 +31,7 @@ from kdtheory.report.figures.layout import (
     _row_subfigures,
     _select,
     _skip_message,
+    _titles,
     _wrap_title,
 )
 from kdtheory.report.figures.style import _PCT, color_for, marker_for, paper_style
@@ -57,6 +58,7 @@ def temperature_effects(store: Any, experiments: Sequence[str] | None = None) ->
     """
     store = _as_store(store)
     names = _select(store, experiments)
+    titles = _titles(store)
     palette = _store_palette(store)
     rows = []
     skipped: dict[str, str] = {}
@@ -139,6 +141,6 @@ def temperature_effects(store: Any, experiments: Sequence[str] | None = None) ->
                 columnspacing=0.8,
                 borderaxespad=0.1,
             )
-            sf.suptitle(_wrap_title(name, 56))
+            sf.suptitle(_wrap_title(titles[name], 56))
         _legend(fig, list(handles.values()), list(handles))
     return fig
