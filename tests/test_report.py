@@ -118,6 +118,11 @@ def test_html_is_self_contained(built):
         assert href.startswith("#") or (out / href).is_file(), href
     for h in BUILTINS:
         assert f'id="h-{h}"' in text
+    # recipes are headed by the readable title, the id following as the key
+    assert (
+        "Recipe of Synthetic · synthetic-teacher→synthetic-student (<code>synthetic-0</code>)"
+        in (text)
+    )
 
 
 def test_verdicts_json_round_trips(built):

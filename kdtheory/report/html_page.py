@@ -20,6 +20,7 @@ from kdtheory.report.page_parts import (
     summary_table,
 )
 from kdtheory.report.sections import ReportSection, figure_groups, inline_path, slug
+from kdtheory.store.titles import experiment_title
 
 if TYPE_CHECKING:
     from kdtheory.hypothesis.verdict import Verdict
@@ -211,7 +212,8 @@ def html_page(
     )
     for name, info in (prov.get("experiments") or {}).items():
         parts.append(
-            f"<details><summary>Recipe of {_h(name)}</summary>"
+            f"<details><summary>Recipe of {_h(experiment_title(info))} "
+            f"(<code>{_h(name)}</code>)</summary>"
             f"<pre>{_h(json.dumps(info.get('recipe'), indent=2, sort_keys=True))}</pre>"
             "</details>"
         )
