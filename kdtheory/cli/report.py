@@ -51,11 +51,19 @@ def report_command(
         help="Comma-separated hypotheses (default: every registered one), one Holm family.",
     ),
     alpha: float = typer.Option(0.05, "--alpha", "-a", help="Significance level, in (0, 0.5)."),
+    latex_only: bool = typer.Option(
+        False,
+        "--latex-only",
+        help="Write a paper bundle instead: results.tex (captioned, labelled floats and a "
+        "paragraph per hypothesis, for \\input{results}), results-standalone.tex, figures/*.pdf, "
+        "tables/*.tex and verdicts.json; no HTML, Markdown or CSV.",
+    ),
 ) -> None:
     """Write a paper-ready report: index.html, report.md, figures, LaTeX/CSV tables, verdicts.json.
 
     Every hypothesis (or those named) is tested on every experiment of the store as one
-    Holm-corrected family. A hypothesis the store cannot test is reported as such.
+    Holm-corrected family. A hypothesis the store cannot test is reported as such. With
+    --latex-only the folder is a LaTeX bundle a paper can \\input.
     """
     from kdtheory.report.document import build_report, resolve_hypotheses
 
@@ -72,8 +80,15 @@ def report_command(
             if hypotheses:
                 canonical += ["--hypotheses", hypotheses]
             canonical += ["--alpha", f"{alpha:g}"]
+            if latex_only:
+                canonical.append("--latex-only")
             path = build_report(
-                store, out, hypotheses=names, alpha=alpha, command=_command(canonical)
+                store,
+                out,
+                hypotheses=names,
+                alpha=alpha,
+                command=_command(canonical),
+                latex_only=latex_only,
             )
         except (KDTheoryError, OSError) as exc:
             _echo_warnings(caught)
@@ -81,8 +96,9 @@ def report_command(
     _echo_warnings(caught)
     n_fig = len(list((path / "figures").glob("*.pdf")))
     n_tab = len(list((path / "tables").glob("*.tex")))
+    pages = "results.tex, results-standalone.tex" if latex_only else "index.html, report.md"
     typer.echo(
-        f"wrote {path}/index.html, report.md and verdicts.json ({len(names)} hypotheses, "
+        f"wrote {path}/{pages} and verdicts.json ({len(names)} hypotheses, "
         f"{n_fig} figures, {n_tab} LaTeX tables)",
         err=True,
     )

@@ -12,6 +12,10 @@
       tables/*.csv        the same numbers as CSV; tables/records/*.csv every table a verdict
                           carries (per fraction, per cell, ...)
 
+With ``latex_only`` the folder is a paper bundle instead (:mod:`kdtheory.report.bundle`):
+``results.tex``, ``results-standalone.tex``, ``figures/*.pdf``, ``tables/*.tex`` and
+``verdicts.json``, and no HTML, Markdown or CSV.
+
 Figures, Markdown tables and text that plugins contribute are shown inline; a section's Markdown
 is rendered without raw HTML, links or images, so ``index.html`` makes no network request.
 
@@ -194,6 +198,7 @@ def build_report(
     hypotheses: Sequence[str] | str | None = None,
     alpha: float = 0.05,
     command: str | None = None,
+    latex_only: bool = False,
 ) -> Path:
     """Test hypotheses on ``store`` and write a paper-ready report folder.
 
@@ -209,6 +214,10 @@ def build_report(
         Significance level, in (0, 0.5).
     command : str, optional
         The exact command, recorded in the provenance (the CLI passes its own).
+    latex_only : bool
+        Write a paper bundle instead (:mod:`kdtheory.report.bundle`): ``results.tex`` with
+        every figure and table in captioned, labelled floats, ``results-standalone.tex``, the
+        PDF figures, the booktabs table bodies and ``verdicts.json``; no HTML, Markdown or CSV.
 
     Returns
     -------
@@ -257,6 +266,15 @@ def build_report(
         for v in verdicts:
             for sec in sections[v.hypothesis]:
                 check_section_files(sec, tmp)
+        if latex_only:
+            from kdtheory.report.bundle import write_bundle
+
+            write_bundle(
+                tmp, verdicts, sections, overview, tables["__family__"], command, ["verdicts.json"]
+            )
+            for sec in [*overview, *(s for secs in sections.values() for s in secs)]:
+                sec.figures = [p for p in sec.figures if (tmp / p).is_file()]
+                sec.tables = [p for p in sec.tables if (tmp / p).is_file()]
         data = {
             "format": REPORT_FORMAT,
             "provenance": prov,
@@ -268,14 +286,15 @@ def build_report(
             },
         }
         write_text_atomic(tmp / "verdicts.json", json.dumps(data, indent=2, allow_nan=False) + "\n")
-        write_text_atomic(
-            tmp / "report.md",
-            markdown_page(verdicts, sections, overview, prov, tables["__family__"], tmp),
-        )
-        write_text_atomic(
-            tmp / "index.html",
-            html_page(verdicts, sections, overview, prov, tables["__family__"], tmp),
-        )
+        if not latex_only:
+            write_text_atomic(
+                tmp / "report.md",
+                markdown_page(verdicts, sections, overview, prov, tables["__family__"], tmp),
+            )
+            write_text_atomic(
+                tmp / "index.html",
+                html_page(verdicts, sections, overview, prov, tables["__family__"], tmp),
+            )
         _install(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
