@@ -224,7 +224,7 @@ def run_command(
     ),
     title: str | None = typer.Option(
         None,
-        help="Display label of the experiment in figures, tables and reports (default: from "
+        help="Display label of the experiment in figures and report headings (default: from "
         "the dataset, teacher and student, e.g. 'MNIST-5k · CNN 32→8'); one experiment only; "
         "kept from the run that created the experiment.",
     ),
