@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from kdtheory.errors import MissingRequirementError, SpecError, StoreError
+from kdtheory.errors import MissingRequirementError, SpecError
 from kdtheory.hypothesis.verdict import DECISIONS, Verdict
 from kdtheory.stats import check_alpha
 
@@ -31,26 +31,6 @@ if TYPE_CHECKING:
     from kdtheory.hypothesis.base import Hypothesis
 
 __all__ = ["adjust_family", "check_verdict", "run_all", "run_test", "with_store_warnings"]
-
-
-def _as_store(store: Any) -> Mapping[str, xr.Dataset]:
-    if isinstance(store, (str, os.PathLike)):
-        from kdtheory.store.runs import open_runs
-
-        store = open_runs(store)
-    if not isinstance(store, Mapping):
-        raise StoreError(
-            f"a run store must be a mapping of experiment id -> xarray.Dataset (as "
-            f"kdtheory.open_runs returns) or a path; got {type(store).__name__}"
-        )
-    if len(store) == 0:
-        raise StoreError("the run store holds no experiments")
-    from kdtheory.store.schema import SCHEMA_V1, upgrade
-
-    if any(ds.attrs.get("schema") == SCHEMA_V1 for ds in store.values()):
-        # a mapping built by hand from schema-v1 datasets: upgraded like open_runs does
-        store = {name: upgrade(ds, name) for name, ds in store.items()}
-    return store
 
 
 def check_verdict(hyp: Hypothesis, result: Any) -> Verdict:
@@ -104,7 +84,9 @@ def run_test(
     )
     a = check_alpha(alpha)
     opts = hyp.validate_options(options)
-    data = _as_store(store)
+    from kdtheory.store.runs import as_store  # xarray: only when a store is tested
+
+    data = as_store(store)
     hyp.check_requirements(data)
     (verdict,) = with_store_warnings([check_verdict(hyp, hyp.test(data, alpha=a, **opts))], data)
     return verdict
@@ -227,7 +209,9 @@ def run_all(
     from kdtheory.plugin import manager as plugin_manager
 
     a = check_alpha(alpha)
-    data = _as_store(store)
+    from kdtheory.store.runs import as_store  # xarray: only when a store is tested
+
+    data = as_store(store)
     registry = plugin_manager.get_registries().hypotheses
     names = list(only) if only is not None else registry.names()
     hyps = [registry.get(n) for n in names]

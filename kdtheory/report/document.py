@@ -48,7 +48,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from kdtheory.errors import KDTheoryError, SpecError, StoreError
+from kdtheory.errors import KDTheoryError, SpecError
 from kdtheory.hypothesis.family import run_all
 from kdtheory.hypothesis.verdict import Verdict
 from kdtheory.report.html_page import html_page
@@ -230,17 +230,14 @@ def build_report(
         For an unknown hypothesis (with "did you mean"), a bad alpha, a store that cannot be
         read, or an ``out_dir`` that may not be replaced.
     """
-    import kdtheory
     from kdtheory.plugin.manager import get_registries
     from kdtheory.report.provenance import provenance
     from kdtheory.store.atomic import write_text_atomic
     from kdtheory.store.convergence import ConvergenceWarning, check_store, problem_note
+    from kdtheory.store.runs import as_store
 
     a = check_alpha(alpha)
-    if isinstance(store, (str, os.PathLike)):
-        store = kdtheory.open_runs(store)
-    if not isinstance(store, Mapping) or len(store) == 0:
-        raise StoreError("the run store holds no experiments")
+    store = as_store(store)
     names = resolve_hypotheses(hypotheses)
     out_dir = Path(os.path.abspath(out_dir))
     _check_out_dir(out_dir, store)

@@ -8,5 +8,5 @@ atomic writer every stage uses.
 
 from kdtheory._lazy import lazy_exports
 
-__all__ = ["RunStore", "export_store", "open_runs"]
+__all__ = ["RunStore", "as_store", "export_store", "open_runs"]
 __getattr__, __dir__ = lazy_exports(__name__, dict.fromkeys(__all__, ".runs"))

@@ -682,6 +682,34 @@ def _netcdf_files(root: Path) -> list[Path]:
     return sorted(found)
 
 
+def as_store(store: Any) -> Mapping[str, xr.Dataset]:
+    """A run store from what a user may pass: a path (opened with :func:`open_runs`), one
+    experiment ``Dataset``, or a mapping of experiment id to ``Dataset``.
+
+    Datasets of schema v1 in a mapping built by hand are upgraded as :func:`open_runs` upgrades
+    v1 files (:func:`kdtheory.store.schema.upgrade`).
+
+    Raises
+    ------
+    StoreError
+        For anything else, or a store with no experiments.
+    """
+    if isinstance(store, (str, os.PathLike)):
+        store = open_runs(store)
+    if isinstance(store, xr.Dataset):
+        store = {str(store.attrs.get("experiment", "experiment")): store}
+    if not isinstance(store, Mapping):
+        raise StoreError(
+            "a run store must be a mapping of experiment id -> xarray.Dataset (as "
+            f"kdtheory.open_runs returns) or a path; got {type(store).__name__}"
+        )
+    if len(store) == 0:
+        raise StoreError("the run store holds no experiments")
+    if any(ds.attrs.get("schema") == SCHEMA_V1 for ds in store.values()):
+        store = {name: upgrade(ds, name) for name, ds in store.items()}
+    return store
+
+
 def open_runs(path: str | Path) -> RunStore:
     """Open a run store folder (cell files, combined files, or a mix).
 

@@ -14,7 +14,6 @@ from matplotlib.ticker import FuncFormatter
 
 from kdtheory.errors import MissingRequirementError
 from kdtheory.report.figures.data import (
-    _as_store,
     _coord,
     _fit_with_slope,
     _kappa,
@@ -47,6 +46,7 @@ from kdtheory.report.figures.layout import (
 from kdtheory.report.figures.style import _PCT, _method_key, color_for, marker_for, paper_style
 from kdtheory.store import accessor as _accessor  # noqa: F401 - registers ``Dataset.kd``
 from kdtheory.store.arrays import sorted_experiment
+from kdtheory.store.runs import as_store
 
 
 def accuracy_curves(
@@ -64,7 +64,7 @@ def accuracy_curves(
     teacher : bool
         Draw the teacher's accuracy.
     """
-    store = _as_store(store)
+    store = as_store(store)
     names = _select(store, experiments)
     titles = _titles(store)
     palette = _store_palette(store)
@@ -118,7 +118,7 @@ def kd_gain(store: Any, verdict: Any = None, experiments: Sequence[str] | None =
         table are used.
     experiments : list of str, optional
     """
-    store = _as_store(store)
+    store = as_store(store)
     names = _select(store, experiments)
     titles = _titles(store)
     palette = _store_palette(store)
@@ -249,7 +249,7 @@ def method_gaps(store: Any, experiments: Sequence[str] | None = None) -> Figure:
     temperature 4 (else the first); the comparators are the first method of each objective
     (the shuffled-KD method with KD's temperature when there is one).
     """
-    store = _as_store(store)
+    store = as_store(store)
     names = _select(store, experiments)
     titles = _titles(store)
     palette = _store_palette(store)

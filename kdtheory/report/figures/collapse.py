@@ -13,7 +13,6 @@ from matplotlib.figure import Figure
 
 from kdtheory.errors import MissingRequirementError
 from kdtheory.report.figures.data import (
-    _as_store,
     _kappa,
     _labels,
     _objectives,
@@ -44,6 +43,7 @@ from kdtheory.report.figures.style import (
 )
 from kdtheory.store import accessor as _accessor  # noqa: F401 - registers ``Dataset.kd``
 from kdtheory.store.arrays import cells, sorted_experiment
+from kdtheory.store.runs import as_store
 
 COLLAPSE_METRICS: dict[str, tuple[str, bool]] = {
     "nc1": (r"NC1, $\mathrm{tr}(\Sigma_W \Sigma_B^{+})/K$", True),
@@ -80,7 +80,7 @@ def collapse(
     """
     from kdtheory.metrics import collapse_table
 
-    store = _as_store(store)
+    store = as_store(store)
     names = _select(store, experiments)
     titles = _titles(store)
     palette = _store_palette(store)

@@ -3,34 +3,13 @@
 from __future__ import annotations
 
 import math
-import os
 import warnings
 from collections.abc import Mapping
-from typing import Any
 
 import numpy as np
 import xarray as xr
 
-from kdtheory.errors import StoreError
 from kdtheory.report.figures.style import _CI_LEVEL, method_palette
-from kdtheory.store import accessor as _accessor  # noqa: F401 - registers ``Dataset.kd``
-
-
-def _as_store(store: Any) -> Mapping[str, xr.Dataset]:
-    if isinstance(store, (str, os.PathLike)):
-        from kdtheory.store.runs import open_runs
-
-        store = open_runs(store)
-    if isinstance(store, xr.Dataset):
-        store = {str(store.attrs.get("experiment", "experiment")): store}
-    if not isinstance(store, Mapping):
-        raise StoreError(
-            "a run store must be a mapping of experiment id -> xarray.Dataset (as "
-            f"kdtheory.open_runs returns) or a path; got {type(store).__name__}"
-        )
-    if len(store) == 0:
-        raise StoreError("the run store holds no experiments")
-    return store
 
 
 def _labels(ds: xr.Dataset) -> list[str]:

@@ -13,7 +13,6 @@ from matplotlib.figure import Figure
 
 from kdtheory.errors import MissingRequirementError
 from kdtheory.report.figures.data import (
-    _as_store,
     _fit_with_slope,
     _kappa,
     _labels,
@@ -39,6 +38,7 @@ from kdtheory.report.figures.layout import (
 from kdtheory.report.figures.style import _PCT, color_for, paper_style
 from kdtheory.store import accessor as _accessor  # noqa: F401 - registers ``Dataset.kd``
 from kdtheory.store.arrays import cells, sorted_experiment
+from kdtheory.store.runs import as_store
 
 
 def _fidelities(ds: xr.Dataset, kd: str) -> tuple[np.ndarray, np.ndarray]:
@@ -72,7 +72,7 @@ def fidelity(store: Any, verdict: Any = None, experiments: Sequence[str] | None 
     intercept when given) and a reference line of slope −1/2 through the data's centre. Cells
     with a gap <= 0 cannot be drawn on a log axis; their count is noted.
     """
-    store = _as_store(store)
+    store = as_store(store)
     names = _select(store, experiments)
     titles = _titles(store)
     palette = _store_palette(store)

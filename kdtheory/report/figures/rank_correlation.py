@@ -9,7 +9,6 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from kdtheory.report.figures.data import (
-    _as_store,
     _kappa,
     _labels,
     _objectives,
@@ -29,6 +28,7 @@ from kdtheory.report.figures.layout import (
 from kdtheory.report.figures.style import _method_key, color_for, marker_for, paper_style
 from kdtheory.store import accessor as _accessor  # noqa: F401 - registers ``Dataset.kd``
 from kdtheory.store.arrays import bare, sorted_experiment
+from kdtheory.store.runs import as_store
 
 
 def rank_correlation(store: Any, experiments: Sequence[str] | None = None) -> Figure:
@@ -41,7 +41,7 @@ def rank_correlation(store: Any, experiments: Sequence[str] | None = None) -> Fi
     """
     from kdtheory.metrics import wrong_class_rank_correlation
 
-    store = _as_store(store)
+    store = as_store(store)
     names = _select(store, experiments)
     titles = _titles(store)
     palette = _store_palette(store)

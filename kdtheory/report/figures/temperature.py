@@ -12,7 +12,6 @@ from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from kdtheory.errors import MissingRequirementError
 from kdtheory.report.figures.data import (
-    _as_store,
     _coord,
     _kappa,
     _methods_of,
@@ -37,6 +36,7 @@ from kdtheory.report.figures.layout import (
 from kdtheory.report.figures.style import _PCT, color_for, marker_for, paper_style
 from kdtheory.store import accessor as _accessor  # noqa: F401 - registers ``Dataset.kd``
 from kdtheory.store.arrays import sorted_experiment
+from kdtheory.store.runs import as_store
 
 
 def _kd_temperatures(ds: xr.Dataset) -> list[tuple[str, float]]:
@@ -56,7 +56,7 @@ def temperature_effects(store: Any, experiments: Sequence[str] | None = None) ->
     Right: KD − label accuracy (points; accuracy when there is no label method) vs the
     temperature on a log-2 axis, one line per kappa (up to four, light = small kappa).
     """
-    store = _as_store(store)
+    store = as_store(store)
     names = _select(store, experiments)
     titles = _titles(store)
     palette = _store_palette(store)
