@@ -17,9 +17,7 @@ from kdtheory.report.figures.data import (
     _coord,
     _fit_with_slope,
     _kappa,
-    _labels,
-    _objectives,
-    _pick,
+    _objective_map,
     _store_palette,
     _teacher_accuracy,
     _test_accuracy,
@@ -76,13 +74,8 @@ def accuracy_curves(
             ds = sorted_experiment(store[name])
             kappa = _kappa(ds)
             acc = _test_accuracy(ds)
-            order = sorted(
-                acc,
-                key=lambda m: _method_key(
-                    m, dict(zip(_labels(ds), _objectives(ds), strict=True)).get(m)
-                ),
-            )
-            objs = dict(zip(_labels(ds), _objectives(ds), strict=True))
+            objs = _objective_map(ds)
+            order = sorted(acc, key=lambda m: _method_key(m, objs.get(m)))
             for m in order:
                 line = _band(
                     ax, kappa, acc[m], color_for(m, palette), marker_for(m, objs[m]), m, clip=_PCT
@@ -127,9 +120,11 @@ def kd_gain(store: Any, verdict: Any = None, experiments: Sequence[str] | None =
     for name in names:
         ds = sorted_experiment(store[name])
         row = _verdict_row(verdict, name)
-        kd = (row.extra.get("kd_method") if row is not None else None) or _pick(ds, "kd", 4.0)
-        label = (row.extra.get("label_method") if row is not None else None) or _pick(ds, "label")
-        if kd not in _labels(ds) or label not in _labels(ds):
+        kd = (row.extra.get("kd_method") if row is not None else None) or ds.kd.pick(
+            "kd", temperature=4.0
+        )
+        label = (row.extra.get("label_method") if row is not None else None) or ds.kd.pick("label")
+        if kd not in ds.kd.arms or label not in ds.kd.arms:
             skipped[name] = "needs a kd and a label method"
             continue
         rows.append((name, ds, kd, label))
@@ -257,7 +252,7 @@ def method_gaps(store: Any, experiments: Sequence[str] | None = None) -> Figure:
     skipped: dict[str, str] = {}
     for name in names:
         ds = sorted_experiment(store[name])
-        kd = _pick(ds, "kd", 4.0)
+        kd = ds.kd.pick("kd", temperature=4.0)
         if kd is None:
             skipped[name] = "no kd method"
             continue
@@ -265,7 +260,7 @@ def method_gaps(store: Any, experiments: Sequence[str] | None = None) -> Figure:
         comps = []
         for obj, desc in _GAP_COMPARATORS:
             pref = t_kd if obj == "kd-shuffled" and np.isfinite(t_kd) else None
-            m = _pick(ds, obj, pref)
+            m = ds.kd.pick(obj, temperature=pref)
             if m is not None:
                 comps.append((m, desc))
         if not comps:
@@ -282,7 +277,7 @@ def method_gaps(store: Any, experiments: Sequence[str] | None = None) -> Figure:
             kappa = _kappa(ds)
             acc = _test_accuracy(ds)
             ax.axhline(0.0, color="#444444", lw=0.6, zorder=1)
-            objs = dict(zip(_labels(ds), _objectives(ds), strict=True))
+            objs = _objective_map(ds)
             for m, desc in comps:
                 text = f"KD − {desc}"
                 line = _band(

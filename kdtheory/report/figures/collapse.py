@@ -14,8 +14,7 @@ from matplotlib.figure import Figure
 from kdtheory.errors import MissingRequirementError
 from kdtheory.report.figures.data import (
     _kappa,
-    _labels,
-    _objectives,
+    _objective_map,
     _store_palette,
 )
 from kdtheory.report.figures.layout import (
@@ -120,8 +119,8 @@ def collapse(
             for ax in axes[len(keys) :]:
                 ax.set_visible(False)
             kappa = _kappa(ds)
-            objs = dict(zip(_labels(ds), _objectives(ds), strict=True))
-            methods = sorted(_labels(ds), key=lambda m: _method_key(m, objs[m]))
+            objs = _objective_map(ds)
+            methods = sorted(ds.kd.arms, key=lambda m: _method_key(m, objs[m]))
             for j, (ax, key) in enumerate(zip(axes, keys, strict=False)):
                 ylabel, log = COLLAPSE_METRICS[key]
                 drawn = []

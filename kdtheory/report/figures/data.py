@@ -12,14 +12,10 @@ import xarray as xr
 from kdtheory.report.figures.style import _CI_LEVEL, method_palette
 
 
-def _labels(ds: xr.Dataset) -> list[str]:
-    return ds.kd.arms
-
-
-def _objectives(ds: xr.Dataset) -> list[str | None]:
+def _objective_map(ds: xr.Dataset) -> dict[str, str | None]:
     """Each arm's ``objective`` coordinate (None without one: colours and markers then fall
     back to the label, see :func:`marker_for`; picking arms never guesses)."""
-    return [ds.kd.objective_of(m) for m in ds.kd.arms]
+    return {m: ds.kd.objective_of(m) for m in ds.kd.arms}
 
 
 def _coord(ds: xr.Dataset, name: str, method: str) -> float:
@@ -30,15 +26,6 @@ def _coord(ds: xr.Dataset, name: str, method: str) -> float:
         return math.nan
 
 
-def _methods_of(ds: xr.Dataset, objective: str) -> list[str]:
-    return ds.kd.with_objective(objective)
-
-
-def _pick(ds: xr.Dataset, objective: str, prefer_temperature: float | None = None) -> str | None:
-    """The method the built-in hypotheses use for ``objective`` (temperature 4 preferred)."""
-    return ds.kd.pick(objective, temperature=prefer_temperature)
-
-
 def _kappa(ds: xr.Dataset) -> np.ndarray:
     return np.asarray(ds.kd.kappa.values, dtype=float)
 
@@ -46,7 +33,7 @@ def _kappa(ds: xr.Dataset) -> np.ndarray:
 def _test_accuracy(ds: xr.Dataset) -> dict[str, np.ndarray]:
     """Method -> (fraction, seed) test accuracy in percent."""
     acc = ds.kd.accuracy()
-    return {m: 100.0 * np.asarray(acc.values[i], dtype=float) for i, m in enumerate(_labels(ds))}
+    return {m: 100.0 * np.asarray(acc.values[i], dtype=float) for i, m in enumerate(ds.kd.arms)}
 
 
 def _teacher_accuracy(ds: xr.Dataset) -> float:
@@ -76,7 +63,7 @@ def mean_band(values: np.ndarray, level: float = _CI_LEVEL) -> tuple[np.ndarray,
 def _store_palette(store: Mapping[str, xr.Dataset]) -> dict[str, str]:
     objectives: dict[str, str] = {}
     for ds in store.values():
-        for m, o in zip(_labels(ds), _objectives(ds), strict=True):
+        for m, o in _objective_map(ds).items():
             objectives.setdefault(m, o)
     return method_palette(objectives, objectives)
 

@@ -15,8 +15,6 @@ from kdtheory.errors import MissingRequirementError
 from kdtheory.report.figures.data import (
     _fit_with_slope,
     _kappa,
-    _labels,
-    _pick,
     _store_palette,
 )
 from kdtheory.report.figures.layout import (
@@ -88,9 +86,11 @@ def fidelity(store: Any, verdict: Any = None, experiments: Sequence[str] | None 
     for name in names:
         ds = sorted_experiment(store[name])
         row = _verdict_row(verdict, name)
-        kd = (row.extra.get("kd_method") if row is not None else None) or _pick(ds, "kd", 4.0)
+        kd = (row.extra.get("kd_method") if row is not None else None) or ds.kd.pick(
+            "kd", temperature=4.0
+        )
         missing = [v for v in need if v not in ds]
-        if kd not in _labels(ds) or missing:
+        if kd not in ds.kd.arms or missing:
             skipped[name] = f"missing {', '.join(missing)}" if missing else "no kd method"
             continue
         rows.append((name, ds, kd))

@@ -10,8 +10,7 @@ from matplotlib.figure import Figure
 
 from kdtheory.report.figures.data import (
     _kappa,
-    _labels,
-    _objectives,
+    _objective_map,
     _store_palette,
 )
 from kdtheory.report.figures.layout import (
@@ -58,9 +57,9 @@ def rank_correlation(store: Any, experiments: Sequence[str] | None = None) -> Fi
                 bare(ds["test_labels"]),
                 "test_sample",
             ).transpose("arm", "fraction", "seed")
-            objs = dict(zip(_labels(ds), _objectives(ds), strict=True))
+            objs = _objective_map(ds)
             for k, m in sorted(
-                enumerate(_labels(ds)), key=lambda km: _method_key(km[1], objs[km[1]])
+                enumerate(ds.kd.arms), key=lambda km: _method_key(km[1], objs[km[1]])
             ):
                 line = _band(
                     ax,

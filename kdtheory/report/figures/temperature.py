@@ -14,8 +14,6 @@ from kdtheory.errors import MissingRequirementError
 from kdtheory.report.figures.data import (
     _coord,
     _kappa,
-    _methods_of,
-    _pick,
     _store_palette,
     _test_accuracy,
     mean_band,
@@ -41,7 +39,7 @@ from kdtheory.store.runs import as_store
 
 def _kd_temperatures(ds: xr.Dataset) -> list[tuple[str, float]]:
     out = []
-    for m in _methods_of(ds, "kd"):
+    for m in ds.kd.with_objective("kd"):
         t = _coord(ds, "temperature", m)
         if np.isfinite(t):
             out.append((m, t))
@@ -88,7 +86,7 @@ def temperature_effects(store: Any, experiments: Sequence[str] | None = None) ->
             ax, ax_t = sf.subplots(1, 2)
             kappa = _kappa(ds)
             acc = _test_accuracy(ds)
-            label = _pick(ds, "label")
+            label = ds.kd.pick("label")
             if label is not None:
                 line = _band(
                     ax,
