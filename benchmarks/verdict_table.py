@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 
-from kdtheory.hypothesis.base import run_all
+from kdtheory.hypothesis.family import run_all
 from kdtheory.hypothesis.verdict import fmt_p, render
 
 

@@ -71,7 +71,7 @@ def test(name: str, store: Any, alpha: float = 0.05, **options: Any) -> Verdict:
     -------
     Verdict
     """
-    from kdtheory.hypothesis.base import run_test
+    from kdtheory.hypothesis.family import run_test
 
     return run_test(name, store, alpha, **options)
 

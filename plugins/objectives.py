@@ -10,8 +10,7 @@
 
 Losses take ``(..., B, K)`` logits, where leading dimensions index cells trained together, and
 return ``(...)``: one mean-over-batch loss per cell. The ``--methods`` parser lives in the core
-(:mod:`kdtheory.training.methods`); ``parse_method``, ``parse_methods`` and ``split_methods`` are
-re-exported here for code written against earlier versions.
+(:mod:`kdtheory.training.methods`).
 """
 
 from __future__ import annotations
@@ -29,7 +28,6 @@ from kdtheory.plugin.specs import (
     positive_float,
     unit_float,
 )
-from kdtheory.training.methods import parse_method, parse_methods, split_methods
 
 if TYPE_CHECKING:  # torch is imported where a loss or target is computed, so that registering
     import torch  # the objectives (``kdtheory list``, ``kdtheory plugins``) does not load it
@@ -45,11 +43,8 @@ __all__ = [
     "format_number",
     "kd_loss",
     "kdtheory_register_objectives",
-    "parse_method",
-    "parse_methods",
     "shuffle_wrong_classes",
     "soft_cross_entropy",
-    "split_methods",
 ]
 
 NAN = float("nan")

@@ -22,7 +22,7 @@ import pytest
 
 import kdtheory.hypothesis.toolkit
 from kdtheory.hypotheses import kdtheory_register_hypotheses
-from kdtheory.hypothesis.base import adjust_family
+from kdtheory.hypothesis.family import adjust_family
 from kdtheory.testing.calibration import DESIGNS, EFFECTS, NULLS
 from kdtheory.testing.synthetic import make_store
 

@@ -16,7 +16,7 @@ from kdtheory.hypotheses import kdtheory_register_hypotheses
 from kdtheory.hypotheses.data_efficiency import DataEfficiency, data_multiplier
 from kdtheory.hypotheses.fidelity_decay import FidelityDecay
 from kdtheory.hypotheses.label_smoothing import LabelSmoothing
-from kdtheory.hypothesis.base import run_test
+from kdtheory.hypothesis.family import run_test
 from kdtheory.hypothesis.verdict import Verdict
 from kdtheory.metrics import fidelity
 from kdtheory.testing.synthetic import make_experiment, make_store

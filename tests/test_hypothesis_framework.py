@@ -20,14 +20,8 @@ from kdtheory.errors import (
     StoreError,
     UnknownNameError,
 )
-from kdtheory.hypothesis.base import (
-    Hypothesis,
-    adjust_family,
-    describe_all,
-    get_hypothesis,
-    run_all,
-    run_test,
-)
+from kdtheory.hypothesis.base import Hypothesis, describe_all, get_hypothesis
+from kdtheory.hypothesis.family import adjust_family, run_all, run_test
 from kdtheory.hypothesis.verdict import Verdict
 from kdtheory.plugin import hookspecs
 from kdtheory.plugin import manager as plugin_manager

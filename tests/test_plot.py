@@ -158,7 +158,7 @@ def test_save_writes_vector_pdf_and_png(one, tmp_path):
 
 
 def test_kd_gain_draws_the_verdict_slope_and_multiplier(one):
-    from kdtheory.hypothesis.base import run_test
+    from kdtheory.hypothesis.family import run_test
 
     verdict = run_test("data-efficiency", one)
     fig = plot.kd_gain(one, verdict)

@@ -108,7 +108,7 @@ def test_command(
     ),
 ) -> None:
     """Test one hypothesis, or 'all' of them as a Holm-corrected family, on a run store."""
-    from kdtheory.hypothesis.base import run_all, run_test
+    from kdtheory.hypothesis.family import run_all, run_test
     from kdtheory.hypothesis.verdict import render
 
     check_alpha_option(alpha)

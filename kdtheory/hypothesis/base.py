@@ -31,11 +31,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Hypothesis",
-    "adjust_family",
     "describe_all",
     "get_hypothesis",
-    "run_all",
-    "run_test",
 ]
 
 
@@ -290,10 +287,3 @@ def describe_all() -> list[dict[str, Any]]:
         info["source"] = entry.source
         out.append(info)
     return out
-
-
-# The runners live in kdtheory.hypothesis.family; imported here, where callers have found them.
-from kdtheory.hypothesis.family import adjust_family as adjust_family  # noqa: E402
-from kdtheory.hypothesis.family import run_all as run_all  # noqa: E402
-from kdtheory.hypothesis.family import run_test as run_test  # noqa: E402
-from kdtheory.hypothesis.family import with_store_warnings as with_store_warnings  # noqa: E402
