@@ -30,9 +30,15 @@ def kdtheory_command() -> list[str]:
     return [found] if found else [sys.executable, "-m", "kdtheory.cli.app"]
 
 
-def time_command(argv: list[str], repeat: int) -> tuple[list[float], int]:
-    """Wall times of ``repeat`` runs of ``argv`` (output discarded) and the last exit status."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+def time_command(argv: list[str], repeat: int, one_thread: bool = True) -> tuple[list[float], int]:
+    """Wall times of ``repeat`` runs of ``argv`` (output discarded) and the last exit status.
+
+    ``one_thread`` pins OpenMP/MKL to one thread (start-up is single-threaded work; pinning only
+    removes thread-pool noise). Pass False to time a command as a user runs it.
+    """
+    env = dict(os.environ)
+    if one_thread:
+        env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     times = []
     code = 0
     for _ in range(repeat):
