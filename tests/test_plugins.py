@@ -99,6 +99,20 @@ def test_a_misspelt_hook_fails_every_command_with_exit_2(third_party):
         assert "kdtheory_register_figure" in err and "'kdtheory_register_figures'" in err
 
 
+def test_plugins_lists_everything_before_naming_a_misspelt_hook(third_party):
+    """The diagnostic command still shows what is registered, then the error (exit 2)."""
+
+    @kdtheory.hookimpl
+    def kdtheory_register_figure():
+        return []
+
+    third_party("typo", "kdtheory_typo_plugin", kdtheory_register_figure)
+    result = runner.invoke(make_app(), ["plugins"])
+    assert result.exit_code == 2, result.output
+    assert "dark-knowledge" in result.stdout and "accuracy" in result.stdout
+    assert "'typo'" in stderr_of(result) and "kdtheory_register_figure" in stderr_of(result)
+
+
 def test_an_optional_unknown_hook_is_allowed(third_party):
     @kdtheory.hookimpl(optionalhook=True)
     def kdtheory_register_widgets():

@@ -15,19 +15,28 @@ def plugins_command() -> None:
     A plugin that fails to import or whose hook returns something unusable is named in a
     warning and left out; names registered twice are listed once and reported as an error
     (exit 2), since commands that use them refuse to guess which one is meant. A plugin that
-    implements a hook kdtheory does not declare (a misspelt name) is an error (exit 2).
+    implements a hook kdtheory does not declare (a misspelt name) is an error (exit 2), named
+    after the listing (every other command refuses to start).
     """
     import warnings
 
-    from kdtheory.plugin.manager import KINDS, PluginLoadWarning, build_registry, get_registries
+    from kdtheory.plugin.manager import (
+        KINDS,
+        PluginLoadWarning,
+        build_registry,
+        make_plugin_manager,
+        unknown_hook_problems,
+    )
 
     problems: list[str] = []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", PluginLoadWarning)
         try:
-            pm = get_registries().pm
+            # Not strict: a misspelt hook is reported after the listing, not instead of it.
+            pm = make_plugin_manager(strict=False)
         except KDTheoryError as exc:
             usage_error(str(exc))
+        problems.extend(unknown_hook_problems(pm))
         registries = {kind: build_registry(pm, kind, problems) for kind in KINDS}
     for kind, registry in registries.items():
         table = Table(title=kind)
