@@ -40,9 +40,14 @@ def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically."""
+    """Write ``text`` to ``path`` atomically, as UTF-8, with its newlines untranslated.
+
+    No newline translation (``newline=""``): a report, table or verdict written on Windows has
+    the same bytes as one written on Linux, so checksums in provenance and diffs between machines
+    agree.
+    """
     with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
+        tmp.write_text(text, encoding="utf-8", newline="")
 
 
 def write_atomic(path: str | Path, writer: Callable[[Path], None]) -> None:
