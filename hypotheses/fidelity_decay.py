@@ -66,7 +66,7 @@ def power_law_fit(kappa: np.ndarray, gap: np.ndarray, alpha: float, b0: float = 
         ``residual_sd``, ``n_cells``, ``status`` (``"ok"`` or why it failed).
     """
     from scipy.optimize import curve_fit
-    from scipy.stats import norm
+    from scipy.special import ndtri
 
     k = np.asarray(kappa, dtype=float)
     g = np.asarray(gap, dtype=float)
@@ -103,7 +103,7 @@ def power_law_fit(kappa: np.ndarray, gap: np.ndarray, alpha: float, b0: float = 
     c_centre, b = float(popt[0]), float(popt[1])
     perr = np.sqrt(np.diag(pcov)) if np.all(np.isfinite(pcov)) else np.array([NAN, NAN])
     c = c_centre * k0 ** (-b)  # gap = c * kappa**b
-    z = float(norm.ppf(1 - alpha / 2))
+    z = float(ndtri(1 - alpha / 2))
     resid = g - model(k, c_centre, b)
     out.update(
         {

@@ -574,3 +574,18 @@ def test_collapse_table_small_subsets_and_missing_variables():
     assert np.all(np.isfinite(table.nc1.sel(fraction=0.5, subset="unseen").values))
     with pytest.raises(MissingRequirementError, match="teacher_features"):
         collapse_table(ds.drop_vars("teacher_features"))
+
+
+@pytest.mark.parametrize("shape", [(6, 10), (3, 4, 7), (2, 1)])
+def test_average_ranks_equal_scipy_rankdata_with_ties(shape):
+    """numpy ranks used by the rank correlation == scipy's "average" ranks, ties included."""
+    from scipy.stats import rankdata
+
+    from kdtheory.metrics.logits import average_ranks
+
+    rng = np.random.default_rng(sum(shape))
+    tied = rng.integers(0, 3, size=shape).astype(float)  # many ties
+    distinct = rng.normal(size=shape)
+    distinct[..., 0] = np.inf  # the true class pushed last, as the metric does
+    for x in (tied, distinct):
+        np.testing.assert_array_equal(average_ranks(x), rankdata(x, axis=-1))

@@ -435,7 +435,7 @@ def test_every_module_name_is_exported_from_the_package():
 @pytest.mark.parametrize("alternative", ["two-sided", "greater", "less"])
 @pytest.mark.parametrize("df", [None, 4.0])
 def test_reference_p_value_and_interval_match_scipy(alternative, df):
-    from kdtheory.stats.reference import interval, p_value
+    from kdtheory.stats.reference import interval, p_value, quantile
 
     dist = sps.norm if df is None else sps.t(df)
     stat = 1.7
@@ -449,6 +449,17 @@ def test_reference_p_value_and_interval_match_scipy(alternative, df):
     low, high = interval(2.0, 0.5, 0.9, df)
     crit = dist.ppf(0.95)
     assert (low, high) == pytest.approx((2.0 - crit * 0.5, 2.0 + crit * 0.5), rel=1e-12)
+    # far tails too: scipy.special's functions are what scipy.stats evaluates
+    for stat in (-40.0, 8.5, 40.0):
+        assert p_value(stat, alternative, df) == pytest.approx(
+            {"two-sided": 2 * dist.sf(abs(stat)), "greater": dist.sf(stat), "less": dist.cdf(stat)}[
+                alternative
+            ],
+            rel=1e-9,
+            abs=1e-300,
+        )
+    for q in (1e-6, 0.3, 0.999999):
+        assert quantile(q, df) == pytest.approx(dist.ppf(q), rel=1e-12)
 
 
 def test_estimate_fields_carries_a_test_into_a_pooled_result():

@@ -14,12 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from kdtheory._lazy import lazy_module
 from kdtheory.stats.levels import check_alternative, ci_level
-from kdtheory.stats.reference import NAN, interval, p_value
+from kdtheory.stats.reference import NAN, interval, p_value, quantile
 from kdtheory.stats.results import TestResult, TostResult
-
-_sps = lazy_module("scipy.stats")
 
 __all__ = ["one_sample_t", "paired_t", "sign_flip_p", "tost"]
 
@@ -162,7 +159,7 @@ def tost(x: Any, low: float, high: float, alpha: float = 0.05) -> TostResult:
     p_upper = _deviation_p(mean - high, se, n, "less")
     p_lower, p_upper = (1.0 if math.isnan(q) else q for q in (p_lower, p_upper))
     p = max(p_lower, p_upper)
-    crit = float(_sps.t.ppf(1.0 - alpha, df))  # the 1 - 2*alpha interval's quantile, exactly
+    crit = quantile(1.0 - alpha, df)  # the 1 - 2*alpha interval's quantile, exactly
     return TostResult(
         p_value=p,
         equivalent=bool(p < alpha),
