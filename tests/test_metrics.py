@@ -589,3 +589,28 @@ def test_average_ranks_equal_scipy_rankdata_with_ties(shape):
     distinct[..., 0] = np.inf  # the true class pushed last, as the metric does
     for x in (tied, distinct):
         np.testing.assert_array_equal(average_ranks(x), rankdata(x, axis=-1))
+
+
+def test_analysis_runs_on_one_blas_thread_whatever_the_process_allows():
+    """Hypothesis tests and feature metrics use one BLAS thread (kdtheory._blas): faster on
+    their small matrices, and numbers that do not depend on the machine's core count."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from kdtheory._blas import single_blas_thread, with_single_blas_thread
+
+    def blas_threads() -> list[int]:
+        return [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+
+    if not blas_threads():
+        pytest.skip("numpy is linked to no BLAS threadpoolctl can see")
+    with threadpool_limits(limits=2, user_api="blas"):
+        outside = blas_threads()
+        with single_blas_thread():
+            assert set(blas_threads()) == {1}
+        assert blas_threads() == outside  # restored on exit
+        assert set(with_single_blas_thread(blas_threads)()) == {1}
+    from kdtheory.hypothesis.template import PooledHypothesis
+    from kdtheory.metrics.features import collapse_table
+
+    for func in (collapse_table, PooledHypothesis.test):
+        assert getattr(func, "__wrapped__", None) is not None, func  # decorated

@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from kdtheory._blas import single_blas_thread
 from kdtheory.errors import MissingRequirementError, SpecError
 from kdtheory.hypothesis.verdict import DECISIONS, Verdict
 from kdtheory.stats import check_alpha
@@ -152,7 +153,8 @@ def _test_or_unavailable(
     (with ``failures``, a warning class) when its test raises."""
     try:
         hyp.check_requirements(store)
-        return check_verdict(hyp, hyp.test(store, alpha=alpha, **options))
+        with single_blas_thread():  # plugins' own tests too (see kdtheory._blas)
+            return check_verdict(hyp, hyp.test(store, alpha=alpha, **options))
     except MissingRequirementError as exc:
         return Verdict.unavailable(hyp.name, hyp.claim, hyp.prediction, alpha, str(exc))
     except Exception as exc:

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from kdtheory._blas import with_single_blas_thread
 from kdtheory.errors import MissingRequirementError
 from kdtheory.hypothesis.base import Hypothesis
 from kdtheory.hypothesis.toolkit import (
@@ -221,6 +222,7 @@ class PooledHypothesis(Hypothesis):
 
     # ------------------------------------------------------------------ the template
 
+    @with_single_blas_thread
     def test(self, store: Mapping[str, xr.Dataset], alpha: float = 0.05, **options: Any) -> Verdict:
         """Test the hypothesis on every experiment of ``store`` (see the module docstring)."""
         opts = Options(resolve_options(self, options), alpha)

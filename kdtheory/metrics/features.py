@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from kdtheory._blas import with_single_blas_thread
 from kdtheory._lazy import lazy_module
 from kdtheory.errors import MissingRequirementError
 
@@ -209,12 +210,39 @@ def linear_cka(x: np.ndarray, y: np.ndarray) -> float:
     b = np.asarray(y, dtype=np.float64)
     if a.ndim != 2 or b.ndim != 2 or a.shape[0] != b.shape[0]:
         raise ValueError(f"need x (n, p) and y (n, q), got {a.shape} and {b.shape}")
-    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
+    return _cka_with(a, _CkaSide.of(b))
+
+
+class _CkaSide:
+    """One representation's share of :func:`linear_cka`: centred, with its Gram norm.
+
+    The teacher's side is the same for every arm of a (fraction, seed, subset), so
+    :func:`collapse_table` computes it once and pairs it with each student (same arithmetic, so
+    the same numbers as :func:`linear_cka`).
+    """
+
+    __slots__ = ("centred", "finite", "gram_norm")
+
+    def __init__(self, centred: np.ndarray, finite: bool, gram_norm: float) -> None:
+        self.centred, self.finite, self.gram_norm = centred, finite, gram_norm
+
+    @classmethod
+    def of(cls, x: np.ndarray) -> _CkaSide:
+        x = np.asarray(x, dtype=np.float64)
+        if not np.all(np.isfinite(x)):
+            return cls(x, False, float("nan"))
+        c = x - x.mean(axis=0)
+        return cls(c, True, float(np.linalg.norm(c.T @ c)))
+
+
+def _cka_with(a: np.ndarray, other: _CkaSide) -> float:
+    """:func:`linear_cka` of ``a`` (n, p) and a precomputed side ``other``."""
+    if not (np.all(np.isfinite(a)) and other.finite):
         return float("nan")
     a = a - a.mean(axis=0)
-    b = b - b.mean(axis=0)
+    b = other.centred
     cross = np.sum((b.T @ a) ** 2)
-    den = np.linalg.norm(a.T @ a) * np.linalg.norm(b.T @ b)
+    den = np.linalg.norm(a.T @ a) * other.gram_norm
     return float(cross / den) if den > 0 else float("nan")
 
 
@@ -223,6 +251,7 @@ def linear_cka(x: np.ndarray, y: np.ndarray) -> float:
 # --------------------------------------------------------------------------------------------
 
 
+@with_single_blas_thread
 def collapse_table(ds: xr.Dataset) -> xr.Dataset:
     """Neural collapse and teacher alignment of every cell, on trained vs unseen feature rows.
 
@@ -280,6 +309,7 @@ def collapse_table(ds: xr.Dataset) -> xr.Dataset:
     n_classes = np.zeros(shape, dtype=np.int64)
 
     f_all, w_all = feats.values, weight.values
+    teacher_sides: dict[tuple[int, int, int], _CkaSide] = {}  # (fraction, seed, subset)
     b_all = None if bias is None else bias.values
     for i, j, s in np.ndindex(*shape[:3]):
         h = f_all[i, j, s]
@@ -299,7 +329,10 @@ def collapse_table(ds: xr.Dataset) -> xr.Dataset:
             )
             for name in NC_KEYS:
                 table[name][i, j, s, k] = nc[name]
-            table["cka"][i, j, s, k] = linear_cka(h[sel], teacher[sel])
+            side = teacher_sides.get((j, s, k))
+            if side is None:
+                side = teacher_sides[(j, s, k)] = _CkaSide.of(teacher[sel])
+            table["cka"][i, j, s, k] = _cka_with(np.asarray(h[sel], dtype=np.float64), side)
 
     dims = (*_CELL_DIMS, "subset")
     coords = {
