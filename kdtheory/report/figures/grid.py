@@ -20,6 +20,7 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.font_manager import FontProperties
+from matplotlib.text import Text
 
 from kdtheory.report.figures.layout import _band, _row_major, _wrap_title
 from kdtheory.report.figures.style import (
@@ -227,6 +228,7 @@ class PanelGrid:
             in_slot[1].set_bbox_to_anchor((x0, y0, w, h), transform=fig.transFigure)
         if text is not None:
             text.set_position((_PAD / self.width, _PAD / height))
+        _without_ligatures(fig)
         return fig
 
     def _legend_in_slot(self, handles: Mapping[str, Any], renderer: Any) -> Any:
@@ -307,6 +309,25 @@ def panel_grid(
         share_x_label=share_x_label,
         _quantities=quantities,
     )
+
+
+def _without_ligatures(fig: Figure) -> None:
+    """Turn off ligatures in every text of ``fig`` (matplotlib >= 3.11 shapes text).
+
+    A ligature glyph (the "ffl" of "shuffled") has no character of its own, and the PDF
+    backend embeds it as a second subset of the font: a second font-subsetting pass per PDF
+    (about 0.2 s) and text that does not search as typed. Tick labels (numbers) are left
+    alone: walking them would make every tick.
+    """
+    texts: list[Text] = list(fig.texts)
+    for leg in fig.legends:
+        texts += [*leg.get_texts(), leg.get_title()]
+    for ax in fig.axes:
+        texts += [ax.title, *ax.texts]
+        texts += [ax.xaxis.label, ax.yaxis.label]
+    for text in texts:
+        if hasattr(text, "set_fontfeatures"):
+            text.set_fontfeatures(["-liga"])
 
 
 def _size(key: str) -> float:

@@ -110,6 +110,7 @@ PAPER_RC: dict[str, Any] = {
     "ytick.major.pad": 2.0,
     "axes.labelpad": 2.0,
     "axes.titlepad": 3.0,
+    "axes.titley": 1.0,  # titles sit on the axes (no top tick labels): no per-draw search
     "legend.frameon": False,
     "legend.handlelength": 1.8,
     "legend.columnspacing": 1.0,
