@@ -149,7 +149,14 @@ def fidelity(store: Any, verdict: Any = None, experiments: Sequence[str] | None 
             notes = []
             if np.isfinite(a) and np.isfinite(b) and ok.sum() >= 1:
                 xs = np.linspace(x[ok].min(), x[ok].max(), 50)
-                (h,) = ax_g.plot(np.exp(xs), np.exp(a + b * xs), color=colour, lw=1.0, zorder=3)
+                (h,) = ax_g.plot(
+                    np.exp(xs),
+                    np.exp(a + b * xs),
+                    color=colour,
+                    lw=1.0,
+                    zorder=3,
+                    label="power-law fit",
+                )
                 _collect(handles, h, "power-law fit")
                 notes.append(f"fitted slope b = {_signed(b)}")
             if ok.sum() >= 1:
