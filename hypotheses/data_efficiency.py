@@ -249,10 +249,11 @@ class DataEfficiency(PooledHypothesis):
         figure = Figure(
             "kd-gain",
             lambda: plot.kd_gain(store, verdict),
-            "Left: KD − label test accuracy (points), paired by seed, vs κ; the dotted line has "
-            "the fitted slope on log κ (the key effect). Right: the data multiplier κ*/κ, the "
-            "labelled samples label training needs to match KD; open triangles are bounds where "
-            f"KD lies outside the label curve. {CI_NOTE}",
+            "One column per experiment. Top: KD − label test accuracy (percentage points), "
+            "paired by seed, vs κ; the dotted line has the fitted slope on ln κ (the key "
+            "effect). Bottom: the data multiplier κ*/κ, the labelled samples label training "
+            "needs to match KD, from the mean curves; open triangles are bounds where KD lies "
+            f"outside the label curve. {CI_NOTE}",
         )
         return [report_section(out_dir, "KD gain and data multiplier", [figure], tables=tables)]
 

@@ -480,10 +480,11 @@ class FidelityDecay(PooledHypothesis):
         figure = Figure(
             "fidelity",
             lambda: plot.fidelity(store, verdict),
-            "Left: agreement with the teacher on the samples each student trained on (solid) and "
-            "on unseen test samples (dashed), vs κ. Right: their gap on log–log axes: cells "
-            "(dots), geometric means over seeds, the fitted power law (the verdict's slope b) "
-            f"and a reference line of slope −1/2. {CI_NOTE}",
+            "One column per experiment. Top: agreement with the teacher (%) on the samples each "
+            "student trained on (solid) and on unseen test samples (dashed), vs κ. Bottom: "
+            "their gap (percentage points) on log–log axes: single seeds (dots), geometric "
+            "means over seeds, the fitted power law (the verdict's exponent b) and a reference "
+            f"line of slope −1/2. {CI_NOTE}",
         )
         title = "Fidelity on trained-on vs unseen samples"
         return [report_section(out_dir, title, [figure], tables=tables)]

@@ -258,9 +258,10 @@ class NeuralCollapse(PooledHypothesis):
             Figure(
                 "collapse",
                 lambda: plot.collapse(store),
-                "NC1 (within- over between-class variability; log axis, geometric means) and "
-                "linear CKA with the teacher's features, on the feature rows each student "
-                f"trained on, vs κ, per method. {CI_NOTE}",
+                "NC1 (within- over between-class variability; log axis, geometric means, "
+                "bands ± 1 s.e. of the log) and linear CKA with the teacher's features, on the "
+                "feature rows each student trained on, vs κ, per method; one column per "
+                f"experiment. {CI_NOTE}",
             ),
             Figure("collapse-all", lambda: plot.collapse(store, metrics="all"), _COLLAPSE_ALL),
         ]
@@ -313,7 +314,8 @@ def _decision_numbers(comp: Mapping[str, Any]) -> dict[str, Any]:
 
 _COLLAPSE_ALL = (
     "Every neural-collapse statistic vs κ, per method, on the feature rows each student "
-    "trained on: NC1 = tr(Σ_W Σ_B⁺)/K (log axis, geometric means); NC2 equinorm, the "
+    "trained on; rows are statistics, columns experiments. NC1 = tr(Σ_W Σ_B⁺)/K (log axis, "
+    "geometric means, bands ± 1 s.e. of the log); NC2 equinorm, the "
     "coefficient of variation of the centred class-mean norms; NC2 equiangularity, the sd of "
     "their pairwise cosines; NC2 max-angle, the mean |cos + 1/(K−1)|; NC3, the distance between "
     "the normalised classifier and class means; NC4, the share of samples whose prediction "

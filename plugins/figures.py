@@ -47,7 +47,7 @@ def kdtheory_register_figures() -> list[FigureSpec]:
     return [
         FigureSpec(
             "accuracy",
-            "test accuracy vs kappa per method, mean and 95% CI over seeds",
+            "test accuracy vs kappa per method, mean ± 1 s.e. over seeds",
             _drawn_by("accuracy_curves"),
         ),
         FigureSpec(
@@ -72,7 +72,7 @@ def kdtheory_register_figures() -> list[FigureSpec]:
         ),
         FigureSpec(
             "collapse-all",
-            "every neural-collapse metric and CKA vs kappa (a double-column figure)",
+            "every neural-collapse metric and CKA vs kappa (rows: metrics, columns: experiments)",
             _drawn_by("collapse", metrics="all"),
         ),
         FigureSpec(

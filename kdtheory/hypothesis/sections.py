@@ -27,8 +27,12 @@ __all__ = [
     "report_section",
 ]
 
-#: How the figures of :mod:`kdtheory.report.figures` draw uncertainty, for captions.
-CI_NOTE = "Lines are means over seeds, bands (bars) 95% t-intervals over seeds."
+#: How the figures of :mod:`kdtheory.report.figures` draw uncertainty, for captions (each
+#: figure also states it, with its number of seeds, in a caption line inside the PDF).
+CI_NOTE = (
+    "Lines are means over seeds (the number of seeds is stated on the figure); bands (bars) "
+    "are ± 1 standard error of the mean, not confidence intervals."
+)
 
 
 @dataclass(frozen=True)
@@ -110,9 +114,9 @@ def gaps_figure(store: Any) -> Figure:
     return Figure(
         "gaps",
         lambda: plot.method_gaps(store),
-        "KD's test-accuracy advantage (points) over label training, label smoothing (matched "
-        "epsilon) and KD with the teacher's wrong-class probabilities shuffled, vs κ; each line "
-        f"in the comparator's colour. {CI_NOTE}",
+        "KD's test-accuracy advantage (percentage points) over label training, label smoothing "
+        "(matched epsilon) and KD with the teacher's wrong-class probabilities shuffled, vs κ; "
+        f"each line in the comparator's colour, one panel per experiment. {CI_NOTE}",
     )
 
 

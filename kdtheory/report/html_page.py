@@ -42,7 +42,9 @@ table.booktabs td.l,table.booktabs th.l{text-align:left}
 tr.key td{font-weight:600}
 figure{margin:1rem 0}
 figure img,figure svg{width:min(100%,36rem);height:auto;border:1px solid #eaeef2}
+figure.wide img,figure.wide svg{width:100%}
 figcaption{font-size:.88rem;color:#444;max-width:36rem}
+figure.wide figcaption{max-width:none}
 .notice{background:#fff8c5;border:1px solid #d4a72c;padding:.5rem .8rem;border-radius:4px}
 .supported{color:#1a7f37}.rejected{color:#cf222e}.inconclusive{color:#9a6700}
 .nottested{color:#6e7781}
@@ -90,9 +92,27 @@ def _html_figure(root: Path, stem: str, paths: Sequence[str], caption: str) -> s
         f'<a href="{_h(p)}">{_h(Path(p).suffix.lstrip(".").upper())}</a>' for p in paths
     )
     cap = f"{_h(caption)} " if caption else ""
-    return (
-        f'<figure>{media}<figcaption>{cap}<span class="files">{links}</span></figcaption></figure>'
-    )
+    wide = shown is not None and _png_width_inches(root / shown) > _SINGLE_COLUMN_INCHES
+    tag = '<figure class="wide">' if wide else "<figure>"
+    return f'{tag}{media}<figcaption>{cap}<span class="files">{links}</span></figcaption></figure>'
+
+
+#: Figures wider than a paper column (double-column and full-page figures) fill the page width.
+_SINGLE_COLUMN_INCHES = 4.0
+
+
+def _png_width_inches(path: Path) -> float:
+    """Printed width of a PNG (pixels over its pHYs resolution, 150 dpi without one); 0 for a
+    file that is not a PNG."""
+    data = path.read_bytes()[:4096]
+    if data[:8] != b"\x89PNG\r\n\x1a\n":
+        return 0.0
+    width = int.from_bytes(data[16:20], "big")
+    dpi = 150.0
+    at = data.find(b"pHYs")
+    if at >= 0 and data[at + 12] == 1:  # unit: metre
+        dpi = int.from_bytes(data[at + 4 : at + 8], "big") * 0.0254
+    return width / dpi if dpi > 0 else 0.0
 
 
 def _html_csv(root: Path, rel: str, max_rows: int = 40) -> str:

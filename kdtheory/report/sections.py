@@ -193,14 +193,16 @@ def overview_sections(store: Mapping[str, xr.Dataset], out_dir: Path) -> list[Re
             "accuracy",
             plot.accuracy_curves,
             "Test accuracy vs the number of student training samples κ (log axis), one colour "
-            "per method; lines are means over seeds, bands 95% t-intervals over seeds; the "
-            "dashed grey line is the teacher.",
+            "per method, one panel per experiment; lines are means over seeds (the number of "
+            "seeds is stated on the figure), bands ± 1 standard error of the mean; the dashed "
+            "grey line is the teacher.",
         ),
         (
             "temperature",
             plot.temperature_effects,
-            "KD at several temperatures. Left: test accuracy vs κ. Right: KD − label accuracy "
-            "(points) vs the temperature T, one line per κ; bars are 95% t-intervals over seeds.",
+            "KD at several temperatures, one column per experiment. Top: test accuracy vs κ. "
+            "Bottom: KD − label accuracy (percentage points) vs the temperature T, one line per "
+            "training-set fraction; bands and bars are ± 1 standard error of the mean.",
         ),
     ):
         try:

@@ -22,24 +22,18 @@ from kdtheory.report.figures.data import (
     _teacher_accuracy,
     _test_accuracy,
 )
+from kdtheory.report.figures.grid import panel_grid
 from kdtheory.report.figures.layout import (
-    _band,
+    KAPPA_LABEL,
     _collect,
-    _figure,
     _fmt_count,
-    _grid,
-    _is_bottom,
     _kappa_axis,
-    _legend,
     _log_ticks,
-    _note,
-    _row_subfigures,
     _select,
     _signed,
     _skip_message,
     _titles,
     _verdict_row,
-    _wrap_title,
 )
 from kdtheory.report.figures.style import _PCT, _method_key, color_for, marker_for, paper_style
 from kdtheory.store import accessor as _accessor  # noqa: F401 - registers ``Dataset.kd``
@@ -50,7 +44,7 @@ from kdtheory.store.runs import as_store
 def accuracy_curves(
     store: Any, experiments: Sequence[str] | None = None, teacher: bool = True
 ) -> Figure:
-    """Test accuracy vs kappa (log axis) per method: mean and 95% CI over seeds.
+    """Test accuracy vs kappa (log axis) per method: mean ± 1 standard error over seeds.
 
     One panel per experiment; the teacher's test accuracy is a dashed grey line.
 
@@ -67,17 +61,17 @@ def accuracy_curves(
     titles = _titles(store)
     palette = _store_palette(store)
     with paper_style():
-        fig, axes = _grid(len(names))
-        ncols = 1 if len(names) == 1 else 2
+        grid = panel_grid(len(names))
         handles: dict[str, Any] = {}
-        for i, (ax, name) in enumerate(zip(axes, names, strict=True)):
+        for i, name in enumerate(names):
+            ax = grid.axes(i)
             ds = sorted_experiment(store[name])
             kappa = _kappa(ds)
             acc = _test_accuracy(ds)
             objs = _objective_map(ds)
             order = sorted(acc, key=lambda m: _method_key(m, objs.get(m)))
             for m in order:
-                line = _band(
+                line = grid.band(
                     ax, kappa, acc[m], color_for(m, palette), marker_for(m, objs[m]), m, clip=_PCT
                 )
                 _collect(handles, line, m)
@@ -86,20 +80,20 @@ def accuracy_curves(
                 if np.isfinite(t_acc):
                     line = ax.axhline(t_acc, color="#666666", lw=0.8, ls="--", zorder=2)
                     _collect(handles, line, "teacher")
-            _kappa_axis(ax, kappa, label=_is_bottom(i, len(names), ncols))
-            if i % ncols == 0:
-                ax.set_ylabel("Test accuracy (%)")
-            ax.set_title(_wrap_title(titles[name]))
-        _legend(fig, list(handles.values()), list(handles))
+            _kappa_axis(ax, kappa, label=False)
+            grid.label(ax, KAPPA_LABEL, "Test accuracy (%)")
+            grid.title(i, titles[name])
+        fig = grid.finish(handles)
     return fig
 
 
 def kd_gain(store: Any, verdict: Any = None, experiments: Sequence[str] | None = None) -> Figure:
     """KD's gain over label training vs kappa, and the data multiplier.
 
-    One row per experiment. Left: KD − label test accuracy (points) per seed-paired cell, mean
-    and 95% CI over seeds; with a ``data-efficiency`` verdict, its fitted slope on log kappa.
-    Right: the data multiplier, kappa*/kappa, where kappa* is the number of labelled samples
+    One column per experiment. Top: KD − label test accuracy (points) per seed-paired cell,
+    mean ± 1 standard error over seeds; with a ``data-efficiency`` verdict, its fitted slope on
+    log kappa.
+    Bottom: the data multiplier, kappa*/kappa, where kappa* is the number of labelled samples
     at which label training's mean accuracy (interpolated in log kappa) reaches KD's; open
     triangles are bounds where KD lies outside the observed label curve.
 
@@ -132,34 +126,37 @@ def kd_gain(store: Any, verdict: Any = None, experiments: Sequence[str] | None =
         raise MissingRequirementError(_skip_message("the KD gain", skipped))
     mult_tables = _multiplier_records(verdict)
     with paper_style():
-        fig = _figure(1.7 * len(rows) + 0.45)
-        subfigs = _row_subfigures(fig, len(rows))
+        grid = panel_grid(len(rows), quantities=2)
         handles: dict[str, Any] = {}
-        for sf, (name, ds, kd, label) in zip(subfigs, rows, strict=True):
-            ax, ax_m = sf.subplots(1, 2)
+        for e, (name, ds, kd, label) in enumerate(rows):
+            ax, ax_m = grid.axes(e, 0), grid.axes(e, 1)
             kappa = _kappa(ds)
             acc = _test_accuracy(ds)
             gain = acc[kd] - acc[label]
             colour = color_for(kd, palette)
             ax.axhline(0.0, color="#444444", lw=0.6, zorder=1)
-            line = _band(ax, kappa, gain, colour, marker_for(kd, "kd"), f"{kd} − {label}")
-            _collect(handles, line, f"{kd} − {label} (mean, 95% CI)")
+            line = grid.band(ax, kappa, gain, colour, marker_for(kd, "kd"), f"{kd} − {label}")
+            _collect(handles, line, f"{kd} − {label} (mean ± 1 s.e.)")
             row = _verdict_row(verdict, name)
+            slope = ""
             if row is not None and np.isfinite(row.estimate):
                 x = np.log(kappa)
                 a = _fit_with_slope(np.repeat(x, gain.shape[1]), gain.ravel(), row.estimate)
                 xs = np.linspace(x.min(), x.max(), 50)
                 (fit,) = ax.plot(np.exp(xs), a + row.estimate * xs, color=colour, lw=0.8, ls=":")
-                _collect(handles, fit, "fitted slope on log κ")
-                ax.set_title(f"fitted slope {_signed(row.estimate)} points per ln κ")
-            _kappa_axis(ax, kappa)
-            ax.set_ylabel("KD gain (accuracy points)")
+                _collect(handles, fit, "fitted slope on ln κ")
+                slope = f"slope {_signed(row.estimate)} points per ln κ"
+            _kappa_axis(ax, kappa, label=False)
+            grid.label(ax, KAPPA_LABEL, "KD − label accuracy\n(percentage points)")
             records = mult_tables.get(name) or _multiplier(kappa, acc[label], acc[kd])
             _draw_multiplier(ax_m, records, colour, kappa, handles)
-            _kappa_axis(ax_m, kappa)
-            ax_m.set_ylabel("Data multiplier κ*/κ")
-            sf.suptitle(_wrap_title(titles[name], 56))
-        _legend(fig, list(handles.values()), list(handles), ncol=2)
+            _kappa_axis(ax_m, kappa, label=False)
+            grid.label(ax_m, KAPPA_LABEL, "Data multiplier κ*/κ")
+            grid.title(e, titles[name], extra=slope)
+        caption = grid.seed_caption("Top")
+        fig = grid.finish(
+            handles, caption + " Bottom: from the mean curves; open triangles are bounds.", ncol=2
+        )
     return fig
 
 
@@ -230,7 +227,7 @@ def _draw_multiplier(
         _log_ticks(ax.yaxis, np.array([lo / 1.4, hi * 1.4]))
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _p: f"×{_fmt_count(v)}"))
     if not (ok.any() or above.any() or below.any()):
-        _note(ax, "no multiplier: too few label points", "upper right")
+        ax.set_title("no multiplier: too few label points")
 
 
 _GAP_COMPARATORS = (("label", "label"), ("ls", "label smoothing"), ("kd-shuffled", "shuffled KD"))
@@ -240,9 +237,9 @@ def method_gaps(store: Any, experiments: Sequence[str] | None = None) -> Figure:
     """KD's accuracy advantage over label training, label smoothing and shuffled KD vs kappa.
 
     One panel per experiment; each line is KD − comparator test accuracy (points), paired by
-    seed, mean and 95% CI over seeds, in the comparator's colour. KD is the ``kd`` method with
-    temperature 4 (else the first); the comparators are the first method of each objective
-    (the shuffled-KD method with KD's temperature when there is one).
+    seed, mean ± 1 standard error over seeds, in the comparator's colour. KD is the ``kd``
+    method with temperature 4 (else the first); the comparators are the first method of each
+    objective (the shuffled-KD method with KD's temperature when there is one).
     """
     store = as_store(store)
     names = _select(store, experiments)
@@ -270,23 +267,23 @@ def method_gaps(store: Any, experiments: Sequence[str] | None = None) -> Figure:
     if not usable:
         raise MissingRequirementError(_skip_message("the method gaps", skipped))
     with paper_style():
-        fig, axes = _grid(len(usable))
-        ncols = 1 if len(usable) == 1 else 2
+        grid = panel_grid(len(usable))
         handles: dict[str, Any] = {}
-        for i, (ax, (name, ds, kd, comps)) in enumerate(zip(axes, usable, strict=True)):
+        for i, (name, ds, kd, comps) in enumerate(usable):
+            ax = grid.axes(i)
             kappa = _kappa(ds)
             acc = _test_accuracy(ds)
             ax.axhline(0.0, color="#444444", lw=0.6, zorder=1)
             objs = _objective_map(ds)
             for m, desc in comps:
                 text = f"KD − {desc}"
-                line = _band(
+                line = grid.band(
                     ax, kappa, acc[kd] - acc[m], color_for(m, palette), marker_for(m, objs[m]), text
                 )
                 _collect(handles, line, text)
-            _kappa_axis(ax, kappa, label=_is_bottom(i, len(usable), ncols))
-            if i % ncols == 0:
-                ax.set_ylabel(f"{kd} − method (acc. points)")
-            ax.set_title(_wrap_title(titles[name]))
-        _legend(fig, list(handles.values()), list(handles), ncol=3)
+            _kappa_axis(ax, kappa, label=False)
+            grid.label(ax, KAPPA_LABEL, "KD accuracy advantage\n(percentage points)")
+            grid.title(i, titles[name])
+        kds = ", ".join(sorted({kd for _, _, kd, _ in usable}))
+        fig = grid.finish(handles, f"{grid.seed_caption()} KD: {kds}.", ncol=3)
     return fig

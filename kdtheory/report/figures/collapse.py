@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -17,24 +16,19 @@ from kdtheory.report.figures.data import (
     _objective_map,
     _store_palette,
 )
+from kdtheory.report.figures.grid import panel_grid
 from kdtheory.report.figures.layout import (
-    _band,
+    KAPPA_LABEL,
     _collect,
-    _figure,
     _kappa_axis,
-    _legend,
     _log_ticks,
     _min_span,
-    _row_subfigures,
     _select,
     _skip_message,
     _titles,
-    _wrap_title,
 )
 from kdtheory.report.figures.style import (
     _COLLAPSE_RANGE,
-    FIGURE_WIDTH,
-    FIGURE_WIDTH_DOUBLE,
     _method_key,
     color_for,
     marker_for,
@@ -44,13 +38,15 @@ from kdtheory.store import accessor as _accessor  # noqa: F401 - registers ``Dat
 from kdtheory.store.arrays import cells, sorted_experiment
 from kdtheory.store.runs import as_store
 
+#: Collapse metrics: (y label, log scale). Every one is dimensionless; the labels name them
+#: short enough for a panel 1 in tall (the captions define them).
 COLLAPSE_METRICS: dict[str, tuple[str, bool]] = {
-    "nc1": (r"NC1, $\mathrm{tr}(\Sigma_W \Sigma_B^{+})/K$", True),
+    "nc1": ("NC1 (within /\nbetween classes)", True),
     "nc2_equinorm": ("NC2 equinorm", False),
     "nc2_equiangular": ("NC2 equiangularity", False),
     "nc2_max_angle": ("NC2 max-angle", False),
     "nc3": ("NC3 self-duality", False),
-    "nc4": ("NC4 (≠ NCC share)", False),
+    "nc4": ("NC4 share ≠ NCC", False),
     "cka": ("CKA with teacher", False),
 }
 
@@ -63,9 +59,9 @@ def collapse(
 ) -> Figure:
     """Neural-collapse metrics and feature alignment with the teacher vs kappa, per method.
 
-    One block of panels per experiment, mean and 95% CI over seeds; NC1 is on a log axis
-    (geometric means). Up to four metrics make a single-column figure (two panels a row); more
-    (``metrics="all"``) a double-column one (:data:`FIGURE_WIDTH_DOUBLE`, four panels a row).
+    One column per experiment and one row per metric (:func:`.grid.panel_grid`), mean ± 1
+    standard error over seeds; NC1 is on a log axis (geometric means). One experiment makes a
+    single-column figure, more a double-column one (:data:`FIGURE_WIDTH_DOUBLE`).
     Metrics from :func:`kdtheory.metrics.collapse_table` on the feature rows each cell trained
     on (``subset="trained"``) or the rest (``"unseen"``).
 
@@ -107,26 +103,20 @@ def collapse(
         tables.append((name, ds, table))
     if not tables:
         raise MissingRequirementError(_skip_message("the collapse figure", skipped))
-    ncols = 1 if len(keys) == 1 else 2 if len(keys) <= 4 else 4
-    nrows_per = math.ceil(len(keys) / ncols)
-    width = FIGURE_WIDTH if ncols <= 2 else FIGURE_WIDTH_DOUBLE
     with paper_style():
-        fig = _figure((1.45 * nrows_per + 0.25) * len(tables) + 0.45, width=width)
-        subfigs = _row_subfigures(fig, len(tables))
+        grid = panel_grid(len(tables), quantities=len(keys))
         handles: dict[str, Any] = {}
-        for sf, (name, ds, table) in zip(subfigs, tables, strict=True):
-            axes = list(np.asarray(sf.subplots(nrows_per, ncols, squeeze=False)).ravel())
-            for ax in axes[len(keys) :]:
-                ax.set_visible(False)
+        for e, (name, ds, table) in enumerate(tables):
             kappa = _kappa(ds)
             objs = _objective_map(ds)
             methods = sorted(ds.kd.arms, key=lambda m: _method_key(m, objs[m]))
-            for j, (ax, key) in enumerate(zip(axes, keys, strict=False)):
+            for q, key in enumerate(keys):
+                ax = grid.axes(e, q)
                 ylabel, log = COLLAPSE_METRICS[key]
                 drawn = []
                 for m in methods:
                     vals = cells(table[key].sel(arm=m, subset=subset))
-                    line = _band(
+                    line = grid.band(
                         ax,
                         kappa,
                         vals,
@@ -143,18 +133,24 @@ def collapse(
                     _log_ticks(ax.yaxis, np.concatenate([d.ravel() for d in drawn]))
                 else:
                     _min_span(ax)
+                    lo, hi = ax.get_ylim()
+                    if lo < 0 <= _COLLAPSE_RANGE.get(key, (0.0, np.inf))[0]:  # no negative NC
+                        ax.set_ylim(0.0, hi if hi > 0 else 1e-3)
                 if key == "cka":
                     lo, hi = ax.get_ylim()
                     ax.set_ylim(max(lo, 0.0), min(hi, 1.0) if hi > 0.05 else hi)
-                _kappa_axis(ax, kappa, label=j + ncols >= len(keys))
-                ax.set_ylabel(ylabel)
-            where = "trained-on" if subset == "trained" else "unseen"
-            chars = 56 if ncols <= 2 else 112
-            title = _wrap_title(titles[name], chars)
-            note = f"({where} feature rows)"
-            last = title.rsplit("\n", 1)[-1]
-            sf.suptitle(f"{title} {note}" if len(last) + len(note) < chars else f"{title}\n{note}")
-        _legend(fig, list(handles.values()), list(handles))
+                _kappa_axis(ax, kappa, label=False)
+                grid.label(ax, KAPPA_LABEL, ylabel)
+            grid.title(e, titles[name])
+        where = (
+            "the feature rows each student trained on"
+            if subset == "trained"
+            else ("feature rows the students did not train on")
+        )
+        logs = [COLLAPSE_METRICS[k][0].split(" ")[0] for k in keys if COLLAPSE_METRICS[k][1]]
+        on_log = f"; {', '.join(logs)}: geometric mean, s.e. of the log" if logs else ""
+        caption = f"{grid.seed_caption().rstrip('.')}{on_log}. Metrics on {where}."
+        fig = grid.finish(handles, caption)
     return fig
 
 

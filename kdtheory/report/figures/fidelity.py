@@ -17,21 +17,17 @@ from kdtheory.report.figures.data import (
     _kappa,
     _store_palette,
 )
+from kdtheory.report.figures.grid import panel_grid
 from kdtheory.report.figures.layout import (
-    _band,
+    KAPPA_LABEL,
     _collect,
-    _figure,
     _kappa_axis,
-    _legend,
     _log_ticks,
-    _note,
-    _row_subfigures,
     _select,
     _signed,
     _skip_message,
     _titles,
     _verdict_row,
-    _wrap_title,
 )
 from kdtheory.report.figures.style import _PCT, color_for, paper_style
 from kdtheory.store import accessor as _accessor  # noqa: F401 - registers ``Dataset.kd``
@@ -63,12 +59,14 @@ def _log_fit(x: np.ndarray, log_gap: np.ndarray) -> tuple[float, float]:
 def fidelity(store: Any, verdict: Any = None, experiments: Sequence[str] | None = None) -> Figure:
     """Fidelity of the KD student on trained-on vs unseen samples, and the gap on log–log axes.
 
-    One row per experiment. Left: top-1 agreement with the teacher (%) on the training samples
-    each cell trained on and on the test set (unseen), mean and 95% CI over seeds. Right: the gap
+    One column per experiment. Top: top-1 agreement with the teacher (%) on the training samples
+    each cell trained on and on the test set (unseen), mean ± 1 standard error over seeds.
+    Bottom: the gap
     (points) per cell (small dots) and its mean over seeds, log–log, with the fitted power law
-    (per-seed OLS of log gap on log kappa, averaged; a ``fidelity-decay`` verdict's slope and
-    intercept when given) and a reference line of slope −1/2 through the data's centre. Cells
-    with a gap <= 0 cannot be drawn on a log axis; their count is noted.
+    (per-seed OLS of log gap on log kappa, averaged; a ``fidelity-decay`` verdict's exponent b
+    and intercept when given, see :func:`_power_law`) and a reference line of slope −1/2
+    through the data's centre. Cells with a gap <= 0 cannot be drawn on a log axis; their
+    count is noted.
     """
     store = as_store(store)
     names = _select(store, experiments)
@@ -97,17 +95,16 @@ def fidelity(store: Any, verdict: Any = None, experiments: Sequence[str] | None 
     if not rows:
         raise MissingRequirementError(_skip_message("the fidelity figure", skipped))
     with paper_style():
-        fig = _figure(1.75 * len(rows) + 0.45)
-        subfigs = _row_subfigures(fig, len(rows))
+        grid = panel_grid(len(rows), quantities=2)
         handles: dict[str, Any] = {}
-        for sf, (name, ds, kd) in zip(subfigs, rows, strict=True):
-            ax, ax_g = sf.subplots(1, 2)
+        for e, (name, ds, kd) in enumerate(rows):
+            ax, ax_g = grid.axes(e, 0), grid.axes(e, 1)
             kappa = _kappa(ds)
             f_train, f_test = _fidelities(ds, kd)
             colour = color_for(kd, palette)
-            line = _band(ax, kappa, f_train, colour, "o", "trained-on", clip=_PCT)
-            _collect(handles, line, "trained-on")
-            line = _band(
+            line = grid.band(ax, kappa, f_train, colour, "o", "trained-on", clip=_PCT)
+            _collect(handles, line, "trained-on samples")
+            line = grid.band(
                 ax,
                 kappa,
                 f_test,
@@ -118,14 +115,14 @@ def fidelity(store: Any, verdict: Any = None, experiments: Sequence[str] | None 
                 clip=_PCT,
                 filled=False,
             )
-            _collect(handles, line, "unseen (test)")
-            _kappa_axis(ax, kappa)
-            ax.set_ylabel(f"Fidelity of {kd} (% agree)")
+            _collect(handles, line, "unseen (test) samples")
+            _kappa_axis(ax, kappa, label=False)
+            grid.label(ax, KAPPA_LABEL, "Agreement with\nteacher (%)")
 
             gap = f_train - f_test
             positive = np.isfinite(gap) & (gap > 0)
             kk = np.broadcast_to(kappa[:, None], gap.shape)
-            ax_g.plot(
+            (h,) = ax_g.plot(
                 kk[positive],
                 gap[positive],
                 ls="none",
@@ -136,6 +133,7 @@ def fidelity(store: Any, verdict: Any = None, experiments: Sequence[str] | None 
                 markeredgewidth=0,
                 zorder=2,
             )
+            _collect(handles, h, "gap of one seed")
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
                 log_gap = np.where(positive, np.log(np.where(positive, gap, 1.0)), np.nan)
@@ -145,24 +143,22 @@ def fidelity(store: Any, verdict: Any = None, experiments: Sequence[str] | None 
                 (h,) = ax_g.plot(
                     kappa[ok], gmean[ok], ls="none", marker="o", color=colour, zorder=3
                 )
-                _collect(handles, h, "gap (geometric mean)")
+                _collect(handles, h, "gap, geometric mean")
             x = np.log(kappa)
-            row = _verdict_row(verdict, name)
-            if row is not None and np.isfinite(row.estimate):
-                b = float(row.estimate)
-                a = row.extra.get("intercept_a")
-                a = float(a) if a is not None and np.isfinite(float(a)) else math.nan
-                if not np.isfinite(a):  # verdict gaps are fractions; here points
-                    a = _fit_with_slope(np.repeat(x, gap.shape[1]), log_gap.ravel(), b)
-                else:
-                    a += math.log(100.0)
-            else:
-                a, b = _log_fit(x, log_gap)
+            a, b = _power_law(_verdict_row(verdict, name), verdict, name, kappa, log_gap)
+            notes = []
             if np.isfinite(a) and np.isfinite(b) and ok.sum() >= 1:
                 xs = np.linspace(x[ok].min(), x[ok].max(), 50)
-                (h,) = ax_g.plot(np.exp(xs), np.exp(a + b * xs), color=colour, lw=1.0, zorder=3)
+                (h,) = ax_g.plot(
+                    np.exp(xs),
+                    np.exp(a + b * xs),
+                    color=colour,
+                    lw=1.0,
+                    zorder=3,
+                    label="power-law fit",
+                )
                 _collect(handles, h, "power-law fit")
-                ax_g.set_title(f"fitted slope {_signed(b)}")
+                notes.append(f"fitted slope b = {_signed(b)}")
             if ok.sum() >= 1:
                 centre_x = float(np.nanmean(np.repeat(x, gap.shape[1])[positive.ravel()]))
                 centre_y = float(np.nanmean(log_gap))
@@ -178,14 +174,56 @@ def fidelity(store: Any, verdict: Any = None, experiments: Sequence[str] | None 
                 _collect(handles, h, "slope −1/2 (reference)")
             n_bad = int((np.isfinite(gap) & (gap <= 0)).sum())
             if n_bad:
-                _note(ax_g, f"{n_bad} cell(s) with gap ≤ 0 not shown", "lower left")
-            _kappa_axis(ax_g, kappa)
+                notes.append(f"{n_bad} cell(s) with gap ≤ 0 not shown")
+            _kappa_axis(ax_g, kappa, label=False)
             ax_g.set_yscale("log")
             _log_ticks(ax_g.yaxis, gap[positive])
-            ax_g.set_ylabel("Fidelity gap (points)")
-            sf.suptitle(_wrap_title(titles[name], 56))
-        _legend(fig, list(handles.values()), list(handles), ncol=2)
+            grid.label(ax_g, KAPPA_LABEL, "Fidelity gap\n(percentage points)")
+            grid.title(e, titles[name])
+            if notes:
+                grid.title(e, "; ".join(notes), quantity=1)
+        caption = (
+            f"{grid.seed_caption('Top')} Bottom: log–log; dots are single seeds, markers "
+            "geometric means over seeds."
+        )
+        fig = grid.finish(handles, caption, ncol=3)
     return fig
 
 
-#: Collapse metrics: (y label, log scale).
+def _power_law(
+    row: Any, verdict: Any, name: str, kappa: np.ndarray, log_gap: np.ndarray
+) -> tuple[float, float]:
+    """Intercept and slope of the power law to draw, on ln(gap in points) vs ln kappa.
+
+    With a ``fidelity-decay`` verdict: its exponent ``b`` (the row's ``extra["b"]``; the row's
+    ``estimate`` is the deciding test's number, e.g. the curvature q when lack of fit rejected
+    the claim) and the matching intercept, the geometric mean over seeds of the per-seed fits'
+    ``a`` (the gap, as a fraction, at the mean ln kappa; the verdict's ``seed_fits`` table).
+    Without one: the mean of per-seed OLS fits of ln gap on ln kappa.
+    """
+    x = np.log(kappa)
+    b = math.nan
+    if row is not None:
+        b = _finite(row.extra.get("b"))
+    if not np.isfinite(b):
+        a, b = _log_fit(x, log_gap)
+        return a, b
+    fits = [
+        _finite(rec.get("a"))
+        for rec in (getattr(verdict, "tables", None) or {}).get("seed_fits", []) or []
+        if str(rec.get("experiment")) == str(name)
+    ]
+    a_seed = np.array([v for v in fits if np.isfinite(v) and v > 0])
+    ok = np.isfinite(x)
+    if a_seed.size and ok.any():
+        centre = float(np.mean(x[ok]))
+        return float(np.mean(np.log(100.0 * a_seed))) - b * centre, b
+    return _fit_with_slope(np.repeat(x, log_gap.shape[1]), log_gap.ravel(), b), b
+
+
+def _finite(value: Any) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return math.nan
+    return v if np.isfinite(v) else math.nan

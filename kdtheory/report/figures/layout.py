@@ -1,4 +1,6 @@
-"""Drawing helpers shared by the figures: axes, bands, grids, legends, notes."""
+"""Drawing helpers shared by the figures: kappa axes, tick labels, bands, titles, legend order.
+
+The panel grid, the figure legend and the caption line are :mod:`.grid`'s."""
 
 from __future__ import annotations
 
@@ -10,14 +12,12 @@ from typing import Any
 
 import numpy as np
 import xarray as xr
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
 
 from kdtheory.errors import StoreError
-from kdtheory.report.figures.data import mean_band
-from kdtheory.report.figures.style import _BAND_ALPHA, FIGURE_WIDTH
+from kdtheory.report.figures.data import mean_se
+from kdtheory.report.figures.style import _BAND_ALPHA
 from kdtheory.store import accessor as _accessor  # noqa: F401 - registers ``Dataset.kd``
 from kdtheory.store.titles import experiment_titles
 
@@ -50,8 +50,7 @@ def _log_ticks(axis: Any, values: np.ndarray) -> None:
             subs = (1.0, 1.5, 2.0, 3.0, 5.0, 7.0)
     axis.set_major_locator(LogLocator(base=10, subs=subs))
     axis.set_major_formatter(FuncFormatter(_fmt_count))
-    axis.set_minor_locator(LogLocator(base=10, subs=np.arange(2, 10) * 1.0))
-    axis.set_minor_formatter(NullFormatter())
+    axis.set_minor_locator(NullLocator())  # the labelled 1-2-5 / 1-3 ticks suffice
 
 
 #: x label of every kappa axis (short enough for a 1.5 in panel at 7.5 pt).
@@ -128,25 +127,30 @@ def _band(
     band: bool = True,
     log: bool = False,
     clip: tuple[float, float] | None = None,
+    seeds: set[int] | None = None,
 ) -> Line2D | None:
-    """Mean over seeds (last axis) as a line with markers, and a 95% CI band.
+    """Mean over seeds (last axis) as a line with markers, and a band of ± 1 standard error.
 
-    With ``log=True`` the mean and interval are taken on log values (geometric mean), for
-    quantities drawn on a log axis; values <= 0 are left out. ``clip`` bounds the band to the
-    quantity's range (e.g. ``(0, 100)`` for a percentage).
+    With ``log=True`` the mean and its standard error are taken on log values (geometric mean),
+    for quantities drawn on a log axis; values <= 0 are left out. ``clip`` bounds the band to the
+    quantity's range (e.g. ``(0, 100)`` for a percentage). ``seeds`` collects the number of seeds
+    behind each drawn point (for the figure's caption line).
     """
     if log:
         v = np.asarray(values, dtype=float)
         with np.errstate(divide="ignore", invalid="ignore"):
             v = np.where(v > 0, np.log(np.where(v > 0, v, 1.0)), np.nan)
-        mean, lo, hi = (np.exp(a) for a in mean_band(v)[:3])
+        *stats, n = mean_se(v)
+        mean, lo, hi = (np.exp(a) for a in stats)
     else:
-        mean, lo, hi, _ = mean_band(values)
-    if clip is not None:  # a t-interval may run past a bounded scale (100%, CKA = 1)
+        mean, lo, hi, n = mean_se(values)
+    if clip is not None:  # keep the band within a bounded scale (100%, CKA = 1)
         lo, hi = np.clip(lo, *clip), np.clip(hi, *clip)
     ok = np.isfinite(mean) & np.isfinite(x)
     if not ok.any():
         return None
+    if seeds is not None:
+        seeds.update(int(k) for k in np.asarray(n)[ok])
     if band:
         ok_band = ok & np.isfinite(lo) & np.isfinite(hi)
         if ok_band.sum() >= 2:
@@ -184,54 +188,6 @@ def _band(
     return line
 
 
-def _figure(height: float, width: float = FIGURE_WIDTH) -> Figure:
-    fig = Figure(figsize=(width, height), layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def _grid(n: int, panel_height: float = 1.75) -> tuple[Figure, list[Any]]:
-    """A figure with one panel per experiment: one column for one experiment, else two."""
-    ncols = 1 if n == 1 else 2
-    nrows = math.ceil(n / ncols)
-    height = (2.35 if n == 1 else panel_height * nrows) + 0.35
-    fig = _figure(height)
-    axes = fig.subplots(nrows, ncols, squeeze=False)
-    flat = list(axes.ravel())
-    for ax in flat[n:]:
-        ax.set_visible(False)
-    return fig, flat[:n]
-
-
-def _is_bottom(i: int, n: int, ncols: int) -> bool:
-    return i + ncols >= n
-
-
-def _legend(
-    fig: Any, handles: Sequence[Any], labels: Sequence[str], ncol: int | None = None
-) -> None:
-    """A shared legend above the panels, with as many columns as fit the figure's width."""
-    if not handles:
-        return
-    renderer = fig.canvas.get_renderer() if hasattr(fig.canvas, "get_renderer") else None
-    width = fig.bbox.width
-    start = min(len(labels), ncol or 4)
-    for n in range(start, 0, -1):
-        order = _row_major(len(labels), n)
-        leg = fig.legend(
-            [handles[i] for i in order],
-            [labels[i] for i in order],
-            loc="outside upper center",
-            ncol=n,
-            frameon=False,
-        )
-        if n == 1 or renderer is None:
-            return
-        if leg.get_window_extent(renderer).width <= 0.98 * width:
-            return
-        leg.remove()
-
-
 def _row_major(n: int, ncol: int) -> list[int]:
     """Order of ``n`` legend entries so that matplotlib's column-wise filling reads row-wise."""
     sizes = [len(c) for c in np.array_split(np.arange(n), ncol)]
@@ -250,23 +206,6 @@ def _collect(handles: dict[str, Any], line: Any, label: str) -> None:
         handles[label] = line
 
 
-def _note(ax: Any, text: str, loc: str = "lower right") -> None:
-    x = 0.98 if "right" in loc else 0.02
-    y = 0.03 if "lower" in loc else 0.97
-    ax.text(
-        x,
-        y,
-        text,
-        transform=ax.transAxes,
-        ha="right" if "right" in loc else "left",
-        va="bottom" if "lower" in loc else "top",
-        fontsize=7,
-        color="#333333",
-        bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "none", "alpha": 0.8},
-        zorder=5,
-    )
-
-
 def _skip_message(what: str, skipped: Mapping[str, str]) -> str:
     why = "; ".join(f"{k}: {v}" for k, v in skipped.items()) or "the store is empty"
     return f"cannot draw {what}: no experiment has what it needs ({why})"
@@ -283,10 +222,6 @@ def _select(store: Mapping[str, xr.Dataset], experiments: Sequence[str] | None) 
             f"{', '.join(names)}"
         )
     return list(experiments)
-
-
-def _row_subfigures(fig: Figure, n: int) -> list[Any]:
-    return list(np.atleast_1d(fig.subfigures(n, 1, hspace=0.02)).ravel())
 
 
 def _verdict_row(verdict: Any, experiment: str) -> Any:

@@ -13,17 +13,8 @@ from kdtheory.report.figures.data import (
     _objective_map,
     _store_palette,
 )
-from kdtheory.report.figures.layout import (
-    _band,
-    _collect,
-    _grid,
-    _is_bottom,
-    _kappa_axis,
-    _legend,
-    _select,
-    _titles,
-    _wrap_title,
-)
+from kdtheory.report.figures.grid import panel_grid
+from kdtheory.report.figures.layout import KAPPA_LABEL, _collect, _kappa_axis, _select, _titles
 from kdtheory.report.figures.style import _method_key, color_for, marker_for, paper_style
 from kdtheory.store import accessor as _accessor  # noqa: F401 - registers ``Dataset.kd``
 from kdtheory.store.arrays import bare, sorted_experiment
@@ -34,7 +25,8 @@ def rank_correlation(store: Any, experiments: Sequence[str] | None = None) -> Fi
     """Wrong-class rank correlation of each method's test predictions with the teacher's.
 
     Per test sample, the Spearman correlation of the student's and the teacher's logits over the
-    classes other than the true one, averaged over samples; mean and 95% CI over seeds vs kappa,
+    classes other than the true one, averaged over samples; mean ± 1 standard error over seeds vs
+    kappa,
     one panel per experiment. High values mean the student reproduces the teacher's ordering of
     the wrong classes ("dark knowledge").
     """
@@ -45,10 +37,10 @@ def rank_correlation(store: Any, experiments: Sequence[str] | None = None) -> Fi
     titles = _titles(store)
     palette = _store_palette(store)
     with paper_style():
-        fig, axes = _grid(len(names))
-        ncols = 1 if len(names) == 1 else 2
+        grid = panel_grid(len(names))
         handles: dict[str, Any] = {}
-        for i, (ax, name) in enumerate(zip(axes, names, strict=True)):
+        for i, name in enumerate(names):
+            ax = grid.axes(i)
             ds = sorted_experiment(store[name])
             kappa = _kappa(ds)
             corr = wrong_class_rank_correlation(
@@ -61,7 +53,7 @@ def rank_correlation(store: Any, experiments: Sequence[str] | None = None) -> Fi
             for k, m in sorted(
                 enumerate(ds.kd.arms), key=lambda km: _method_key(km[1], objs[km[1]])
             ):
-                line = _band(
+                line = grid.band(
                     ax,
                     kappa,
                     np.asarray(corr.values[k], dtype=float),
@@ -71,9 +63,8 @@ def rank_correlation(store: Any, experiments: Sequence[str] | None = None) -> Fi
                     clip=(-1.0, 1.0),
                 )
                 _collect(handles, line, m)
-            _kappa_axis(ax, kappa, label=_is_bottom(i, len(names), ncols))
-            if i % ncols == 0:
-                ax.set_ylabel("Wrong-class rank corr.\nwith teacher (Spearman)")
-            ax.set_title(_wrap_title(titles[name]))
-        _legend(fig, list(handles.values()), list(handles))
+            _kappa_axis(ax, kappa, label=False)
+            grid.label(ax, KAPPA_LABEL, "Spearman ρ with teacher\n(wrong classes)")
+            grid.title(i, titles[name])
+        fig = grid.finish(handles)
     return fig

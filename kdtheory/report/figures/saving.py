@@ -11,7 +11,7 @@ from typing import Any
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from kdtheory.report.figures.style import paper_style
+from kdtheory.report.figures.style import PNG_DPI, paper_style
 from kdtheory.store import accessor as _accessor  # noqa: F401 - registers ``Dataset.kd``
 
 
@@ -19,9 +19,10 @@ def save(
     fig: Figure,
     stem: str | os.PathLike[str],
     formats: Sequence[str] = ("pdf", "png"),
-    dpi: int = 200,
+    dpi: int = PNG_DPI,
 ) -> list[Path]:
-    """Write ``fig`` as ``stem.pdf`` (vector) and ``stem.png`` (``dpi``), atomically.
+    """Write ``fig`` as ``stem.pdf`` (vector) and ``stem.png`` (``dpi``, default
+    :data:`~kdtheory.report.figures.style.PNG_DPI`), atomically.
 
     A suffix on ``stem`` that names one of ``formats`` is dropped (``save(fig, "acc.pdf")``
     writes ``acc.pdf`` and ``acc.png``). Returns the written paths. PDFs carry no creation date,
@@ -49,7 +50,7 @@ def save(
     return written
 
 
-def save_as(fig: Figure, path: str | os.PathLike[str], dpi: int = 200) -> Path:
+def save_as(fig: Figure, path: str | os.PathLike[str], dpi: int = PNG_DPI) -> Path:
     """Write ``fig`` to ``path`` in the format its suffix names (pdf, png, svg, eps, ...)."""
     from kdtheory.store.atomic import write_atomic
 

@@ -17,6 +17,15 @@ FIGURE_WIDTH = 3.3
 #: Width of a double-column (``figure*``) figure in inches, for figures of many panels.
 FIGURE_WIDTH_DOUBLE = 6.9
 
+#: Tallest figure in inches (a full page of a two-column paper, caption included).
+MAX_FIGURE_HEIGHT = 9.0
+
+#: Resolution of the PNG copies (the PDF is vector).
+PNG_DPI = 150
+
+#: What a band around a line is, as the caption line on every figure states it.
+BAND_NOTE = "bands: ± 1 s.e. of the mean"
+
 #: The Okabe–Ito palette (Okabe & Ito 2008), safe for the common colour-vision deficiencies.
 OKABE_ITO: dict[str, str] = {
     "black": "#000000",
@@ -101,30 +110,28 @@ PAPER_RC: dict[str, Any] = {
     "ytick.major.pad": 2.0,
     "axes.labelpad": 2.0,
     "axes.titlepad": 3.0,
+    "axes.titley": 1.0,  # titles sit on the axes (no top tick labels): no per-draw search
     "legend.frameon": False,
     "legend.handlelength": 1.8,
     "legend.columnspacing": 1.0,
     "legend.handletextpad": 0.4,
     "legend.borderaxespad": 0.2,
     "figure.dpi": 100,
-    "savefig.dpi": 200,
+    "savefig.dpi": PNG_DPI,
     "pdf.fonttype": 42,  # TrueType in PDF: editable text, accepted by publishers
     "ps.fonttype": 42,
     "svg.fonttype": "none",
     "axes.unicode_minus": True,
     "axes.formatter.useoffset": False,
-    "figure.constrained_layout.h_pad": 0.03,
-    "figure.constrained_layout.w_pad": 0.03,
-    "figure.constrained_layout.hspace": 0.04,
-    "figure.constrained_layout.wspace": 0.04,
 }
 
 #: Ranges that confidence bands are clipped to.
 _PCT = (0.0, 100.0)
 _COLLAPSE_RANGE = {"cka": (0.0, 1.0), "nc4": (0.0, 1.0)}
 
-#: Band of the 95% confidence interval.
-_BAND_ALPHA = 0.16
+#: Opacity of a ± 1 s.e. band.
+_BAND_ALPHA = 0.18
+#: Level of :func:`kdtheory.report.figures.mean_band` (t-intervals, kept for callers).
 _CI_LEVEL = 0.95
 
 

@@ -16,20 +16,16 @@ from kdtheory.report.figures.data import (
     _kappa,
     _store_palette,
     _test_accuracy,
-    mean_band,
+    mean_se,
 )
+from kdtheory.report.figures.grid import panel_grid
 from kdtheory.report.figures.layout import (
-    _band,
+    KAPPA_LABEL,
     _collect,
-    _figure,
-    _fmt_count,
     _kappa_axis,
-    _legend,
-    _row_subfigures,
     _select,
     _skip_message,
     _titles,
-    _wrap_title,
 )
 from kdtheory.report.figures.style import _PCT, color_for, marker_for, paper_style
 from kdtheory.store import accessor as _accessor  # noqa: F401 - registers ``Dataset.kd``
@@ -49,10 +45,11 @@ def _kd_temperatures(ds: xr.Dataset) -> list[tuple[str, float]]:
 def temperature_effects(store: Any, experiments: Sequence[str] | None = None) -> Figure:
     """KD at several temperatures: accuracy vs kappa, and the gain over label training vs T.
 
-    One row per experiment whose KD methods have two or more distinct temperatures. Left: test
-    accuracy vs kappa for the label method and each KD temperature (mean and 95% CI over seeds).
-    Right: KD − label accuracy (points; accuracy when there is no label method) vs the
-    temperature on a log-2 axis, one line per kappa (up to four, light = small kappa).
+    One column per experiment whose KD methods have two or more distinct temperatures. Top:
+    test accuracy vs kappa for the label method and each KD temperature (mean ± 1 standard
+    error over seeds). Bottom: KD − label accuracy (points; accuracy when there is no label
+    method) vs the temperature on a log-2 axis, one line per training-set fraction (up to four,
+    light = small).
     """
     store = as_store(store)
     names = _select(store, experiments)
@@ -79,16 +76,15 @@ def temperature_effects(store: Any, experiments: Sequence[str] | None = None) ->
     from matplotlib import colormaps
 
     with paper_style():
-        fig = _figure(1.75 * len(rows) + 0.6)
-        subfigs = _row_subfigures(fig, len(rows))
+        grid = panel_grid(len(rows), quantities=2, share_x_label=False)
         handles: dict[str, Any] = {}
-        for sf, (name, ds, temps) in zip(subfigs, rows, strict=True):
-            ax, ax_t = sf.subplots(1, 2)
+        for e, (name, ds, temps) in enumerate(rows):
+            ax, ax_t = grid.axes(e, 0), grid.axes(e, 1)
             kappa = _kappa(ds)
             acc = _test_accuracy(ds)
             label = ds.kd.pick("label")
             if label is not None:
-                line = _band(
+                line = grid.band(
                     ax,
                     kappa,
                     acc[label],
@@ -99,21 +95,23 @@ def temperature_effects(store: Any, experiments: Sequence[str] | None = None) ->
                 )
                 _collect(handles, line, label)
             for m, t in temps:
-                line = _band(
+                line = grid.band(
                     ax, kappa, acc[m], color_for(m, palette), marker_for(m, "kd"), m, clip=_PCT
                 )
                 _collect(handles, line, f"{m} (T={t:g})")
-            _kappa_axis(ax, kappa)
-            ax.set_ylabel("Test accuracy (%)")
+            _kappa_axis(ax, kappa, label=False)
+            grid.label(ax, KAPPA_LABEL, "Test accuracy (%)")
             idx = np.unique(np.linspace(0, len(kappa) - 1, min(4, len(kappa))).round().astype(int))
             cmap = colormaps["cividis"]
             ts = np.array([t for _, t in temps])
+            fractions = np.asarray(ds["fraction"].values, dtype=float)
             for r, i in enumerate(idx):
                 shade = cmap(0.85 - 0.75 * r / max(1, len(idx) - 1))
                 vals = np.stack([acc[m][i] - (acc[label][i] if label else 0.0) for m, _ in temps])
-                mean, lo, hi, _ = mean_band(vals)
+                mean, lo, hi, n = mean_se(vals)
+                grid.seeds.update(int(k) for k in n[np.isfinite(mean)])
                 ok = np.isfinite(mean)
-                ax_t.errorbar(
+                bars = ax_t.errorbar(
                     ts[ok],
                     mean[ok],
                     yerr=[mean[ok] - lo[ok], hi[ok] - mean[ok]],
@@ -121,24 +119,20 @@ def temperature_effects(store: Any, experiments: Sequence[str] | None = None) ->
                     marker="s",
                     capsize=1.5,
                     elinewidth=0.7,
-                    label=f"κ={_fmt_count(kappa[i])}",
                 )
+                _collect(handles, bars, f"{100 * fractions[i]:g}% of the train set")
             if label is not None:
                 ax_t.axhline(0.0, color="#444444", lw=0.6, zorder=1)
             ax_t.set_xscale("log", base=2)
             ax_t.xaxis.set_major_formatter(FuncFormatter(lambda v, _p: f"{v:g}"))
             ax_t.xaxis.set_minor_formatter(NullFormatter())
             ax_t.set_xticks(sorted(set(ts)))
-            ax_t.set_xlabel("KD temperature T")
-            ax_t.set_ylabel("KD − label (points)" if label else "KD test accuracy (%)")
-            ax_t.legend(
-                loc="lower center",
-                bbox_to_anchor=(0.5, 1.0),
-                ncol=2,
-                handlelength=1.2,
-                columnspacing=0.8,
-                borderaxespad=0.1,
-            )
-            sf.suptitle(_wrap_title(titles[name], 56))
-        _legend(fig, list(handles.values()), list(handles))
+            what = "KD − label accuracy\n(percentage points)" if label else "KD test accuracy (%)"
+            grid.label(ax_t, "KD temperature T", what)
+            grid.title(e, titles[name])
+        caption = (
+            f"{grid.seed_caption('Lines and bars').replace('bands', 'bands and bars')} Bottom: "
+            "one line per training-set fraction (light = small)."
+        )
+        fig = grid.finish(handles, caption, ncol=4)
     return fig
