@@ -77,7 +77,8 @@ def test_floats_have_captions_labels_and_paragraphs(bundle):
     out, _ = bundle
     results = (out / RESULTS_TEX).read_text(encoding="utf-8")
     assert "\\usepackage{booktabs}" in results and "\\usepackage{graphicx}" in results
-    floats = re.findall(r"\\begin\{(figure|table)\}(.*?)\\end\{\1\}", results, re.S)
+    assert "\\usepackage{tabularx}" in results
+    floats = re.findall(r"\\begin\{(figure|table\*)\}(.*?)\\end\{\1\}", results, re.S)
     assert len(floats) == len(bundle_targets(results))
     for kind, body in floats:
         assert re.search(r"\\caption\{.+\}", body), body

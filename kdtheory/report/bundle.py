@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING
 from kdtheory.report.format import interval_convention, latex_escape, p_relation, tex_ci, tex_num
 from kdtheory.report.latex import latex_document, table_float
 from kdtheory.report.sections import FIGURES_DIR, TABLES_DIR, ReportSection, figure_groups, slug
+from kdtheory.report.verdict_parts import titled
 
 if TYPE_CHECKING:
     from kdtheory.hypothesis.verdict import Verdict
@@ -142,7 +143,7 @@ def verdict_paragraph(v: Verdict) -> list[str]:
     words = [latex_escape(" ".join(str(v.claim).split())).rstrip(".") + "."] if v.claim else []
     words.append(f"Decision: \\emph{{{latex_escape(v.decision)}}}.")
     if not v.available:
-        words.append(latex_escape(" ".join(str(v.reason).split())))
+        words.append(latex_escape(" ".join(titled(str(v.reason), v.titles or {}).split())))
         return [*lines, " ".join(words), ""]
     tests: list[str] = []
     if v.p_adjusted is not None and _finite(v.p_adjusted):
@@ -151,7 +152,8 @@ def verdict_paragraph(v: Verdict) -> list[str]:
     if _finite(v.p_value):
         tests.append(f"unadjusted $p$ {latex_escape(p_relation(v.p_value))}")
     if tests:
-        deciding = f" ({latex_escape(v.deciding.name)})" if v.deciding is not None else ""
+        name = titled(v.deciding.name, v.titles or {}) if v.deciding is not None else ""
+        deciding = f" ({latex_escape(name)})" if name else ""
         words.append(f"Deciding test{deciding}: {', '.join(tests)}, $\\alpha = {v.alpha:g}$.")
     if _finite(v.estimate):
         lo, hi = tuple(v.ci) if v.ci is not None else (math.nan, math.nan)
