@@ -445,7 +445,10 @@ def _tex_cell(cell: Any, column: Column) -> str:
 def _html_cell(cell: Any, plain: str) -> str:
     if isinstance(cell, Cell) and cell.html is not None:
         return cell.html
-    return _emphasise(cell, html_escape(plain), "<i>{}</i>", "<b>{}</b>")
+    text = html_escape(plain)
+    if isinstance(_value(cell), tuple):  # an interval is read as one: never broken
+        text = f'<span style="white-space:nowrap">{text}</span>'
+    return _emphasise(cell, text, "<i>{}</i>", "<b>{}</b>")
 
 
 def text_table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: set[int]) -> str:

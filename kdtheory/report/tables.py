@@ -93,6 +93,11 @@ class TablePaths(list):  # type: ignore[type-arg]
     def __add__(self, other: Sequence[str]) -> TablePaths:  # type: ignore[override]
         return TablePaths([*self, *other], {**self.captions, **getattr(other, "captions", {})})
 
+    def __iadd__(self, other: Sequence[str]) -> TablePaths:  # type: ignore[override]
+        self.extend(other)
+        self.captions.update(getattr(other, "captions", {}))
+        return self
+
 
 def table_document(tabular: str, caption: str = "", title: str = "") -> str:
     """A complete, compilable ``article`` holding ``tabular`` in a table float (at its natural
