@@ -16,6 +16,7 @@ from kdtheory.hypothesis.sections import (
     gaps_figure,
     kappa_table,
     report_section,
+    table_level,
 )
 from kdtheory.hypothesis.template import Options, Outcome, PooledHypothesis
 from kdtheory.hypothesis.toolkit import (
@@ -268,10 +269,13 @@ class DarkKnowledge(PooledHypothesis):
         from kdtheory.report import figures as plot
         from kdtheory.report.document import Column
 
+        level = table_level(verdict)
         columns = [
             accuracy_column("KD", "kd"),
             accuracy_column("Shuffled", "shuffled"),
-            *estimate_columns("KD − shuffled", "difference", header_tex="KD $-$ shuffled"),
+            *estimate_columns(
+                "KD − shuffled", "difference", header_tex="KD $-$ shuffled", level=level
+            ),
             *(
                 Column(
                     f"ρ {who}",
@@ -327,6 +331,6 @@ def _decision_numbers(comp: Mapping[str, Any]) -> dict[str, Any]:
 
 _TABLE_CAPTION = (
     "KD vs KD with shuffled wrong-class probabilities per kappa: accuracies, the seed-paired "
-    "difference (95% t-interval), and each student's wrong-class rank correlation rho with the "
-    "teacher on the test set."
+    "difference (t-interval over seeds), and each student's wrong-class rank correlation rho "
+    "with the teacher on the test set."
 )

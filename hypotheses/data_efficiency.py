@@ -15,6 +15,7 @@ from kdtheory.hypothesis.sections import (
     estimate_columns,
     kappa_table,
     report_section,
+    table_level,
 )
 from kdtheory.hypothesis.template import Options, Outcome, PooledHypothesis
 from kdtheory.hypothesis.toolkit import (
@@ -242,7 +243,7 @@ class DataEfficiency(PooledHypothesis):
         columns = [
             accuracy_column("Label", "label"),
             accuracy_column("KD", "kd"),
-            *estimate_columns("Gain (points)", "gain"),
+            *estimate_columns("Gain (points)", "gain", level=table_level(verdict)),
             Column("Data multiplier", "multiplier_text", "text", align="r"),
         ]
         tables = kappa_table(out_dir, verdict, columns, _TABLE_CAPTION, records)
@@ -311,7 +312,7 @@ def _multiplier_text(rec: Mapping[str, Any]) -> str:
 
 
 _TABLE_CAPTION = (
-    "KD's gain over label training per training-set size kappa (mean over seeds, 95% "
-    "t-interval of the seed-paired gain) and the data multiplier kappa*/kappa: how many times "
+    "KD's gain over label training per training-set size kappa (mean over seeds, t-interval "
+    "over seeds of the seed-paired gain) and the data multiplier kappa*/kappa: how many times "
     "more labelled samples label training needs to match KD's mean accuracy."
 )

@@ -15,6 +15,7 @@ from kdtheory.hypothesis.sections import (
     estimate_columns,
     kappa_table,
     report_section,
+    table_level,
 )
 from kdtheory.hypothesis.template import Options, Outcome, PooledHypothesis
 from kdtheory.hypothesis.toolkit import (
@@ -43,6 +44,7 @@ from kdtheory.hypothesis.toolkit import (
 )
 from kdtheory.hypothesis.verdict import Verdict
 from kdtheory.metrics import fidelity, kl_divergence
+from kdtheory.report.format import ci_header
 from kdtheory.stats import POOLING_METHODS, holm, one_sample_t, tost
 
 if TYPE_CHECKING:
@@ -473,7 +475,7 @@ class FidelityDecay(PooledHypothesis):
         columns = [
             Column("Fidelity trained-on (%)", "fidelity_train", ".1f"),
             Column("Fidelity unseen (%)", "fidelity_test", ".1f"),
-            *estimate_columns("Gap (points)", "gap", prefix_ci=True),
+            *estimate_columns("Gap (points)", "gap", prefix_ci=True, level=table_level(verdict)),
             Column("Cells excluded", "n_excluded", "int"),
         ]
         tables = kappa_table(out_dir, verdict, columns, _TABLE_CAPTION, records)
@@ -492,7 +494,7 @@ class FidelityDecay(PooledHypothesis):
 
 def ci_words(alpha: float) -> str:
     """``"90% CI"``: the level of the exponent's CI (that of its TOST)."""
-    return f"{round(100 * (1 - 2 * alpha), 6):g}% CI"
+    return ci_header(1 - 2 * alpha)
 
 
 def _p_outside(comp: Mapping[str, Any]) -> tuple[float, str]:
@@ -585,6 +587,7 @@ def _scaled(records: Sequence[Mapping[str, Any]], keys: Sequence[str], factor: f
 
 _TABLE_CAPTION = (
     "Top-1 agreement of the KD student with the teacher on the samples it trained on and on "
-    "unseen (test) samples per kappa (mean over seeds), their gap with a 95% t-interval, and the "
+    "unseen (test) samples per kappa (mean over seeds), their gap with its t-interval over seeds, "
+    "and the "
     "cells left out of the log fit (gap <= 0)."
 )

@@ -15,6 +15,7 @@ from kdtheory.hypothesis.sections import (
     gaps_figure,
     kappa_table,
     report_section,
+    table_level,
 )
 from kdtheory.hypothesis.template import Options, Outcome, PooledHypothesis
 from kdtheory.hypothesis.toolkit import (
@@ -307,13 +308,12 @@ class LabelSmoothing(PooledHypothesis):
             drivers = sorted(
                 (r for r in family if r["significant"]), key=lambda r: (r["p_holm"], r["p"])
             )
-            parts = [_member_text(r, k) for r in drivers]
             whose = "each experiment's" if k > 1 else "the"
             return (
-                f"KD significantly beats label smoothing at {'; '.join(parts[:6])}"
-                f"{'; …' if len(parts) > 6 else ''} (one-sided tests, Holm across a family of "
-                f"{_family_size(family)}: {whose} mean over fractions and per-fraction tests, "
-                f"alpha {alpha:g}). {s}."
+                f"KD significantly beats label smoothing in {len(drivers)} of "
+                f"{_family_size(family)} one-sided tests (Holm across {whose} mean over fractions "
+                f"and per-fraction tests, alpha {alpha:g}; every test is in the rejection-family "
+                f"table), the deciding one at {_member_text(drivers[0], k)}. {s}."
             )
         p_min = _min_p(family)
         if decision == "supported":
@@ -322,18 +322,20 @@ class LabelSmoothing(PooledHypothesis):
                 f"p {fmt(p_min)}); TOST within ±{fmt(margin)} points holds at every fraction "
                 f"(largest Holm-adjusted p {fmt(_max_p(tosts))}): LS matches KD."
             )
-        failing = [
-            fraction_label(r["fraction"])
-            + (f" ({r['experiment']})" if k > 1 else "")
-            + f" Holm {fmt_p(r['tost_p_holm'])}"
-            for r in tosts
-            if not (r["tost_p_holm"] < alpha)
-        ]
+        failing = [r for r in tosts if not (r["tost_p_holm"] < alpha)]
+        if len(failing) <= 3:  # few: name them; many: count them (the table lists each)
+            where = ", ".join(
+                fraction_label(r["fraction"])
+                + (f" ({r['experiment']})" if k > 1 else "")
+                + f" (Holm {fmt_p(r['tost_p_holm'])})"
+                for r in failing
+            )
+        else:
+            where = f"{len(failing)} of {len(tosts)} fractions (see the per-kappa table)"
         return (
             f"{s}; KD significantly beats LS neither on average nor at any fraction (smallest "
             f"Holm-adjusted p {fmt(p_min)}), but equivalence within ±{fmt(margin)} points is not "
-            f"shown at {len(failing)} fraction(s): {', '.join(failing[:6])}"
-            f"{' …' if len(failing) > 6 else ''}."
+            f"shown at {where}."
         )
 
     def report_sections(self, verdict: Verdict, store: Any, out_dir: Path) -> list[Any]:
@@ -343,12 +345,52 @@ class LabelSmoothing(PooledHypothesis):
         columns = [
             accuracy_column("KD", "kd"),
             accuracy_column("LS", "ls"),
-            *estimate_columns("KD − LS", "difference", header_tex="KD $-$ LS"),
+            *estimate_columns(
+                "KD − LS", "difference", header_tex="KD $-$ LS", level=table_level(verdict)
+            ),
             Column("TOST p (Holm)", "tost_p_holm", "p", header_tex="TOST $p$ (Holm)"),
         ]
         tables = kappa_table(out_dir, verdict, columns, _TABLE_CAPTION)
+        tables += kappa_table(
+            out_dir,
+            verdict,
+            _family_columns(),
+            _FAMILY_CAPTION,
+            _family_records(verdict),
+            name="rejection-family",
+        )
         title = "KD vs label smoothing"
         return [report_section(out_dir, title, [gaps_figure(store)], tables=tables)]
+
+
+def _family_columns() -> list[Any]:
+    """The rejection-family table's columns: every one-sided KD > LS test, its Holm p."""
+    from kdtheory.report.table import Column
+
+    return [
+        Column("Test", "member", "text"),
+        Column("KD − LS (points)", "estimate", ".2f", header_tex="KD $-$ LS (points)"),
+        Column("t", "statistic", ".2f", header_tex="$t$"),
+        Column("p", "p", "p", header_tex="$p$"),
+        Column("Holm p", "p_holm", "p", header_tex="Holm $p$"),
+        Column("KD > LS", "significant", "bool", header_tex="KD $>$ LS"),
+    ]
+
+
+def _family_records(verdict: Verdict) -> list[dict[str, Any]]:
+    """The members of the rejection family the verdict decided on (the pooled one with several
+    experiments), each named ``mean over fractions`` or by its fraction."""
+    members = verdict.tables.get("rejection_family", [])
+    pooled = [m for m in members if m.get("family") == "pooled"]
+    return [
+        {
+            **m,
+            "member": "mean over fractions"
+            if m.get("test") == MEAN_TEST
+            else fraction_label(float(m["fraction"])),
+        }
+        for m in (pooled or members)
+    ]
 
 
 def _mean_numbers(key: Effect) -> dict[str, Any]:
@@ -531,6 +573,13 @@ def _max_p(records: Sequence[Mapping[str, Any]]) -> float:
 
 _TABLE_CAPTION = (
     "KD vs label smoothing per kappa: accuracies (mean over seeds), the seed-paired difference "
-    "with its 95% t-interval, and the Holm-adjusted TOST p-value of equivalence within the "
-    "margin."
+    "with its t-interval over seeds, and the Holm-adjusted TOST p-value of equivalence within "
+    "the margin."
+)
+
+_FAMILY_CAPTION = (
+    "The rejection family of label smoothing: per experiment, the one-sided paired t-test of "
+    "KD − LS > 0 (across seeds) of the mean over fractions and at every kappa, with the "
+    "Holm-adjusted p across the whole family (every experiment's tests together); KD > LS: "
+    "significant at alpha."
 )

@@ -14,6 +14,7 @@ from kdtheory.hypothesis.sections import (
     estimate_columns,
     kappa_table,
     report_section,
+    table_level,
 )
 from kdtheory.hypothesis.template import Options, Outcome, PooledHypothesis
 from kdtheory.hypothesis.toolkit import (
@@ -236,6 +237,7 @@ class NeuralCollapse(PooledHypothesis):
         """NC1 and CKA differences per kappa: two figures and a table."""
         from kdtheory.report import figures as plot
 
+        level = table_level(verdict)
         columns = [
             *estimate_columns(
                 "Δ log NC1",
@@ -243,6 +245,8 @@ class NeuralCollapse(PooledHypothesis):
                 ".3f",
                 header_tex="$\\Delta\\log$ NC1",
                 prefix_ci=True,
+                level=level,
+                ci_suffix="(NC1)",
             ),
             *estimate_columns(
                 "Δ CKA",
@@ -250,7 +254,8 @@ class NeuralCollapse(PooledHypothesis):
                 ".3f",
                 header_tex="$\\Delta$ CKA",
                 prefix_ci=True,
-                ci_header="95% CI ",
+                level=level,
+                ci_suffix="(CKA)",
             ),
         ]
         tables = kappa_table(out_dir, verdict, columns, _TABLE_CAPTION)
@@ -326,5 +331,6 @@ _COLLAPSE_ALL = (
 
 _TABLE_CAPTION = (
     "KD minus label student on the feature rows each trained on, per kappa: the difference in "
-    "log NC1 and in linear CKA with the teacher's features (mean over seeds, 95% t-intervals)."
+    "log NC1 and in linear CKA with the teacher's features (mean over seeds, t-intervals over "
+    "seeds)."
 )

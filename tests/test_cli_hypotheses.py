@@ -213,7 +213,7 @@ def test_test_formats(fake_registry, store_path, fmt):
         rows = list(csv.DictReader(io.StringIO(out)))
         assert [r["experiment"] for r in rows] == ["exp_a", "exp_b", "pooled"]
     elif fmt == "latex":
-        assert out.startswith("\\begin{tabular}") and "exp\\_a" in out
+        assert out.startswith("\\begin{tabularx}") and "exp\\_a" in out
     elif fmt == "markdown":
         assert out.startswith("### fake-weak")
     elif fmt == "html":

@@ -87,7 +87,7 @@ def test_every_artefact_is_written(built):
     tables = out / "tables"
     for stem in ["verdicts", *BUILTINS, *(f"{h}-by-kappa" for h in BUILTINS)]:
         body = (tables / f"{stem}.tex").read_text()
-        assert "\\toprule" in body and "\\bottomrule" in body and "\\begin{tabular}" in body
+        assert "\\toprule" in body and "\\bottomrule" in body and "\\begin{tabular" in body
         doc = (tables / f"{stem}-document.tex").read_text()
         assert "\\documentclass" in doc and "\\usepackage{booktabs}" in doc
         rows = list(csv.reader(io.StringIO((tables / f"{stem}.csv").read_text())))
@@ -149,7 +149,7 @@ def test_verdicts_json_round_trips(built):
 def test_latex_documents_compile(built, tmp_path):
     _, out, _ = built
     docs = sorted((out / "tables").glob("*-document.tex"))
-    assert len(docs) == 1 + 2 * len(BUILTINS)
+    assert len(docs) == 1 + 2 * len(BUILTINS) + 1  # + label smoothing's rejection family
     for doc in docs:
         shutil.copy(doc, tmp_path / doc.name)
     procs = {
@@ -305,3 +305,22 @@ def test_markdown_cells_escape_backslashes_so_a_pipe_stays_in_its_cell():
     unescaped = re.sub(r"\\.", "", body)  # drop escaped characters; what is left splits cells
     assert unescaped.count("|") == 3, body
     assert "x\\\\\\|y" in body
+
+
+def test_one_interval_convention_stated_once_and_followed(built):
+    _, out, _ = built
+    md = (out / "report.md").read_text(encoding="utf-8")
+    page = (out / "index.html").read_text(encoding="utf-8")
+    for text in (md, page):
+        assert text.count("Intervals: every confidence interval is two-sided at 90%") == 1
+        assert text.index("Intervals:") < text.index("Verdicts")
+    for table in (out / "tables").glob("*.md"):
+        body = table.read_text(encoding="utf-8")
+        assert "95%" not in body and "100%" not in body, table.name
+        if "CI" in body.splitlines()[0]:
+            assert "90% CI" in body.splitlines()[0], table.name
+    # experiments are named by title in the tables, by id only in the experiments table's id
+    (name,) = json.loads((out / "verdicts.json").read_text())["provenance"]["experiments"]
+    rows = [line for line in md.splitlines() if line.startswith("|")]
+    assert [r for r in rows if name in r] == [r for r in rows if f"| {name} |" in r]
+    assert len([r for r in rows if name in r]) == 1

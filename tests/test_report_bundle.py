@@ -77,7 +77,8 @@ def test_floats_have_captions_labels_and_paragraphs(bundle):
     out, _ = bundle
     results = (out / RESULTS_TEX).read_text(encoding="utf-8")
     assert "\\usepackage{booktabs}" in results and "\\usepackage{graphicx}" in results
-    floats = re.findall(r"\\begin\{(figure|table)\}(.*?)\\end\{\1\}", results, re.S)
+    assert "\\usepackage{tabularx}" in results
+    floats = re.findall(r"\\begin\{(figure|table\*)\}(.*?)\\end\{\1\}", results, re.S)
     assert len(floats) == len(bundle_targets(results))
     for kind, body in floats:
         assert re.search(r"\\caption\{.+\}", body), body
@@ -132,9 +133,27 @@ def test_standalone_wrapper_compiles(bundle, tmp_path):
     log = proc.stdout.decode(errors="replace")
     assert proc.returncode == 0, log[-3000:]
     assert (work / STANDALONE_TEX.replace(".tex", ".pdf")).is_file()
-    assert "Missing character" not in (work / STANDALONE_TEX.replace(".tex", ".log")).read_text(
-        errors="replace"
+    log = (work / STANDALONE_TEX.replace(".tex", ".log")).read_text(errors="replace")
+    assert "Missing character" not in log
+    # set in two columns like a paper, and every table fits: none is scaled, none overflows
+    assert "\\documentclass[twocolumn]{article}" in (work / STANDALONE_TEX).read_text()
+    assert "Overfull \\hbox" not in log, re.findall(r"Overfull \\hbox.*", log)
+
+
+def test_tables_are_never_scaled_and_captions_come_from_the_sections(bundle):
+    out, _ = bundle
+    results = (out / RESULTS_TEX).read_text(encoding="utf-8")
+    for tex in [results, *(p.read_text() for p in (out / "tables").glob("*.tex"))]:
+        assert "resizebox" not in tex and "scalebox" not in tex
+    assert not list((out / "tables").glob("*-document.tex"))  # nothing left to parse
+    # the per-kappa table's caption, as the hypothesis wrote it, above its table
+    assert re.search(
+        r"\\caption\{KD vs label smoothing per kappa.*?\}\n\\label\{tab:label-smoothing-by-kappa\}",
+        results,
     )
+    # the interval convention stated once, at the top
+    assert results.count("\\paragraph{Intervals.}") == 1
+    assert results.index("Intervals.") < results.index("\\begin{")
 
 
 @pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex is not installed")

@@ -15,6 +15,7 @@ from kdtheory.hypothesis.sections import (
     ci_column,
     estimate_columns,
     kappa_table,
+    table_level,
 )
 from kdtheory.hypothesis.template import Options, PooledHypothesis
 from kdtheory.hypothesis.toolkit import (
@@ -142,7 +143,8 @@ def test_mean_ci_columns_names_and_values():
     plain = mean_ci_columns(v, 0.05, "gain")
     assert list(plain) == ["gain", "ci_low", "ci_high", "n"]
     assert plain["gain"] == [2.0, 5.0] and plain["n"] == [3, 2]
-    half = 4.302652729911275 / math.sqrt(3)  # t(0.975, 2) * sd 1 / sqrt(3)
+    # the report's interval convention, 1 - 2 alpha: t(0.95, 2) * sd 1 / sqrt(3)
+    half = 2.919985580355516 / math.sqrt(3)
     assert plain["ci_low"][0] == pytest.approx(2.0 - half)
     assert plain["ci_high"][0] == pytest.approx(2.0 + half)
     assert plain["ci_low"][1] == plain["ci_high"][1] == 5.0  # no spread
@@ -241,27 +243,43 @@ def test_result_text_forms():
 def test_table_columns_name_the_keys_mean_ci_columns_writes():
     acc = accuracy_column("KD", "kd")
     assert (acc.header, acc.key, acc.fmt) == ("KD acc. (%)", "kd_accuracy", ".1f")
-    plain = ci_column()
+    plain = ci_column(level=0.9)
     assert (plain.header, plain.key, plain.header_tex) == (
-        "95% CI",
+        "90% CI",
         ("ci_low", "ci_high"),
-        "95\\% CI",
+        "90\\% CI",
     )
-    gap, gap_ci = estimate_columns("Gap", "gap", ".3f", header_tex="G", prefix_ci=True)
+    gap, gap_ci = estimate_columns("Gap", "gap", ".3f", header_tex="G", prefix_ci=True, level=0.8)
     assert (gap.header, gap.key, gap.fmt, gap.header_tex) == ("Gap", "gap", ".3f", "G")
     assert gap_ci.key == ("gap_ci_low", "gap_ci_high") and gap_ci.fmt == ".3f"
-    second = ci_column("d", header="95% CI ")
-    assert second.header == "95% CI " and second.header_tex == "95\\% CI"
+    assert gap_ci.header == "80% CI"  # the header follows the level, never a fixed 95%
+    second = ci_column("d", level=0.9, suffix="(d)")
+    assert second.header == "90% CI (d)" and second.header_tex == "90\\% CI (d)"
 
 
 def test_kappa_table_writes_the_per_fraction_records_under_the_hypothesis_name(tmp_path):
     class _Verdict:
         hypothesis = "my-hyp"
-        tables = {"per_fraction": [{"experiment": "e1", "n_train": 10, "gain": 1.5}]}
+        alpha = 0.05
+        titles = {"e1": "Experiment one", "e2": "Experiment two"}
+        tables = {
+            "per_fraction": [
+                {"experiment": "e1", "n_train": 10, "gain": 1.5},
+                {"experiment": "e2", "n_train": 10, "gain": 2.5},
+            ]
+        }
 
-    files = kappa_table(tmp_path, _Verdict(), [estimate_columns("Gain", "gain")[0]], "Cap.")
+    level = table_level(_Verdict())
+    assert level == pytest.approx(0.9)
+    columns = [estimate_columns("Gain", "gain", level=level)[0]]
+    files = kappa_table(tmp_path, _Verdict(), columns, "Cap.")
     assert "tables/my-hyp-by-kappa.md" in files
+    assert files.captions == {"tables/my-hyp-by-kappa.tex": "Cap."}
     md = (tmp_path / "tables" / "my-hyp-by-kappa.md").read_text()
     assert "κ" in md and "Gain" in md and "10" in md and "1.50" in md
+    # groups shown by title; the CSV keeps the ids
+    assert "Experiment one" in md and "| e1 |" not in md
+    assert "\\emph{Experiment two}" in (tmp_path / "tables" / "my-hyp-by-kappa.tex").read_text()
+    assert "e2" in (tmp_path / "tables" / "my-hyp-by-kappa.csv").read_text()
     other = kappa_table(tmp_path, _Verdict(), [], "Cap.", records=[{"n_train": 99}])
     assert "99" in (tmp_path / other[2]).read_text()

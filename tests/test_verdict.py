@@ -202,16 +202,19 @@ def _latex_rows(body: str) -> list[str]:
 def test_latex_body_is_booktabs_with_escaping():
     tex = make_verdict().as_latex()
     lines = tex.splitlines()
-    assert lines[0].startswith("\\begin{tabular}{") and lines[-1] == "\\end{tabular}"
-    assert lines[1] == "\\toprule" and lines[-2] == "\\bottomrule"
+    # a line-wide tabularx whose experiment column wraps: never scaled to fit
+    assert lines[0].startswith("\\begin{tabularx}{\\linewidth}{") and lines[-1] == "\\end{tabularx}"
+    assert lines[1] == "\\toprule" and lines[-3] == "\\bottomrule"
+    assert lines[-2].startswith("\\multicolumn{") and "n: seeds" in lines[-2]  # the notes row
     assert "\\midrule" in lines
     assert "mnist1d\\_mlp" in tex and "cifar10\\_resnet" in tex
     assert re.search(r"(?<!\\)_", tex) is None  # every underscore escaped
     assert "90\\% CI" in tex
-    n_cols = len(re.search(r"\\begin\{tabular\}\{(\w+)\}", tex).group(1))
     rows = _latex_rows(tex)
-    assert len(rows) == 1 + 3  # header + 2 experiments + pooled
-    for row in rows:
+    assert len(rows) == 1 + 3 + 1  # header + 2 experiments + pooled + notes
+    n_cols = len(re.findall(r"(?<!\\)&", rows[0])) + 1
+    assert n_cols == 7  # experiment, estimate, CI, p, Holm p, n, decision
+    for row in rows[1:-1]:
         assert len(re.findall(r"(?<!\\)&", row)) == n_cols - 1
     assert "$-$0.002" in tex  # negative numbers typeset as minus signs
 
@@ -230,19 +233,21 @@ def test_latex_document_is_complete():
     assert "\\usepackage{booktabs}" in doc
     assert doc.rstrip().endswith("\\end{document}")
     assert doc.count("\\begin{") == doc.count("\\end{")
-    assert "\\begin{tabular}" in doc and "\\begin{verbatim}" in doc
+    assert "\\begin{tabularx}" in doc and "\\begin{verbatim}" in doc
+    assert "\\usepackage{tabularx}" in doc and "resizebox" not in doc
     # the reason's "&" and "%" are escaped in the description
     assert "gain \\& it is significant at 5\\%" in doc
 
 
 def test_latex_document_declares_the_unicode_it_uses():
-    # a two-sided deciding test describes itself with "≠", which pdflatex cannot typeset
-    # unless the document declares it
+    # a two-sided deciding test describes itself with "≠", which pdflatex cannot typeset as
+    # it is: escaped as math; a character latex_escape does not know is declared instead
     v = make_verdict()
     v.deciding = DecidingTest("t-test", "supported", "two-sided")
+    v.reason = "the ratio ⅓ is small"
     doc = v.as_latex_document()
-    assert "≠" in doc
-    assert "\\DeclareUnicodeCharacter{2260}" in doc
+    assert "≠" not in doc and "$\\neq$" in doc
+    assert "\\DeclareUnicodeCharacter{2153}" in doc
     assert doc.index("DeclareUnicodeCharacter") < doc.index("\\begin{document}")
 
 
@@ -253,11 +258,12 @@ def test_latex_family_table_one_row_per_hypothesis_and_experiment():
         Verdict.unavailable("fidelity-decay", "c", "p", 0.05, "missing"),
     ]
     tex = render(vs, "latex")
-    assert tex.count("\\begin{tabular}") == 1
+    assert tex.count("\\begin{tabularx}") == 1 and "resizebox" not in tex
     rows = _latex_rows(tex)
-    assert len(rows) == 1 + 3 + 3 + 1
-    assert "Hypothesis & Experiment" in rows[0] and "Holm $p$" in rows[0]
-    assert sum("label-smoothing" in r for r in rows) == 1  # name on the group's first row
+    # header, a heading per hypothesis, 3 + 3 + 1 rows, the notes
+    assert len(rows) == 1 + 3 + 3 + 3 + 1 + 1
+    assert rows[0].startswith("Experiment &") and "Holm $p$" in rows[0]
+    assert sum("\\emph{label-smoothing}" in r for r in rows) == 1  # the group's heading
     assert "fidelity-decay" in tex
 
 
@@ -357,14 +363,20 @@ def test_verdict_with_deciding_test_round_trips_and_uses_the_holm_p():
     assert make_verdict().implied_decision() is None  # no deciding test, no claim
 
 
-def test_ci_level_column_appears_only_when_the_rows_differ():
+def test_rows_at_another_ci_level_or_test_are_marked_and_explained():
     v = make_verdict()
     v.experiments[0].deciding = DecidingTest("a", "supported", "greater", ci_level=0.9)
     v.pooled.deciding = DecidingTest("a", "supported", "greater", ci_level=0.9)
-    assert "CI level" not in v.as_text() and "CIs: 90% two-sided" in v.as_text()
-    v.experiments[1].deciding = DecidingTest("b", "rejected", "greater", ci_level=0.975)
     text = v.as_text()
-    assert "CI level" in text and "97.5%" in text and "deciding test" in text
+    assert "90% CI" in text and "CIs: 90% two-sided" in text
+    assert "†" not in text and "Test (" not in text
+    v.experiments[1].deciding = DecidingTest("b", "rejected", "greater", ci_level=0.9958333)
+    for rendered in (v.as_text(), v.as_markdown(), v.as_html(), v.as_latex()):
+        # the row's CI is marked, the note gives its level (not rounded to 100%), and the
+        # rows' different deciding tests are keyed
+        assert ("†" in rendered or "\\dag" in rendered) and "99.58" in rendered, rendered
+        assert "100%" not in rendered and "100\\%" not in rendered
+        assert "A = a" in rendered and "B = b" in rendered
 
 
 def test_family_title_counts_the_holm_family_once():

@@ -100,12 +100,17 @@ def with_store_warnings(
 ) -> list[Verdict]:
     """``verdicts``, each carrying the store's convergence warnings (under-trained cells, weak
     teachers; see :mod:`kdtheory.store.convergence`), so that no verdict on such runs passes
-    silently.
+    silently, and the experiments' display titles (:attr:`Verdict.titles`).
     ``found`` are those warnings when the caller has checked the store already."""
     from kdtheory.store.convergence import check_store
+    from kdtheory.store.titles import experiment_titles
 
     found = list(check_store(store).warnings() if found is None else found)
-    return [replace(v, warnings=list(v.warnings) + found) if found else v for v in verdicts]
+    titles = experiment_titles(store)
+    return [
+        replace(v, warnings=list(v.warnings) + found, titles={**titles, **v.titles})
+        for v in verdicts
+    ]
 
 
 def adjust_family(

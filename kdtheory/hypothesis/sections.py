@@ -25,6 +25,7 @@ __all__ = [
     "gaps_figure",
     "kappa_table",
     "report_section",
+    "table_level",
 ]
 
 #: How the figures of :mod:`kdtheory.report.figures` draw uncertainty, for captions (each
@@ -86,12 +87,13 @@ def report_section(
     text : str
         Markdown shown above the figures.
     tables : sequence of str
-        Paths of tables written with :func:`kdtheory.report.document.write_table`.
+        Paths of tables written with :func:`kdtheory.report.document.write_table` (their
+        captions, which it returns with the paths, go into the section's ``captions``).
     """
     from kdtheory.report.document import ReportSection
 
     paths: list[str] = []
-    captions: dict[str, str] = {}
+    captions: dict[str, str] = dict(getattr(tables, "captions", {}))
     notes = [text] if text else []
     for figure in figures:
         try:
@@ -128,8 +130,17 @@ def accuracy_column(header: str, method: str) -> Any:
     return Column(f"{header} acc. (%)", f"{method}_accuracy", ".1f")
 
 
-def ci_column(name: str = "", fmt: str = ".2f", header: str = "95% CI") -> Any:
-    """A table column of a 95% interval: the record keys ``<name>_ci_low`` and
+def table_level(verdict: Any) -> float:
+    """The level of the intervals in a hypothesis's per-kappa tables: the report's convention,
+    ``1 - 2*alpha`` of the verdict's alpha (:func:`kdtheory.report.format.interval_level`),
+    the level :func:`kdtheory.hypothesis.toolkit.mean_ci_columns` computes them at."""
+    from kdtheory.report.format import interval_level
+
+    return interval_level(verdict.alpha)
+
+
+def ci_column(name: str = "", fmt: str = ".2f", *, level: float, suffix: str = "") -> Any:
+    """A table column of an interval at ``level``: the record keys ``<name>_ci_low`` and
     ``<name>_ci_high`` (``ci_low``/``ci_high`` without a name), as
     :func:`kdtheory.hypothesis.toolkit.mean_ci_columns` writes them.
 
@@ -139,19 +150,21 @@ def ci_column(name: str = "", fmt: str = ".2f", header: str = "95% CI") -> Any:
         The column whose interval it is (empty: the record's unprefixed interval).
     fmt : str
         Number format of the bounds.
-    header : str
-        Header text (the LaTeX header is the same, stripped, with ``%`` escaped); two interval
-        columns of one table need different headers.
+    level : float
+        The intervals' level (:func:`table_level`): the header reads ``"90% CI"``.
+    suffix : str
+        Appended to the header; two interval columns of one table need different headers.
 
     Returns
     -------
     kdtheory.report.table.Column
     """
+    from kdtheory.report.format import ci_header, latex_escape
     from kdtheory.report.table import Column
 
     ci = f"{name}_ci" if name else "ci"
-    tex = header.strip().replace("%", "\\%")
-    return Column(header, (f"{ci}_low", f"{ci}_high"), fmt, header_tex=tex)
+    header = ci_header(level, suffix)
+    return Column(header, (f"{ci}_low", f"{ci}_high"), fmt, header_tex=latex_escape(header))
 
 
 def estimate_columns(
@@ -161,10 +174,11 @@ def estimate_columns(
     *,
     header_tex: str | None = None,
     prefix_ci: bool = False,
-    ci_header: str = "95% CI",
+    level: float,
+    ci_suffix: str = "",
 ) -> list[Any]:
-    """Two table columns: a mean over seeds and its 95% interval (:func:`ci_column`), as
-    :func:`kdtheory.hypothesis.toolkit.mean_ci_columns` writes them.
+    """Two table columns: a mean over seeds and its interval at ``level`` (:func:`ci_column`),
+    as :func:`kdtheory.hypothesis.toolkit.mean_ci_columns` writes them.
 
     Parameters
     ----------
@@ -178,8 +192,10 @@ def estimate_columns(
         Raw LaTeX header of the mean's column.
     prefix_ci : bool
         The interval's keys are ``<name>_ci_low``/``<name>_ci_high`` (else ``ci_low``/``ci_high``).
-    ci_header : str
-        Header of the interval's column.
+    level : float
+        The interval's level (:func:`table_level`), named in its header.
+    ci_suffix : str
+        Appended to the interval's header (``"90% CI"``).
 
     Returns
     -------
@@ -189,7 +205,7 @@ def estimate_columns(
 
     return [
         Column(header, name, fmt, header_tex=header_tex),
-        ci_column(name if prefix_ci else "", fmt, ci_header),
+        ci_column(name if prefix_ci else "", fmt, level=level, suffix=ci_suffix),
     ]
 
 
@@ -199,9 +215,10 @@ def kappa_table(
     columns: Sequence[Any],
     caption: str,
     records: Sequence[Any] | None = None,
-) -> list[str]:
-    """Write a hypothesis's per-kappa table ``<hypothesis>-by-kappa``: a κ column (the records'
-    ``n_train``), then ``columns``.
+    name: str = "by-kappa",
+) -> Any:
+    """Write a hypothesis's per-kappa table ``<hypothesis>-<name>``: a κ column (the records'
+    ``n_train``), then ``columns``, grouped by experiment under its display title.
 
     Parameters
     ----------
@@ -213,12 +230,14 @@ def kappa_table(
     caption : str
     records : sequence of dict, optional
         One per (experiment, fraction); default the verdict's ``per_fraction`` table.
+    name : str
+        The table's name after the hypothesis's (a second per-kappa table needs another).
 
     Returns
     -------
-    list of str
+    kdtheory.report.tables.TablePaths
         The files written (:func:`kdtheory.report.document.write_table`), relative to
-        ``out_dir``: the ``tables`` argument of :func:`report_section`.
+        ``out_dir``, with the caption: the ``tables`` argument of :func:`report_section`.
     """
     from kdtheory.report.document import write_table
     from kdtheory.report.table import Column
@@ -226,5 +245,6 @@ def kappa_table(
     if records is None:
         records = verdict.tables.get("per_fraction", [])
     kappa = Column("κ", "n_train", "int", header_tex="$\\kappa$")
-    stem = f"{verdict.hypothesis}-by-kappa"
-    return write_table(out_dir, stem, records, [kappa, *columns], caption)
+    stem = f"{verdict.hypothesis}-{name}"
+    titles = getattr(verdict, "titles", None)
+    return write_table(out_dir, stem, records, [kappa, *columns], caption, titles=titles)

@@ -331,6 +331,10 @@ class Verdict:
         are its numbers. None for verdicts that do not say (third-party plugins).
     pooling : str
         How experiments were pooled (empty with one experiment).
+    titles : dict of str to str
+        Display title of each experiment id (:func:`kdtheory.store.titles.experiment_titles`),
+        set when the verdict is made from a store: tables, headings and text meant for readers
+        show these; JSON and CSV keep the ids.
     """
 
     hypothesis: str
@@ -355,6 +359,7 @@ class Verdict:
     warnings: list[str] = field(default_factory=list)
     deciding: DecidingTest | None = None
     pooling: str = ""
+    titles: dict[str, str] = field(default_factory=dict)
 
     # ---------------------------------------------------------------- construction helpers
 
@@ -456,6 +461,7 @@ class Verdict:
             "family": [str(f) for f in self.family],
             "deciding": self.deciding.to_dict() if self.deciding is not None else None,
             "pooling": str(self.pooling),
+            "titles": {str(k): str(v) for k, v in (self.titles or {}).items()},
             "experiments": [row.to_dict() for row in self.experiments],
             "pooled": self.pooled.to_dict() if self.pooled is not None else None,
             "tables": _jsonable({str(k): list(v) for k, v in (self.tables or {}).items()}),
@@ -503,6 +509,7 @@ class Verdict:
             warnings=[str(w) for w in data.get("warnings") or []],
             deciding=DecidingTest.from_dict(data.get("deciding")),
             pooling=str(data.get("pooling") or ""),
+            titles={str(k): str(v) for k, v in (data.get("titles") or {}).items()},
         )
 
     def as_json(self, indent: int | None = 2) -> str:

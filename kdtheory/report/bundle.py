@@ -13,8 +13,10 @@ by :func:`kdtheory.report.document.build_report`) into::
 
 Everything else the report would hold (HTML, Markdown, CSV, PNGs that have a PDF, compilable
 ``-document.tex`` examples) is removed before the folder is moved into place, so the bundle is
-written atomically like a report. Captions are the report's own: the ``ReportSection`` figure
-captions and, for tables, the caption of the table's ``-document.tex``.
+written atomically like a report. Captions are the report's own: the ``ReportSection``
+captions of its figures and tables (filled where the tables are written).
+Tables are full-width floats (``table*``) at their natural size, never scaled; the interval
+convention of the report is stated once, in a paragraph at the top.
 
 Every path in ``results.tex`` is prefixed with ``\\kdresultsdir`` (empty by default), so a paper
 that keeps the bundle in a sub-folder writes ``\\newcommand{\\kdresultsdir}{results/}`` before
@@ -29,9 +31,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from kdtheory.report.format import latex_escape, p_relation, tex_ci, tex_num
-from kdtheory.report.latex import latex_document
+from kdtheory.report.format import interval_convention, latex_escape, p_relation, tex_ci, tex_num
+from kdtheory.report.latex import latex_document, table_float
 from kdtheory.report.sections import FIGURES_DIR, TABLES_DIR, ReportSection, figure_groups, slug
+from kdtheory.report.verdict_parts import titled
 
 if TYPE_CHECKING:
     from kdtheory.hypothesis.verdict import Verdict
@@ -43,7 +46,6 @@ __all__ = [
     "keep_bundle_files",
     "results_tex",
     "standalone_tex",
-    "table_caption",
     "verdict_paragraph",
     "write_bundle",
 ]
@@ -54,6 +56,7 @@ STANDALONE_TEX = "results-standalone.tex"
 #: LaTeX packages ``results.tex`` needs, with what for.
 PACKAGES = (
     ("booktabs", "the rules of every table"),
+    ("tabularx", "the line-wide verdict tables"),
     ("graphicx", "\\includegraphics of the figures"),
 )
 
@@ -61,7 +64,6 @@ PACKAGES = (
 _FIGURE_SUFFIXES = (".pdf", ".png", ".jpg", ".jpeg")
 
 _DIR_MACRO = "\\kdresultsdir"
-_CAPTION = re.compile(r"^\\caption\{(?P<text>.*)\}\s*$")
 _TARGET = re.compile(
     r"\\(?:input|includegraphics(?:\[[^\]]*\])?)\{\\kdresultsdir\s*(?P<path>[^}]*)\}"
 )
@@ -80,19 +82,6 @@ def _table_bodies(paths: Sequence[str]) -> list[str]:
     return [p for p in paths if p.endswith(".tex") and not p.endswith("-document.tex")]
 
 
-def table_caption(root: Path, body: str) -> str:
-    """The caption (LaTeX) of the table ``body`` (``tables/x.tex``): the ``\\caption`` of its
-    ``tables/x-document.tex`` when there is one, else empty."""
-    doc = root / (body[: -len(".tex")] + "-document.tex")
-    if not doc.is_file():
-        return ""
-    for line in doc.read_text(encoding="utf-8").splitlines():
-        m = _CAPTION.match(line.strip())
-        if m:
-            return m.group("text")
-    return ""
-
-
 def _label(kind: str, path: str) -> str:
     return f"{kind}:{slug(Path(path).stem)}"
 
@@ -109,16 +98,9 @@ def _figure_float(path: str, caption: str) -> list[str]:
 
 
 def _table_float(path: str, caption: str) -> list[str]:
-    lines = ["\\begin{table}[tbp]", "\\centering", "\\small"]
-    if caption:
-        lines.append(f"\\caption{{{caption}}}")
-    return [
-        *lines,
-        f"\\label{{{_label('tab', path)}}}",
-        f"\\input{{{_DIR_MACRO} {path}}}",
-        "\\end{table}",
-        "",
-    ]
+    body = f"\\input{{{_DIR_MACRO} {path}}}"
+    label = _label("tab", path)
+    return [*table_float(body, caption, label=label, caption_above=True, wide=True), ""]
 
 
 def _section_floats(root: Path, section: ReportSection, shown: set[str]) -> list[str]:
@@ -140,7 +122,7 @@ def _section_floats(root: Path, section: ReportSection, shown: set[str]) -> list
             again.append(f"Table~\\ref{{{_label('tab', path)}}}")
             continue
         shown.add(path)
-        lines += _table_float(path, table_caption(root, path) or latex_escape(section.title))
+        lines += _table_float(path, latex_escape(section.caption(path) or section.title))
     if again:
         lines = [f"See also {', '.join(again)}.", "", *lines]
     return lines
@@ -161,7 +143,7 @@ def verdict_paragraph(v: Verdict) -> list[str]:
     words = [latex_escape(" ".join(str(v.claim).split())).rstrip(".") + "."] if v.claim else []
     words.append(f"Decision: \\emph{{{latex_escape(v.decision)}}}.")
     if not v.available:
-        words.append(latex_escape(" ".join(str(v.reason).split())))
+        words.append(latex_escape(" ".join(titled(str(v.reason), v.titles or {}).split())))
         return [*lines, " ".join(words), ""]
     tests: list[str] = []
     if v.p_adjusted is not None and _finite(v.p_adjusted):
@@ -170,7 +152,8 @@ def verdict_paragraph(v: Verdict) -> list[str]:
     if _finite(v.p_value):
         tests.append(f"unadjusted $p$ {latex_escape(p_relation(v.p_value))}")
     if tests:
-        deciding = f" ({latex_escape(v.deciding.name)})" if v.deciding is not None else ""
+        name = titled(v.deciding.name, v.titles or {}) if v.deciding is not None else ""
+        deciding = f" ({latex_escape(name)})" if name else ""
         words.append(f"Deciding test{deciding}: {', '.join(tests)}, $\\alpha = {v.alpha:g}$.")
     if _finite(v.estimate):
         lo, hi = tuple(v.ci) if v.ci is not None else (math.nan, math.nan)
@@ -204,11 +187,16 @@ def results_tex(
         f"\\providecommand{{{_DIR_MACRO}}}{{}}",
         "",
     ]
+    alphas = sorted({float(v.alpha) for v in verdicts if math.isfinite(float(v.alpha))})
     body: list[str] = []
+    if alphas:
+        convention = latex_escape(interval_convention(alphas[0]))
+        body += [f"\\paragraph{{Intervals.}}\\label{{kd:intervals}} {convention}", ""]
     shown: set[str] = set()
     for sec in overview:
         body += _section_floats(root, sec, shown)
-    family = ReportSection("Verdicts", tables=list(family_tables))
+    captions = dict(getattr(family_tables, "captions", {}))
+    family = ReportSection("Verdicts", tables=list(family_tables), captions=captions)
     body += _section_floats(root, family, shown)
     for v in verdicts:
         body += verdict_paragraph(v)
@@ -218,15 +206,15 @@ def results_tex(
 
 
 def standalone_tex(results: str, tables: Sequence[str]) -> str:
-    """A minimal compilable document around ``\\input{results}`` (the one LaTeX document
-    builder's preamble), declaring every character beyond Latin-1 that ``results`` and the
-    ``tables`` (their texts) use."""
+    """A minimal compilable two-column document around ``\\input{results}`` (the one LaTeX
+    document builder's preamble, set in two columns as most papers are), declaring every
+    character beyond Latin-1 that ``results`` and the ``tables`` (their texts) use."""
     used = sorted({c for text in [results, *tables] for c in text if ord(c) > 0xFF})
     body = ["\\section*{Results}"]
     if used:  # latex_document declares the characters it finds, comments included
         body.append(f"% characters used by {RESULTS_TEX} and its tables: {''.join(used)}")
     body += [f"\\input{{{Path(RESULTS_TEX).stem}}}", "\\clearpage", ""]
-    return latex_document(body)
+    return latex_document(body, twocolumn=True)
 
 
 def bundle_targets(results: str) -> list[str]:

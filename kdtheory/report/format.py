@@ -15,11 +15,16 @@ from typing import Any
 
 __all__ = [
     "csv_value",
+    "CI_MARKS",
+    "ci_header",
     "fmt_ci",
+    "fmt_level",
     "fmt_num",
     "fmt_p",
     "fmt_pct",
     "html_escape",
+    "interval_convention",
+    "interval_level",
     "latex_escape",
     "md_cell",
     "md_inert",
@@ -126,6 +131,51 @@ def fmt_pct(level: Any, digits: int | None = None, decimals: int = 6) -> str:
     return f"{round(value, decimals):g}%"
 
 
+def fmt_level(level: Any) -> str:
+    """A CI level as a percentage that never rounds up to 100%: ``0.9`` -> ``"90%"``,
+    ``0.9875`` -> ``"98.75%"``, ``0.9958333`` -> ``"99.58%"``, ``0.99999`` -> ``"99.999%"``;
+    ``""`` for NaN/None."""
+    value = 100.0 * to_float(level)
+    if math.isnan(value):
+        return ""
+    for digits in range(4, 10):
+        text = f"{value:.{digits}g}"
+        if float(text) < 100.0 or value >= 100.0:
+            return f"{text}%"
+    return f"{value!r}%"
+
+
+def ci_header(level: Any, suffix: str = "") -> str:
+    """The header of a CI column at ``level``: ``"90% CI"`` (``suffix`` appended, e.g. a
+    column name); never a fixed level."""
+    text = f"{fmt_level(level)} CI".strip()
+    return f"{text} {suffix}".rstrip()
+
+
+def interval_level(alpha: Any) -> float:
+    """The level of every interval a report shows unless a row says otherwise: ``1 - 2*alpha``,
+    two-sided, the interval that agrees with a one-sided test at ``alpha`` (90% at 0.05)."""
+    return 1.0 - 2.0 * float(alpha)
+
+
+#: Marks of rows whose CI is at another level than the report's (:func:`interval_convention`),
+#: one per distinct level, in order.
+CI_MARKS = ("†", "‡", "§", "¶", "‖")
+
+
+def interval_convention(alpha: Any) -> str:
+    """The interval convention of a report at ``alpha``, stated once at its top."""
+    level = interval_level(alpha)
+    return (
+        f"Intervals: every confidence interval is two-sided at {fmt_level(level)} "
+        f"(1 − 2α with α = {float(alpha):g}, the interval that agrees with a "
+        "one-sided test at α); per-κ tables show t-intervals over seeds. A row marked "
+        f"{CI_MARKS[0]} (or {CI_MARKS[1]}, …) shows the interval of its deciding test at "
+        "the level that matches that test's (Holm-adjusted or two-sided) p, given in the "
+        "table's note."
+    )
+
+
 def csv_value(value: Any) -> str:
     """One CSV cell: empty for None/NaN, ``repr`` of floats (full precision), ``true``/``false``
     for booleans, JSON for lists and dicts, ``str`` otherwise; numpy scalars as their Python
@@ -191,6 +241,24 @@ _LATEX_SPECIAL = {
     "\u03c4": r"$\tau$",
     "\u2192": r"$\rightarrow$",
     "\u00b7": r"$\cdot$",
+    "\u2260": r"$\neq$",
+    "\u2020": r"\dag{}",
+    "\u2021": r"\ddag{}",
+    "\u00a7": r"\S{}",
+    "\u00b6": r"\P{}",
+    "\u2018": "`",
+    "\u2019": "'",
+    "\u201c": "``",
+    "\u201d": "''",
+    **{
+        ch: f"${name}$"
+        for ch, name in zip(
+            "\u03b3\u03b4\u03b6\u03b7\u03b8\u03b9\u03bd\u03be\u03c0\u03c1\u03c5\u03c6\u03c7\u03c8\u03c9\u0393\u0394\u0398\u039b\u039e\u03a0\u03a3\u03a6\u03a8\u03a9",
+            r"\gamma \delta \zeta \eta \theta \iota \nu \xi \pi \rho \upsilon \phi \chi \psi "
+            r"\omega \Gamma \Delta \Theta \Lambda \Xi \Pi \Sigma \Phi \Psi \Omega".split(),
+            strict=True,
+        )
+    },
 }
 #: a ligature pair matches its first character only when the second follows, so "---" is
 #: broken at every pair ("-{}-{}-")

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kdtheory.report.format import html_escape as _h
+from kdtheory.report.format import interval_convention
 from kdtheory.report.page_parts import (
     convergence_lines,
     experiments_table,
@@ -190,10 +191,14 @@ def html_page(
         "<p>Knowledge-distillation hypotheses tested on a run store. p-values are "
         "Holm-adjusted across the family of hypotheses tested together; every number is in "
         '<a href="verdicts.json">verdicts.json</a>.</p>',
+        *(
+            [f'<p class="convention"><b>{_h(interval_convention(prov["alpha"]))}</b></p>']
+            if prov.get("alpha") is not None
+            else []
+        ),
         "<h2>Verdicts</h2>",
         summary_table(verdicts).to_html("booktabs"),
-        "<p><small>Bold: the verdict (the pooled random-effects row with several experiments). "
-        "CIs are two-sided at the level shown (90% for a one-sided test at alpha = 0.05)."
+        "<p><small>Bold: the verdict (the pooled random-effects row with several experiments)."
         "</small></p>",
         '<p class="files">Tables: '
         + "".join(f'<a href="{_h(p)}">{_h(Path(p).name)}</a> ' for p in family_tables)
@@ -217,7 +222,7 @@ def html_page(
         if v.summaries:
             for name, summary in v.summaries.items():
                 parts.append(
-                    f"<details><summary>Fitted model: {_h(name)}</summary>"
+                    f"<details><summary>Fitted model: {_h(v.titles.get(name, name))}</summary>"
                     f"<pre>{_h(str(summary).rstrip())}</pre></details>"
                 )
         parts.append("</section>")
@@ -232,7 +237,7 @@ def html_page(
     )
     for name, info in (prov.get("experiments") or {}).items():
         parts.append(
-            f"<details><summary>Recipe of {_h(experiment_title(info))} "
+            f"<details><summary>Recipe of {_h(info.get('title') or experiment_title(info))} "
             f"(<code>{_h(name)}</code>)</summary>"
             f"<pre>{_h(json.dumps(info.get('recipe'), indent=2, sort_keys=True))}</pre>"
             "</details>"

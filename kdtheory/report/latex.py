@@ -26,31 +26,60 @@ PREAMBLE: tuple[str, ...] = (
     "\\usepackage[utf8]{inputenc}",
     _FONT_SETUP,
     "\\usepackage{booktabs}",
+    "\\usepackage{tabularx}",
     "\\usepackage{graphicx}",
     "\\usepackage[margin=2cm]{geometry}",
 )
 
 
-def latex_document(body: Sequence[str]) -> str:
+def latex_document(body: Sequence[str], twocolumn: bool = False) -> str:
     """A complete, compilable ``article``: :data:`PREAMBLE`, a declaration for every character
     beyond Latin-1 the document uses, and ``body`` (lines) between ``\\begin{document}`` and
-    ``\\end{document}``."""
-    doc = "\n".join([*PREAMBLE, "\\begin{document}", "", *body, "\\end{document}", ""])
+    ``\\end{document}``; with ``twocolumn`` set in two columns, as most papers are."""
+    preamble = list(PREAMBLE)
+    if twocolumn:
+        preamble[0] = "\\documentclass[twocolumn]{article}"
+    doc = "\n".join([*preamble, "\\begin{document}", "", *body, "\\end{document}", ""])
     return _unicode_safe(doc)
 
 
-def table_float(tabular: str, caption: str = "", fit_width: bool = True) -> list[str]:
-    """A ``table`` float holding ``tabular`` (``caption`` raw LaTeX); with ``fit_width`` scaled
-    down to the text width when wider."""
-    lines = ["\\begin{table}[ht]", "\\centering", "\\small"]
-    if fit_width:
-        lines += ["\\resizebox{\\ifdim\\width>\\linewidth\\linewidth\\else\\width\\fi}{!}{%"]
-        lines += [tabular, "}"]
+def table_float(
+    tabular: str,
+    caption: str = "",
+    *,
+    label: str = "",
+    caption_above: bool = False,
+    wide: bool = False,
+    placement: str = "tbp",
+) -> list[str]:
+    """A ``table`` float holding ``tabular`` at its natural size (never scaled: a table too
+    wide for the line is a ``tabularx`` or split by its maker).
+
+    Parameters
+    ----------
+    tabular : str
+        The table body (a ``tabular``, a ``tabularx``, or an ``\\input`` of one).
+    caption : str
+        Raw LaTeX; no ``\\caption`` when empty.
+    label : str
+        ``\\label`` of the float (none when empty).
+    caption_above : bool
+        The caption above the table (as papers usually place table captions), else below.
+    wide : bool
+        A ``table*``: the full text width in a two-column document (the same as ``table``
+        in one column).
+    placement : str
+        The float's placement options.
+    """
+    env = "table*" if wide else "table"
+    cap = [f"\\caption{{{caption}}}"] if caption else []
+    lab = [f"\\label{{{label}}}"] if label else []
+    lines = [f"\\begin{{{env}}}[{placement}]", "\\centering", "\\small"]
+    if caption_above:
+        lines += [*cap, *lab, tabular]
     else:
-        lines.append(tabular)
-    if caption:
-        lines.append(f"\\caption{{{caption}}}")
-    lines.append("\\end{table}")
+        lines += [tabular, *cap, *lab]
+    lines.append(f"\\end{{{env}}}")
     return lines
 
 

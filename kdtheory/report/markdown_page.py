@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kdtheory.report.format import md_cell, md_inert
+from kdtheory.report.format import interval_convention, md_cell, md_inert
 from kdtheory.report.page_parts import (
     convergence_lines,
     experiments_table,
@@ -45,12 +45,14 @@ def markdown_page(
         "Knowledge-distillation hypotheses tested on a run store; p-values are Holm-adjusted "
         "across the family of hypotheses tested together. Every number is in `verdicts.json`."
     )
+    alpha = prov.get("alpha")
+    if alpha is not None:
+        out += ["", f"**{md_cell(interval_convention(alpha))}**"]
     out += ["", "## Verdicts", ""]
     out.append(summary_table(verdicts).to_markdown())
     out += [
         "",
-        "_Bold: the verdict (the pooled random-effects row with several experiments). CIs are "
-        "two-sided at the level shown (90% for a one-sided test at alpha = 0.05)._",
+        "_Bold: the verdict (the pooled random-effects row with several experiments)._",
         "",
         "Tables: " + ", ".join(f"[{Path(p).name}]({p})" for p in family_tables),
         "",
@@ -78,7 +80,8 @@ def markdown_page(
             out.append("")
             for name, summary in v.summaries.items():
                 body = str(summary).rstrip()
-                out += [f"**{md_cell(name)}**", "", _fence(body), body, _fence(body), ""]
+                shown = v.titles.get(name, name)
+                out += [f"**{md_cell(shown)}**", "", _fence(body), body, _fence(body), ""]
             out += ["</details>", ""]
     out += ["## Provenance", ""]
     provenance = [[f"**{k}**", f"`{v}`" if k == "command" else v] for k, v in provenance_rows(prov)]

@@ -3,14 +3,15 @@ the provenance and the convergence lines."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kdtheory.report.format import fmt_ci, fmt_num, fmt_p, html_escape
+from kdtheory.report.format import html_escape
 from kdtheory.report.sections import slug
 from kdtheory.report.table import Cell, Column, Row, Table
+from kdtheory.report.verdict_parts import RowMarks, effect_lines
+from kdtheory.store.titles import experiment_title
 
 if TYPE_CHECKING:
     from kdtheory.hypothesis.verdict import Verdict
@@ -23,57 +24,64 @@ __all__ = [
     "summary_table",
 ]
 
-_SUMMARY_COLUMNS = [
-    Column("hypothesis", fmt="text"),
-    Column("experiment", fmt="text"),
-    Column("estimate", fmt="text", align="r"),
-    Column("CI", fmt="text", align="r"),
-    Column("p", fmt="text", align="r"),
-    Column("Holm p", fmt="text", align="r"),
-    Column("decision", fmt="text"),
-]
-
 
 def _decision_span(decision: str) -> str:
     cls = "nottested" if decision == "not tested" else decision
     return f'<span class="{html_escape(cls)}">{html_escape(decision)}</span>'
 
 
-def _summary_row(hypothesis: str, label: str, numbers: list[str], decision: str, key: bool) -> Row:
+def _summary_row(
+    hypothesis: str, columns: Sequence[Column], values: Mapping[str, Any], key: bool
+) -> Row:
     link = f'<a href="#h-{html_escape(slug(hypothesis))}">{html_escape(hypothesis)}</a>'
-    return Row(
-        [
-            Cell(hypothesis, html=link),
-            label,
-            *numbers,
-            Cell(decision, strong=key, html=_decision_span(decision)),
-        ],
-        key=key,
-    )
+    decision = str(values.get("decision", ""))
+    cells = {
+        **values,
+        "hypothesis": Cell(hypothesis, html=link),
+        "decision": Cell(decision, strong=key, html=_decision_span(decision)),
+    }
+    return Row([cells.get(c.header, "") for c in columns], key=key)
 
 
 def summary_table(verdicts: Sequence[Verdict]) -> Table:
-    """One row per experiment and pooled row of each verdict; the verdict's row is the key one
-    (bold decision, Holm p)."""
-    rows = []
+    """One row per experiment (by its title) and pooled row of each verdict; the verdict's row
+    is the key one (bold decision, Holm p). The CI column is at the report's level; rows at
+    another level are marked and rows resting on different deciding tests carry a test key,
+    both explained in the table's notes."""
+    lines_of = [(v, effect_lines(v)) for v in verdicts if v.available]
+    marks = RowMarks.of(lines_of)
+    ci = marks.header
+    columns = [
+        Column("hypothesis", fmt="text"),
+        Column("experiment", fmt="text"),
+        *([Column("test", fmt="text")] if marks.tests else []),
+        Column("estimate", fmt=".4g"),
+        Column(ci, fmt=".4g", align="r"),
+        Column("p", fmt="p4"),
+        Column("Holm p", fmt="p4"),
+        Column("decision", fmt="text"),
+    ]
+    lines = dict((v.hypothesis, rows) for v, rows in lines_of)
+    out = []
     for v in verdicts:
         if not v.available:
-            rows.append(_summary_row(v.hypothesis, "—", ["", "", "", ""], "not tested", True))
+            values = {"experiment": "—", "decision": "not tested"}
+            out.append(_summary_row(v.hypothesis, columns, values, True))
             continue
-        level = v.ci_level
-        lvl = f" ({round(100 * level):g}%)" if not math.isnan(level) else ""
-        items = list(v.experiments) + ([v.pooled] if v.pooled is not None else [])
-        if not items:
-            holm = fmt_p(v.p_adjusted) if v.p_adjusted is not None else ""
-            numbers = [fmt_num(v.estimate), fmt_ci(*v.ci) + lvl, fmt_p(v.p_value), holm]
-            rows.append(_summary_row(v.hypothesis, "all", numbers, v.decision, True))
-        for r in items:
-            key = (r is v.pooled) or (v.pooled is None and len(v.experiments) == 1)
-            holm = fmt_p(v.p_adjusted) if key and v.p_adjusted is not None else ""
-            numbers = [fmt_num(r.estimate), fmt_ci(r.ci_low, r.ci_high) + lvl, fmt_p(r.p_value)]
-            decision = v.decision if key else r.decision
-            rows.append(_summary_row(v.hypothesis, r.label, [*numbers, holm], decision, key))
-    return Table(list(_SUMMARY_COLUMNS), rows, markdown_align=False)
+        for r in lines[v.hypothesis]:
+            values = {
+                "experiment": r.label + (" (RE)" if r.kind == "pooled" else ""),
+                "test": marks.test_key(r, v),
+                "estimate": r.estimate,
+                ci: Cell((r.ci_low, r.ci_high), mark=marks.ci_mark(r)),
+                "p": r.p_value,
+                "Holm p": r.p_adjusted if r.key and r.p_adjusted is not None else "",
+                "decision": r.shown_decision,
+            }
+            out.append(_summary_row(v.hypothesis, columns, values, r.key))
+    table = Table(columns, out, markdown_align=False, missing="n/a", minus="-")
+    table.notes = marks.notes(hypothesis_names=True)
+    return table
 
 
 def provenance_rows(prov: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -96,17 +104,19 @@ def provenance_rows(prov: Mapping[str, Any]) -> list[tuple[str, str]]:
     ]
 
 
-_EXPERIMENT_HEADERS = ["experiment", "dataset", "teacher → student", "methods", "κ", "seeds"]
+_EXPERIMENT_HEADERS = ["experiment", "id", "dataset", "teacher → student", "methods", "κ", "seeds"]
 
 
 def experiments_table(prov: Mapping[str, Any]) -> Table:
-    """One row per experiment of the store: dataset, architectures, methods, κ, seeds."""
+    """One row per experiment of the store: its title and id, dataset, architectures, methods,
+    κ, seeds."""
     rows = []
     for name, info in (prov.get("experiments") or {}).items():
         kappa = info.get("n_train") or []
         rows.append(
             Row(
                 [
+                    str(info.get("title") or experiment_title(info)),
                     name,
                     str(info.get("dataset", "")),
                     f"{info.get('teacher', '')} → {info.get('student', '')}",

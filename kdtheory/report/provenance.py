@@ -248,15 +248,18 @@ def provenance(
     dict
         JSON-safe: ``kdtheory_version``, ``command``, ``created``, ``python``, ``platform``,
         ``packages``, ``alpha``, ``hypotheses``, ``hypothesis_sources``, ``store`` (path, hash,
-        hash method, file count, bytes) and ``experiments`` (id -> recipe, specs, methods,
-        fractions, kappa, seeds, variables, source files).
+        hash method, file count, bytes) and ``experiments`` (id -> display title, recipe, specs,
+        methods, fractions, kappa, seeds, variables, source files).
     """
     import kdtheory
 
     if isinstance(store, (str, os.PathLike)):
         store = kdtheory.open_runs(store)
+    from kdtheory.store.titles import experiment_titles
+
     root = _store_root(store)
     store_sources = getattr(store, "sources", {}) or {}
+    titles = experiment_titles(store)
     if command is None:
         where = str(root) if root is not None else "<in-memory store>"
         command = (
@@ -276,7 +279,10 @@ def provenance(
             "hypothesis_sources": dict(sources or {}),
             "store": _store_fingerprint(store),
             "experiments": {
-                str(name): experiment_info(str(name), ds, store_sources.get(name, ()), root)
+                str(name): {
+                    "title": titles.get(name, str(name)),
+                    **experiment_info(str(name), ds, store_sources.get(name, ()), root),
+                }
                 for name, ds in store.items()
             },
         }

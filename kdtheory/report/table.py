@@ -5,7 +5,10 @@ its own tokens (LaTeX writes a missing number ``--`` and a minus ``$-$``; the pl
 table's ``missing`` and ``minus``) and escapes text for its format (:mod:`kdtheory.report.format`).
 A value that is already a string is shown as it is (escaped), a pair ``(low, high)`` is a
 confidence interval ``[low, high]``. Rows may belong to groups: LaTeX shows a heading per group,
-the other formats a leading column. Standard library only.
+the other formats a leading column. Notes (what a mark or a key in the table means) follow the
+table in every format but CSV; in LaTeX they are the tabular's last row, so they travel with it.
+A table with a wrapping column is a ``tabularx`` as wide as the line (``\\usepackage{tabularx}``)
+and never needs scaling. Standard library only.
 """
 
 from __future__ import annotations
@@ -47,6 +50,9 @@ class Column:
         Raw LaTeX header.
     align : str, optional
         ``"l"`` or ``"r"`` (default ``l`` for text, ``r`` for numbers).
+    wrap : bool
+        In LaTeX, the column takes the width left on the line and wraps its text (a
+        ``tabularx`` ``X`` column, ragged right): for long labels such as experiment titles.
     """
 
     header: str
@@ -54,6 +60,7 @@ class Column:
     fmt: str = ".3g"
     header_tex: str | None = None
     align: str | None = None
+    wrap: bool = False
 
     @property
     def alignment(self) -> str:
@@ -73,6 +80,8 @@ class Cell:
         Bold / italic (``**``, ``<b>``, ``\\textbf``; ``\\emph``).
     tex, html : str, optional
         The cell as written in LaTeX / HTML (raw), replacing the formatted value.
+    mark : str
+        Written right after the value in every format (e.g. ``"†"``, explained by a note).
     """
 
     value: Any
@@ -80,6 +89,7 @@ class Cell:
     emph: bool = False
     tex: str | None = None
     html: str | None = None
+    mark: str = ""
 
 
 @dataclass
@@ -108,6 +118,8 @@ class Table:
         How plain formats write a missing number and a minus sign.
     markdown_align : bool
         Whether the Markdown table states its columns' alignment (``---:``).
+    notes : list of str
+        Lines under the table (plain text, escaped per format): what its marks and keys mean.
     """
 
     columns: list[Column]
@@ -117,6 +129,7 @@ class Table:
     missing: str = "–"
     minus: str = "\u2212"
     markdown_align: bool = True
+    notes: list[str] = field(default_factory=list)
 
     # ------------------------------------------------------------------ building
 
@@ -127,11 +140,14 @@ class Table:
         columns: Sequence[Column],
         group: str | None = "experiment",
         caption: str = "",
+        titles: Mapping[str, str] | None = None,
     ) -> Table:
-        """One row per record, grouped by the value of ``group`` (first-seen order)."""
+        """One row per record, grouped by the value of ``group`` (first-seen order), each group
+        shown by its entry in ``titles`` (experiment id -> display title) when it has one."""
         groups: dict[str, list[Mapping[str, Any]]] = {}
         for rec in records:
-            groups.setdefault(str(rec.get(group, "")) if group else "", []).append(rec)
+            name = str(rec.get(group, "")) if group else ""
+            groups.setdefault((titles or {}).get(name, name), []).append(rec)
         rows = [
             Row(
                 [
@@ -160,9 +176,12 @@ class Table:
     def _plain(self, value: Any, column: Column) -> str:
         return _format(value, column.fmt, _Tokens(self.missing, self.minus, "<", str))
 
+    def _plain_cell(self, cell: Any, column: Column) -> str:
+        return self._plain(_value(cell), column) + _mark(cell)
+
     def plain_cells(self, row: Row) -> list[str]:
         """``row``'s cells as plain text (no emphasis, no escaping)."""
-        return [self._plain(_value(c), col) for c, col in zip(row.cells, self.columns, strict=True)]
+        return [self._plain_cell(c, col) for c, col in zip(row.cells, self.columns, strict=True)]
 
     # ------------------------------------------------------------------ renderers
 
@@ -175,7 +194,7 @@ class Table:
             headers = [self.group_header, *headers]
             right = {i + 1 for i in right}
             body = [[g, *cells] for g, cells in zip(self._group_cells(), body, strict=True)]
-        return text_table(headers, body, right)
+        return "\n".join([text_table(headers, body, right), *self.notes])
 
     def to_markdown(self) -> str:
         """A GitHub-flavoured Markdown table (cells escaped, ``**`` for strong cells), with the
@@ -192,22 +211,33 @@ class Table:
         for row, group in zip(self.rows, groups, strict=True):
             cells = []
             for cell, col in zip(row.cells, self.columns, strict=True):
-                text = self._plain(_value(cell), col)
+                text = self._plain_cell(cell, col)
                 strong = isinstance(cell, Cell) and cell.strong
                 cells.append(md_cell(f"**{text}**" if strong else text))
             if self.grouped:
                 cells.insert(0, md_cell(group))
             lines.append("| " + " | ".join(cells) + " |")
+        if self.notes:
+            lines += ["", *(f"_{md_cell(n)}_  " for n in self.notes)]
+            lines[-1] = lines[-1].rstrip()
         if self.caption:
             lines += ["", f"_{md_cell(self.caption)}_"]
         return "\n".join(lines)
 
+    @property
+    def wraps(self) -> bool:
+        """Whether a column wraps (the LaTeX table is a line-wide ``tabularx``)."""
+        return any(c.wrap for c in self.columns)
+
     def to_latex(self) -> str:
-        """A booktabs ``tabular`` (needs ``\\usepackage{booktabs}``); several groups are shown
-        under ``\\multicolumn`` headings."""
-        spec = "".join(c.alignment for c in self.columns)
+        """A booktabs ``tabular`` (needs ``\\usepackage{booktabs}``), or a ``tabularx`` as wide
+        as the line when a column wraps (needs ``\\usepackage{tabularx}``); several groups are
+        shown under ``\\multicolumn`` headings, the notes in a last row spanning the table."""
+        spec = "".join(_RAGGED_X if c.wrap else c.alignment for c in self.columns)
+        env = "tabularx" if self.wraps else "tabular"
+        width = "{\\linewidth}" if self.wraps else ""
         head = " & ".join(c.header_tex or latex_escape(c.header) for c in self.columns)
-        lines = [f"\\begin{{tabular}}{{{spec}}}", "\\toprule", head + " \\\\", "\\midrule"]
+        lines = [f"\\begin{{{env}}}{width}{{{spec}}}", "\\toprule", head + " \\\\", "\\midrule"]
         previous: str | None = None
         for row in self.rows:
             if self.grouped and row.group != previous:
@@ -222,7 +252,15 @@ class Table:
                 lines.append(row.rule_tex)
             cells = [_tex_cell(c, col) for c, col in zip(row.cells, self.columns, strict=True)]
             lines.append(" & ".join(cells) + " \\\\")
-        lines += ["\\bottomrule", "\\end{tabular}"]
+        lines.append("\\bottomrule")
+        if self.notes:
+            notes = "\\newline ".join(latex_escape(n) for n in self.notes)
+            width = "\\linewidth" if self.wraps else _NOTES_WIDTH
+            lines.append(
+                f"\\multicolumn{{{len(self.columns)}}}{{@{{}}p{{{width}}}@{{}}}}"
+                f"{{\\footnotesize\\raggedright {notes}}} \\\\"
+            )
+        lines.append(f"\\end{{{env}}}")
         return "\n".join(lines)
 
     def to_csv(self) -> str:
@@ -250,7 +288,7 @@ class Table:
             (
                 r,
                 [
-                    _html_cell(c, self._plain(_value(c), col))
+                    _html_cell(c, self._plain_cell(c, col))
                     for c, col in zip(cs, columns, strict=True)
                 ],
             )
@@ -273,7 +311,7 @@ class Table:
             )
             return (
                 f'<table class="booktabs"><thead><tr>{head}</tr></thead><tbody>{body}'
-                "</tbody></table>"
+                "</tbody></table>" + self._html_notes()
             )
 
         def cell(tag: str, col: Column, text: str) -> str:
@@ -290,7 +328,14 @@ class Table:
         return (
             '<table style="border-collapse:collapse;border-top:2px solid;border-bottom:2px solid">'
             f'<thead style="border-bottom:1px solid">{head}</thead><tbody>{body}</tbody></table>'
+            + self._html_notes()
         )
+
+    def _html_notes(self) -> str:
+        if not self.notes:
+            return ""
+        notes = "<br>".join(map(html_escape, self.notes))
+        return f'<p class="notes"><small>{notes}</small></p>'
 
     def render(self, fmt: str) -> str:
         """The table in ``fmt``: ``text``, ``markdown``, ``latex``, ``csv`` or ``html``."""
@@ -319,8 +364,18 @@ class Table:
 # cell formatting
 
 
+#: a wrapping column: ``tabularx``'s X, ragged right
+_RAGGED_X = ">{\\raggedright\\arraybackslash}X"
+#: width of the notes row of a plain ``tabular`` (which has no width of its own)
+_NOTES_WIDTH = "\\dimexpr\\linewidth-2\\tabcolsep\\relax"
+
+
 def _value(cell: Any) -> Any:
     return cell.value if isinstance(cell, Cell) else cell
+
+
+def _mark(cell: Any) -> str:
+    return cell.mark if isinstance(cell, Cell) else ""
 
 
 @dataclass(frozen=True)
@@ -383,15 +438,17 @@ def _emphasise(cell: Any, text: str, emph: str, strong: str) -> str:
 def _tex_cell(cell: Any, column: Column) -> str:
     if isinstance(cell, Cell) and cell.tex is not None:
         return cell.tex
-    return _emphasise(
-        cell, _format(_value(cell), column.fmt, _TEX), "\\emph{{{}}}", "\\textbf{{{}}}"
-    )
+    text = _format(_value(cell), column.fmt, _TEX) + latex_escape(_mark(cell))
+    return _emphasise(cell, text, "\\emph{{{}}}", "\\textbf{{{}}}")
 
 
 def _html_cell(cell: Any, plain: str) -> str:
     if isinstance(cell, Cell) and cell.html is not None:
         return cell.html
-    return _emphasise(cell, html_escape(plain), "<i>{}</i>", "<b>{}</b>")
+    text = html_escape(plain)
+    if isinstance(_value(cell), tuple):  # an interval is read as one: never broken
+        text = f'<span style="white-space:nowrap">{text}</span>'
+    return _emphasise(cell, text, "<i>{}</i>", "<b>{}</b>")
 
 
 def text_table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: set[int]) -> str:

@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Column",
+    "TablePaths",
+    "FAMILY_CAPTION",
     "records_to_csv",
     "records_to_latex",
     "records_to_markdown",
@@ -71,11 +73,37 @@ def records_to_csv(records: Sequence[Mapping[str, Any]]) -> str:
     return buf.getvalue()
 
 
+#: Caption of the family's verdict table (``tables/verdicts.tex``).
+FAMILY_CAPTION = (
+    "Verdicts of every hypothesis per experiment and pooled across experiments (random-effects "
+    "meta-analysis); Holm-adjusted p-values across the family."
+)
+
+
+class TablePaths(list):  # type: ignore[type-arg]
+    """The files written for one or more tables (a list of paths relative to the report
+    folder), with each table's caption keyed by its ``.tex`` body: what
+    :class:`ReportSection.captions` holds, so a paper bundle needs no parsing to find it.
+    Adding two keeps both tables' captions."""
+
+    def __init__(self, paths: Sequence[str] = (), captions: Mapping[str, str] | None = None):
+        super().__init__(paths)
+        self.captions: dict[str, str] = dict(captions or {})
+
+    def __add__(self, other: Sequence[str]) -> TablePaths:  # type: ignore[override]
+        return TablePaths([*self, *other], {**self.captions, **getattr(other, "captions", {})})
+
+    def __iadd__(self, other: Sequence[str]) -> TablePaths:  # type: ignore[override]
+        self.extend(other)
+        self.captions.update(getattr(other, "captions", {}))
+        return self
+
+
 def table_document(tabular: str, caption: str = "", title: str = "") -> str:
-    """A complete, compilable ``article`` holding ``tabular`` in a table float (scaled down to
-    the text width when wider)."""
+    """A complete, compilable ``article`` holding ``tabular`` in a table float (at its natural
+    size: wide tables are line-wide ``tabularx``)."""
     body = [f"\\section*{{{latex_escape(title)}}}"] if title else []
-    body += table_float(tabular, latex_escape(caption) if caption else "")
+    body += table_float(tabular, latex_escape(caption) if caption else "", caption_above=True)
     return latex_document([*body, ""])
 
 
@@ -86,15 +114,19 @@ def write_table(
     columns: Sequence[Column],
     caption: str = "",
     group: str | None = "experiment",
-) -> list[str]:
+    titles: Mapping[str, str] | None = None,
+) -> TablePaths:
     """Write ``tables/<name>.tex`` (booktabs body), ``tables/<name>-document.tex`` (compilable
     example), ``tables/<name>.md`` (shown inline in the report) and ``tables/<name>.csv`` (every
-    key of the records); return the paths relative to ``out_dir``."""
+    key of the records); return the paths relative to ``out_dir``, with the caption.
+
+    ``titles`` (experiment id -> display title) names the groups in the ``.tex`` and ``.md``
+    tables; the CSV keeps the ids."""
     from kdtheory.store.atomic import write_text_atomic
 
     out_dir = Path(out_dir)
     stem = slug(name)
-    table = Table.from_records(records, columns, group, caption)
+    table = Table.from_records(records, columns, group, caption, titles)
     tabular = table.to_latex()
     files = {
         f"{TABLES_DIR}/{stem}.tex": tabular + "\n",
@@ -104,32 +136,30 @@ def write_table(
     }
     for rel, text in files.items():
         write_text_atomic(out_dir / rel, text)
-    return list(files)
+    return TablePaths(files, {f"{TABLES_DIR}/{stem}.tex": caption} if caption else {})
 
 
-def write_verdict_tables(verdicts: Sequence[Verdict], out: Path) -> dict[str, list[str]]:
+def write_verdict_tables(verdicts: Sequence[Verdict], out: Path) -> dict[str, TablePaths]:
     """tables/verdicts.* for the family; tables/<hypothesis>.* and one CSV per verdict table.
 
-    Returns the paths written, by hypothesis (``"__family__"`` for the family's)."""
+    Returns the paths written, with the tables' captions, by hypothesis (``"__family__"`` for
+    the family's)."""
     from kdtheory.report.render import render
-    from kdtheory.report.verdict_latex import hypothesis_document
+    from kdtheory.report.verdict_latex import hypothesis_document, verdict_caption
     from kdtheory.store.atomic import write_text_atomic
 
-    written: dict[str, list[str]] = {}
+    written: dict[str, TablePaths] = {}
     family = render(list(verdicts), "latex")
     files = {
         f"{TABLES_DIR}/verdicts.tex": family + "\n",
         f"{TABLES_DIR}/verdicts-document.tex": table_document(
-            family,
-            caption="Verdicts of every hypothesis per experiment and pooled across experiments "
-            "(random-effects meta-analysis); Holm-adjusted p-values across the family.",
-            title="kdtheory verdicts",
+            family, caption=FAMILY_CAPTION, title="kdtheory verdicts"
         ),
         f"{TABLES_DIR}/verdicts.csv": render(list(verdicts), "csv"),
     }
     for rel, text in files.items():
         write_text_atomic(out / rel, text)
-    written["__family__"] = list(files)
+    written["__family__"] = TablePaths(files, {f"{TABLES_DIR}/verdicts.tex": FAMILY_CAPTION})
     for v in verdicts:
         stem = slug(v.hypothesis)
         files = {
@@ -142,15 +172,16 @@ def write_verdict_tables(verdicts: Sequence[Verdict], out: Path) -> dict[str, li
                 files[f"{TABLES_DIR}/records/{stem}-{slug(key)}.csv"] = records_to_csv(records)
         for rel, text in files.items():
             write_text_atomic(out / rel, text)
-        written[v.hypothesis] = list(files)
+        written[v.hypothesis] = TablePaths(files, {f"{TABLES_DIR}/{stem}.tex": verdict_caption(v)})
     return written
 
 
-def verdict_tables_section(v: Verdict, paths: list[str]) -> ReportSection:
-    """The section listing a verdict's table files."""
+def verdict_tables_section(v: Verdict, paths: Sequence[str]) -> ReportSection:
+    """The section listing a verdict's table files (their captions in ``captions``)."""
     return ReportSection(
         title="Verdict tables",
         text="The verdict as a booktabs table (`.tex`, and `-document.tex` that compiles on its "
         "own) and as CSV, with every further table the test produced.",
-        tables=paths,
+        tables=list(paths),
+        captions=dict(getattr(paths, "captions", {})),
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -18,6 +19,7 @@ CSV_COLUMNS = [
     "hypothesis",
     "row",
     "experiment",
+    "title",
     "estimate",
     "ci_low",
     "ci_high",
@@ -35,7 +37,8 @@ CSV_COLUMNS = [
 
 
 def verdicts_csv(items: Sequence[Verdict]) -> str:
-    """CSV with a header line and a ``hypothesis`` column; numbers at full precision."""
+    """CSV with a header line and a ``hypothesis`` column; numbers at full precision. Rows keep
+    the experiment id (``experiment``) and add its display title (``title``)."""
     all_rows = [(v, r) for v in items for r in effect_lines(v)]
     extra_keys = scalar_extra_keys(r for _, r in all_rows)
     columns = [Column(c) for c in CSV_COLUMNS] + [Column(f"extra_{k}") for k in extra_keys]
@@ -44,11 +47,12 @@ def verdicts_csv(items: Sequence[Verdict]) -> str:
             [
                 v.hypothesis,
                 r.kind,
+                r.experiment,
                 r.label,
                 to_float(r.estimate),
                 to_float(r.ci_low),
                 to_float(r.ci_high),
-                v.ci_level,
+                r.ci_level if math.isfinite(to_float(r.ci_level)) else v.ci_level,
                 to_float(r.statistic),
                 to_float(r.p_value),
                 "" if r.n is None else str(r.n),

@@ -49,7 +49,7 @@ def verdict_html(v: Verdict, details: bool = True) -> str:
     )
     rows = effect_lines(v)
     if v.experiments or v.pooled is not None:
-        parts.append(effects_table(rows, strong=("decision",)).to_html())
+        parts.append(effects_table(v, rows, strong=("decision",)).to_html())
         parts.append(f"<p><small>CIs: {_h(ci_words(v, rows))}. {_h(pooling_words(v))}</small></p>")
     if details:
         for title, body in detail_blocks(v, rows, _h):

@@ -35,7 +35,7 @@ def verdict_markdown(v: Verdict, details: bool = False) -> str:
     out.append(info.to_markdown())
     rows = effect_lines(v)
     if v.experiments or v.pooled is not None:
-        out += ["", effects_table(rows, strong=("experiment", "decision")).to_markdown()]
+        out += ["", effects_table(v, rows, strong=("experiment", "decision")).to_markdown()]
         out += [
             "",
             f"_CIs: {ci_words(v, rows)}. n: seeds per experiment, experiments pooled. Last row: "

@@ -8,11 +8,21 @@ made once, here.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from kdtheory.report.format import fmt_ci, fmt_num, fmt_pct, p_relation, to_float
+from kdtheory.report.format import (
+    CI_MARKS,
+    ci_header,
+    fmt_ci,
+    fmt_level,
+    fmt_num,
+    interval_level,
+    p_relation,
+    to_float,
+)
 from kdtheory.report.table import Cell, Column, Row, Table
 
 if TYPE_CHECKING:
@@ -20,6 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EffectLine",
+    "RowMarks",
     "ci_pair",
     "ci_words",
     "effect_lines",
@@ -33,6 +44,7 @@ __all__ = [
     "records_table",
     "scalar_extra_keys",
     "test_line",
+    "titled",
 ]
 
 NAN = float("nan")
@@ -58,7 +70,18 @@ class EffectLine:
     shown_decision: str = ""  # verdict decision on the key row, own decision elsewhere
     unit: str = "seeds"
     ci_level: float = NAN  # level of this row's CI (NaN: the verdict's)
-    test: str = ""  # name of this row's deciding test
+    test: str = ""  # name of this row's deciding test (ids shown as titles)
+    experiment: str = ""  # the experiment id ("pooled", "overall"): JSON and CSV keep it
+
+
+def titled(text: str, titles: Mapping[str, str]) -> str:
+    """``text`` with every experiment id of ``titles`` replaced by its display title (longest
+    id first, so an id inside another is not replaced on its own); for text readers see."""
+    ids = sorted((k for k, t in titles.items() if k and t and k != t), key=len, reverse=True)
+    if not ids or not text:
+        return text
+    pattern = re.compile("|".join(re.escape(k) for k in ids))
+    return pattern.sub(lambda m: titles[m.group(0)], str(text))
 
 
 def ci_pair(v: Verdict) -> tuple[float, float]:
@@ -73,10 +96,11 @@ def _row_level(v: Verdict, r: EffectRow) -> float:
 
 
 def _line(v: Verdict, r: EffectRow, kind: str, label: str) -> EffectLine:
+    titles = v.titles or {}
     return EffectLine(
         v.hypothesis,
         kind,
-        label,
+        titles.get(label, label),
         r.estimate,
         r.ci_low,
         r.ci_high,
@@ -87,7 +111,8 @@ def _line(v: Verdict, r: EffectRow, kind: str, label: str) -> EffectLine:
         dict(r.extra or {}),
         unit=r.unit,
         ci_level=_row_level(v, r),
-        test=r.deciding.name if r.deciding is not None else "",
+        test=titled(r.deciding.name, titles) if r.deciding is not None else "",
+        experiment=label,
     )
 
 
@@ -113,6 +138,8 @@ def effect_lines(v: Verdict) -> list[EffectLine]:
                 v.decision,
                 {},
                 ci_level=v.ci_level,
+                test=titled(v.deciding.name, v.titles or {}) if v.deciding is not None else "",
+                experiment="overall" if v.experiments else "",
             )
         )
     for r in rows:
@@ -151,9 +178,10 @@ def test_line(v: Verdict) -> str:
 def info_lines(v: Verdict, test: str | None = None) -> list[tuple[str, str]]:
     """The verdict's labelled lines (claim, prediction, effect, estimate, test, model, reason).
 
-    Shared by every rendering of a verdict; ``test`` replaces the default test line.
+    Shared by every rendering of a verdict; ``test`` replaces the default test line. Experiment
+    ids in the text are shown as their titles (:func:`titled`).
     """
-    return [
+    lines = [
         ("Claim", v.claim),
         ("Prediction", v.prediction),
         ("Effect", v.effect),
@@ -162,6 +190,7 @@ def info_lines(v: Verdict, test: str | None = None) -> list[tuple[str, str]]:
         ("Model", v.model),
         ("Reason", v.reason),
     ] + [("Warning", w) for w in v.warnings]
+    return [(k, titled(str(val), v.titles or {})) for k, val in lines]
 
 
 def scalar_extra_keys(rows: Iterable[EffectLine]) -> list[str]:
@@ -194,55 +223,144 @@ def _verdict_table(columns: list[Column], rows: list[Row]) -> Table:
     return Table(columns, rows, missing="n/a", minus="-")
 
 
-def records_table(records: Sequence[Mapping[str, Any]]) -> Table:
-    """A table of free-form records (``Verdict.tables``): one column per key, left-aligned."""
+def records_table(
+    records: Sequence[Mapping[str, Any]], titles: Mapping[str, str] | None = None
+) -> Table:
+    """A table of free-form records (``Verdict.tables``): one column per key, left-aligned;
+    an experiment id shown as its title (``titles``)."""
     headers: list[str] = []
     for rec in records:
         for k in rec:
             if k not in headers:
                 headers.append(str(k))
-    rows = [Row([fmt_any(rec.get(h)) for h in headers]) for rec in records]
+    titles = titles or {}
+
+    def shown(val: Any) -> str:
+        return titles.get(val, val) if isinstance(val, str) else fmt_any(val)
+
+    rows = [Row([shown(rec.get(h)) for h in headers]) for rec in records]
     return _verdict_table([Column(h, fmt="text") for h in headers], rows)
 
 
-def effects_table(rows: Sequence[EffectLine], strong: Sequence[str] = ()) -> Table:
-    """The per-experiment effects table; a Holm column when the key row has an adjusted p, a
-    CI-level column when the rows' levels differ, a test column when their tests do.
+@dataclass
+class RowMarks:
+    """What marks the rows of a verdict table carry, and the notes that explain them.
 
-    ``strong`` names the columns (``"experiment"``, ``"decision"``) shown bold on the key row.
+    A row whose CI is at another level than the report's convention (``1 - 2*alpha``,
+    :func:`kdtheory.report.format.interval_level`) gets a mark per distinct level
+    (:data:`~kdtheory.report.format.CI_MARKS`); where one verdict's rows rest on different
+    deciding tests (so their estimates are different quantities), each row gets a short test
+    key (A, B, ...) naming its test in a note.
     """
+
+    convention: float
+    levels: dict[float, str]
+    tests: dict[tuple[str, str], str]
+
+    @classmethod
+    def of(cls, items: Sequence[tuple[Verdict, Sequence[EffectLine]]]) -> RowMarks:
+        alphas = [v.alpha for v, _ in items if math.isfinite(to_float(v.alpha))]
+        convention = interval_level(alphas[0]) if alphas else NAN
+        found = sorted(
+            lvl
+            for lvl in {round(x, 12) for _, rows in items for x in levels(rows)}
+            if not math.isclose(lvl, convention)
+        )
+        tests: dict[tuple[str, str], str] = {}
+        for v, rows in items:
+            names = list(dict.fromkeys(_test_kind(r.test, v) for r in rows if r.test))
+            if len(names) > 1:
+                for name in names:
+                    tests[(v.hypothesis, name)] = _key(len(tests))
+        return cls(convention, {lvl: _mark(i) for i, lvl in enumerate(found)}, tests)
+
+    def ci_mark(self, r: EffectLine) -> str:
+        """The mark of ``r``'s CI (empty at the convention's level or without a CI)."""
+        if math.isnan(to_float(r.ci_low)) and math.isnan(to_float(r.ci_high)):
+            return ""
+        lvl = to_float(r.ci_level)
+        for level, mark in self.levels.items():
+            if math.isclose(lvl, level):
+                return mark
+        return ""
+
+    def test_key(self, r: EffectLine, v: Verdict) -> str:
+        """``r``'s test key (empty when its verdict's rows share one test)."""
+        return self.tests.get((r.hypothesis, _test_kind(r.test, v)), "")
+
+    @property
+    def header(self) -> str:
+        """The CI column's header: the convention's level."""
+        return ci_header(self.convention) if math.isfinite(self.convention) else "CI"
+
+    def notes(self, hypothesis_names: bool = False) -> list[str]:
+        """One line on the marked CI levels and one on the test keys (none when unused)."""
+        out: list[str] = []
+        if self.levels:
+            marks = ", ".join(f"{m} {fmt_level(lvl)} CI" for lvl, m in self.levels.items())
+            out.append(
+                f"{marks}: the interval of the row's deciding test at the level that matches its "
+                "(Holm-adjusted or two-sided) p."
+            )
+        if self.tests:
+            keys = "; ".join(
+                f"{key} = {f'{hyp}: ' if hypothesis_names else ''}{name}"
+                for (hyp, name), key in self.tests.items()
+            )
+            out.append(f"Test (the estimate is this deciding test's quantity): {keys}.")
+        return out
+
+
+def _test_kind(name: str, v: Verdict) -> str:
+    """A deciding test's name without the experiment it names in parentheses (the pooled
+    row's "... (MNIST-5k · CNN 32→8)"): the same test on another experiment is the same kind."""
+    for title in {*(v.titles or {}).values(), *(v.titles or {})}:
+        name = name.replace(f" ({title})", "")
+    return name
+
+
+def _mark(i: int) -> str:
+    return CI_MARKS[i] if i < len(CI_MARKS) else CI_MARKS[-1] * (i - len(CI_MARKS) + 2)
+
+
+def _key(i: int) -> str:
+    return chr(ord("A") + i) if i < 26 else f"A{i}"
+
+
+def effects_table(v: Verdict, rows: Sequence[EffectLine], strong: Sequence[str] = ()) -> Table:
+    """The per-experiment effects table: experiment titles, the CI at the report's level (rows
+    at another level marked), a Holm column when the key row has an adjusted p, a test key
+    column when the rows' deciding tests differ; notes say what the marks and keys mean.
+
+    ``rows`` are :func:`effect_lines` of ``v``; ``strong`` names the columns
+    (``"experiment"``, ``"decision"``) shown bold on the key row.
+    """
+    marks = RowMarks.of([(v, rows)])
     has_holm = any(r.key and r.p_adjusted is not None for r in rows)
-    mixed = len(levels(rows)) > 1
-    tests = len({r.test for r in rows}) > 1
     columns = [
         Column("experiment", fmt="text"),
+        *([Column("test", fmt="text")] if marks.tests else []),
         Column("estimate", fmt=".4g"),
-        Column("CI low", fmt=".4g"),
-        Column("CI high", fmt=".4g"),
-        *([Column("CI level", fmt="text", align="r")] if mixed else []),
+        Column(marks.header, fmt=".4g", align="r"),
         Column("statistic", fmt=".4g"),
         Column("p", fmt="p4"),
         *([Column("Holm p", fmt="p4")] if has_holm else []),
         Column("n", fmt="text", align="r"),
         Column("decision", fmt="text"),
-        *([Column("deciding test", fmt="text")] if tests else []),
     ]
     body = []
     for r in rows:
         label = r.label + (" (RE)" if r.kind == "pooled" and r.label == "pooled" else "")
-        lvl = to_float(r.ci_level)
         values: dict[str, Any] = {
             "experiment": label,
+            "test": marks.test_key(r, v),
             "estimate": r.estimate,
-            "CI low": r.ci_low,
-            "CI high": r.ci_high,
-            "CI level": "" if math.isnan(lvl) else fmt_pct(lvl, digits=4),
+            marks.header: Cell((r.ci_low, r.ci_high), mark=marks.ci_mark(r)),
             "statistic": r.statistic,
             "p": r.p_value,
             "Holm p": r.p_adjusted if r.key and r.p_adjusted is not None else "",
             "n": "" if r.n is None else f"{r.n} {r.unit}",
             "decision": r.shown_decision,
-            "deciding test": r.test,
         }
         cells = [
             Cell(values[c.header], strong=True)
@@ -251,17 +369,18 @@ def effects_table(rows: Sequence[EffectLine], strong: Sequence[str] = ()) -> Tab
             for c in columns
         ]
         body.append(Row(cells, key=r.key))
-    return _verdict_table(columns, body)
+    table = _verdict_table(columns, body)
+    table.notes = marks.notes()
+    return table
 
 
 def ci_words(v: Verdict, rows: Sequence[EffectLine]) -> str:
-    """The table's CI level, stated once (or where it is stated when rows differ)."""
-    found = levels(rows)
-    if len(found) == 1:
-        return f"{fmt_pct(found[0], digits=4)} two-sided"
-    if not found:
+    """The table's CI convention in words: ``"90% two-sided"`` (marked rows explained in the
+    table's notes)."""
+    level = interval_level(v.alpha) if math.isfinite(to_float(v.alpha)) else NAN
+    if not levels(rows):
         return v.ci_note
-    return "two-sided, at the level in the 'CI level' column (Holm-adjusted where the p is)"
+    return f"{fmt_level(level)} two-sided unless marked"
 
 
 def pooling_words(v: Verdict) -> str:
@@ -313,9 +432,10 @@ def detail_blocks(
         blocks.append(("Further numbers", further))
     for name, records in (v.tables or {}).items():
         if records:
-            blocks.append((f"Table: {escape(name)}", records_table(records)))
+            blocks.append((f"Table: {escape(name)}", records_table(records, v.titles)))
     for name, summary in (v.summaries or {}).items():
-        blocks.append((f"Model summary: {escape(name)}", str(summary).rstrip()))
+        shown = (v.titles or {}).get(name, name)
+        blocks.append((f"Model summary: {escape(shown)}", str(summary).rstrip()))
     return blocks
 
 
@@ -337,10 +457,10 @@ def family_table(items: Sequence[Verdict], decision: Callable[[str], Cell] | Non
             [
                 v.hypothesis,
                 decision(str(v.decision)) if decision is not None else str(v.decision),
-                v.deciding.name if v.deciding is not None else "",
+                titled(v.deciding.name, v.titles or {}) if v.deciding is not None else "",
                 v.estimate,
                 tuple(to_float(c) for c in ci_pair(v)),
-                fmt_pct(v.ci_level, digits=4) if v.available and not math.isnan(v.ci_level) else "",
+                fmt_level(v.ci_level) if v.available else "",
                 v.p_value,
                 v.p_adjusted if v.p_adjusted is not None else "",
             ]

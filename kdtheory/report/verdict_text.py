@@ -48,7 +48,7 @@ def verdict_text(v: Verdict, details: bool = False, width: int = 100) -> str:
             f"Per experiment. CIs: {ci_words(v, rows)}. n: seeds per experiment, experiments "
             "pooled. The last row carries the verdict's decision."
         )
-        lines.append(effects_table(rows).to_text())
+        lines.append(effects_table(v, rows).to_text())
         if v.pooled is not None:
             lines += textwrap.wrap(pooling_words(v), width=width)
     if details:

@@ -37,11 +37,15 @@ def mean_ci_columns(
     """Columns of a (fraction, seed) array's :func:`mean_ci` per fraction, for
     :func:`fraction_records`.
 
+    The intervals are t-intervals over seeds at the level of every interval a report shows,
+    ``1 - 2*alpha`` two-sided (:func:`kdtheory.report.format.interval_level`: 90% at 0.05, the
+    interval that agrees with a one-sided test at ``alpha``).
+
     Parameters
     ----------
     values : array (F, S)
     alpha : float
-        The intervals are two-sided at ``1 - alpha``.
+        The significance level; the intervals are two-sided at ``1 - 2*alpha``.
     name : str
         The column of the means.
     prefix_ci : bool
@@ -55,7 +59,7 @@ def mean_ci_columns(
     dict of str to list
         ``name``, the two interval columns and ``n_key``, in that order.
     """
-    stats = [mean_ci(row, alpha) for row in np.asarray(values, dtype=float)]
+    stats = [mean_ci(row, 2.0 * alpha) for row in np.asarray(values, dtype=float)]
     ci = f"{name}_ci" if prefix_ci else "ci"
     out: dict[str, list[Any]] = {
         name: [m["mean"] for m in stats],
