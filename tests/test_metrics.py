@@ -614,3 +614,27 @@ def test_analysis_runs_on_one_blas_thread_whatever_the_process_allows():
 
     for func in (collapse_table, PooledHypothesis.test):
         assert getattr(func, "__wrapped__", None) is not None, func  # decorated
+
+
+def test_rank_correlation_reuses_a_result_for_equal_inputs_only(monkeypatch):
+    """The memo keys inputs by content: an equal copy is not recomputed, a changed one is."""
+    from kdtheory.metrics import logits
+
+    calls = []
+    real = logits._wrong_class_spearman_uncached
+    monkeypatch.setattr(
+        logits, "_wrong_class_spearman_uncached", lambda *a: calls.append(1) or real(*a)
+    )
+    monkeypatch.setattr(logits, "_SPEARMAN_MEMO", type(logits._SPEARMAN_MEMO)())
+    rng = np.random.default_rng(3)
+    student, teacher = rng.normal(size=(2, 40, 6)), rng.normal(size=(40, 6))
+    labels = rng.integers(0, 6, size=40)
+    first = logits._wrong_class_spearman_np(student, teacher, labels)
+    again = logits._wrong_class_spearman_np(student.copy(), teacher.copy(), labels.copy())
+    np.testing.assert_array_equal(first, again)
+    assert len(calls) == 1
+    again[0, 0] = 99.0  # a caller's change never reaches the memo
+    np.testing.assert_array_equal(logits._wrong_class_spearman_np(student, teacher, labels), first)
+    student[1, 3] = -student[1, 3]  # reverses that row's ranking
+    changed = logits._wrong_class_spearman_np(student, teacher, labels)
+    assert len(calls) == 2 and not np.array_equal(changed, first)

@@ -31,7 +31,7 @@ def bundle(tmp_path_factory):
     root = tmp_path_factory.mktemp("bundle")
     runs = root / "runs"
     runs.mkdir()
-    for name, ds in make_store(1, seed=0, **SMALL).items():
+    for name, ds in make_store(2, seed=0, **SMALL).items():
         ds.to_netcdf(runs / f"{name}.nc")
     out = root / "paper"
     result = CliRunner().invoke(
@@ -78,11 +78,11 @@ def test_floats_have_captions_labels_and_paragraphs(bundle):
     results = (out / RESULTS_TEX).read_text(encoding="utf-8")
     assert "\\usepackage{booktabs}" in results and "\\usepackage{graphicx}" in results
     assert "\\usepackage{tabularx}" in results
-    floats = re.findall(r"\\begin\{(figure|table\*)\}(.*?)\\end\{\1\}", results, re.S)
+    floats = re.findall(r"\\begin\{(figure\*?|table\*)\}(.*?)\\end\{\1\}", results, re.S)
     assert len(floats) == len(bundle_targets(results))
     for kind, body in floats:
         assert re.search(r"\\caption\{.+\}", body), body
-        prefix = "fig" if kind == "figure" else "tab"
+        prefix = "fig" if kind.startswith("figure") else "tab"
         assert re.search(rf"\\label\{{{prefix}:[\w.-]+\}}", body), body
     labels = re.findall(r"\\label\{([^}]+)\}", results)
     assert len(labels) == len(set(labels))
@@ -174,3 +174,19 @@ def test_a_paper_inputs_the_bundle_from_a_sub_folder(bundle, tmp_path):
     )
     assert proc.returncode == 0, proc.stdout.decode(errors="replace")[-3000:]
     assert (tmp_path / "paper.pdf").is_file()
+
+
+def test_figures_print_at_their_natural_width_in_two_columns(bundle):
+    """A figure drawn for both columns (6.9 in) floats as figure*, a one-column one as figure,
+    so \\linewidth is about the width it was drawn for and its 7 pt text stays 7 pt."""
+    from kdtheory.report.bundle import WIDE_FIGURE_IN, pdf_width_in
+
+    out, _ = bundle
+    results = (out / RESULTS_TEX).read_text(encoding="utf-8")
+    floats = re.findall(r"\\begin\{(figure\*?)\}(.*?)\\end\{\1\}", results, re.S)
+    assert "figure*" in {kind for kind, _ in floats}  # two experiments: panels side by side
+    for kind, body in floats:
+        path = re.search(r"\\includegraphics\[[^]]*\]\{\\kdresultsdir\s*([^}]+)\}", body)
+        width = pdf_width_in(out / path.group(1).strip())
+        assert width is not None and 3.0 < width < 7.2, (path.group(1), width)
+        assert (kind == "figure*") == (width > WIDE_FIGURE_IN), (path.group(1), width)

@@ -86,15 +86,32 @@ def _label(kind: str, path: str) -> str:
     return f"{kind}:{slug(Path(path).stem)}"
 
 
-def _figure_float(path: str, caption: str) -> list[str]:
+#: A figure wider than this (inches) spans both columns of a two-column paper (``figure*``); the
+#: figures are drawn 3.3 in (one column) or 6.9 in (both) wide, so each prints at its natural size.
+WIDE_FIGURE_IN = 4.5
+
+_MEDIABOX = re.compile(rb"/MediaBox\s*\[\s*[-\d.]+\s+[-\d.]+\s+([-\d.]+)\s+[-\d.]+\s*\]")
+
+
+def pdf_width_in(path: Path) -> float | None:
+    """Width in inches of the first page of the PDF at ``path`` (its MediaBox), None if unknown."""
+    try:
+        found = _MEDIABOX.search(path.read_bytes())
+    except OSError:
+        return None
+    return float(found.group(1)) / 72.0 if found else None
+
+
+def _figure_float(path: str, caption: str, wide: bool = False) -> list[str]:
+    env = "figure*" if wide else "figure"
     lines = [
-        "\\begin{figure}[tbp]",
+        f"\\begin{{{env}}}[tbp]",
         "\\centering",
         f"\\includegraphics[width=\\linewidth]{{{_DIR_MACRO} {path}}}",
     ]
     if caption:
         lines.append(f"\\caption{{{caption}}}")
-    return [*lines, f"\\label{{{_label('fig', path)}}}", "\\end{figure}", ""]
+    return [*lines, f"\\label{{{_label('fig', path)}}}", f"\\end{{{env}}}", ""]
 
 
 def _table_float(path: str, caption: str) -> list[str]:
@@ -116,7 +133,9 @@ def _section_floats(root: Path, section: ReportSection, shown: set[str]) -> list
             again.append(f"Figure~\\ref{{{_label('fig', path)}}}")
             continue
         shown.add(path)
-        lines += _figure_float(path, latex_escape(section.caption(name)))
+        width = pdf_width_in(root / path) if path.endswith(".pdf") else None
+        wide = width is not None and width > WIDE_FIGURE_IN
+        lines += _figure_float(path, latex_escape(section.caption(name)), wide)
     for path in _table_bodies(section.tables):
         if path in shown:
             again.append(f"Table~\\ref{{{_label('tab', path)}}}")
@@ -190,7 +209,8 @@ def results_tex(
     alphas = sorted({float(v.alpha) for v in verdicts if math.isfinite(float(v.alpha))})
     body: list[str] = []
     if alphas:
-        convention = latex_escape(interval_convention(alphas[0]))
+        convention = interval_convention(alphas[0]).removeprefix("Intervals: ")
+        convention = latex_escape(convention[:1].upper() + convention[1:])
         body += [f"\\paragraph{{Intervals.}}\\label{{kd:intervals}} {convention}", ""]
     shown: set[str] = set()
     for sec in overview:

@@ -38,6 +38,7 @@ table{border-collapse:collapse;margin:.6rem 0;font-size:.9rem}
 table.booktabs{border-top:2px solid #1f2328;border-bottom:2px solid #1f2328}
 table.booktabs thead{border-bottom:1px solid #1f2328}
 table.booktabs td,table.booktabs th{padding:2px 10px;text-align:right}
+table.booktabs td.l{overflow-wrap:anywhere}
 table.booktabs td:first-child,table.booktabs th:first-child,
 table.booktabs td.l,table.booktabs th.l{text-align:left}
 tr.key td{font-weight:600}
@@ -49,6 +50,7 @@ figure.wide figcaption{max-width:none}
 .notice{background:#fff8c5;border:1px solid #d4a72c;padding:.5rem .8rem;border-radius:4px}
 .supported{color:#1a7f37}.rejected{color:#cf222e}.inconclusive{color:#9a6700}
 .nottested{color:#6e7781}
+.supported,.rejected,.inconclusive,.nottested{white-space:nowrap}
 pre{background:#f6f8fa;padding:.6rem;overflow-x:auto;font-size:.8rem}
 code{font-size:.88em}
 details{margin:.5rem 0}

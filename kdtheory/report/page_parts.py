@@ -104,7 +104,15 @@ def provenance_rows(prov: Mapping[str, Any]) -> list[tuple[str, str]]:
     ]
 
 
-_EXPERIMENT_HEADERS = ["experiment", "id", "dataset", "teacher → student", "methods", "κ", "seeds"]
+_EXPERIMENT_HEADERS = [
+    "experiment",
+    "id",
+    "dataset",
+    "teacher → student",
+    "methods",
+    "κ (fractions)",
+    "seeds",
+]
 
 
 def experiments_table(prov: Mapping[str, Any]) -> Table:
@@ -121,7 +129,7 @@ def experiments_table(prov: Mapping[str, Any]) -> Table:
                     str(info.get("dataset", "")),
                     f"{info.get('teacher', '')} → {info.get('student', '')}",
                     ", ".join(info.get("methods", [])),
-                    f"{min(kappa)}–{max(kappa)} ({len(kappa)} fractions)" if kappa else "",
+                    f"{min(kappa)}–{max(kappa)} ({len(kappa)})" if kappa else "",
                     str(len(info.get("seeds", []))),
                 ]
             )

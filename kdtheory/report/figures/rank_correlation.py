@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import xarray as xr
 from matplotlib.figure import Figure
 
 from kdtheory.report.figures.data import (
@@ -43,11 +44,17 @@ def rank_correlation(store: Any, experiments: Sequence[str] | None = None) -> Fi
             ax = grid.axes(i)
             ds = sorted_experiment(store[name])
             kappa = _kappa(ds)
-            corr = wrong_class_rank_correlation(
-                bare(ds["test_logits"]),
-                bare(ds["teacher_test_logits"]),
-                bare(ds["test_labels"]),
-                "test_sample",
+            # arm by arm, as the dark-knowledge test computes it, so its results are reused
+            # (the rank correlation remembers recent inputs by content)
+            teacher, labels = bare(ds["teacher_test_logits"]), bare(ds["test_labels"])
+            corr = xr.concat(
+                [
+                    wrong_class_rank_correlation(
+                        bare(ds["test_logits"].sel(arm=m)), teacher, labels, "test_sample"
+                    )
+                    for m in ds.kd.arms
+                ],
+                dim="arm",
             ).transpose("arm", "fraction", "seed")
             objs = _objective_map(ds)
             for k, m in sorted(
