@@ -213,3 +213,19 @@ def test_fidelity_draws_the_verdicts_exponent_not_the_deciding_estimate():
     at_centre = np.interp(centre, x, y)
     assert np.exp(at_centre) == pytest.approx(100 * np.exp(np.mean(np.log(a))), rel=1e-6)
     assert "−0.38" in gap_ax.get_title() and "−0.07" not in gap_ax.get_title()
+
+
+@pytest.mark.parametrize(("name", "n"), CASES)
+def test_text_stays_on_the_page_at_the_png_resolution(name, n):
+    """Text is measured at the screen dpi; hinting makes it wider at the PNG's, which clipped
+    the end of a caption line before the layout left slack for it."""
+    from kdtheory.report.figures.saving import PNG_DPI
+
+    fig = _drawn(name, n)
+    fig.set_dpi(PNG_DPI)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    page = fig.bbox
+    for text in fig.texts:
+        box = text.get_window_extent(renderer)
+        assert box.x0 >= page.x0 - 1 and box.x1 <= page.x1 + 1, (name, text.get_text())

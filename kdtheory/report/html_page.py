@@ -39,6 +39,7 @@ table.booktabs{border-top:2px solid #1f2328;border-bottom:2px solid #1f2328}
 table.booktabs thead{border-bottom:1px solid #1f2328}
 table.booktabs td,table.booktabs th{padding:2px 10px;text-align:right}
 table.booktabs td.l{overflow-wrap:anywhere}
+table.booktabs td:not(.l):not(:first-child){white-space:nowrap}
 table.booktabs td:first-child,table.booktabs th:first-child,
 table.booktabs td.l,table.booktabs th.l{text-align:left}
 tr.key td{font-weight:600}
