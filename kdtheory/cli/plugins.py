@@ -24,6 +24,7 @@ def plugins_command() -> None:
         KINDS,
         PluginLoadWarning,
         build_registry,
+        get_registries,
         make_plugin_manager,
         unknown_hook_problems,
     )
@@ -32,11 +33,14 @@ def plugins_command() -> None:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", PluginLoadWarning)
         try:
-            # Not strict: a misspelt hook is reported after the listing, not instead of it.
-            pm = make_plugin_manager(strict=False)
-        except KDTheoryError as exc:
-            usage_error(str(exc))
-        problems.extend(unknown_hook_problems(pm))
+            pm = get_registries().pm
+        except KDTheoryError:
+            # e.g. a misspelt hook: list everything, then name the problem (not instead of it)
+            try:
+                pm = make_plugin_manager(strict=False)
+            except KDTheoryError as exc:
+                usage_error(str(exc))
+            problems.extend(unknown_hook_problems(pm))
         registries = {kind: build_registry(pm, kind, problems) for kind in KINDS}
     for kind, registry in registries.items():
         table = Table(title=kind)
