@@ -187,7 +187,7 @@ class LabelSmoothing(PooledHypothesis):
                 f"Decision p (smallest Holm-adjusted p of the rejection family): "
                 f"{fmt_p(p_decision)} -> {ruling.decision}."
             )
-            return "\n".join([*lines, decided]) + "\n\n" + trend.summary
+            return "\n".join([*lines, decided]) + "\n\n" + str(trend.summary)
 
         return ExperimentResult(
             name=name,

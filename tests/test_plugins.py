@@ -341,3 +341,13 @@ def test_the_dependency_check_sees_each_kind_of_import(tmp_path):
         "kdtheory.plugins.datasets",
         "kdtheory.plugins.figures",
     } <= found
+
+
+def test_a_plain_test_run_fits_no_statsmodels_summary():
+    """``kdtheory test all`` shows no fitted-model summaries, so it neither fits them nor pays
+    for importing statsmodels or scipy.stats (DeferredText); torch is never needed to test."""
+    modules = _modules_after("test all --runs data/")
+    assert "kdtheory.hypotheses.data_efficiency" in modules  # the tests did run
+    heavy = ("statsmodels", "scipy.stats", "torch", "matplotlib")
+    loaded = sorted(h for h in heavy if h in modules)
+    assert not loaded, f"kdtheory test all imported {loaded}"

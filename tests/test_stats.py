@@ -477,3 +477,37 @@ def test_estimate_fields_carries_a_test_into_a_pooled_result():
     }
     pooled = MetaResult(**fields, tau2=0.0, i2=0.0, k=4, method="m", alternative="greater")
     assert pooled.ci == t.ci and pooled.p_value == t.p_value
+
+
+def test_deferred_text_is_made_once_on_first_use_and_pickles_as_its_text():
+    import pickle
+
+    from kdtheory.stats import DeferredText
+
+    made = []
+
+    def make() -> str:
+        made.append(1)
+        return "OLS summary"
+
+    text = DeferredText(make)
+    assert made == [] and "not made" in repr(text)
+    assert f"model:\n{text}" == "model:\nOLS summary"
+    assert "a " + text == "a OLS summary" and text + "!" == "OLS summary!"
+    assert str(text) == "OLS summary" and text == "OLS summary" and bool(text)
+    assert made == [1]  # once, however often it is read
+    assert pickle.loads(pickle.dumps(text)) == "OLS summary"
+
+
+def test_slope_test_fits_its_pooled_summary_only_when_read(monkeypatch):
+    from kdtheory.stats import slopes
+
+    calls = []
+    real = slopes._pooled_cluster_ols
+    monkeypatch.setattr(slopes, "_pooled_cluster_ols", lambda *a: calls.append(1) or real(*a))
+    rng = np.random.default_rng(0)
+    x = np.tile(np.log([10.0, 20, 40, 80]), 3)
+    groups = np.repeat([0, 1, 2], 4)
+    res = slopes.slope_test(-0.5 * x + rng.normal(0, 0.1, x.size), x, groups, "less")
+    assert calls == [] and res.p_value < 0.05
+    assert "cluster-robust" in str(res.summary) and calls == [1]

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -57,7 +58,7 @@ from kdtheory.hypothesis.toolkit import (
     resolve_options,
 )
 from kdtheory.hypothesis.verdict import EffectRow, Verdict
-from kdtheory.stats import POOLING_METHODS
+from kdtheory.stats import POOLING_METHODS, DeferredText
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -261,7 +262,9 @@ class PooledHypothesis(Hypothesis):
             extra={**result.settings, **ruling.numbers, **result.numbers},
             deciding=ruling.deciding,
         )
-        summary = result.summary(ruling) if callable(result.summary) else result.summary
+        summary = result.summary
+        if callable(summary):  # written when first read (a detailed rendering, JSON)
+            summary = DeferredText(partial(summary, ruling))
         return replace(result, ruling=ruling, row=row, summary=summary)
 
     def _decide_across(self, results: list[ExperimentResult], opts: Options) -> Outcome:
@@ -312,7 +315,10 @@ class PooledHypothesis(Hypothesis):
             tables["skipped_experiments"] = [dict(s) for s in skipped]
             names = ", ".join(s["experiment"] for s in skipped)
             reason = f"{reason} Skipped experiment(s) lacking what the test needs: {names}."
-        summaries = {r.name: str(r.summary) for r in outcome.results}
+        summaries = {
+            r.name: r.summary if isinstance(r.summary, DeferredText) else str(r.summary)
+            for r in outcome.results
+        }
         if outcome.pooled_summary:
             summaries["pooled"] = outcome.pooled_summary
         top, ruling = outcome.ruling.shown, outcome.ruling

@@ -26,12 +26,19 @@ from kdtheory.stats.levels import (
 )
 from kdtheory.stats.multiplicity import ci_at_level, holm, holm_ci_level
 from kdtheory.stats.pooling import POOLING_METHODS, pool_experiments, random_effects_meta
-from kdtheory.stats.results import MetaResult, TestResult, TostResult, estimate_fields
+from kdtheory.stats.results import (
+    DeferredText,
+    MetaResult,
+    TestResult,
+    TostResult,
+    estimate_fields,
+)
 from kdtheory.stats.slopes import slope_test
 from kdtheory.stats.tests import one_sample_t, paired_t, sign_flip_p, tost
 
 __all__ = [
     "ALTERNATIVES",
+    "DeferredText",
     "MetaResult",
     "POOLING_METHODS",
     "TestResult",

@@ -2,12 +2,71 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from kdtheory.stats.reference import NAN
 
-__all__ = ["MetaResult", "TestResult", "TostResult", "estimate_fields"]
+__all__ = ["DeferredText", "MetaResult", "TestResult", "TostResult", "estimate_fields"]
+
+
+class DeferredText:
+    """Text made on first use: a fitted model's summary that only a detailed rendering reads.
+
+    ``str()`` (and formatting, ``+`` with strings, JSON export through ``str``) computes the text
+    once and keeps it. kdtheory defers the statsmodels summaries this way: fitting and printing
+    them (and importing statsmodels and scipy.stats for it) was about half of a plain
+    ``kdtheory test all``, which never shows them. A pickled DeferredText is its text.
+
+    Parameters
+    ----------
+    make : callable
+        Called with no arguments, once, to produce the text.
+
+    Examples
+    --------
+    >>> t = DeferredText(lambda: "fitted")
+    >>> f"model: {t}"
+    'model: fitted'
+    """
+
+    __slots__ = ("_make", "_text")
+
+    def __init__(self, make: Callable[[], str]) -> None:
+        self._make: Callable[[], str] | None = make
+        self._text: str | None = None
+
+    def __str__(self) -> str:
+        if self._text is None:
+            assert self._make is not None
+            self._text, self._make = str(self._make()), None
+        return self._text
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self), spec)
+
+    def __add__(self, other: object) -> str:
+        return str(self) + str(other)
+
+    def __radd__(self, other: object) -> str:
+        return str(other) + str(self)
+
+    def __eq__(self, other: object) -> bool:
+        return str(self) == str(other) if isinstance(other, (str, DeferredText)) else NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(str(self))
+
+    def __bool__(self) -> bool:
+        return bool(str(self))
+
+    def __reduce__(self) -> tuple[type, tuple[str]]:
+        return (str, (str(self),))
+
+    def __repr__(self) -> str:
+        state = "made" if self._text is not None else "not made yet"
+        return f"DeferredText({state})"
 
 
 @dataclass
@@ -31,8 +90,9 @@ class TestResult:
     n : int
         Number of units of replication used (after dropping NaN).
     alternative, method : str
-    summary : str
-        Optional text summary of a fitted model (``slope_test`` puts the pooled OLS here).
+    summary : str or DeferredText
+        Optional text summary of a fitted model (``slope_test`` puts the pooled OLS here, as a
+        :class:`DeferredText` fitted on first use).
     """
 
     __test__ = False  # not a pytest test class
@@ -47,10 +107,12 @@ class TestResult:
     n: int
     alternative: str
     method: str
-    summary: str = ""
+    summary: str | DeferredText = ""
 
     @classmethod
-    def empty(cls, n: int, alternative: str, method: str, summary: str = "") -> TestResult:
+    def empty(
+        cls, n: int, alternative: str, method: str, summary: str | DeferredText = ""
+    ) -> TestResult:
         """A result with every number NaN: a test with too few usable values (``n``)."""
         return cls(NAN, NAN, NAN, NAN, NAN, NAN, NAN, n, alternative, method, summary)
 

@@ -6,12 +6,13 @@ pandas and statsmodels are imported on first use.
 from __future__ import annotations
 
 import warnings
+from functools import partial
 from typing import Any
 
 import numpy as np
 
 from kdtheory.stats.levels import check_alternative
-from kdtheory.stats.results import TestResult
+from kdtheory.stats.results import DeferredText, TestResult
 from kdtheory.stats.tests import one_sample_t
 
 __all__ = ["slope_test"]
@@ -40,7 +41,8 @@ def slope_test(
         As everywhere.
     fit_pooled : bool
         Also fit a pooled OLS ``y ~ x`` with cluster-robust (by group) standard errors and put
-        its statsmodels text summary in ``summary`` (a note instead when it cannot be fitted).
+        its statsmodels text summary in ``summary`` (a note instead when it cannot be fitted), as
+        a :class:`~kdtheory.stats.DeferredText`: fitted when the text is first used.
 
     Returns
     -------
@@ -71,9 +73,9 @@ def slope_test(
         xc = xs - xs.mean()
         slopes.append(float((xc * (ys - ys.mean())).sum() / (xc * xc).sum()))
     method = "t-test of per-seed OLS slopes"
-    summary = ""
+    summary: str | DeferredText = ""
     if fit_pooled:
-        summary = _pooled_cluster_ols(y_arr, x_arr, codes)
+        summary = DeferredText(partial(_pooled_cluster_ols, y_arr, x_arr, codes))
     if len(slopes) < 2:
         return TestResult.empty(len(slopes), alternative, method, summary)
     res = one_sample_t(np.asarray(slopes), alternative=alternative, alpha=alpha)

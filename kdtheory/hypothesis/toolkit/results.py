@@ -8,6 +8,7 @@ from typing import Any
 
 from kdtheory.hypothesis.toolkit.effects import Effect
 from kdtheory.hypothesis.verdict import DecidingTest, EffectRow
+from kdtheory.stats.results import DeferredText
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,10 @@ class ExperimentResult:
         record carries an ``experiment`` key.
     summary : str or callable
         Text of the fitted models, or a function of the experiment's :class:`Ruling` that
-        returns it (when the text names the decision).
+        returns it. A function is called only when the text is first read (the template wraps
+        it in a :class:`~kdtheory.stats.DeferredText`): pass one when the text needs a fit
+        that the decision does not (a statsmodels summary), so a plain ``kdtheory test``
+        never pays for it.
     ruling : Ruling or None
         Set by the template: the rule applied to ``components``.
     row : EffectRow or None
@@ -66,6 +70,6 @@ class ExperimentResult:
     settings: dict[str, Any] = field(default_factory=dict)
     numbers: dict[str, Any] = field(default_factory=dict)
     tables: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    summary: str | Callable[[Ruling], str] = ""
+    summary: str | DeferredText | Callable[[Ruling], str] = ""
     ruling: Ruling | None = None
     row: EffectRow | None = None
