@@ -79,8 +79,12 @@ def test_another_recipe_or_data_misses_and_is_cached_alongside(tmp_path):
     report, trained, _ = sweep(tmp_path / "d", cache, dataset=data)
     assert (report.teacher, trained) == ("trained", 1)
     assert len(entries(cache)) == 4
-    # the same teacher spelled with its options in another order is the same teacher
+    # the same teacher spelled with its options in another order is the same teacher, and the
+    # same data under another spec (a default written out) is the same data
     report, trained, _ = sweep(tmp_path / "e", cache, teacher="mlp:depth=1, width=32")
+    assert (report.teacher, trained) == ("cache", 0)
+    same_data = "synthetic:n_train=240,n_test=120,num_classes=4,dim=8,seed=3,clusters=2"
+    report, trained, _ = sweep(tmp_path / "f", cache, dataset=same_data)
     assert (report.teacher, trained) == ("cache", 0)
 
 

@@ -360,9 +360,19 @@ def run_command(
                 out_console.print(f"[yellow]warning:[/] {line}", highlight=False)
         out_console.print(
             f"{report.experiment}: trained {report.trained} cell(s), skipped {report.skipped} "
-            f"already done, {report.seconds:.1f} s",
+            f"already done, {report.seconds:.1f} s; {_TEACHER_ORIGIN[report.teacher]}",
             highlight=False,
         )
+
+
+#: how the summary line names where the teacher came from (``SweepReport.teacher``)
+_TEACHER_ORIGIN = {
+    "trained": "teacher trained",
+    "cache": "teacher from the teacher cache",
+    "checkpoint": "teacher from --teacher-checkpoint",
+    "store weights": "teacher from the store's teacher.pt",
+    "store": "teacher already in the store",
+}
 
 
 @contextlib.contextmanager

@@ -161,10 +161,13 @@ def teacher_key(
         "device_type": device_type,
         "torch": torch.__version__,
     }
-    # the dataset spec is a label only: the data's own hash addresses it
-    hashed = {k: v for k, v in inputs.items() if k != "dataset"}
-    digest = hashlib.sha256(_canonical(hashed).encode()).hexdigest()
+    digest = hashlib.sha256(_canonical(_hashed(inputs)).encode()).hexdigest()
     return TeacherKey(digest, inputs)
+
+
+def _hashed(inputs: Mapping[str, Any]) -> dict[str, Any]:
+    """The inputs a key hashes: all but the dataset spec, a label (the data's hash counts)."""
+    return {k: v for k, v in inputs.items() if k != "dataset"}
 
 
 def _jsonable(value: Any) -> Any:
@@ -255,7 +258,10 @@ class TeacherCache:
             raise _Unusable(f"its metadata {meta_path.name} cannot be read ({exc})") from None
         if not isinstance(meta, dict) or meta.get("key") != key.digest:
             raise _Unusable(f"its metadata {meta_path.name} is for another key")
-        if _canonical(meta.get("inputs")) != _canonical(key.inputs):
+        inputs = meta.get("inputs")
+        if not isinstance(inputs, dict) or _canonical(_hashed(inputs)) != _canonical(
+            _hashed(key.inputs)
+        ):
             raise _Unusable("it was stored for other training inputs than this teacher's")
         try:
             blob = weights.read_bytes()
