@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -27,6 +28,16 @@ TINY = ExperimentConfig(
 def tiny_config(**changes) -> ExperimentConfig:
     """The tiny experiment used across tests, with ``changes`` applied."""
     return replace(TINY, **changes)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _teacher_cache_in_tmp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Sweeps of the tests (in-process and ``kdtheory`` subprocesses) keep their teachers in a
+    temporary cache, never in the user's real one."""
+    root = tmp_path_factory.mktemp("kdtheory-cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("KDTHEORY_CACHE", str(root))
+        yield root / "teachers"
 
 
 @pytest.fixture(scope="session")

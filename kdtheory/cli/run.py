@@ -7,10 +7,13 @@ for a usage error (bad option, unknown plugin name, unusable ``--out``) or an er
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import math
 import os
 import re
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import NoReturn
 
@@ -236,10 +239,24 @@ def run_command(
     retrain_diverged: bool = typer.Option(
         False, help="Train again the cells stored as diverged (non-finite loss)."
     ),
+    teacher_cache: Path | None = typer.Option(
+        None,
+        "--teacher-cache",
+        help="Folder of trained teachers reused across sweeps and stores (default: "
+        "$KDTHEORY_CACHE/teachers, else $XDG_CACHE_HOME/kdtheory/teachers, else "
+        "~/.cache/kdtheory/teachers).",
+    ),
+    no_teacher_cache: bool = typer.Option(
+        False,
+        "--no-teacher-cache",
+        help="Neither reuse a cached teacher nor store the trained one in the cache.",
+    ),
 ) -> None:
     """Train teachers and students across fractions, seeds and methods into a run store.
 
     Re-running the same command skips finished cells; Ctrl-C loses at most the group in flight.
+    A teacher is trained once: later sweeps with the same data, teacher and teacher recipe load
+    it from the teacher cache.
     """
     from kdtheory.store.atomic import sweep_orphans
     from kdtheory.training.allocator import keep_freed_memory
@@ -275,6 +292,16 @@ def run_command(
             "name": name,
             "title": title,
         }
+        if teacher_cache is not None and no_teacher_cache:
+            raise KDTheoryError(
+                "--teacher-cache and --no-teacher-cache: give one of them (a folder to keep "
+                "teachers in, or none at all)"
+            )
+        if teacher_cache is not None and teacher_cache.exists() and not teacher_cache.is_dir():
+            raise KDTheoryError(
+                f"--teacher-cache {teacher_cache}: is a file, not a folder; give the folder "
+                "to keep trained teachers in (it is created if missing)"
+            )
         if seeds is not None and seeds < 1:
             raise KDTheoryError("--seeds: must be >= 1")
         if teacher_checkpoint is not None and not teacher_checkpoint.is_file():
@@ -298,7 +325,8 @@ def run_command(
             )
         cells = sum(len(c.fractions) * len(c.seeds) * len(c.methods) for c in configs)
         reports = []
-        with RichSweepProgress(cells, err_console) as progress:
+        cache: bool | Path = False if no_teacher_cache else (teacher_cache or True)
+        with RichSweepProgress(cells, err_console) as progress, _cache_warnings(progress):
             for cfg in configs:
                 report = run_experiment(
                     cfg,
@@ -308,6 +336,7 @@ def run_command(
                     budget,
                     progress,
                     retrain_diverged=retrain_diverged,
+                    teacher_cache=cache,
                 )
                 progress.progress.advance(progress.cells, report.skipped)
                 reports.append(report)
@@ -331,9 +360,38 @@ def run_command(
                 out_console.print(f"[yellow]warning:[/] {line}", highlight=False)
         out_console.print(
             f"{report.experiment}: trained {report.trained} cell(s), skipped {report.skipped} "
-            f"already done, {report.seconds:.1f} s",
+            f"already done, {report.seconds:.1f} s; {_TEACHER_ORIGIN[report.teacher]}",
             highlight=False,
         )
+
+
+#: how the summary line names where the teacher came from (``SweepReport.teacher``)
+_TEACHER_ORIGIN = {
+    "trained": "teacher trained",
+    "cache": "teacher from the teacher cache",
+    "checkpoint": "teacher from --teacher-checkpoint",
+    "store weights": "teacher from the store's teacher.pt",
+    "store": "teacher already in the store",
+}
+
+
+@contextlib.contextmanager
+def _cache_warnings(progress: RichSweepProgress) -> Iterator[None]:
+    """Show teacher cache warnings as ``warning: ...`` lines above the progress bars."""
+    from kdtheory.training.teacher_cache import TeacherCacheWarning
+
+    shown = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        if issubclass(category, TeacherCacheWarning):
+            progress.progress.console.print(f"[yellow]warning:[/] {message}", highlight=False)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", TeacherCacheWarning)
+        warnings.showwarning = show
+        yield
 
 
 def _split_methods(text: str) -> tuple[str, ...]:

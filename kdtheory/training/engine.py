@@ -265,6 +265,7 @@ def train_group(
     eval_batch: int = 512,
     keep_state: bool = False,
     kernels: str = "auto",
+    evaluate: bool = True,
 ) -> list[CellResult]:
     """Train ``jobs`` together as one batched model and evaluate every cell.
 
@@ -295,6 +296,10 @@ def train_group(
         ``auto`` trains with the architecture's ``grouped_forward`` when it has one (batched
         kernels laid out for speed) and with ``vmap`` over ``functional_call`` otherwise;
         ``vmap`` always uses the latter.
+    evaluate : bool
+        Evaluate each cell on the training and test sets when it finishes. Without it the
+        results' logits are empty ``(0, K)`` arrays and their features ``None`` (a caller that
+        evaluates the returned ``state`` itself, as the sweep does for the teacher).
 
     Returns
     -------
@@ -361,14 +366,18 @@ def train_group(
         nonlocal params, buffers, opt, target_table, loss_sum, since, idx_block, cells, slices
         gone = sorted(stop)
         sel = torch.as_tensor(gone, device=device)
-        results = _evaluate(
-            base,
-            {k: v.detach().index_select(0, sel) for k, v in params.items()},
-            {k: v.index_select(0, sel) for k, v in buffers.items()},
-            data,
-            feature_index,
-            eval_batch,
-        )
+        if evaluate:
+            results = _evaluate(
+                base,
+                {k: v.detach().index_select(0, sel) for k, v in params.items()},
+                {k: v.index_select(0, sel) for k, v in buffers.items()},
+                data,
+                feature_index,
+                eval_batch,
+            )
+        else:
+            empty = np.zeros((len(gone), 0, K), np.float32)
+            results = {"train_logits": empty, "test_logits": empty, "features": None}
         for j, pos in enumerate(gone):
             cell = cells[pos]
             res = CellResult(

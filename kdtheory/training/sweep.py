@@ -42,6 +42,12 @@ from kdtheory.training.engine import (
 )
 from kdtheory.training.methods import parse_method, parse_methods
 from kdtheory.training.subsets import feature_sample, subset, subset_size
+from kdtheory.training.teacher_cache import (
+    TeacherCache,
+    TeacherKey,
+    default_cache_dir,
+    teacher_key,
+)
 
 DEFAULT_METHODS = ("label", "kd:T=4", "ls:eps=matched", "kd-shuffled:T=4")
 DEFAULT_FRACTIONS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
@@ -310,9 +316,15 @@ def _accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
 
 @dataclass
 class SweepReport:
-    """What one experiment's sweep did."""
+    """What one experiment's sweep did.
+
+    ``teacher`` says where the teacher came from: ``"trained"``, ``"cache"`` (the teacher
+    cache), ``"checkpoint"`` (``--teacher-checkpoint``), ``"store weights"`` (the store's
+    ``teacher.pt``) or ``"store"`` (its outputs were already stored).
+    """
 
     experiment: str
+    teacher: str = "store"
     trained: int = 0
     skipped: int = 0
     seconds: float = 0.0
@@ -341,72 +353,61 @@ def _teacher(
     data: LoadedDataset,
     device: torch.device,
     progress: SweepProgress,
-) -> xr.Dataset:
-    """Load the experiment's teacher outputs, or train/load the teacher and write them."""
+    cache: TeacherCache | None,
+) -> tuple[xr.Dataset, str]:
+    """Load the experiment's teacher outputs, or get the teacher and write them.
+
+    The teacher's weights come from ``--teacher-checkpoint``, else from the store's own
+    ``teacher.pt`` (a resumed run), else from the teacher cache, else from training (which then
+    fills the cache). Whichever the source, the outputs are computed the same way from the
+    weights, so a cached teacher gives the same store numbers as one trained now.
+
+    Returns
+    -------
+    tuple of (xarray.Dataset, str)
+        The stored teacher outputs and where the teacher came from: ``"store"`` (its outputs
+        were already there), ``"checkpoint"``, ``"store weights"``, ``"cache"`` or
+        ``"trained"``.
+    """
     teacher_nc = folder / st.TEACHER_FILE
     if teacher_nc.exists():
         with xr.open_dataset(teacher_nc) as t:
-            return t.load()
+            return t.load(), "store"
     build = model_builder(cfg.teacher, data.input_shape, data.num_classes)
     feat_idx = feature_sample(
         data.y_train, min(cfg.fractions), list(cfg.seeds), cfg.feature_samples, cfg.teacher_seed
     )
     weights = folder / st.TEACHER_WEIGHTS
     source = cfg.teacher_checkpoint or (str(weights) if weights.exists() else None)
-    x_train = torch.as_tensor(data.x_train, device=device)
-    x_test = torch.as_tensor(data.x_test, device=device)
+    model = init_model(build, cfg.teacher_seed)
+    teacher_training: dict[str, Any] = {}
+    key_attrs: dict[str, str] = {}
     if source is not None:
         progress.phase(f"{cfg.experiment_id}: loading teacher weights from {source}")
-        model = init_model(build, cfg.teacher_seed)
-        what = f"--teacher-checkpoint {source}" if cfg.teacher_checkpoint else str(source)
-        try:
-            state = torch.load(source, map_location="cpu", weights_only=True)
-            model.load_state_dict(state)
-        except pickle.UnpicklingError:  # torch's text would suggest weights_only=False: unsafe
-            raise StoreError(
-                f"{what}: cannot load teacher weights: not a state_dict of tensors saved by "
-                "torch.save (the file is damaged, not a PyTorch file, or holds other pickled "
-                "Python objects, which kdtheory never loads: that could run code). Save the "
-                "teacher with torch.save(model.state_dict(), path)."
-            ) from None
-        except Exception as exc:  # noqa: BLE001 - a bad file fails in many ways; all are input
-            detail = " ".join(" ".join(str(exc).split()).split(" ")[:40]) or repr(exc)
-            raise StoreError(
-                f"{what}: cannot load teacher weights for architecture {cfg.teacher!r} "
-                f"({type(exc).__name__}: {detail}). Give a state_dict saved with "
-                "torch.save(model.state_dict(), path) from the same architecture and options."
-            ) from None
-        model.to(device)
-        teacher_training = {}
-        train_logits, _ = evaluate_single(model, x_train)
-        test_logits, _ = evaluate_single(model, x_test)
-        _, feats = evaluate_single(model, x_train[torch.as_tensor(feat_idx)], with_features=True)
+        _load_checkpoint(cfg, source, model)
+        origin = "checkpoint" if cfg.teacher_checkpoint else "store weights"
     else:
-        progress.phase(f"{cfg.experiment_id}: training teacher {cfg.teacher}")
-        tdata = TrainingData.from_numpy(
-            data.x_train, data.y_train, data.x_test, None, data.num_classes, device
-        )
-        job = CellJob(
-            "teacher", parse_method("label"), np.arange(len(data.y_train)), cfg.teacher_seed
-        )
-        budget = cfg.teacher_budget(len(data.y_train))
-        tconf = replace(cfg.train_config(teacher=True), steps=budget)
-        progress.start_group(1, budget, "teacher")
-        (res,) = train_group([job], build, tdata, tconf, feat_idx, progress.step, keep_state=True)
-        if res.diverged:
-            raise StoreError(
-                f"{cfg.experiment_id}: the teacher's training loss became non-finite after "
-                f"{res.steps} steps (--teacher-lr {cfg.teacher_lr}); nothing was written for "
-                "it. Lower --teacher-lr and re-run."
+        key = _teacher_key(cfg, data, model.state_dict(), device)
+        key_attrs = {"teacher_cache_key": key.digest}
+        cached = cache.load(key, model.state_dict()) if cache is not None else None
+        if cached is not None:
+            progress.phase(
+                f"{cfg.experiment_id}: teacher {cfg.teacher} from the cache: {cached.path}"
             )
-        train_logits, test_logits, feats = res.train_logits, res.test_logits, res.features
-        teacher_training = {
-            "teacher_steps_trained": int(res.steps),
-            "teacher_epochs_trained": float(res.steps * cfg.teacher_batch / len(data.y_train)),
-            "teacher_final_train_loss": float(res.loss_history[-1]),
-            "teacher_loss_drop_last20": loss_drop(res.loss_history),
-        }
-        st.write_atomic(weights, lambda tmp: torch.save(res.state, tmp))
+            state, teacher_training, origin = cached.state, cached.training, "cache"
+        else:
+            state, teacher_training = _train_teacher(cfg, data, build, device, progress)
+            origin = "trained"
+            if cache is not None:
+                cache.save(key, state, teacher_training)
+        st.write_atomic(weights, lambda tmp: torch.save(state, tmp))
+        model.load_state_dict(state)
+    model.to(device)
+    x_train = torch.as_tensor(data.x_train, device=device)
+    train_logits, _ = evaluate_single(model, x_train)
+    test_logits, _ = evaluate_single(model, torch.as_tensor(data.x_test, device=device))
+    _, feats = evaluate_single(model, x_train[torch.as_tensor(feat_idx)], with_features=True)
+    if origin == "trained":
         progress.end_group([("teacher", _accuracy(test_logits, data.y_test))])
     ds = xr.Dataset(
         {
@@ -429,13 +430,114 @@ def _teacher(
             "teacher_test_accuracy": _accuracy(test_logits, data.y_test),
             "teacher_weights": str(source or weights.name),
         }
+        | key_attrs
         | teacher_training,
     )
     st.write_dataset(ds, teacher_nc)
     # read back what was stored: students of a first run and of a resumed run then learn from
     # the same (int16-packed) teacher logits, so a resume equals an uninterrupted run
     with xr.open_dataset(teacher_nc) as t:
-        return t.load()
+        return t.load(), origin
+
+
+def _load_checkpoint(cfg: ExperimentConfig, source: str, model: torch.nn.Module) -> None:
+    """Load the state_dict in ``source`` into ``model`` safely (``weights_only=True``).
+
+    Raises
+    ------
+    StoreError
+        The file is not a state_dict of tensors, or does not fit the teacher's architecture.
+    """
+    what = f"--teacher-checkpoint {source}" if cfg.teacher_checkpoint else str(source)
+    try:
+        state = torch.load(source, map_location="cpu", weights_only=True)
+        model.load_state_dict(state)
+    except pickle.UnpicklingError:  # torch's text would suggest weights_only=False: unsafe
+        raise StoreError(
+            f"{what}: cannot load teacher weights: not a state_dict of tensors saved by "
+            "torch.save (the file is damaged, not a PyTorch file, or holds other pickled "
+            "Python objects, which kdtheory never loads: that could run code). Save the "
+            "teacher with torch.save(model.state_dict(), path)."
+        ) from None
+    except Exception as exc:  # noqa: BLE001 - a bad file fails in many ways; all are input
+        detail = " ".join(" ".join(str(exc).split()).split(" ")[:40]) or repr(exc)
+        raise StoreError(
+            f"{what}: cannot load teacher weights for architecture {cfg.teacher!r} "
+            f"({type(exc).__name__}: {detail}). Give a state_dict saved with "
+            "torch.save(model.state_dict(), path) from the same architecture and options."
+        ) from None
+
+
+def _train_teacher(
+    cfg: ExperimentConfig,
+    data: LoadedDataset,
+    build: Callable[[], Any],
+    device: torch.device,
+    progress: SweepProgress,
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Train the teacher on the full training set: its state_dict and training record."""
+    progress.phase(f"{cfg.experiment_id}: training teacher {cfg.teacher}")
+    tdata = TrainingData.from_numpy(
+        data.x_train, data.y_train, data.x_test, None, data.num_classes, device
+    )
+    job = CellJob("teacher", parse_method("label"), np.arange(len(data.y_train)), cfg.teacher_seed)
+    budget = cfg.teacher_budget(len(data.y_train))
+    tconf = replace(cfg.train_config(teacher=True), steps=budget)
+    progress.start_group(1, budget, "teacher")
+    # evaluated from its weights by the caller, the same way as a cached teacher
+    (res,) = train_group(
+        [job], build, tdata, tconf, None, progress.step, keep_state=True, evaluate=False
+    )
+    finite = res.state is not None and all(
+        torch.isfinite(v).all() for v in res.state.values() if v.is_floating_point()
+    )
+    if res.diverged or not finite:
+        raise StoreError(
+            f"{cfg.experiment_id}: the teacher's training loss became non-finite after "
+            f"{res.steps} steps (--teacher-lr {cfg.teacher_lr}); nothing was written for "
+            "it. Lower --teacher-lr and re-run."
+        )
+    assert res.state is not None  # keep_state
+    record = {
+        "teacher_steps_trained": int(res.steps),
+        "teacher_epochs_trained": float(res.steps * cfg.teacher_batch / len(data.y_train)),
+        "teacher_final_train_loss": float(res.loss_history[-1]),
+        "teacher_loss_drop_last20": loss_drop(res.loss_history),
+    }
+    return res.state, record
+
+
+def _teacher_key(
+    cfg: ExperimentConfig,
+    data: LoadedDataset,
+    initial_state: dict[str, torch.Tensor],
+    device: torch.device,
+) -> TeacherKey:
+    """The teacher cache key of ``cfg``'s teacher on ``data``."""
+    name, raw = parse_spec(cfg.teacher)
+    arch = get_registries().architectures.get(name)
+    options = resolve_options("architecture", name, arch.options, raw)
+    budget = cfg.teacher_budget(len(data.y_train))
+    recipe = asdict(replace(cfg.train_config(teacher=True), steps=budget))
+    recipe |= {"seed": cfg.teacher_seed, "objective": parse_method("label").label}
+    return teacher_key(
+        data.x_train,
+        data.y_train,
+        cfg.dataset,
+        name,
+        options,
+        initial_state,
+        recipe,
+        device.type,
+    )
+
+
+def open_teacher_cache(teacher_cache: bool | str | Path) -> TeacherCache | None:
+    """The teacher cache a sweep uses: ``True`` the user's (:func:`default_cache_dir`), a
+    folder that one, ``False`` none."""
+    if teacher_cache is False:
+        return None
+    return TeacherCache(default_cache_dir() if teacher_cache is True else Path(teacher_cache))
 
 
 def _experiment_attrs(cfg: ExperimentConfig) -> dict[str, Any]:
@@ -558,6 +660,7 @@ def run_experiment(
     memory_budget: int = 2 * 1024**3,
     progress: SweepProgress | None = None,
     retrain_diverged: bool = False,
+    teacher_cache: bool | str | Path = True,
 ) -> SweepReport:
     """Run (or resume) one experiment's sweep into the store at ``out``.
 
@@ -576,6 +679,11 @@ def run_experiment(
     retrain_diverged : bool
         Train again the cells stored as diverged (their loss became non-finite); otherwise they
         count as done, stay blank in the combined dataset and are reported as diverged.
+    teacher_cache : bool, str or Path
+        Where trained teachers are kept for reuse across sweeps and stores
+        (:mod:`kdtheory.training.teacher_cache`): ``True`` the user's cache folder
+        (``$KDTHEORY_CACHE/teachers``, ``$XDG_CACHE_HOME/kdtheory/teachers`` or
+        ``~/.cache/kdtheory/teachers``), a folder, or ``False`` to neither read nor write one.
 
     Returns
     -------
@@ -603,6 +711,7 @@ def run_experiment(
                 progress,
                 retrain_diverged,
                 t0,
+                open_teacher_cache(teacher_cache),
             )
         except BaseException:
             if new:  # nothing of this experiment was written: the corrected command may start
@@ -621,11 +730,12 @@ def _run_locked(
     progress: SweepProgress,
     retrain_diverged: bool,
     t0: float,
+    cache: TeacherCache | None,
 ) -> SweepReport:
     """The sweep of :func:`run_experiment`, run while holding the experiment's lock."""
     folder = st.ensure_experiment(out, cfg.experiment_id, cfg.recipe())
-    teacher = _teacher(cfg, folder, data, dev, progress)
-    report = SweepReport(cfg.experiment_id)
+    teacher, origin = _teacher(cfg, folder, data, dev, progress, cache)
+    report = SweepReport(cfg.experiment_id, teacher=origin)
     report.teacher_test_accuracy = float(teacher.attrs.get("teacher_test_accuracy", np.nan))
     done_files = st.existing_cells(out, cfg.experiment_id)
     diverged = st.diverged_cells(out, cfg.experiment_id)
