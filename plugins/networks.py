@@ -21,7 +21,12 @@ from torch import nn
 from torch.nn import functional as F
 
 from kdtheory.errors import SpecError
-from kdtheory.training.grouped import grouped_mlp
+from kdtheory.training.grouped import (
+    grouped_attention,
+    grouped_layer_norm,
+    grouped_linear,
+    grouped_mlp,
+)
 
 __all__ = ["CNN", "MLP", "ViT", "auto_patch", "channels_first_shape", "check_input_shape"]
 
@@ -213,6 +218,66 @@ class CNN(nn.Module):
         features = F.relu(self.hidden(h.reshape(h.shape[0], -1)))
         return _output(self.classifier(features), features, with_features)
 
+    def grouped_forward(
+        self,
+        params: dict[str, torch.Tensor],
+        buffers: dict[str, torch.Tensor],
+        x: torch.Tensor,
+        with_features: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """The forward of a group of cells from their stacked parameters (batched kernels).
+
+        The ``C`` cells are the groups of one grouped convolution per layer: their inputs are
+        stacked along the channels, ``(B, C * channels, *spatial)``, and stay in that layout from
+        the first convolution to the pooling (``vmap`` moves the cell dimension back and forth
+        around every convolution instead). The hidden layer and the classifier run as one
+        :func:`~kdtheory.training.grouped.grouped_mlp`. Equal to ``vmap(functional_call)`` of
+        :meth:`forward` up to float rounding. Called on a parameter-less (``meta``) copy.
+
+        Parameters
+        ----------
+        params : dict of str to torch.Tensor
+            This module's parameters by name, each with a leading cell dimension ``C``.
+        buffers : dict of str to torch.Tensor
+            Unused (the CNN has none); part of the ``grouped_forward`` contract.
+        x : torch.Tensor
+            ``(C, B, *input_shape)``.
+        with_features : bool
+            Also return the penultimate activations.
+
+        Returns
+        -------
+        torch.Tensor or tuple of torch.Tensor
+            Logits ``(C, B, K)``, or ``(logits, features)`` with features ``(C, B, F)``.
+        """
+        cells, batch = x.shape[0], x.shape[1]
+        in_ch, *sizes = self.conv_shape
+        h = x.reshape(cells, batch, in_ch, *sizes).transpose(0, 1)
+        h = h.reshape(batch, cells * in_ch, *sizes)
+        conv = F.conv2d if self.spatial_dims == 2 else F.conv1d
+        for name in ("conv1", "conv2"):
+            layer = getattr(self, name)
+            weight = params[f"{name}.weight"]
+            h = conv(
+                h,
+                weight.reshape(-1, *weight.shape[2:]),  # (C * out, in, *kernel)
+                params[f"{name}.bias"].reshape(-1),
+                stride=layer.stride,
+                padding=layer.padding,
+                groups=cells,
+            ).relu_()
+        if self.spatial_dims == 2:
+            h = F.adaptive_avg_pool2d(h, self.pooled)
+        else:
+            h = F.adaptive_avg_pool1d(h, self.pooled[0])
+        h = h.reshape(batch, cells, -1).transpose(0, 1).contiguous()  # (C, B, flat)
+        return grouped_mlp(
+            h,
+            [params["hidden.weight"], params["classifier.weight"]],
+            [params["hidden.bias"], params["classifier.bias"]],
+            with_features,
+        )
+
 
 # --------------------------------------------------------------------------- ViT
 class Attention(nn.Module):
@@ -366,3 +431,82 @@ class ViT(nn.Module):
         pooled = tokens[:, 0] if self.pool == "cls" else tokens.mean(dim=1)
         features = self.norm(pooled)
         return _output(self.classifier(features), features, with_features)
+
+    def grouped_forward(
+        self,
+        params: dict[str, torch.Tensor],
+        buffers: dict[str, torch.Tensor],
+        x: torch.Tensor,
+        with_features: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """The forward of a group of cells from their stacked parameters (batched kernels).
+
+        Tokens are kept as ``(C, B * N, D)``: the patch embedding and every linear layer is one
+        :func:`~kdtheory.training.grouped.grouped_linear` over the cells, the attention products
+        are one ``bmm`` each over (cell, sample, head), and each LayerNorm normalises all cells
+        at once before a per-cell affine (:func:`~kdtheory.training.grouped.grouped_layer_norm`).
+        Equal to ``vmap(functional_call)`` of :meth:`forward` up to float rounding. Called on a
+        parameter-less (``meta``) copy.
+
+        Parameters
+        ----------
+        params : dict of str to torch.Tensor
+            This module's parameters by name, each with a leading cell dimension ``C``.
+        buffers : dict of str to torch.Tensor
+            Unused (the ViT has none); part of the ``grouped_forward`` contract.
+        x : torch.Tensor
+            ``(C, B, *input_shape)``.
+        with_features : bool
+            Also return the penultimate activations.
+
+        Returns
+        -------
+        torch.Tensor or tuple of torch.Tensor
+            Logits ``(C, B, K)``, or ``(logits, features)`` with features ``(C, B, D)``.
+        """
+        cells, batch = x.shape[0], x.shape[1]
+        patches = self.patches(x.reshape(cells * batch, *x.shape[2:]))  # (C * B, N, P)
+        n, dim = patches.shape[1], self.feature_dim
+        tokens = grouped_linear(
+            patches.reshape(cells, batch * n, -1), params["embed.weight"], params["embed.bias"]
+        )
+        tokens = tokens.view(cells, batch, n, dim) + params["pos"]  # pos: (C, 1, N, D)
+        if self.pool == "cls":
+            cls = params["cls"].expand(cells, batch, 1, dim)
+            tokens = torch.cat([cls, tokens], dim=2)
+            n += 1
+        for i, block in enumerate(self.blocks):
+            tokens = _grouped_block(block, f"blocks.{i}.", params, tokens)
+        pooled = tokens[:, :, 0] if self.pool == "cls" else tokens.mean(dim=2)
+        features = grouped_layer_norm(
+            pooled, params["norm.weight"], params["norm.bias"], self.norm.eps
+        )
+        logits = grouped_linear(features, params["classifier.weight"], params["classifier.bias"])
+        return _output(logits, features, with_features)
+
+
+def _grouped_block(
+    block: Block, prefix: str, params: dict[str, torch.Tensor], tokens: torch.Tensor
+) -> torch.Tensor:
+    """:meth:`Block.forward` of a group of cells on tokens ``(C, B, N, D)``."""
+    cells, batch, n, dim = tokens.shape
+
+    def linear(name: str, h: torch.Tensor) -> torch.Tensor:
+        return grouped_linear(
+            h.reshape(cells, batch * n, -1),
+            params[f"{prefix}{name}.weight"],
+            params[f"{prefix}{name}.bias"],
+        )
+
+    def norm(name: str, h: torch.Tensor) -> torch.Tensor:
+        eps = getattr(block, name).eps
+        return grouped_layer_norm(
+            h, params[f"{prefix}{name}.weight"], params[f"{prefix}{name}.bias"], eps
+        )
+
+    attn = block.attn
+    qkv = linear("attn.qkv", norm("norm1", tokens)).view(cells, batch, n, 3 * dim)
+    heads = grouped_attention(qkv, attn.heads, attn.scale)
+    tokens = tokens + linear("attn.proj", heads).view(cells, batch, n, dim)
+    hidden = F.gelu(linear("fc1", norm("norm2", tokens)))
+    return tokens + linear("fc2", hidden).view(cells, batch, n, dim)

@@ -25,7 +25,13 @@ from typing import Any
 
 import torch
 
-__all__ = ["NARROW_FEATURES", "grouped_linear", "grouped_mlp"]
+__all__ = [
+    "NARROW_FEATURES",
+    "grouped_attention",
+    "grouped_layer_norm",
+    "grouped_linear",
+    "grouped_mlp",
+]
 
 #: A layer with fewer output features than this computes its forward transposed, as (C, out, B).
 NARROW_FEATURES = 32
@@ -222,3 +228,71 @@ def grouped_linear(
             f"got {tuple(bias.shape)}"
         )
     return _GroupedLinear.apply(x, weight, bias)
+
+
+def grouped_layer_norm(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float = 1e-5
+) -> torch.Tensor:
+    """``torch.nn.functional.layer_norm`` over the last dimension, each cell with its own affine.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        ``(C, ..., D)``.
+    weight, bias : torch.Tensor
+        Stacked ``nn.LayerNorm`` parameters ``(C, D)``.
+    eps : float
+        The LayerNorm's ``eps``.
+
+    Returns
+    -------
+    torch.Tensor
+        Same shape as ``x``: normalised without affine, then scaled and shifted per cell in one
+        fused ``addcmul``.
+    """
+    if (
+        weight.dim() != 2
+        or tuple(bias.shape) != tuple(weight.shape)
+        or x.shape[0] != weight.shape[0]
+    ):
+        raise ValueError(
+            f"grouped_layer_norm expects x (C, ..., D) and weight, bias (C, D); got x "
+            f"{tuple(x.shape)}, weight {tuple(weight.shape)}, bias {tuple(bias.shape)}"
+        )
+    view = (x.shape[0],) + (1,) * (x.dim() - 2) + (x.shape[-1],)
+    normed = torch.nn.functional.layer_norm(x, x.shape[-1:], eps=eps)
+    return torch.addcmul(bias.view(view), normed, weight.view(view))
+
+
+def grouped_attention(qkv: torch.Tensor, heads: int, scale: float) -> torch.Tensor:
+    """Multi-head self-attention of a group of cells from their fused ``qkv`` projections.
+
+    Parameters
+    ----------
+    qkv : torch.Tensor
+        ``(C, B, N, 3 * D)``: queries, keys and values of ``N`` tokens, each ``heads`` heads of
+        ``D // heads`` features (the layout of ``Linear(D, 3 * D)`` as in a ViT).
+    heads : int
+    scale : float
+        The factor applied to the scores before the softmax.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(C, B, N, D)``: the heads' outputs concatenated, as before the output projection.
+
+    Notes
+    -----
+    The two products run as one ``bmm`` each over all ``C * B * heads`` (cell, sample, head)
+    triples, in the same order of operations as the per-model ``matmul`` form.
+    """
+    c, b, n, three_d = qkv.shape
+    d = three_d // 3
+    hd = d // heads
+    q, k, v = (
+        t.reshape(c * b * heads, n, hd)
+        for t in qkv.view(c, b, n, 3, heads, hd).permute(3, 0, 1, 4, 2, 5).unbind(0)
+    )
+    attn = torch.softmax(torch.bmm(q, k.transpose(1, 2)) * scale, dim=-1)
+    out = torch.bmm(attn, v)  # (C * B * heads, N, hd)
+    return out.view(c, b, heads, n, hd).transpose(2, 3).reshape(c, b, n, d)
