@@ -262,12 +262,16 @@ def test_grouped_layer_norm_and_attention_match_the_modules():
         grouped_layer_norm(x, weight[:1], bias[:1])
     blocks = [networks.Attention(8, heads=2).double() for _ in range(2)]
     qkv = torch.stack([b.qkv(x[c]) for c, b in enumerate(blocks)])  # (C, B, N, 3D)
-    heads = grouped_attention(qkv, heads=2, scale=blocks[0].scale)
     want = torch.stack([b(x[c]) for c, b in enumerate(blocks)])
-    got = torch.stack(
-        [nn.functional.linear(heads[c], b.proj.weight, b.proj.bias) for c, b in enumerate(blocks)]
-    )
-    torch.testing.assert_close(got, want)
+    for fused in (None, True, False):  # the CPU default is the fused kernel; bmm elsewhere
+        heads = grouped_attention(qkv, heads=2, scale=blocks[0].scale, fused=fused)
+        got = torch.stack(
+            [
+                nn.functional.linear(heads[c], b.proj.weight, b.proj.bias)
+                for c, b in enumerate(blocks)
+            ]
+        )
+        torch.testing.assert_close(got, want)
 
 
 @pytest.mark.parametrize("spec, shape", [CONV_AND_ATTENTION[0], CONV_AND_ATTENTION[2]])

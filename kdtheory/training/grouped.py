@@ -264,7 +264,9 @@ def grouped_layer_norm(
     return torch.addcmul(bias.view(view), normed, weight.view(view))
 
 
-def grouped_attention(qkv: torch.Tensor, heads: int, scale: float) -> torch.Tensor:
+def grouped_attention(
+    qkv: torch.Tensor, heads: int, scale: float, fused: bool | None = None
+) -> torch.Tensor:
     """Multi-head self-attention of a group of cells from their fused ``qkv`` projections.
 
     Parameters
@@ -275,6 +277,9 @@ def grouped_attention(qkv: torch.Tensor, heads: int, scale: float) -> torch.Tens
     heads : int
     scale : float
         The factor applied to the scores before the softmax.
+    fused : bool, optional
+        Use ``scaled_dot_product_attention`` (True) or ``bmm`` (False); by default, the former
+        on a CPU only (see Notes).
 
     Returns
     -------
@@ -283,16 +288,25 @@ def grouped_attention(qkv: torch.Tensor, heads: int, scale: float) -> torch.Tens
 
     Notes
     -----
-    The two products run as one ``bmm`` each over all ``C * B * heads`` (cell, sample, head)
-    triples, in the same order of operations as the per-model ``matmul`` form.
+    All ``C * B * heads`` (cell, sample, head) attentions run as one batch. On a CPU that batch
+    is one ``scaled_dot_product_attention`` call on strided views of ``qkv`` (no copies of the
+    queries, keys and values, no stored probabilities; its output is already token-major); on
+    this project's 2-core CPU it ran the forward about 2-4x faster than ``bmm``, softmax,
+    ``bmm`` (backward about even). Elsewhere the two products run as ``bmm`` over the batch,
+    because the fused GPU kernels may have a nondeterministic backward and the engine promises
+    the same numbers for the same seed. Both equal the per-model ``matmul`` form up to float
+    rounding.
     """
     c, b, n, three_d = qkv.shape
     d = three_d // 3
     hd = d // heads
-    q, k, v = (
-        t.reshape(c * b * heads, n, hd)
-        for t in qkv.view(c, b, n, 3, heads, hd).permute(3, 0, 1, 4, 2, 5).unbind(0)
-    )
-    attn = torch.softmax(torch.bmm(q, k.transpose(1, 2)) * scale, dim=-1)
-    out = torch.bmm(attn, v)  # (C * B * heads, N, hd)
-    return out.view(c, b, heads, n, hd).transpose(2, 3).reshape(c, b, n, d)
+    q, k, v = qkv.view(c * b, n, 3, heads, hd).permute(2, 0, 3, 1, 4).unbind(0)  # (CB, h, N, hd)
+    if fused is None:
+        fused = qkv.device.type == "cpu"
+    if fused:
+        out = torch.nn.functional.scaled_dot_product_attention(q, k, v, scale=scale)
+    else:
+        q, k, v = (t.reshape(c * b * heads, n, hd) for t in (q, k, v))
+        attn = torch.softmax(torch.bmm(q, k.transpose(1, 2)) * scale, dim=-1)
+        out = torch.bmm(attn, v).view(c * b, heads, n, hd)
+    return out.transpose(1, 2).reshape(c, b, n, d)
