@@ -6,9 +6,11 @@ torch; this module, which needs torch, is imported when a model is built.
 Every model follows the contract of :class:`kdtheory.plugin.specs.ArchitectureSpec`:
 ``forward(x, with_features=False)`` returns logits ``(B, K)`` or ``(logits, features)`` with the
 penultimate activations ``(B, F)``, and ``classifier`` is the final ``nn.Linear``. The models use
-no BatchNorm, no dropout, no in-place operations and no data-dependent control flow, so that the
-batched training engine can run many copies at once with ``torch.func.vmap`` over stacked
-parameters. Parameters are initialised from torch's global RNG only.
+no BatchNorm, no dropout, no buffers, no in-place operations and no data-dependent control flow,
+so that the batched training engine can run many copies at once with ``torch.func.vmap`` over
+stacked parameters. Each also has a ``grouped_forward`` that computes the same group forward with
+batched kernels (:mod:`kdtheory.training.grouped`); the engine trains with it. Parameters are
+initialised from torch's global RNG only.
 """
 
 from __future__ import annotations

@@ -16,6 +16,11 @@ weight's ``(out, in)`` layout (no copy into place). :func:`grouped_mlp` chains s
 ReLUs as a single autograd node, so the ReLUs run in place in forward and backward; the MLP
 trains with it (bitwise the same numbers as the layer-by-layer chain, about 6% faster per step
 on the ``bench`` preset, measured interleaved with the chain).
+
+The CNN and the ViT (:mod:`kdtheory.plugins.networks`) have their own ``grouped_forward`` too:
+the CNN runs each convolution once for all cells as a grouped convolution, the ViT runs its linear
+layers with :func:`grouped_linear`, its LayerNorms with :func:`grouped_layer_norm` and its
+attention with :func:`grouped_attention`.
 """
 
 from __future__ import annotations
