@@ -229,10 +229,13 @@ class CNN(nn.Module):
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """The forward of a group of cells from their stacked parameters (batched kernels).
 
-        The ``C`` cells are the groups of one grouped convolution per layer: their inputs are
-        stacked along the channels, ``(B, C * channels, *spatial)``, and stay in that layout from
-        the first convolution to the pooling (``vmap`` moves the cell dimension back and forth
-        around every convolution instead). The hidden layer and the classifier run as one
+        The first convolution, whose input is the data, is one batched product per cell of
+        its weights with the input's patches (no input gradient to fold back; mkldnn's grouped
+        convolution with one input channel per group was slower here, backward above all). Its
+        output is laid out ``(B, C * channels, *spatial)`` so that the ``C`` cells are the
+        groups of one grouped convolution for the second (``vmap`` moves the cell dimension
+        back and forth around every convolution instead). The average pooling is one product
+        with its pooling matrix, and the hidden layer and the classifier run as one
         :func:`~kdtheory.training.grouped.grouped_mlp`. Equal to ``vmap(functional_call)`` of
         :meth:`forward` up to float rounding. Called on a parameter-less (``meta``) copy.
 
@@ -253,32 +256,62 @@ class CNN(nn.Module):
             Logits ``(C, B, K)``, or ``(logits, features)`` with features ``(C, B, F)``.
         """
         cells, batch = x.shape[0], x.shape[1]
-        in_ch, *sizes = self.conv_shape
-        h = x.reshape(cells, batch, in_ch, *sizes).transpose(0, 1)
-        h = h.reshape(batch, cells * in_ch, *sizes)
+        h = _first_conv_grouped(self.conv1, params, x.reshape(cells, batch, *self.conv_shape))
         conv = F.conv2d if self.spatial_dims == 2 else F.conv1d
-        for name in ("conv1", "conv2"):
-            layer = getattr(self, name)
-            weight = params[f"{name}.weight"]
-            h = conv(
-                h,
-                weight.reshape(-1, *weight.shape[2:]),  # (C * out, in, *kernel)
-                params[f"{name}.bias"].reshape(-1),
-                stride=layer.stride,
-                padding=layer.padding,
-                groups=cells,
-            ).relu_()
-        if self.spatial_dims == 2:
-            h = F.adaptive_avg_pool2d(h, self.pooled)
-        else:
-            h = F.adaptive_avg_pool1d(h, self.pooled[0])
-        h = h.reshape(batch, cells, -1).transpose(0, 1).contiguous()  # (C, B, flat)
+        weight = params["conv2.weight"]
+        h = conv(
+            h,
+            weight.reshape(-1, *weight.shape[2:]),  # (C * out, in, *kernel)
+            params["conv2.bias"].reshape(-1),
+            stride=self.conv2.stride,
+            padding=self.conv2.padding,
+            groups=cells,
+        ).relu_()
+        # the adaptive average pooling as one product with its (positions, pooled) matrix
+        positions = math.prod(h.shape[2:])
+        pool = _pooling_matrix(h.shape[2:], self.pooled, h.dtype, h.device)
+        h = (h.reshape(-1, positions) @ pool).reshape(batch, cells, -1)
+        h = h.transpose(0, 1).contiguous()  # (C, B, flat), flattened as forward flattens
         return grouped_mlp(
             h,
             [params["hidden.weight"], params["classifier.weight"]],
             [params["hidden.bias"], params["classifier.bias"]],
             with_features,
         )
+
+
+def _first_conv_grouped(
+    layer: nn.Conv1d | nn.Conv2d, params: dict[str, torch.Tensor], x: torch.Tensor
+) -> torch.Tensor:
+    """``relu(conv1(x))`` for a group of cells as patches times weights: ``(B, C * out, *S)``.
+
+    ``x`` is ``(C, B, in, *sizes)``; the patches are cut with ``unfold`` (square kernel, equal
+    stride and padding on every side, as :class:`CNN` builds them).
+    """
+    cells, batch, in_ch = x.shape[:3]
+    k, stride, pad = layer.kernel_size[0], layer.stride[0], layer.padding[0]
+    dims = x.dim() - 3
+    h = F.pad(x, (pad, pad) * dims)
+    for d in range(dims):
+        h = h.unfold(3 + d, k, stride)  # (C, B, in, *out_sizes, *kernel)
+    out_sizes = h.shape[3 : 3 + dims]
+    order = (0, 2, *range(3 + dims, 3 + 2 * dims), 1, *range(3, 3 + dims))
+    patches = h.permute(order).reshape(cells, in_ch * k**dims, -1)  # (C, in * k^d, B * S)
+    weight = params["conv1.weight"].reshape(cells, -1, in_ch * k**dims)
+    out = torch.baddbmm(params["conv1.bias"].unsqueeze(2), weight, patches).relu_()
+    channels = weight.shape[1]
+    out = out.view(cells * channels, batch, -1).transpose(0, 1)
+    return out.reshape(batch, cells * channels, *out_sizes)
+
+
+def _pooling_matrix(
+    sizes: Sequence[int], pooled: Sequence[int], dtype: torch.dtype, device: torch.device
+) -> torch.Tensor:
+    """``(prod(sizes), prod(pooled))``: adaptive average pooling as a matrix (pooled basis)."""
+    n = math.prod(sizes)
+    basis = torch.eye(n, dtype=dtype, device=device).view(n, 1, *sizes)
+    pool = F.adaptive_avg_pool2d if len(sizes) == 2 else F.adaptive_avg_pool1d
+    return pool(basis, tuple(pooled) if len(sizes) == 2 else pooled[0]).reshape(n, -1)
 
 
 # --------------------------------------------------------------------------- ViT
