@@ -6,9 +6,11 @@ torch; this module, which needs torch, is imported when a model is built.
 Every model follows the contract of :class:`kdtheory.plugin.specs.ArchitectureSpec`:
 ``forward(x, with_features=False)`` returns logits ``(B, K)`` or ``(logits, features)`` with the
 penultimate activations ``(B, F)``, and ``classifier`` is the final ``nn.Linear``. The models use
-no BatchNorm, no dropout, no in-place operations and no data-dependent control flow, so that the
-batched training engine can run many copies at once with ``torch.func.vmap`` over stacked
-parameters. Parameters are initialised from torch's global RNG only.
+no BatchNorm, no dropout, no buffers, no in-place operations and no data-dependent control flow,
+so that the batched training engine can run many copies at once with ``torch.func.vmap`` over
+stacked parameters. Each also has a ``grouped_forward`` that computes the same group forward with
+batched kernels (:mod:`kdtheory.training.grouped`); the engine trains with it. Parameters are
+initialised from torch's global RNG only.
 """
 
 from __future__ import annotations
@@ -21,7 +23,12 @@ from torch import nn
 from torch.nn import functional as F
 
 from kdtheory.errors import SpecError
-from kdtheory.training.grouped import grouped_mlp
+from kdtheory.training.grouped import (
+    grouped_attention,
+    grouped_layer_norm,
+    grouped_linear,
+    grouped_mlp,
+)
 
 __all__ = ["CNN", "MLP", "ViT", "auto_patch", "channels_first_shape", "check_input_shape"]
 
@@ -213,6 +220,99 @@ class CNN(nn.Module):
         features = F.relu(self.hidden(h.reshape(h.shape[0], -1)))
         return _output(self.classifier(features), features, with_features)
 
+    def grouped_forward(
+        self,
+        params: dict[str, torch.Tensor],
+        buffers: dict[str, torch.Tensor],
+        x: torch.Tensor,
+        with_features: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """The forward of a group of cells from their stacked parameters (batched kernels).
+
+        The first convolution, whose input is the data, is one batched product per cell of
+        its weights with the input's patches (no input gradient to fold back; mkldnn's grouped
+        convolution with one input channel per group was slower here, backward above all). Its
+        output is laid out ``(B, C * channels, *spatial)`` so that the ``C`` cells are the
+        groups of one grouped convolution for the second (``vmap`` moves the cell dimension
+        back and forth around every convolution instead). The average pooling is one product
+        with its pooling matrix, and the hidden layer and the classifier run as one
+        :func:`~kdtheory.training.grouped.grouped_mlp`. Equal to ``vmap(functional_call)`` of
+        :meth:`forward` up to float rounding. Called on a parameter-less (``meta``) copy.
+
+        Parameters
+        ----------
+        params : dict of str to torch.Tensor
+            This module's parameters by name, each with a leading cell dimension ``C``.
+        buffers : dict of str to torch.Tensor
+            Unused (the CNN has none); part of the ``grouped_forward`` contract.
+        x : torch.Tensor
+            ``(C, B, *input_shape)``.
+        with_features : bool
+            Also return the penultimate activations.
+
+        Returns
+        -------
+        torch.Tensor or tuple of torch.Tensor
+            Logits ``(C, B, K)``, or ``(logits, features)`` with features ``(C, B, F)``.
+        """
+        cells, batch = x.shape[0], x.shape[1]
+        h = _first_conv_grouped(self.conv1, params, x.reshape(cells, batch, *self.conv_shape))
+        conv = F.conv2d if self.spatial_dims == 2 else F.conv1d
+        weight = params["conv2.weight"]
+        h = conv(
+            h,
+            weight.reshape(-1, *weight.shape[2:]),  # (C * out, in, *kernel)
+            params["conv2.bias"].reshape(-1),
+            stride=self.conv2.stride,
+            padding=self.conv2.padding,
+            groups=cells,
+        ).relu_()
+        # the adaptive average pooling as one product with its (positions, pooled) matrix
+        positions = math.prod(h.shape[2:])
+        pool = _pooling_matrix(h.shape[2:], self.pooled, h.dtype, h.device)
+        h = (h.reshape(-1, positions) @ pool).reshape(batch, cells, -1)
+        h = h.transpose(0, 1).contiguous()  # (C, B, flat), flattened as forward flattens
+        return grouped_mlp(
+            h,
+            [params["hidden.weight"], params["classifier.weight"]],
+            [params["hidden.bias"], params["classifier.bias"]],
+            with_features,
+        )
+
+
+def _first_conv_grouped(
+    layer: nn.Conv1d | nn.Conv2d, params: dict[str, torch.Tensor], x: torch.Tensor
+) -> torch.Tensor:
+    """``relu(conv1(x))`` for a group of cells as patches times weights: ``(B, C * out, *S)``.
+
+    ``x`` is ``(C, B, in, *sizes)``; the patches are cut with ``unfold`` (square kernel, equal
+    stride and padding on every side, as :class:`CNN` builds them).
+    """
+    cells, batch, in_ch = x.shape[:3]
+    k, stride, pad = layer.kernel_size[0], layer.stride[0], layer.padding[0]
+    dims = x.dim() - 3
+    h = F.pad(x, (pad, pad) * dims)
+    for d in range(dims):
+        h = h.unfold(3 + d, k, stride)  # (C, B, in, *out_sizes, *kernel)
+    out_sizes = h.shape[3 : 3 + dims]
+    order = (0, 2, *range(3 + dims, 3 + 2 * dims), 1, *range(3, 3 + dims))
+    patches = h.permute(order).reshape(cells, in_ch * k**dims, -1)  # (C, in * k^d, B * S)
+    weight = params["conv1.weight"].reshape(cells, -1, in_ch * k**dims)
+    out = torch.baddbmm(params["conv1.bias"].unsqueeze(2), weight, patches).relu_()
+    channels = weight.shape[1]
+    out = out.view(cells * channels, batch, -1).transpose(0, 1)
+    return out.reshape(batch, cells * channels, *out_sizes)
+
+
+def _pooling_matrix(
+    sizes: Sequence[int], pooled: Sequence[int], dtype: torch.dtype, device: torch.device
+) -> torch.Tensor:
+    """``(prod(sizes), prod(pooled))``: adaptive average pooling as a matrix (pooled basis)."""
+    n = math.prod(sizes)
+    basis = torch.eye(n, dtype=dtype, device=device).view(n, 1, *sizes)
+    pool = F.adaptive_avg_pool2d if len(sizes) == 2 else F.adaptive_avg_pool1d
+    return pool(basis, tuple(pooled) if len(sizes) == 2 else pooled[0]).reshape(n, -1)
+
 
 # --------------------------------------------------------------------------- ViT
 class Attention(nn.Module):
@@ -366,3 +466,82 @@ class ViT(nn.Module):
         pooled = tokens[:, 0] if self.pool == "cls" else tokens.mean(dim=1)
         features = self.norm(pooled)
         return _output(self.classifier(features), features, with_features)
+
+    def grouped_forward(
+        self,
+        params: dict[str, torch.Tensor],
+        buffers: dict[str, torch.Tensor],
+        x: torch.Tensor,
+        with_features: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """The forward of a group of cells from their stacked parameters (batched kernels).
+
+        Tokens are kept as ``(C, B * N, D)``: the patch embedding and every linear layer is one
+        :func:`~kdtheory.training.grouped.grouped_linear` over the cells, the attention products
+        are one ``bmm`` each over (cell, sample, head), and each LayerNorm normalises all cells
+        at once before a per-cell affine (:func:`~kdtheory.training.grouped.grouped_layer_norm`).
+        Equal to ``vmap(functional_call)`` of :meth:`forward` up to float rounding. Called on a
+        parameter-less (``meta``) copy.
+
+        Parameters
+        ----------
+        params : dict of str to torch.Tensor
+            This module's parameters by name, each with a leading cell dimension ``C``.
+        buffers : dict of str to torch.Tensor
+            Unused (the ViT has none); part of the ``grouped_forward`` contract.
+        x : torch.Tensor
+            ``(C, B, *input_shape)``.
+        with_features : bool
+            Also return the penultimate activations.
+
+        Returns
+        -------
+        torch.Tensor or tuple of torch.Tensor
+            Logits ``(C, B, K)``, or ``(logits, features)`` with features ``(C, B, D)``.
+        """
+        cells, batch = x.shape[0], x.shape[1]
+        patches = self.patches(x.reshape(cells * batch, *x.shape[2:]))  # (C * B, N, P)
+        n, dim = patches.shape[1], self.feature_dim
+        tokens = grouped_linear(
+            patches.reshape(cells, batch * n, -1), params["embed.weight"], params["embed.bias"]
+        )
+        tokens = tokens.view(cells, batch, n, dim) + params["pos"]  # pos: (C, 1, N, D)
+        if self.pool == "cls":
+            cls = params["cls"].expand(cells, batch, 1, dim)
+            tokens = torch.cat([cls, tokens], dim=2)
+            n += 1
+        for i, block in enumerate(self.blocks):
+            tokens = _grouped_block(block, f"blocks.{i}.", params, tokens)
+        pooled = tokens[:, :, 0] if self.pool == "cls" else tokens.mean(dim=2)
+        features = grouped_layer_norm(
+            pooled, params["norm.weight"], params["norm.bias"], self.norm.eps
+        )
+        logits = grouped_linear(features, params["classifier.weight"], params["classifier.bias"])
+        return _output(logits, features, with_features)
+
+
+def _grouped_block(
+    block: Block, prefix: str, params: dict[str, torch.Tensor], tokens: torch.Tensor
+) -> torch.Tensor:
+    """:meth:`Block.forward` of a group of cells on tokens ``(C, B, N, D)``."""
+    cells, batch, n, dim = tokens.shape
+
+    def linear(name: str, h: torch.Tensor) -> torch.Tensor:
+        return grouped_linear(
+            h.reshape(cells, batch * n, -1),
+            params[f"{prefix}{name}.weight"],
+            params[f"{prefix}{name}.bias"],
+        )
+
+    def norm(name: str, h: torch.Tensor) -> torch.Tensor:
+        eps = getattr(block, name).eps
+        return grouped_layer_norm(
+            h, params[f"{prefix}{name}.weight"], params[f"{prefix}{name}.bias"], eps
+        )
+
+    attn = block.attn
+    qkv = linear("attn.qkv", norm("norm1", tokens)).view(cells, batch, n, 3 * dim)
+    heads = grouped_attention(qkv, attn.heads, attn.scale)
+    tokens = tokens + linear("attn.proj", heads).view(cells, batch, n, dim)
+    hidden = F.gelu(linear("fc1", norm("norm2", tokens)))
+    return tokens + linear("fc2", hidden).view(cells, batch, n, dim)

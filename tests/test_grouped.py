@@ -16,7 +16,12 @@ from torch.func import functional_call, stack_module_state, vmap
 from kdtheory.plugins import networks
 from kdtheory.plugins.architectures import build_mlp
 from kdtheory.training.engine import train_group
-from kdtheory.training.grouped import grouped_linear, grouped_mlp
+from kdtheory.training.grouped import (
+    grouped_attention,
+    grouped_layer_norm,
+    grouped_linear,
+    grouped_mlp,
+)
 from kdtheory.training.sweep import model_builder
 
 
@@ -200,6 +205,101 @@ def test_training_with_grouped_kernels_matches_vmap_training(monkeypatch):
         np.testing.assert_allclose(a.test_logits, b.test_logits, rtol=1e-4, atol=1e-4)
         np.testing.assert_allclose(a.loss_history, b.loss_history, rtol=1e-4, atol=1e-5)
         np.testing.assert_allclose(a.classifier_weight, b.classifier_weight, rtol=1e-4, atol=1e-5)
+
+
+#: CNN and ViT shapes small enough for float64 checks: images and sequences, both ViT poolings
+CONV_AND_ATTENTION = [
+    ("cnn:channels=3,width=12", (2, 9, 9)),
+    ("cnn:channels=3,width=12", (20,)),
+    ("vit:patch=3,dim=12,depth=2,heads=3", (2, 6, 6)),
+    ("vit:patch=4,dim=8,depth=1,heads=2,pool=cls", (2, 16)),
+]
+
+
+@pytest.mark.parametrize("spec, shape", CONV_AND_ATTENTION)
+def test_cnn_and_vit_grouped_forward_match_vmap_in_float64(spec, shape):
+    """Values, features and every parameter's gradient equal vmap(functional_call)'s."""
+    build = model_builder(spec, shape, 5)
+    models = []
+    for seed in range(3):
+        torch.manual_seed(seed)
+        models.append(build().double())
+    params, buffers = stack_module_state(models)
+    base = copy.deepcopy(models[0]).to("meta")
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(3, 4, *shape, generator=g, dtype=torch.float64)
+    labels = torch.randint(0, 5, (3, 4), generator=g)
+
+    def run(p, b, xb):
+        return functional_call(base, (p, b), (xb,), {"with_features": True})
+
+    want = vmap(run)(params, buffers, x)
+    got = base.grouped_forward(params, buffers, x, with_features=True)
+    assert torch.equal(base.grouped_forward(params, buffers, x), got[0])
+    for a, e in zip(got, want, strict=True):
+        torch.testing.assert_close(a, e, atol=1e-12, rtol=1e-10)
+
+    def grads(logits, features):
+        loss = vmap(nn.functional.cross_entropy)(logits, labels).sum() + features.square().mean()
+        return torch.autograd.grad(loss, list(params.values()))
+
+    for name, a, e in zip(params, grads(*got), grads(*want), strict=True):
+        torch.testing.assert_close(a, e, atol=1e-12, rtol=1e-10, msg=name)
+
+
+def test_grouped_layer_norm_and_attention_match_the_modules():
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(2, 3, 5, 8, generator=g, dtype=torch.float64)
+    norms = [nn.LayerNorm(8, eps=1e-3).double() for _ in range(2)]
+    for norm in norms:
+        nn.init.normal_(norm.weight, generator=g)
+        nn.init.normal_(norm.bias, generator=g)
+    weight = torch.stack([n.weight for n in norms])
+    bias = torch.stack([n.bias for n in norms])
+    got = grouped_layer_norm(x, weight, bias, eps=1e-3)
+    torch.testing.assert_close(got, torch.stack([n(x[c]) for c, n in enumerate(norms)]))
+    with pytest.raises(ValueError, match=r"weight, bias \(C, D\)"):
+        grouped_layer_norm(x, weight[:1], bias[:1])
+    blocks = [networks.Attention(8, heads=2).double() for _ in range(2)]
+    qkv = torch.stack([b.qkv(x[c]) for c, b in enumerate(blocks)])  # (C, B, N, 3D)
+    want = torch.stack([b(x[c]) for c, b in enumerate(blocks)])
+    for fused in (None, True, False):  # the CPU default is the fused kernel; bmm elsewhere
+        heads = grouped_attention(qkv, heads=2, scale=blocks[0].scale, fused=fused)
+        got = torch.stack(
+            [
+                nn.functional.linear(heads[c], b.proj.weight, b.proj.bias)
+                for c, b in enumerate(blocks)
+            ]
+        )
+        torch.testing.assert_close(got, want)
+
+
+@pytest.mark.parametrize("spec, shape", [CONV_AND_ATTENTION[0], CONV_AND_ATTENTION[2]])
+def test_cnn_and_vit_batched_training_equals_sequential(spec, shape, monkeypatch):
+    """Cells trained together with the grouped kernels equal each cell trained alone (vmap)."""
+    data = make_data(shape)
+    build = model_builder(spec, shape, 4)
+    jobs = jobs_for(METHODS[:4], 64, seeds=(0,))
+    model_type = type(build())
+    calls = []
+    real = model_type.grouped_forward
+
+    def spy(self, params, buffers, x, with_features=False):
+        calls.append(x.shape[0])
+        return real(self, params, buffers, x, with_features)
+
+    monkeypatch.setattr(model_type, "grouped_forward", spy)
+    together = train_group(jobs, build, data, CONFIG, np.arange(12), kernels="auto")
+    assert calls == [len(jobs)] * CONFIG.steps  # one grouped forward per step, all cells at once
+    for job, res in zip(jobs, together, strict=True):
+        (alone,) = train_group([job], build, data, CONFIG, np.arange(12), kernels="vmap")
+        np.testing.assert_allclose(res.test_logits, alone.test_logits, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(res.features, alone.features, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(res.loss_history, alone.loss_history, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(
+            res.classifier_weight, alone.classifier_weight, rtol=1e-4, atol=1e-5
+        )
+    assert len(calls) == CONFIG.steps  # the vmap runs did not use the grouped kernels
 
 
 def test_unknown_kernels_option_is_refused():
