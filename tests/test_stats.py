@@ -495,6 +495,7 @@ def test_deferred_text_is_made_once_on_first_use_and_pickles_as_its_text():
     assert f"model:\n{text}" == "model:\nOLS summary"
     assert "a " + text == "a OLS summary" and text + "!" == "OLS summary!"
     assert str(text) == "OLS summary" and text == "OLS summary" and bool(text)
+    assert "OLS" in text and len(text) == 11 and text.splitlines() == ["OLS summary"]
     assert made == [1]  # once, however often it is read
     assert pickle.loads(pickle.dumps(text)) == "OLS summary"
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,10 +14,11 @@ __all__ = ["DeferredText", "MetaResult", "TestResult", "TostResult", "estimate_f
 class DeferredText:
     """Text made on first use: a fitted model's summary that only a detailed rendering reads.
 
-    ``str()`` (and formatting, ``+`` with strings, JSON export through ``str``) computes the text
-    once and keeps it. kdtheory defers the statsmodels summaries this way: fitting and printing
-    them (and importing statsmodels and scipy.stats for it) was about half of a plain
-    ``kdtheory test all``, which never shows them. A pickled DeferredText is its text.
+    ``str()`` (and formatting, ``+``, ``in``, ``len`` and str's methods, JSON export through
+    ``str``) computes the text once and keeps it. kdtheory defers the statsmodels summaries
+    this way: fitting and printing them (and importing statsmodels and scipy.stats for it) was
+    about half of a plain ``kdtheory test all``, which never shows them. A pickled
+    DeferredText is its text.
 
     Parameters
     ----------
@@ -45,6 +46,20 @@ class DeferredText:
 
     def __format__(self, spec: str) -> str:
         return format(str(self), spec)
+
+    def __getattr__(self, name: str) -> Any:  # str's methods (splitlines, rstrip, ...)
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(str(self), name)
+
+    def __contains__(self, part: str) -> bool:
+        return part in str(self)
+
+    def __len__(self) -> int:
+        return len(str(self))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(str(self))
 
     def __add__(self, other: object) -> str:
         return str(self) + str(other)
