@@ -243,3 +243,24 @@ def test_shipped_experiments_show_readable_titles():
         "MNIST-5k · ViT→ViT 32",
         "MNIST-1D n=4000 · CNN 64→MLP 128",
     ]
+
+
+def test_mean_band_is_the_t_interval_and_mean_se_one_standard_error():
+    from scipy.stats import t
+
+    from kdtheory.report.figures import mean_band, mean_se
+
+    v = np.random.default_rng(0).normal(size=(4, 3))
+    v[0, 1] = np.nan
+    v[1, :2] = np.nan
+    mean, low, high, n = mean_band(v, level=0.9)
+    _, se_low, se_high, _ = mean_se(v)
+    assert list(n) == [2, 1, 3, 3]
+    for i, row in enumerate(v):
+        x = row[np.isfinite(row)]
+        if x.size < 2:
+            assert np.isnan(high[i]) and np.isnan(se_high[i])
+            continue
+        se = x.std(ddof=1) / np.sqrt(x.size)
+        assert high[i] - mean[i] == pytest.approx(t.ppf(0.95, x.size - 1) * se)
+        assert (se_high[i] - mean[i], mean[i] - se_low[i]) == pytest.approx((se, se))

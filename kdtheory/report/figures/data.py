@@ -42,21 +42,15 @@ def _teacher_accuracy(ds: xr.Dataset) -> float:
 
 def mean_band(values: np.ndarray, level: float = _CI_LEVEL) -> tuple[np.ndarray, ...]:
     """Mean, t-interval bounds (at ``level``, e.g. 0.95) and n over the last axis (seeds), ignoring
-    NaN: the band a figure draws.
+    NaN (:func:`mean_se` widened by the t quantile; the figures draw ± 1 s.e.).
 
     Returns ``(mean, low, high, n)``; bounds are NaN where fewer than 2 values are finite.
     """
-    from scipy.stats import t as student_t
+    from scipy.special import stdtrit
 
-    v = np.asarray(values, dtype=float)
-    n = np.isfinite(v).sum(axis=-1)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        mean = np.nanmean(v, axis=-1)
-        sd = np.nanstd(v, axis=-1, ddof=1)
-        q = student_t.ppf(0.5 + level / 2.0, np.maximum(n - 1, 1))
-        half = np.where(n >= 2, q * sd / np.sqrt(np.maximum(n, 1)), np.nan)
-    mean = np.where(n >= 1, mean, np.nan)
+    mean, low, _, n = mean_se(values)
+    q = stdtrit(np.maximum(n - 1, 1), 0.5 + level / 2.0)
+    half = q * (mean - low)
     return mean, mean - half, mean + half, n
 
 
