@@ -271,3 +271,19 @@ def test_planted_accuracy_and_fidelity_gap_are_recovered():
     gap = d.kd.agreement(kd, "train", "trained") - d.kd.agreement(kd)
     planted = truth.fidelity_gap_at_min * (kappa / kappa.min()) ** truth.fidelity_b
     assert np.max(np.abs(gap.values - planted[:, None])) <= 0.5 / kappa.min() + 1e-9
+
+
+def test_accuracy_is_remembered_until_a_variable_is_replaced():
+    """One run's hypotheses share each arm's accuracy; replacing the logits (or labels) of the
+    same Dataset object is seen, never served from the memo."""
+    ds = make_experiment(seed=2, n_seeds=2, n_test=60, n_train=120, features=False)
+    arm = ds.kd.arms[0]
+    first = ds.kd.accuracy(arm)
+    again = ds.kd.accuracy(arm)
+    xr.testing.assert_identical(first, again)
+    again[...] = -1.0  # a caller's change never reaches the memo
+    xr.testing.assert_identical(ds.kd.accuracy(arm), first)
+    flipped = ds["test_logits"].copy()
+    flipped.loc[{"arm": arm}] = -flipped.sel(arm=arm)
+    ds["test_logits"] = flipped
+    assert not ds.kd.accuracy(arm).equals(first)

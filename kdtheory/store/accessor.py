@@ -52,6 +52,10 @@ class KdAccessor:
 
     def __init__(self, ds: xr.Dataset) -> None:
         self._ds = ds
+        # accuracy(...) results by arguments, with the variables they were computed from: the
+        # hypotheses of one run ask for the same arms' accuracies (xarray keeps one accessor
+        # per Dataset object); a variable replaced since (ds["test_logits"] = ...) misses
+        self._accuracy_memo: dict[tuple, tuple[Any, Any, xr.DataArray]] = {}
 
     # ----------------------------------------------------------------------------- arms
     def _require_v2(self) -> None:
@@ -297,12 +301,20 @@ class KdAccessor:
         """
         from kdtheory.metrics import accuracy
 
+        key = (arm if arm is None or isinstance(arm, str) else tuple(arm), split, subset)
+        logits_var = self._ds.variables.get(f"{_split(split)}_logits")
+        labels_var = self._ds.variables.get(f"{_split(split)}_labels")
+        hit = self._accuracy_memo.get(key)
+        if hit is not None and hit[0] is logits_var and hit[1] is labels_var:
+            return hit[2].copy()
         labels = _bare(self._ds[f"{_split(split)}_labels"])
 
         def measure(logits: xr.DataArray, sample_dim: str, mask: xr.DataArray | None) -> Any:
             return accuracy(logits, labels, sample_dim, mask)
 
-        return self._per_cell(measure, arm, split, subset, "accuracy")
+        out = self._per_cell(measure, arm, split, subset, "accuracy")
+        self._accuracy_memo[key] = (logits_var, labels_var, out.copy())
+        return out
 
     def agreement(
         self, arm: str | Sequence[str] | None = None, split: str = "test", subset: str | None = None
