@@ -337,6 +337,7 @@ def run_groups(
     cfg: ExperimentConfig,
     out: str | Path,
     data: LoadedDataset,
+    grid: list[tuple[Any, float, int]],
     todo: list[tuple[Any, float, int]],
     per_group: int,
     auto: bool,
@@ -349,18 +350,30 @@ def run_groups(
     """Train ``todo`` as tasks of ``client``'s cluster, one per group of cells, and count the
     outcomes in ``report`` as the tasks finish.
 
+    The groups are fixed slices of the sweep's whole ``grid`` (every cell, in the in-process
+    order), each task training the cells of its slice still to do. A fresh sweep therefore
+    trains every cell in the same group as the in-process run with the same group size, and a
+    task rerun after its worker died, or a run resumed after a kill, trains a group as the
+    first attempt did (unless that attempt was killed while writing the group's files), so
+    their cells are the same to the bit.
+
     The tasks are submitted at once; Dask runs them on its workers and reruns those of a worker
     that died. On an error (or Ctrl-C) the tasks not yet finished are cancelled.
     """
     from distributed import KilledWorker, as_completed
 
     n_threads = sum(client.nthreads().values())
-    size = cluster_group_size(per_group, auto, len(todo), n_threads)
-    groups = [todo[g : g + size] for g in range(0, len(todo), size)]
+    size = cluster_group_size(per_group, auto, len(grid), n_threads)
+    pending = {(o.label, float(f), int(s)) for o, f, s in todo}
+    groups = [
+        [c for c in grid[g : g + size] if (c[0].label, float(c[1]), int(c[2])) in pending]
+        for g in range(0, len(grid), size)
+    ]
+    groups = [group for group in groups if group]
     root = str(Path(out).resolve())
     digest = data_digest(data)
     progress.phase(
-        f"{cfg.experiment_id}: {len(todo)} cells in {len(groups)} task(s) of up to {size} on "
+        f"{cfg.experiment_id}: {len(todo)} cell(s) in {len(groups)} task(s) of up to {size} on "
         f"{n_threads} worker thread(s)"
     )
     tasks = [

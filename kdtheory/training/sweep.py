@@ -763,9 +763,11 @@ def _run_locked(
     if retrain_diverged:
         done_files -= diverged
     todo: list[tuple[Any, float, int]] = []
+    grid: list[tuple[Any, float, int]] = []
     for seed in cfg.seeds:
         for fraction in cfg.fractions:
             for obj in objectives:
+                grid.append((obj, fraction, seed))
                 if st.cell_filename(obj.label, fraction, seed) in done_files:
                     report.skipped += 1
                 else:
@@ -797,6 +799,7 @@ def _run_locked(
             cfg,
             out,
             data,
+            grid,
             todo,
             per_group,
             batch_cells == "auto",
