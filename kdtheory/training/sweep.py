@@ -904,7 +904,9 @@ def train_and_write_group(
         Called as ``on_step(done, total)`` while the group trains.
     only_new : bool
         Write a cell only if no file of it exists yet (a hard link, atomic on POSIX file
-        systems): a task run twice, or by two workers, never replaces a written cell. False
+        systems): a task run twice, or by two workers, never replaces a written cell. The
+        group's files are all written under temporary names before any is published, so a
+        process killed while writing seldom leaves part of a group. False
         replaces the file (the in-process path, which holds the experiment's lock, and
         ``--retrain-diverged``).
     after_write : callable, optional
@@ -930,47 +932,69 @@ def train_and_write_group(
     results = train_group(
         jobs, build, tdata, cfg.train_config(), teacher["feature_sample"].values, on_step
     )
-    outcomes = []
+    cells = []
     for (obj, f, s), res in zip(group, results, strict=True):
         mask = np.zeros(len(data.y_train), dtype=bool)
         mask[subsets[(f, s)]] = True
         assert mask.sum() == subset_size(f, len(data.y_train))
         acc = float("nan") if res.diverged else _accuracy(res.test_logits, data.y_test)
-        cell = _cell_dataset(cfg, obj, f, s, mask, res, teacher, acc, data.y_train)
+        ds = _cell_dataset(cfg, obj, f, s, mask, res, teacher, acc, data.y_train)
         path = st.cell_path(out, cfg.experiment_id, obj.label, f, s)
-        if only_new:
-            written = write_new_dataset(cell, path)
-        else:
-            st.write_dataset(cell, path)
-            written = True
-        outcome = CellOutcome((obj.label, float(f), int(s)), acc, bool(res.diverged), written)
+        outcome = CellOutcome((obj.label, float(f), int(s)), acc, bool(res.diverged))
+        cells.append((outcome, ds, path))
+    outcomes = []
+    if only_new:  # all files written first, then published at once: a group is seldom half there
+        staged: list[Path] = []
+        try:
+            for _, ds, path in cells:
+                staged.append(stage_dataset(ds, path))
+            for (outcome, _, path), tmp in zip(cells, staged, strict=True):
+                outcomes.append(replace(outcome, written=publish_new(tmp, path)))
+        finally:
+            for tmp in staged:
+                tmp.unlink(missing_ok=True)
+        for outcome in outcomes:
+            if after_write is not None:
+                after_write(outcome)
+        return outcomes
+    for outcome, ds, path in cells:
+        st.write_dataset(ds, path)
         if after_write is not None:
             after_write(outcome)
         outcomes.append(outcome)
     return outcomes
 
 
-def write_new_dataset(ds: xr.Dataset, path: Path) -> bool:
-    """Write ``ds`` to ``path`` (as :func:`kdtheory.store.runs.write_dataset`) unless it exists.
-
-    The file is written completely under a temporary name, then hard-linked to ``path``, which
-    fails when ``path`` exists: of two writers of one cell exactly one succeeds and the other's
-    file is dropped, so a cell is never replaced or seen half-written. On a file system without
-    hard links it falls back to a rename when ``path`` does not exist yet.
-
-    Returns
-    -------
-    bool
-        Whether this call wrote ``path``.
-    """
-    if path.exists():
-        return False
+def stage_dataset(ds: xr.Dataset, path: Path) -> Path:
+    """Write ``ds`` as :func:`kdtheory.store.runs.write_dataset` does, under a temporary name
+    next to ``path`` (one :func:`kdtheory.store.atomic.sweep_orphans` removes if left behind);
+    :func:`publish_new` then gives it its name."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     staged = Path(name)
     try:
         st.write_dataset(ds, staged)
+    except BaseException:
+        staged.unlink(missing_ok=True)
+        raise
+    return staged
+
+
+def publish_new(staged: Path, path: Path) -> bool:
+    """Give the file ``staged`` the name ``path`` unless ``path`` exists; remove ``staged``.
+
+    A hard link, which fails when ``path`` exists: of two writers of one cell exactly one
+    succeeds and the other's file is dropped, so a cell is never replaced or seen half-written.
+    On a file system without hard links it falls back to a rename when ``path`` does not exist
+    yet.
+
+    Returns
+    -------
+    bool
+        Whether ``path`` is now ``staged``'s file.
+    """
+    try:
         try:
             os.link(staged, path)
         except FileExistsError:
@@ -982,6 +1006,20 @@ def write_new_dataset(ds: xr.Dataset, path: Path) -> bool:
         return True
     finally:
         staged.unlink(missing_ok=True)
+
+
+def write_new_dataset(ds: xr.Dataset, path: Path) -> bool:
+    """Write ``ds`` to ``path`` (as :func:`kdtheory.store.runs.write_dataset`) unless it exists
+    (see :func:`publish_new`).
+
+    Returns
+    -------
+    bool
+        Whether this call wrote ``path``.
+    """
+    if path.exists():
+        return False
+    return publish_new(stage_dataset(ds, path), path)
 
 
 def configs_from_options(preset: str | None, overrides: dict[str, Any]) -> list[ExperimentConfig]:
