@@ -34,6 +34,7 @@ from kdtheory.training.sweep import (
     write_new_dataset,
 )
 
+pytest.importorskip("distributed")  # the `cluster` extra (part of `dev`)
 pytestmark = pytest.mark.slow
 
 #: a sweep of 12 cells whose groups of 2 cells take a few tenths of a second each, so that a
@@ -262,3 +263,35 @@ def test_cluster_options(tmp_path):
     assert both.exit_code == 2 and "give one of them" in both.output
     bad = runner.invoke(app, ["run", *CLI_ARGS, "--cluster", "local:0", "--out", str(tmp_path)])
     assert bad.exit_code == 2 and "local:N" in bad.output
+
+
+def test_scheduler_address_runs_on_that_clusters_workers(client, reference, tmp_path):
+    """--scheduler ADDRESS: the sweep runs on the workers of a running cluster, left running."""
+    address = client.scheduler.address
+    result = CliRunner().invoke(
+        app, ["run", *CLI_ARGS, "--scheduler", address, "--out", str(tmp_path)]
+    )
+    assert result.exit_code == 0, result.output
+    assert f"trained {N_CELLS} cell(s), skipped 0" in result.output
+    assert_same_store(reference, tmp_path, exact=torch.get_num_threads() == 1)
+    assert len(client.nthreads()) == 2  # the cluster is not closed by the run
+
+
+def test_in_process_run_starts_no_cluster(tmp_path):
+    """Without --cluster/--scheduler the sweep runs in this process as before: kdtheory's Dask
+    code is not even imported and no process is started. (xarray itself imports dask, and dask
+    distributed, on its first netCDF write when they are installed.)"""
+    code = (
+        "import sys, psutil\n"
+        "from typer.testing import CliRunner\n"
+        "from kdtheory.cli.app import app\n"
+        f"args = {CLI_ARGS!r} + ['--steps', '5', '--out', {str(tmp_path)!r}]\n"
+        "result = CliRunner().invoke(app, ['run', *args])\n"
+        "assert result.exit_code == 0, result.output\n"
+        "print('kdtheory.training.distributed' in sys.modules, psutil.Process().children())\n"
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "False []"
+    assert len(_cells(tmp_path)) == N_CELLS

@@ -86,7 +86,14 @@ def open_client(cluster: str | None = None, scheduler: str | None = None) -> Ite
         yield None
         return
     n_workers = parse_cluster(cluster) if cluster is not None else 0
-    from distributed import Client, LocalCluster
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        flag = "--cluster" if cluster is not None else "--scheduler"
+        raise SpecError(
+            f"{flag}: needs Dask's distributed scheduler, which is not installed; install "
+            "it with pip install 'kdtheory[cluster]' (or pip install distributed)"
+        ) from None
 
     local = None
     client = None
