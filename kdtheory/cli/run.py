@@ -251,12 +251,25 @@ def run_command(
         "--no-teacher-cache",
         help="Neither reuse a cached teacher nor store the trained one in the cache.",
     ),
+    cluster: str | None = typer.Option(
+        None,
+        "--cluster",
+        help="Run on a Dask LocalCluster of N worker processes (local:N, one thread each): the "
+        "teacher as one task, then one task per group of cells.",
+    ),
+    scheduler: str | None = typer.Option(
+        None,
+        "--scheduler",
+        help="Run on the workers of a running Dask scheduler (e.g. tcp://10.0.0.5:8786; "
+        "dask-jobqueue on SLURM); --out must be on a file system they share.",
+    ),
 ) -> None:
     """Train teachers and students across fractions, seeds and methods into a run store.
 
     Re-running the same command skips finished cells; Ctrl-C loses at most the group in flight.
     A teacher is trained once: later sweeps with the same data, teacher and teacher recipe load
-    it from the teacher cache.
+    it from the teacher cache. With --cluster or --scheduler the groups of cells run as Dask
+    tasks, several at once; the store and the result are the same.
     """
     from kdtheory.store.atomic import sweep_orphans
     from kdtheory.training.allocator import keep_freed_memory
@@ -326,7 +339,11 @@ def run_command(
         cells = sum(len(c.fractions) * len(c.seeds) * len(c.methods) for c in configs)
         reports = []
         cache: bool | Path = False if no_teacher_cache else (teacher_cache or True)
-        with RichSweepProgress(cells, err_console) as progress, _cache_warnings(progress):
+        with (
+            _dask_client(cluster, scheduler) as client,
+            RichSweepProgress(cells, err_console) as progress,
+            _cache_warnings(progress),
+        ):
             for cfg in configs:
                 report = run_experiment(
                     cfg,
@@ -337,8 +354,10 @@ def run_command(
                     progress,
                     retrain_diverged=retrain_diverged,
                     teacher_cache=cache,
+                    client=client,
                 )
-                progress.progress.advance(progress.cells, report.skipped)
+                found_before = report.skipped - report.found_in_tasks  # the others are shown
+                progress.progress.advance(progress.cells, found_before)
                 reports.append(report)
     except KeyboardInterrupt:
         err_console.print(
@@ -363,6 +382,18 @@ def run_command(
             f"already done, {report.seconds:.1f} s; {_TEACHER_ORIGIN[report.teacher]}",
             highlight=False,
         )
+
+
+@contextlib.contextmanager
+def _dask_client(cluster: str | None, scheduler: str | None) -> Iterator[object]:
+    """The Dask client of ``--cluster``/``--scheduler``, or None (Dask is not imported then)."""
+    if cluster is None and scheduler is None:
+        yield None
+        return
+    from kdtheory.training.distributed import open_client
+
+    with open_client(cluster, scheduler) as client:
+        yield client
 
 
 #: how the summary line names where the teacher came from (``SweepReport.teacher``)

@@ -7,9 +7,12 @@ with ``batch_cells=1``).
 
 from __future__ import annotations
 
+import errno
 import json
 import math
+import os
 import pickle
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -331,6 +334,7 @@ class SweepReport:
     teacher_test_accuracy: float = float("nan")
     diverged_kept: int = 0
     diverged_now: int = 0
+    found_in_tasks: int = 0
     cell_accuracy: dict[tuple[str, float, int], float] = field(default_factory=dict)
 
 
@@ -661,6 +665,7 @@ def run_experiment(
     progress: SweepProgress | None = None,
     retrain_diverged: bool = False,
     teacher_cache: bool | str | Path = True,
+    client: Any | None = None,
 ) -> SweepReport:
     """Run (or resume) one experiment's sweep into the store at ``out``.
 
@@ -684,6 +689,10 @@ def run_experiment(
         (:mod:`kdtheory.training.teacher_cache`): ``True`` the user's cache folder
         (``$KDTHEORY_CACHE/teachers``, ``$XDG_CACHE_HOME/kdtheory/teachers`` or
         ``~/.cache/kdtheory/teachers``), a folder, or ``False`` to neither read nor write one.
+    client : distributed.Client, optional
+        Run the teacher and the groups of cells as tasks of this Dask client's cluster
+        (:mod:`kdtheory.training.distributed`); the store (``out``) and the teacher cache must
+        be paths every worker can reach. None (the default) trains in this process.
 
     Returns
     -------
@@ -694,7 +703,8 @@ def run_experiment(
     if batch_cells != "auto" and int(batch_cells) < 1:
         raise SpecError("--batch-cells: must be >= 1 or 'auto'")
     t0 = time.perf_counter()
-    dev = resolve_device(device)
+    # on a cluster each worker resolves ``device`` itself (``auto``: its own GPU, if any)
+    dev = resolve_device(device) if client is None else torch.device("cpu")
     progress.phase(f"{cfg.experiment_id}: loading dataset {cfg.dataset}")
     data = load_dataset(cfg.dataset)
     with st.experiment_lock(out, cfg.experiment_id, on_wait=progress.phase):
@@ -711,7 +721,9 @@ def run_experiment(
                 progress,
                 retrain_diverged,
                 t0,
-                open_teacher_cache(teacher_cache),
+                teacher_cache,
+                client,
+                device,
             )
         except BaseException:
             if new:  # nothing of this experiment was written: the corrected command may start
@@ -730,11 +742,19 @@ def _run_locked(
     progress: SweepProgress,
     retrain_diverged: bool,
     t0: float,
-    cache: TeacherCache | None,
+    teacher_cache: bool | str | Path,
+    client: Any | None,
+    device: str,
 ) -> SweepReport:
     """The sweep of :func:`run_experiment`, run while holding the experiment's lock."""
     folder = st.ensure_experiment(out, cfg.experiment_id, cfg.recipe())
-    teacher, origin = _teacher(cfg, folder, data, dev, progress, cache)
+    if client is None:
+        cache = open_teacher_cache(teacher_cache)
+        teacher, origin = _teacher(cfg, folder, data, dev, progress, cache)
+    else:
+        from kdtheory.training.distributed import remote_teacher
+
+        teacher, origin = remote_teacher(client, cfg, out, device, teacher_cache, progress)
     report = SweepReport(cfg.experiment_id, teacher=origin)
     report.teacher_test_accuracy = float(teacher.attrs.get("teacher_test_accuracy", np.nan))
     done_files = st.existing_cells(out, cfg.experiment_id)
@@ -743,9 +763,11 @@ def _run_locked(
     if retrain_diverged:
         done_files -= diverged
     todo: list[tuple[Any, float, int]] = []
+    grid: list[tuple[Any, float, int]] = []
     for seed in cfg.seeds:
         for fraction in cfg.fractions:
             for obj in objectives:
+                grid.append((obj, fraction, seed))
                 if st.cell_filename(obj.label, fraction, seed) in done_files:
                     report.skipped += 1
                 else:
@@ -760,56 +782,244 @@ def _run_locked(
         "fractions": [float(f) for f in cfg.fractions],
         "seeds": [int(s) for s in cfg.seeds],
     }
-    tdata = TrainingData.from_numpy(
+    per_group = cells_per_group(batch_cells, cfg, data, memory_budget)
+
+    recorded: list[bool] = []
+
+    def record_axes(outcome: CellOutcome) -> None:
+        if not recorded and outcome.written:
+            st.record_axes(out, cfg.experiment_id, axes)
+            recorded.append(True)
+
+    if client is not None:
+        from kdtheory.training.distributed import run_groups
+
+        run_groups(
+            client,
+            cfg,
+            out,
+            data,
+            grid,
+            todo,
+            per_group,
+            batch_cells == "auto",
+            device,
+            report,
+            progress,
+            record_axes,
+            replace=diverged if retrain_diverged else set(),
+        )
+        report.seconds = time.perf_counter() - t0
+        return report
+    tdata = student_training_data(data, teacher, dev)
+    build = model_builder(cfg.student, data.input_shape, data.num_classes)
+    for g in range(0, len(todo), per_group):
+        group = todo[g : g + per_group]
+        longest = max(cfg.cell_steps(subset_size(f, len(data.y_train))) for _, f, _ in group)
+        o, f, s = group[0]
+        desc = f"{o.label} f={f:g} s={s}" if len(group) == 1 else f"{len(group)} cells"
+        progress.start_group(len(group), longest, f"{cfg.experiment_id}: {desc}")
+        outcomes = train_and_write_group(
+            cfg, out, group, data, teacher, tdata, build, progress.step, False, record_axes
+        )
+        shown = []
+        for outcome in outcomes:
+            report.trained += 1
+            report.diverged_now += int(outcome.diverged)
+            report.cell_accuracy[outcome.cell] = outcome.test_accuracy
+            shown.append((outcome.name, outcome.test_accuracy))
+        progress.end_group(shown)
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def student_training_data(
+    data: LoadedDataset, teacher: xr.Dataset, device: torch.device
+) -> TrainingData:
+    """The students' training data on ``device``: the dataset and the stored teacher logits."""
+    return TrainingData.from_numpy(
         data.x_train,
         data.y_train,
         data.x_test,
         teacher["teacher_train_logits"].values,
         data.num_classes,
-        dev,
+        device,
     )
-    feat_idx = teacher["feature_sample"].values
-    build = model_builder(cfg.student, data.input_shape, data.num_classes)
-    tconf = cfg.train_config()
+
+
+@dataclass(frozen=True)
+class CellOutcome:
+    """What became of one cell of a group: trained and written, or found already written.
+
+    Attributes
+    ----------
+    cell : tuple of (str, float, int)
+        Method label, fraction and seed.
+    test_accuracy : float
+        NaN for a diverged cell or one written by another process meanwhile.
+    diverged : bool
+    written : bool
+        False when another process wrote the cell first (this result was dropped).
+    """
+
+    cell: tuple[str, float, int]
+    test_accuracy: float
+    diverged: bool
+    written: bool = True
+
+    @property
+    def name(self) -> str:
+        method, fraction, seed = self.cell
+        return f"{method} f={fraction:g} s={seed}"
+
+
+def train_and_write_group(
+    cfg: ExperimentConfig,
+    out: str | Path,
+    group: list[tuple[Any, float, int]],
+    data: LoadedDataset,
+    teacher: xr.Dataset,
+    tdata: TrainingData,
+    build: Callable[[], Any],
+    on_step: Callable[[int, int], None] | None = None,
+    only_new: bool = True,
+    after_write: Callable[[CellOutcome], None] | None = None,
+) -> list[CellOutcome]:
+    """Train one group of cells together and write each cell's file atomically.
+
+    This is the unit of work of a sweep, in-process and on a Dask worker alike; a cell's
+    numbers depend on its method, fraction and seed (and the group it trains in only through
+    float summation order), not on the process that trains it.
+
+    Parameters
+    ----------
+    cfg : ExperimentConfig
+    out : str or Path
+        The run store.
+    group : list of (objective, fraction, seed)
+    data, teacher, tdata, build
+        The dataset, the stored teacher outputs, the students' training data and the student
+        builder.
+    on_step : callable, optional
+        Called as ``on_step(done, total)`` while the group trains.
+    only_new : bool
+        Write a cell only if no file of it exists yet (a hard link, atomic on POSIX file
+        systems): a task run twice, or by two workers, never replaces a written cell. The
+        group's files are all written under temporary names before any is published, so a
+        process killed while writing seldom leaves part of a group. False
+        replaces the file (the in-process path, which holds the experiment's lock, and
+        ``--retrain-diverged``).
+    after_write : callable, optional
+        Called with each cell's outcome right after its file is written (or found).
+
+    Returns
+    -------
+    list of CellOutcome
+        One per cell of ``group``, in order.
+    """
+    subsets = {(f, s): subset(data.y_train, f, s) for _, f, s in group}
     per_cell = cfg.budget == "epochs"
-    per_group = cells_per_group(batch_cells, cfg, data, memory_budget)
-    subsets = {(f, s): subset(data.y_train, f, s) for f in cfg.fractions for s in cfg.seeds}
-    for g in range(0, len(todo), per_group):
-        group = todo[g : g + per_group]
-        jobs = [
-            CellJob(
-                st.cell_filename(o.label, f, s),
-                o,
-                subsets[(f, s)],
-                s,
-                steps=cfg.cell_steps(len(subsets[(f, s)])) if per_cell else None,
-            )
-            for o, f, s in group
-        ]
-        longest = max(cfg.cell_steps(len(j.subset)) for j in jobs)
-        desc = (
-            f"{o.label} f={f:g} s={s}" if len(group) == 1 else f"{len(group)} cells"
-            for o, f, s in group[:1]
+    jobs = [
+        CellJob(
+            st.cell_filename(o.label, f, s),
+            o,
+            subsets[(f, s)],
+            s,
+            steps=cfg.cell_steps(len(subsets[(f, s)])) if per_cell else None,
         )
-        progress.start_group(len(group), longest, f"{cfg.experiment_id}: {next(desc)}")
-        results = train_group(jobs, build, tdata, tconf, feat_idx, progress.step)
-        shown = []
-        for (obj, f, s), res in zip(group, results, strict=True):
-            mask = np.zeros(len(data.y_train), dtype=bool)
-            mask[subsets[(f, s)]] = True
-            assert mask.sum() == subset_size(f, len(data.y_train))
-            acc = float("nan") if res.diverged else _accuracy(res.test_logits, data.y_test)
-            cell = _cell_dataset(cfg, obj, f, s, mask, res, teacher, acc, data.y_train)
-            st.write_dataset(cell, st.cell_path(out, cfg.experiment_id, obj.label, f, s))
-            if report.trained == 0:
-                st.record_axes(out, cfg.experiment_id, axes)
-            report.trained += 1
-            report.diverged_now += int(res.diverged)
-            report.cell_accuracy[(obj.label, f, s)] = acc
-            shown.append((f"{obj.label} f={f:g} s={s}", acc))
-        progress.end_group(shown)
-    report.seconds = time.perf_counter() - t0
-    return report
+        for o, f, s in group
+    ]
+    results = train_group(
+        jobs, build, tdata, cfg.train_config(), teacher["feature_sample"].values, on_step
+    )
+    cells = []
+    for (obj, f, s), res in zip(group, results, strict=True):
+        mask = np.zeros(len(data.y_train), dtype=bool)
+        mask[subsets[(f, s)]] = True
+        assert mask.sum() == subset_size(f, len(data.y_train))
+        acc = float("nan") if res.diverged else _accuracy(res.test_logits, data.y_test)
+        ds = _cell_dataset(cfg, obj, f, s, mask, res, teacher, acc, data.y_train)
+        path = st.cell_path(out, cfg.experiment_id, obj.label, f, s)
+        outcome = CellOutcome((obj.label, float(f), int(s)), acc, bool(res.diverged))
+        cells.append((outcome, ds, path))
+    outcomes = []
+    if only_new:  # all files written first, then published at once: a group is seldom half there
+        staged: list[Path] = []
+        try:
+            for _, ds, path in cells:
+                staged.append(stage_dataset(ds, path))
+            for (outcome, _, path), tmp in zip(cells, staged, strict=True):
+                outcomes.append(replace(outcome, written=publish_new(tmp, path)))
+        finally:
+            for tmp in staged:
+                tmp.unlink(missing_ok=True)
+        for outcome in outcomes:
+            if after_write is not None:
+                after_write(outcome)
+        return outcomes
+    for outcome, ds, path in cells:
+        st.write_dataset(ds, path)
+        if after_write is not None:
+            after_write(outcome)
+        outcomes.append(outcome)
+    return outcomes
+
+
+def stage_dataset(ds: xr.Dataset, path: Path) -> Path:
+    """Write ``ds`` as :func:`kdtheory.store.runs.write_dataset` does, under a temporary name
+    next to ``path`` (one :func:`kdtheory.store.atomic.sweep_orphans` removes if left behind);
+    :func:`publish_new` then gives it its name."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    staged = Path(name)
+    try:
+        st.write_dataset(ds, staged)
+    except BaseException:
+        staged.unlink(missing_ok=True)
+        raise
+    return staged
+
+
+def publish_new(staged: Path, path: Path) -> bool:
+    """Give the file ``staged`` the name ``path`` unless ``path`` exists; remove ``staged``.
+
+    A hard link, which fails when ``path`` exists: of two writers of one cell exactly one
+    succeeds and the other's file is dropped, so a cell is never replaced or seen half-written.
+    On a file system without hard links it falls back to a rename when ``path`` does not exist
+    yet.
+
+    Returns
+    -------
+    bool
+        Whether ``path`` is now ``staged``'s file.
+    """
+    try:
+        try:
+            os.link(staged, path)
+        except FileExistsError:
+            return False
+        except OSError as exc:
+            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EXDEV) or path.exists():
+                raise
+            os.replace(staged, path)
+        return True
+    finally:
+        staged.unlink(missing_ok=True)
+
+
+def write_new_dataset(ds: xr.Dataset, path: Path) -> bool:
+    """Write ``ds`` to ``path`` (as :func:`kdtheory.store.runs.write_dataset`) unless it exists
+    (see :func:`publish_new`).
+
+    Returns
+    -------
+    bool
+        Whether this call wrote ``path``.
+    """
+    if path.exists():
+        return False
+    return publish_new(stage_dataset(ds, path), path)
 
 
 def configs_from_options(preset: str | None, overrides: dict[str, Any]) -> list[ExperimentConfig]:
