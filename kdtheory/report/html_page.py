@@ -59,6 +59,7 @@ details{margin:.5rem 0}
 .mdtable table{border-top:2px solid #1f2328;border-bottom:2px solid #1f2328}
 .mdtable thead{border-bottom:1px solid #1f2328}
 .mdtable td,.mdtable th{padding:2px 10px}
+.mdtable td:not(:first-child){white-space:nowrap}
 .mdtable p{font-size:.88rem;color:#444;max-width:44rem}
 """
 
