@@ -35,7 +35,7 @@ from kdtheory.report.figures.layout import (
     _titles,
     _verdict_row,
 )
-from kdtheory.report.figures.style import _PCT, _method_key, color_for, marker_for, paper_style
+from kdtheory.report.figures.style import _PCT, color_for, marker_for, paper_style
 from kdtheory.store import accessor as _accessor  # noqa: F401 - registers ``Dataset.kd``
 from kdtheory.store.arrays import sorted_experiment
 from kdtheory.store.runs import as_store
@@ -67,14 +67,9 @@ def accuracy_curves(
             ax = grid.axes(i)
             ds = sorted_experiment(store[name])
             kappa = _kappa(ds)
-            acc = _test_accuracy(ds)
-            objs = _objective_map(ds)
-            order = sorted(acc, key=lambda m: _method_key(m, objs.get(m)))
-            for m in order:
-                line = grid.band(
-                    ax, kappa, acc[m], color_for(m, palette), marker_for(m, objs[m]), m, clip=_PCT
-                )
-                _collect(handles, line, m)
+            grid.method_bands(
+                ax, kappa, _test_accuracy(ds), _objective_map(ds), palette, handles, clip=_PCT
+            )
             if teacher:
                 t_acc = _teacher_accuracy(ds)
                 if np.isfinite(t_acc):

@@ -19,7 +19,6 @@ from kdtheory.report.figures.data import (
 from kdtheory.report.figures.grid import panel_grid
 from kdtheory.report.figures.layout import (
     KAPPA_LABEL,
-    _collect,
     _kappa_axis,
     _log_ticks,
     _min_span,
@@ -29,9 +28,6 @@ from kdtheory.report.figures.layout import (
 )
 from kdtheory.report.figures.style import (
     _COLLAPSE_RANGE,
-    _method_key,
-    color_for,
-    marker_for,
     paper_style,
 )
 from kdtheory.store import accessor as _accessor  # noqa: F401 - registers ``Dataset.kd``
@@ -109,25 +105,21 @@ def collapse(
         for e, (name, ds, table) in enumerate(tables):
             kappa = _kappa(ds)
             objs = _objective_map(ds)
-            methods = sorted(ds.kd.arms, key=lambda m: _method_key(m, objs[m]))
             for q, key in enumerate(keys):
                 ax = grid.axes(e, q)
                 ylabel, log = COLLAPSE_METRICS[key]
-                drawn = []
-                for m in methods:
-                    vals = cells(table[key].sel(arm=m, subset=subset))
-                    line = grid.band(
-                        ax,
-                        kappa,
-                        vals,
-                        color_for(m, palette),
-                        marker_for(m, objs[m]),
-                        m,
-                        log=log,
-                        clip=_COLLAPSE_RANGE.get(key, (0.0, np.inf)),
-                    )
-                    _collect(handles, line, m)
-                    drawn.append(vals)
+                values = {m: cells(table[key].sel(arm=m, subset=subset)) for m in ds.kd.arms}
+                grid.method_bands(
+                    ax,
+                    kappa,
+                    values,
+                    objs,
+                    palette,
+                    handles,
+                    log=log,
+                    clip=_COLLAPSE_RANGE.get(key, (0.0, np.inf)),
+                )
+                drawn = list(values.values())
                 if log:
                     ax.set_yscale("log")
                     _log_ticks(ax.yaxis, np.concatenate([d.ravel() for d in drawn]))

@@ -22,12 +22,15 @@ from matplotlib.figure import Figure
 from matplotlib.font_manager import FontProperties
 from matplotlib.text import Text
 
-from kdtheory.report.figures.layout import _band, _row_major, _wrap_title
+from kdtheory.report.figures.layout import _band, _collect, _row_major, _wrap_title
 from kdtheory.report.figures.style import (
     BAND_NOTE,
     FIGURE_WIDTH,
     FIGURE_WIDTH_DOUBLE,
     MAX_FIGURE_HEIGHT,
+    _method_key,
+    color_for,
+    marker_for,
 )
 
 #: Space (inches) around the legend, the caption and between neighbouring panels.
@@ -136,6 +139,36 @@ class PanelGrid:
         """:func:`kdtheory.report.figures.layout._band` on ``ax``, remembering the seed counts
         of the drawn points for the caption line."""
         return _band(ax, *args, seeds=self.seeds, **kwargs)
+
+    def method_bands(
+        self,
+        ax: Axes,
+        kappa: np.ndarray,
+        values: Mapping[str, np.ndarray],
+        objectives: Mapping[str, str],
+        palette: Mapping[str, str],
+        handles: dict[str, Any],
+        **band: Any,
+    ) -> None:
+        """One band per method on ``ax``, in the canonical method order, each in its colour
+        and marker, adding each method's line to the legend ``handles``.
+
+        Parameters
+        ----------
+        values : mapping of str to array (fraction, seed)
+            Each method's values.
+        objectives : mapping of str to str
+            Each method's objective (its marker).
+        palette : mapping of str to str
+            The store's colours (:func:`kdtheory.report.figures.style.method_palette`).
+        **band
+            Passed to :meth:`band` (``clip``, ``log``, ...).
+        """
+        for m in sorted(values, key=lambda m: _method_key(m, objectives.get(m))):
+            line = self.band(
+                ax, kappa, values[m], color_for(m, palette), marker_for(m, objectives[m]), m, **band
+            )
+            _collect(handles, line, m)
 
     def seed_caption(self, what: str = "Lines", band: str = BAND_NOTE) -> str:
         """``"Lines: mean over n = 3 seeds per point; bands: ± 1 s.e."`` with the seed counts

@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
-import xarray as xr
 from matplotlib.figure import Figure
 
 from kdtheory.report.figures.data import (
@@ -15,10 +13,10 @@ from kdtheory.report.figures.data import (
     _store_palette,
 )
 from kdtheory.report.figures.grid import panel_grid
-from kdtheory.report.figures.layout import KAPPA_LABEL, _collect, _kappa_axis, _select, _titles
-from kdtheory.report.figures.style import _method_key, color_for, marker_for, paper_style
+from kdtheory.report.figures.layout import KAPPA_LABEL, _kappa_axis, _select, _titles
+from kdtheory.report.figures.style import paper_style
 from kdtheory.store import accessor as _accessor  # noqa: F401 - registers ``Dataset.kd``
-from kdtheory.store.arrays import bare, sorted_experiment
+from kdtheory.store.arrays import bare, cells, sorted_experiment
 from kdtheory.store.runs import as_store
 
 
@@ -47,29 +45,17 @@ def rank_correlation(store: Any, experiments: Sequence[str] | None = None) -> Fi
             # arm by arm, as the dark-knowledge test computes it, so its results are reused
             # (the rank correlation remembers recent inputs by content)
             teacher, labels = bare(ds["teacher_test_logits"]), bare(ds["test_labels"])
-            corr = xr.concat(
-                [
+            corr = {
+                m: cells(
                     wrong_class_rank_correlation(
                         bare(ds["test_logits"].sel(arm=m)), teacher, labels, "test_sample"
                     )
-                    for m in ds.kd.arms
-                ],
-                dim="arm",
-            ).transpose("arm", "fraction", "seed")
-            objs = _objective_map(ds)
-            for k, m in sorted(
-                enumerate(ds.kd.arms), key=lambda km: _method_key(km[1], objs[km[1]])
-            ):
-                line = grid.band(
-                    ax,
-                    kappa,
-                    np.asarray(corr.values[k], dtype=float),
-                    color_for(m, palette),
-                    marker_for(m, objs[m]),
-                    m,
-                    clip=(-1.0, 1.0),
                 )
-                _collect(handles, line, m)
+                for m in ds.kd.arms
+            }
+            grid.method_bands(
+                ax, kappa, corr, _objective_map(ds), palette, handles, clip=(-1.0, 1.0)
+            )
             _kappa_axis(ax, kappa, label=False)
             grid.label(ax, KAPPA_LABEL, "Spearman ρ with teacher\n(wrong classes)")
             grid.title(i, titles[name])
