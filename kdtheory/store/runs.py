@@ -383,7 +383,15 @@ class RunStore(Mapping[str, xr.Dataset]):
         return "\n".join(lines)
 
 
-def _open(path: Path) -> xr.Dataset:
+def read_dataset(path: Path) -> xr.Dataset:
+    """The netCDF file at ``path``, loaded into memory and closed (a run file: a cell, a
+    teacher or a combined experiment).
+
+    Raises
+    ------
+    SchemaError
+        If the file cannot be read, naming it and what to do.
+    """
     try:
         with xr.open_dataset(path, engine="netcdf4") as ds:
             return ds.load()
@@ -520,7 +528,7 @@ def combine_cells(folder: Path) -> xr.Dataset:
             f"{folder}: has a '{CELLS_DIR}' folder but no {TEACHER_FILE}; the experiment is "
             "incomplete. Re-run the same `kdtheory run` to recreate it."
         )
-    teacher = _open(teacher_path)
+    teacher = read_dataset(teacher_path)
     _require(
         teacher.attrs.get("schema") in READABLE_SCHEMAS,
         teacher_path,
@@ -542,7 +550,7 @@ def combine_cells(folder: Path) -> xr.Dataset:
         origin = teacher_path
     cells = []
     for path in sorted((folder / CELLS_DIR).glob("*.nc")):
-        ds = _open(path)
+        ds = read_dataset(path)
         _check_cell(ds, path, teacher)
         _check_recipe(ds, path, recipe, origin)
         cells.append((path, ds))
@@ -751,7 +759,7 @@ def open_runs(path: str | Path) -> RunStore:
         sources[exp] = files
 
     if root.is_file():
-        ds = upgrade(_open(root), root)
+        ds = upgrade(read_dataset(root), root)
         validate_experiment(ds, root)
         add(ds, [root])
     else:
@@ -763,7 +771,7 @@ def open_runs(path: str | Path) -> RunStore:
         for file in files:
             if file.parent.name == CELLS_DIR or file.name == TEACHER_FILE:
                 continue
-            ds = upgrade(_open(file), file)
+            ds = upgrade(read_dataset(file), file)
             validate_experiment(ds, file)
             add(ds, [file])
     if not experiments:

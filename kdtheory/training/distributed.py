@@ -183,8 +183,7 @@ def _inputs(task: GroupTask) -> tuple[LoadedDataset, xr.Dataset, Any, Callable[[
                 "process (another file at the same path, or other software versions); give "
                 "every worker the same files and environment"
             )
-        with xr.open_dataset(teacher_nc) as t:
-            teacher = t.load()
+        teacher = st.read_dataset(teacher_nc)
         device = resolve_device(task.device)
         _WORKER_STATE.update(
             key=key,
@@ -306,8 +305,7 @@ def remote_teacher(
                 "here; --out must be a folder every worker and this process share (a network "
                 "file system)"
             )
-    with xr.open_dataset(teacher_nc) as t:
-        teacher = t.load()
+    teacher = st.read_dataset(teacher_nc)
     if origin != "store":
         accuracy = float(teacher.attrs.get("teacher_test_accuracy", np.nan))
         progress.phase(f"{cfg.experiment_id}: teacher ({origin}) test accuracy {accuracy:.3f}")

@@ -375,8 +375,7 @@ def _teacher(
     """
     teacher_nc = folder / st.TEACHER_FILE
     if teacher_nc.exists():
-        with xr.open_dataset(teacher_nc) as t:
-            return t.load(), "store"
+        return st.read_dataset(teacher_nc), "store"
     build = model_builder(cfg.teacher, data.input_shape, data.num_classes)
     feat_idx = feature_sample(
         data.y_train, min(cfg.fractions), list(cfg.seeds), cfg.feature_samples, cfg.teacher_seed
@@ -440,8 +439,7 @@ def _teacher(
     st.write_dataset(ds, teacher_nc)
     # read back what was stored: students of a first run and of a resumed run then learn from
     # the same (int16-packed) teacher logits, so a resume equals an uninterrupted run
-    with xr.open_dataset(teacher_nc) as t:
-        return t.load(), origin
+    return st.read_dataset(teacher_nc), origin
 
 
 def _load_checkpoint(cfg: ExperimentConfig, source: str, model: torch.nn.Module) -> None:
