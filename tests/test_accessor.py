@@ -287,3 +287,13 @@ def test_accuracy_is_remembered_until_a_variable_is_replaced():
     flipped.loc[{"arm": arm}] = -flipped.sel(arm=arm)
     ds["test_logits"] = flipped
     assert not ds.kd.accuracy(arm).equals(first)
+
+
+def test_collapse_table_is_the_metric_remembered_until_features_change():
+    ds = make_experiment(seed=3, n_seeds=2, n_test=60, n_train=120)
+    first = ds.kd.collapse_table()
+    xr.testing.assert_identical(first, metrics.collapse_table(ds))
+    xr.testing.assert_identical(ds.kd.collapse_table(), first)
+    noise = np.random.default_rng(0).normal(size=ds["features"].shape)
+    ds["features"] = ds["features"].copy(data=noise)  # another variable object: recomputed
+    assert not ds.kd.collapse_table()["nc1"].equals(first["nc1"])

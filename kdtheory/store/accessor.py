@@ -52,10 +52,11 @@ class KdAccessor:
 
     def __init__(self, ds: xr.Dataset) -> None:
         self._ds = ds
-        # accuracy(...) results by arguments, with the variables they were computed from: the
-        # hypotheses of one run ask for the same arms' accuracies (xarray keeps one accessor
-        # per Dataset object); a variable replaced since (ds["test_logits"] = ...) misses
-        self._accuracy_memo: dict[tuple, tuple[Any, Any, xr.DataArray]] = {}
+        # results by (method, arguments), with the variables they were computed from: the
+        # hypotheses and figures of one run ask for the same arms' metrics (xarray keeps one
+        # accessor per Dataset object); a variable replaced since (ds["test_logits"] = ...)
+        # misses (see _memoised)
+        self._memo: dict[tuple, tuple[tuple[Any, ...], Any]] = {}
 
     # ----------------------------------------------------------------------------- arms
     def _require_v2(self) -> None:
@@ -301,20 +302,32 @@ class KdAccessor:
         """
         from kdtheory.metrics import accuracy
 
-        key = (arm if arm is None or isinstance(arm, str) else tuple(arm), split, subset)
-        logits_var = self._ds.variables.get(f"{_split(split)}_logits")
-        labels_var = self._ds.variables.get(f"{_split(split)}_labels")
-        hit = self._accuracy_memo.get(key)
-        if hit is not None and hit[0] is logits_var and hit[1] is labels_var:
-            return hit[2].copy()
-        labels = _bare(self._ds[f"{_split(split)}_labels"])
+        def compute() -> xr.DataArray:
+            labels = _bare(self._ds[f"{_split(split)}_labels"])
 
-        def measure(logits: xr.DataArray, sample_dim: str, mask: xr.DataArray | None) -> Any:
-            return accuracy(logits, labels, sample_dim, mask)
+            def measure(logits: xr.DataArray, sample_dim: str, mask: xr.DataArray | None) -> Any:
+                return accuracy(logits, labels, sample_dim, mask)
 
-        out = self._per_cell(measure, arm, split, subset, "accuracy")
-        self._accuracy_memo[key] = (logits_var, labels_var, out.copy())
-        return out
+            return self._per_cell(measure, arm, split, subset, "accuracy")
+
+        key = ("accuracy", arm if arm is None or isinstance(arm, str) else tuple(arm), split)
+        sources = [f"{_split(split)}_logits", f"{_split(split)}_labels"]
+        return self._memoised((*key, subset), sources, compute)
+
+    def collapse_table(self) -> xr.Dataset:
+        """:func:`kdtheory.metrics.collapse_table` of this experiment (remembered, like
+        :meth:`accuracy`: the NC1/CKA figure and the all-metrics figure share it)."""
+        from kdtheory.metrics import collapse_table
+
+        sources = [
+            "features",
+            "classifier_weight",
+            "classifier_bias",
+            "teacher_features",
+            "train_labels",
+            "in_train",
+        ]
+        return self._memoised(("collapse_table",), sources, lambda: collapse_table(self._ds))
 
     def agreement(
         self, arm: str | Sequence[str] | None = None, split: str = "test", subset: str | None = None
@@ -453,6 +466,17 @@ class KdAccessor:
         return out.transpose(*first, ...)
 
     # ---------------------------------------------------------------------- internals
+    def _memoised(self, key: tuple, sources: Sequence[str], compute: Callable[[], Any]) -> Any:
+        """``compute()``, remembered under ``key`` while the variables ``sources`` are the very
+        objects it was computed from; a copy is returned, so callers cannot change the memo."""
+        inputs = tuple(self._ds.variables.get(name) for name in sources)
+        hit = self._memo.get(key)
+        if hit is not None and all(a is b for a, b in zip(hit[0], inputs, strict=True)):
+            return hit[1].copy()
+        out = compute()
+        self._memo[key] = (inputs, out.copy())
+        return out
+
     def _per_cell(
         self,
         measure: Callable[[xr.DataArray, str, xr.DataArray | None], xr.DataArray],

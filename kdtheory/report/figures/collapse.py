@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -69,7 +68,6 @@ def collapse(
     subset : {"trained", "unseen"}
     experiments : list of str, optional
     """
-    from kdtheory.metrics import collapse_table
 
     store = as_store(store)
     names = _select(store, experiments)
@@ -89,7 +87,7 @@ def collapse(
     for name in names:
         ds = sorted_experiment(store[name])
         try:
-            table = _collapse_table(store[name], collapse_table)
+            table = ds.kd.collapse_table()
         except MissingRequirementError:
             missing = [
                 v for v in ("features", "classifier_weight", "teacher_features") if v not in ds
@@ -144,19 +142,3 @@ def collapse(
         caption = f"{grid.seed_caption().rstrip('.')}{on_log}. Metrics on {where}."
         fig = grid.finish(handles, caption)
     return fig
-
-
-_COLLAPSE_CACHE: list[tuple[weakref.ref, xr.Dataset]] = []
-
-
-def _collapse_table(ds: xr.Dataset, compute: Callable[[xr.Dataset], xr.Dataset]) -> xr.Dataset:
-    """:func:`kdtheory.metrics.collapse_table` of ``ds``, remembered (weakly) for the last few
-    datasets: the NC1/CKA figure and the all-metrics figure of one report share it."""
-    _COLLAPSE_CACHE[:] = [(ref, t) for ref, t in _COLLAPSE_CACHE if ref() is not None]
-    for ref, table in _COLLAPSE_CACHE:
-        if ref() is ds:
-            return table
-    table = compute(sorted_experiment(ds))
-    _COLLAPSE_CACHE.append((weakref.ref(ds), table))
-    del _COLLAPSE_CACHE[:-4]
-    return table
