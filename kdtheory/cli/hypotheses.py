@@ -15,7 +15,13 @@ from typing import Any
 
 import typer
 
-from kdtheory.cli.common import check_alpha_option, open_store, plugin_registry, usage_error
+from kdtheory.cli.common import (
+    LAZY_OPTION,
+    check_alpha_option,
+    open_store,
+    plugin_registry,
+    usage_error,
+)
 from kdtheory.errors import KDTheoryError
 
 
@@ -106,6 +112,7 @@ def test_command(
     details: bool = typer.Option(
         False, "--details", help="Text/Markdown/HTML: add tables and fitted models' summaries."
     ),
+    lazy: bool | None = LAZY_OPTION,
 ) -> None:
     """Test one hypothesis, or 'all' of them as a Holm-corrected family, on a run store."""
     from kdtheory.hypothesis.family import run_all, run_test
@@ -127,7 +134,7 @@ def test_command(
             hyp.validate_options(opts)  # fail fast, before loading the store
     except KDTheoryError as exc:
         usage_error(str(exc))
-    store = open_store(runs)
+    store = open_store(runs, lazy)
     try:
         if hyp is None:
             result: Any = run_all(store, alpha=alpha, **opts)

@@ -14,7 +14,13 @@ from pathlib import Path
 
 import typer
 
-from kdtheory.cli.hypotheses import check_alpha_option, open_store, plugin_registry, usage_error
+from kdtheory.cli.common import (
+    LAZY_OPTION,
+    check_alpha_option,
+    open_store,
+    plugin_registry,
+    usage_error,
+)
 from kdtheory.errors import KDTheoryError
 
 
@@ -58,6 +64,7 @@ def report_command(
         "paragraph per hypothesis, for \\input{results}), results-standalone.tex, figures/*.pdf, "
         "tables/*.tex and verdicts.json; no HTML, Markdown or CSV.",
     ),
+    lazy: bool | None = LAZY_OPTION,
 ) -> None:
     """Write a paper-ready report: index.html, report.md, figures, LaTeX/CSV tables, verdicts.json.
 
@@ -72,7 +79,7 @@ def report_command(
         names = resolve_hypotheses(hypotheses)  # unknown names fail before the store is read
     except KDTheoryError as exc:
         usage_error(str(exc))
-    store = open_store(runs)
+    store = open_store(runs, lazy)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -116,6 +123,7 @@ def plot_command(
         None, "--experiment", "-e", help="Only this experiment (repeatable)."
     ),
     dpi: int = typer.Option(200, "--dpi", help="Resolution of raster formats."),
+    lazy: bool | None = LAZY_OPTION,
 ) -> None:
     """Draw one registered figure of a run store (the built-ins: `kdtheory.report.figures`)."""
     try:
@@ -124,7 +132,7 @@ def plot_command(
         usage_error(str(exc))
     if not output.suffix:
         usage_error(f"--output {output}: give a file suffix such as .pdf, .png or .svg")
-    store = open_store(runs)
+    store = open_store(runs, lazy)
     try:
         fig = spec.draw(store, experiments=experiment or None)
         from kdtheory.report.figures import save_as

@@ -11,12 +11,13 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from kdtheory.cli.common import open_store, out_console, usage_error
+from kdtheory.cli.common import LAZY_OPTION, open_store, out_console, usage_error
 from kdtheory.errors import KDTheoryError
 
 
 def inspect_command(
     runs: Path = typer.Argument(..., help="Run-store folder (or a combined .nc file)."),
+    lazy: bool | None = LAZY_OPTION,
 ) -> None:
     """Show a store's experiments, accuracies, convergence and missing cells.
 
@@ -27,7 +28,7 @@ def inspect_command(
 
     from kdtheory.store.convergence import CRITERIA, check_experiment
 
-    store = open_store(runs)
+    store = open_store(runs, lazy)
     total_cells = total_under = 0
     for exp, ds in store.items():
         conv = check_experiment(exp, ds)
@@ -156,11 +157,12 @@ def _convergence_table(ds, conv) -> Table:
 def export_command(
     runs: Path = typer.Argument(..., help="Run-store folder to read."),
     out: Path = typer.Option(..., "--out", "-o", help="Folder for one .nc file per experiment."),
+    lazy: bool | None = LAZY_OPTION,
 ) -> None:
     """Write each experiment as one combined netCDF file (for sharing alongside a paper)."""
     from kdtheory.store.runs import export_store
 
-    store = open_store(runs)
+    store = open_store(runs, lazy)
     try:
         written = export_store(store, out)
     except (KDTheoryError, OSError) as exc:

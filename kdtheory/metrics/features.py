@@ -11,6 +11,7 @@ import numpy as np
 from kdtheory._blas import with_single_blas_thread
 from kdtheory._lazy import lazy_module
 from kdtheory.errors import MissingRequirementError
+from kdtheory.store.blocks import is_lazy
 
 xr = lazy_module("xarray")  # imported on first use: defining hypotheses must not load xarray
 
@@ -308,11 +309,13 @@ def collapse_table(ds: xr.Dataset) -> xr.Dataset:
     n_samples = np.zeros(shape, dtype=np.int64)
     n_classes = np.zeros(shape, dtype=np.int64)
 
-    f_all, w_all = feats.values, weight.values
+    lazy = is_lazy(feats)  # a store opened with chunks: one cell's features at a time
+    f_all = None if lazy else feats.values
+    w_all = weight.values
     teacher_sides: dict[tuple[int, int, int], _CkaSide] = {}  # (fraction, seed, subset)
     b_all = None if bias is None else bias.values
     for i, j, s in np.ndindex(*shape[:3]):
-        h = f_all[i, j, s]
+        h = feats[i, j, s].values if f_all is None else f_all[i, j, s]
         finite = bool(np.all(np.isfinite(h)))
         for k, sel in enumerate((in_train[j, s], ~in_train[j, s])):
             y = labels[sel]

@@ -3,8 +3,10 @@ KL divergence, and the wrong-class rank correlation (pure numpy / xarray / scipy
 
 Every function that takes :class:`xarray.DataArray` inputs works on whole experiment arrays at
 once: leading dims such as ``arm``, ``fraction`` and ``seed`` are kept and broadcast, and the
-class axis is always the dim named ``class`` (see ``docs/schema.md``). Cells that were never
-trained hold NaN logits; every metric maps them to NaN rather than to a number.
+class axis is always the dim named ``class`` (see ``docs/schema.md``). The per-cell reductions
+(accuracy, fidelity, KL divergence, rank correlation) also take Dask-backed arrays (a store
+opened with ``open_runs(path, chunks=...)``) and then work one chunk of cells at a time. Cells
+that were never trained hold NaN logits; every metric maps them to NaN rather than to a number.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any, overload
 import numpy as np
 
 from kdtheory._lazy import lazy_module
+from kdtheory.store.blocks import reduce_by_blocks
 
 xr = lazy_module("xarray")  # imported on first use: defining hypotheses must not load xarray
 
@@ -217,6 +220,7 @@ def predictions(logits: xr.DataArray) -> tuple[xr.DataArray, xr.DataArray]:
     return pred, missing
 
 
+@reduce_by_blocks
 def accuracy(
     logits: xr.DataArray,
     labels: xr.DataArray,
@@ -270,6 +274,7 @@ def agreement(student_logits: xr.DataArray, teacher_logits: xr.DataArray) -> xr.
     return agree.rename("agreement")
 
 
+@reduce_by_blocks
 def fidelity(
     student_logits: xr.DataArray,
     teacher_logits: xr.DataArray,
@@ -329,6 +334,7 @@ def per_sample_kl(
     return terms.sum(CLASS_DIM, skipna=False).rename("kl")
 
 
+@reduce_by_blocks
 def kl_divergence(
     teacher_logits: xr.DataArray,
     student_logits: xr.DataArray,
@@ -503,6 +509,7 @@ def wrong_class_rank_correlation_per_sample(
     return out.transpose(*dims).rename("wrong_class_rank_correlation")
 
 
+@reduce_by_blocks
 def wrong_class_rank_correlation(
     student_logits: xr.DataArray,
     teacher_logits: xr.DataArray,

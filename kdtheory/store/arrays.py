@@ -24,9 +24,11 @@ def bare(da: xarray.DataArray) -> xarray.DataArray:
     """``da`` without coordinates (dims kept), for fast metrics within one experiment.
 
     Every variable of one experiment Dataset shares the same coordinates, so metrics combining
-    them by dim name need no alignment; skipping it makes xarray several times faster.
+    them by dim name need no alignment; skipping it makes xarray several times faster. A
+    Dask-backed variable (a store opened with ``chunks``) stays lazy.
     """
-    return xr.DataArray(np.asarray(da.values), dims=da.dims)
+    data = da.data if getattr(da, "chunks", None) is not None else np.asarray(da.values)
+    return xr.DataArray(data, dims=da.dims)
 
 
 def cells(da: xarray.DataArray) -> np.ndarray:

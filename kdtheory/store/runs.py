@@ -35,6 +35,7 @@ import xarray as xr
 from kdtheory.errors import SchemaError, SpecError, StoreError
 from kdtheory.store import accessor as _accessor  # noqa: F401 - registers ``Dataset.kd``
 from kdtheory.store.atomic import write_atomic, write_text_atomic
+from kdtheory.store.blocks import CELL_CHUNKS, require_dask
 from kdtheory.store.schema import (
     ARM,
     ARM_COORDS,
@@ -55,6 +56,8 @@ from kdtheory.store.schema import (
     validate_experiment,
 )
 
+#: the variables a store opened with ``chunks`` leaves on disk (the bulk of every store)
+LAZY_VARIABLES = ("train_logits", "test_logits", "features")
 CELLS_DIR = "cells"
 TEACHER_FILE = "teacher.nc"
 TEACHER_WEIGHTS = "teacher.pt"
@@ -396,11 +399,38 @@ def read_dataset(path: Path) -> xr.Dataset:
         with xr.open_dataset(path, engine="netcdf4") as ds:
             return ds.load()
     except Exception as exc:
-        raise SchemaError(
-            f"{path}: cannot be read as netCDF ({type(exc).__name__}: {exc}). The file is "
-            "corrupt or not a kdtheory run file; delete it (a cell file is re-trained by "
-            "re-running the same `kdtheory run`) or move it out of the store."
-        ) from None
+        raise _unreadable(path, exc) from None
+
+
+def _unreadable(path: Path, exc: Exception) -> SchemaError:
+    return SchemaError(
+        f"{path}: cannot be read as netCDF ({type(exc).__name__}: {exc}). The file is "
+        "corrupt or not a kdtheory run file; delete it (a cell file is re-trained by "
+        "re-running the same `kdtheory run`) or move it out of the store."
+    )
+
+
+def open_dataset_lazily(path: Path, chunks: Mapping[str, int]) -> xr.Dataset:
+    """The netCDF file at ``path`` opened lazily: its bulk variables (``LAZY_VARIABLES``: the
+    students' logits and features) become Dask arrays chunked by ``chunks`` along ``arm``,
+    ``fraction`` and ``seed`` and whole along every other dim; everything else (labels, teacher
+    logits, ``in_train``, per-cell records) is loaded. The file stays open while the data is
+    used.
+
+    Raises
+    ------
+    SchemaError
+        If the file cannot be read, naming it and what to do.
+    """
+    try:
+        ds = xr.open_dataset(path, engine="netcdf4")
+        arm = ARM if ARM in ds.dims else "method"  # schema v1 calls the arm dim "method"
+        plan = {d: chunks.get(ARM if d == arm else d, -1) for d in ds.dims}
+        big = [n for n in LAZY_VARIABLES if n in ds.data_vars]
+        lazy = {n: ds[n].variable.chunk({d: plan[d] for d in ds[n].dims}) for n in big}
+        return ds.drop_vars(big).load().assign(lazy)
+    except Exception as exc:
+        raise _unreadable(path, exc) from None
 
 
 def _require(cond: bool, path: Path, what: str) -> None:
@@ -408,7 +438,7 @@ def _require(cond: bool, path: Path, what: str) -> None:
         raise SchemaError(f"{path}: not a valid kdtheory run file (schema {SCHEMA}): {what}")
 
 
-def _check_cell(ds: xr.Dataset, path: Path, teacher: xr.Dataset) -> None:
+def _check_cell(ds: xr.Dataset, path: Path, teacher: xr.Dataset, check_values: bool = True) -> None:
     _require(
         ds.attrs.get("schema") in READABLE_SCHEMAS,
         path,
@@ -443,7 +473,8 @@ def _check_cell(ds: xr.Dataset, path: Path, teacher: xr.Dataset) -> None:
         path,
         "'in_train' does not select n_train samples (partial or corrupt file)",
     )
-    check_finite(ds, path)
+    if check_values:
+        check_finite(ds, path)
 
 
 def _read_meta(folder: Path) -> dict[str, Any] | None:
@@ -514,13 +545,50 @@ def _method_order(info: Mapping[str, Mapping[str, Any]]) -> list[str]:
     return sorted(info, key=key)
 
 
-def combine_cells(folder: Path) -> xr.Dataset:
+class _LazyCells:
+    """The cells of one per-cell variable as Dask arrays, put together into one array of
+    ``shape`` (``arm, fraction, seed, ...``) by :meth:`assemble`; missing cells are NaN."""
+
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        self.shape = shape
+        self._cells: dict[tuple[int, int, int], Any] = {}
+
+    def __setitem__(self, index: tuple[int, int, int], value: Any) -> None:
+        self._cells[index] = value
+
+    def assemble(self, chunks: Mapping[str, int]) -> Any:
+        import dask.array as da
+
+        inner = self.shape[3:]
+        missing = da.full(inner, np.nan, dtype=np.float32, chunks=-1)
+
+        def cell(index: tuple[int, int, int]) -> Any:
+            value = self._cells.get(index)
+            return missing if value is None else value.astype(np.float32)
+
+        M, F, S = self.shape[:3]
+        out = da.stack(
+            [
+                da.stack([da.stack([cell((m, f, s)) for s in range(S)]) for f in range(F)])
+                for m in range(M)
+            ]
+        )
+        wanted = tuple(chunks.get(d, 1) for d in CELL_DIMS)
+        return out if wanted == (1, 1, 1) else out.rechunk(wanted + (-1,) * len(inner))
+
+
+def combine_cells(folder: Path, chunks: Mapping[str, int] | None = None) -> xr.Dataset:
     """Combine an experiment folder of cell files into one schema-v2 dataset.
 
     The teacher file and the cells may be of schema v1 or v2, in any mix (a v1 store resumed
     by a newer kdtheory holds both): a cell file has no ``method`` or ``arm`` dim, only its
     ``method`` attribute (its label along ``arm``), so the two read alike. The result records
     ``schema_upgraded_from`` when any of them was v1.
+
+    With ``chunks`` (see :func:`open_runs`) the logits and features stay on disk as Dask
+    arrays, one chunk per cell (merged as ``chunks`` asks), and their values are not checked
+    here: :func:`~kdtheory.store.schema.validate_experiment` checks the combined experiment
+    chunk by chunk.
     """
     teacher_path = folder / TEACHER_FILE
     if not teacher_path.exists():
@@ -550,8 +618,10 @@ def combine_cells(folder: Path) -> xr.Dataset:
         origin = teacher_path
     cells = []
     for path in sorted((folder / CELLS_DIR).glob("*.nc")):
-        ds = read_dataset(path)
-        _check_cell(ds, path, teacher)
+        ds = read_dataset(path) if chunks is None else open_dataset_lazily(path, {})
+        # lazily read cells are checked for non-finite values together, in one pass over the
+        # combined experiment (validate_experiment), which names the cell
+        _check_cell(ds, path, teacher, check_values=chunks is None)
         _check_recipe(ds, path, recipe, origin)
         cells.append((path, ds))
     fractions = sorted({float(c.attrs["fraction"]) for _, c in cells})
@@ -571,16 +641,21 @@ def combine_cells(folder: Path) -> xr.Dataset:
     si = {s: i for i, s in enumerate(seeds)}
     N, T, K = teacher.sizes["train_sample"], teacher.sizes["test_sample"], teacher.sizes["class"]
     has_features = "teacher_features" in teacher.data_vars
+
+    def per_cell(shape: tuple[int, ...]) -> Any:
+        full = (M, F, S, *shape)
+        return np.full(full, np.nan, np.float32) if chunks is None else _LazyCells(full)
+
     data: dict[str, Any] = {
-        "test_logits": np.full((M, F, S, T, K), np.nan, np.float32),
-        "train_logits": np.full((M, F, S, N, K), np.nan, np.float32),
+        "test_logits": per_cell((T, K)),
+        "train_logits": per_cell((N, K)),
         "in_train": np.zeros((F, S, N), bool),
         "effective_smoothing": np.full((M, F, S), np.nan, np.float32),
     }
     first = cells[0][1] if cells else None
     if has_features and first is not None and "features" in first.data_vars:
         P, D = first.sizes["feature_sample"], first.sizes["feature"]
-        data["features"] = np.full((M, F, S, P, D), np.nan, np.float32)
+        data["features"] = per_cell((P, D))
         data["classifier_weight"] = np.full((M, F, S, K, D), np.nan, np.float32)
         data["classifier_bias"] = np.full((M, F, S, K), np.nan, np.float32)
     records = [r for r in CELL_RECORDS if first is not None and r in first.attrs]
@@ -598,8 +673,8 @@ def combine_cells(folder: Path) -> xr.Dataset:
             data[r][i] = float(c.attrs.get(r, np.nan))
         if int(c.attrs.get("diverged", 0)):
             continue  # a diverged cell's outputs are no result: left NaN, reported as diverged
-        data["test_logits"][i] = c["test_logits"].values
-        data["train_logits"][i] = c["train_logits"].values
+        data["test_logits"][i] = c["test_logits"].data
+        data["train_logits"][i] = c["train_logits"].data
         data["effective_smoothing"][i] = float(c.attrs.get("effective_smoothing", np.nan))
         for name in ("features", "classifier_weight", "classifier_bias", "loss_history"):
             if name in data:
@@ -609,7 +684,10 @@ def combine_cells(folder: Path) -> xr.Dataset:
                         f"{getattr(c.get(name), 'shape', None)}, unlike the experiment's other "
                         "cells (were they trained with a different recipe?)"
                     )
-                data[name][i] = c[name].values
+                data[name][i] = c[name].data
+    for name, value in data.items():
+        if isinstance(value, _LazyCells):
+            data[name] = value.assemble(chunks or {})
     cell = CELL_DIMS
     ds = xr.Dataset(
         {
@@ -718,13 +796,53 @@ def as_store(store: Any) -> Mapping[str, xr.Dataset]:
     return store
 
 
-def open_runs(path: str | Path) -> RunStore:
+def cell_chunks(chunks: str | Mapping[str, int] | None) -> dict[str, int] | None:
+    """The chunk sizes along ``arm``, ``fraction`` and ``seed`` that ``open_runs(chunks=...)``
+    asks for (None: load into memory).
+
+    Raises
+    ------
+    StoreError
+        For anything but None, ``"cell"`` or a dict of those dims to positive sizes (``-1``:
+        the whole dim), naming what is accepted; or when Dask is not installed.
+    """
+    if chunks is None:
+        return None
+    if isinstance(chunks, str) and chunks == "cell":
+        plan: dict[str, int] = dict(CELL_CHUNKS)
+    elif isinstance(chunks, Mapping):
+        unknown = sorted(set(map(str, chunks)) - set(CELL_DIMS))
+        if unknown:
+            raise StoreError(
+                f"chunks: cannot chunk along {', '.join(unknown)}; a store is chunked along "
+                f"{', '.join(CELL_DIMS)} only (every cell is read whole)"
+            )
+        bad = {k: v for k, v in chunks.items() if not (isinstance(v, int) and (v > 0 or v == -1))}
+        if bad:
+            raise StoreError(f"chunks: sizes must be positive integers or -1, got {bad}")
+        plan = dict(CELL_CHUNKS) | {str(k): int(v) for k, v in chunks.items()}
+    else:
+        raise StoreError(
+            f"chunks: expected None, 'cell' or a dict such as {{'seed': 3}}, got {chunks!r}"
+        )
+    require_dask("opening a run store lazily (chunks=...)")
+    return plan
+
+
+def open_runs(path: str | Path, chunks: str | Mapping[str, int] | None = None) -> RunStore:
     """Open a run store folder (cell files, combined files, or a mix).
 
     Parameters
     ----------
     path : str or Path
         The store folder, or a single combined ``.nc`` file.
+    chunks : {"cell"} or dict, optional
+        None (default): load every experiment into memory. ``"cell"``, or a dict such as
+        ``{"seed": 3}``: open lazily with Dask (a store larger than memory): the students'
+        logits and features (``LAZY_VARIABLES``) stay on disk as Dask arrays chunked along
+        ``arm``, ``fraction`` and ``seed`` (one cell per chunk unless the dict merges more),
+        and every metric, hypothesis and export reads them one chunk at a time. Needs Dask
+        (``pip install 'kdtheory[cluster]'``).
 
     Returns
     -------
@@ -735,10 +853,12 @@ def open_runs(path: str | Path) -> RunStore:
     Raises
     ------
     StoreError
-        If the path does not exist, holds no experiment or has a folder that cannot be read.
+        If the path does not exist, holds no experiment or has a folder that cannot be read,
+        or ``chunks`` is not understood or needs Dask that is not installed.
     SchemaError
         Naming the file, if any file does not meet the schema.
     """
+    plan = cell_chunks(chunks)
     root = Path(path)
     if not root.exists():
         raise StoreError(
@@ -758,20 +878,23 @@ def open_runs(path: str | Path) -> RunStore:
         experiments[exp] = ds
         sources[exp] = files
 
+    def read(file: Path) -> xr.Dataset:
+        return read_dataset(file) if plan is None else open_dataset_lazily(file, plan)
+
     if root.is_file():
-        ds = upgrade(read_dataset(root), root)
+        ds = upgrade(read(root), root)
         validate_experiment(ds, root)
         add(ds, [root])
     else:
         files = _netcdf_files(root)
         for folder in sorted({p.parent.parent for p in files if p.parent.name == CELLS_DIR}):
-            ds = combine_cells(folder)
+            ds = combine_cells(folder, plan)
             validate_experiment(ds, folder)
             add(ds, [folder])
         for file in files:
             if file.parent.name == CELLS_DIR or file.name == TEACHER_FILE:
                 continue
-            ds = upgrade(read_dataset(file), file)
+            ds = upgrade(read(file), file)
             validate_experiment(ds, file)
             add(ds, [file])
     if not experiments:

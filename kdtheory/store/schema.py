@@ -9,7 +9,7 @@ v1 dataset into v2 in memory; every reader calls it, so v1 files keep opening.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -226,7 +226,67 @@ def validate_experiment(ds: xr.Dataset, source: str | Path = "<dataset>") -> Non
         if idx.size and (idx.min() < 0 or idx.max() >= n):
             raise _fail(source, "coordinate 'feature_sample' must hold training-set indices")
     _check_nested(ds, source)
-    check_finite(ds, source)
+    check_finite(ds, source)  # a lazily opened experiment: one chunk of cells at a time
+
+
+class _NonFinite(NamedTuple):
+    """Infinite and NaN counts of one float variable: per cell (``arm, fraction, seed``
+    arrays) for a per-cell variable, else 0-d totals; ``size`` is the values per cell (or in
+    all)."""
+
+    inf: np.ndarray
+    nan: np.ndarray
+    size: int
+    per_cell: bool
+
+
+def _counts_of(values: np.ndarray, per_cell: bool) -> tuple[np.ndarray, np.ndarray]:
+    if per_cell:
+        flat = values.reshape(values.shape[:3] + (-1,))
+        return np.isinf(flat).sum(axis=-1), np.isnan(flat).sum(axis=-1)
+    return np.asarray(np.isinf(values).sum()), np.asarray(np.isnan(values).sum())
+
+
+def _nonfinite_counts(values: Any, dims: tuple[str, ...]) -> _NonFinite | None:
+    """Count the non-finite values of a variable (NumPy values, or a DataArray that may be
+    Dask-backed: then one chunk of cells at a time); None for a non-float or empty one."""
+    from kdtheory.store.blocks import is_lazy, reduce_cells
+
+    shape = tuple(values.shape)
+    if not np.issubdtype(values.dtype, np.floating) or int(np.prod(shape)) == 0:
+        return None
+    per_cell = tuple(dims[:3]) == CELL_DIMS and len(shape) > 3
+    size = int(np.prod(shape[3:])) if per_cell else int(np.prod(shape))
+    if not (per_cell and is_lazy(values)):
+        inf, nan = _counts_of(np.asarray(getattr(values, "values", values)), per_cell)
+        return _NonFinite(inf, nan, size, per_cell)
+
+    def count(_where: dict, block: np.ndarray) -> np.ndarray:
+        return np.stack(_counts_of(block, True), axis=-1)
+
+    counts = reduce_cells(values, CELL_DIMS, count, extra=2).astype(np.int64)
+    return _NonFinite(counts[..., 0], counts[..., 1], size, per_cell)
+
+
+def _bad_cells(c: _NonFinite) -> np.ndarray:
+    """Cells with an infinity, or with NaN while not all NaN (a missing cell is all NaN)."""
+    return (c.inf > 0) | ((c.nan > 0) & (c.nan < c.size))
+
+
+def _describe(c: _NonFinite) -> str | None:
+    n_inf = int(c.inf.sum())
+    if n_inf:
+        return f"holds {n_inf} infinite value(s)"
+    if c.per_cell:
+        partial = (c.nan > 0) & (c.nan < c.size)
+        if not partial.any():
+            return None  # only whole cells are NaN: missing cells
+        return (
+            f"holds {int(c.nan[partial].sum())} NaN value(s) in {int(partial.sum())} cell(s) "
+            "that are otherwise present (a missing cell is all NaN; a present one must be finite)"
+        )
+    n_nan = int(c.nan.sum())
+    return f"holds {n_nan} NaN value(s)" if n_nan else None
 
 
 def nonfinite_problem(values: np.ndarray, dims: tuple[str, ...]) -> str | None:
@@ -244,34 +304,16 @@ def nonfinite_problem(values: np.ndarray, dims: tuple[str, ...]) -> str | None:
     Returns
     -------
     str or None
-        A description such as ``"holds 3 infinite value(s) (cell arm='kd-T4', ...)"``.
+        A description such as ``"holds 3 infinite value(s)"``.
     """
-    values = np.asarray(values)
-    if not np.issubdtype(values.dtype, np.floating) or values.size == 0:
-        return None
-    finite = np.isfinite(values)
-    if finite.all():
-        return None
-    n_inf = int(np.isinf(values).sum())
-    if n_inf:
-        return f"holds {n_inf} infinite value(s)"
-    nan = ~finite
-    if tuple(dims[:3]) == CELL_DIMS and values.ndim > 3:
-        per_cell = nan.reshape(values.shape[:3] + (-1,))
-        partial = per_cell.any(axis=-1) & ~per_cell.all(axis=-1)
-        if not partial.any():
-            return None  # only whole cells are NaN: missing cells
-        n_cells = int(partial.sum())
-        n_nan = int(per_cell[partial].sum())
-        return (
-            f"holds {n_nan} NaN value(s) in {n_cells} cell(s) that are otherwise present "
-            "(a missing cell is all NaN; a present one must be finite)"
-        )
-    return f"holds {int(nan.sum())} NaN value(s)"
+    counts = _nonfinite_counts(np.asarray(values), dims)
+    return None if counts is None else _describe(counts)
 
 
 def first_nonfinite(ds: xr.Dataset, variables: tuple[str, ...] = FINITE_VARIABLES) -> str | None:
     """The first variable of ``ds`` with values that are not allowed to be non-finite.
+
+    A lazily opened (Dask-backed) experiment is checked one chunk of cells at a time.
 
     Parameters
     ----------
@@ -291,31 +333,33 @@ def first_nonfinite(ds: xr.Dataset, variables: tuple[str, ...] = FINITE_VARIABLE
     """
     if int(ds.attrs.get("diverged", 0) or 0):
         return None
+    missing: dict[str, np.ndarray] = {}
     for name in variables:
         if name not in ds.data_vars:
             continue
         var = ds[name]
-        problem = nonfinite_problem(np.asarray(var.values), tuple(map(str, var.dims)))
-        if problem is not None:
-            return f"variable {name!r} {problem}{_first_bad_cell(var)}"
-    return _half_missing_cell(ds, variables)
-
-
-def _half_missing_cell(ds: xr.Dataset, variables: tuple[str, ...]) -> str | None:
-    """A cell that is all NaN (missing) in one per-cell variable but present in another."""
-    masks: dict[str, np.ndarray] = {}
-    for name in variables:
-        var = ds.data_vars.get(name)
-        if var is None or tuple(var.dims[:3]) != CELL_DIMS or var.ndim <= 3 or var.size == 0:
+        counts = _nonfinite_counts(var, tuple(map(str, var.dims)))
+        if counts is None:
             continue
-        values = np.asarray(var.values)
-        masks[name] = np.isnan(values.reshape(values.shape[:3] + (-1,))).all(axis=-1)
-    if not masks:
+        problem = _describe(counts)
+        if problem is not None:
+            return f"variable {name!r} {problem}{_first_bad_cell(var, counts)}"
+        if counts.per_cell:
+            missing[name] = counts.nan == counts.size
+    return _half_missing_cell(ds, missing)
+
+
+def _half_missing_cell(ds: xr.Dataset, missing: dict[str, np.ndarray]) -> str | None:
+    """A cell that is all NaN (missing) in one per-cell variable but present in another;
+    ``missing`` maps each per-cell variable to its (arm, fraction, seed) all-NaN mask."""
+    if not missing:
         return None
-    first, reference = next(iter(masks.items()))
-    for name, mask in masks.items():
+    first, reference = next(iter(missing.items()))
+    for name, mask in missing.items():
+        if mask.shape != reference.shape:
+            continue
         differ = mask != reference
-        if mask.shape != reference.shape or not differ.any():
+        if not differ.any():
             continue
         i, j, k = (int(x) for x in np.argwhere(differ)[0])
         gone, there = (first, name) if reference[i, j, k] else (name, first)
@@ -360,14 +404,11 @@ def check_finite(
         raise _fail(source, f"{problem}. {NONFINITE_HINT}.")
 
 
-def _first_bad_cell(var: xr.DataArray) -> str:
+def _first_bad_cell(var: xr.DataArray, counts: _NonFinite) -> str:
     """``" (first at arm=kd-T4, fraction=0.1, seed=0)"`` for a per-cell variable."""
-    if tuple(var.dims[:3]) != CELL_DIMS or var.ndim <= 3:
+    if not counts.per_cell:
         return ""
-    values = np.asarray(var.values)
-    flat = values.reshape(values.shape[:3] + (-1,))
-    nan = np.isnan(flat)
-    bad = np.isinf(flat).any(axis=-1) | (nan.any(axis=-1) & ~nan.all(axis=-1))
+    bad = _bad_cells(counts)
     if not bad.any():
         return ""
     index = [int(x) for x in np.argwhere(bad)[0]]
@@ -396,34 +437,58 @@ STORAGE_NOTE = (
 )
 
 
-def packed_encoding(values: np.ndarray) -> dict:
+def packed_encoding(values: Any) -> dict:
     """CF int16 packing of a float array: ``scale_factor`` from its largest finite magnitude.
 
     NaN is stored as the fill value (and reads back as NaN); infinities cannot be packed (they
     would read back as a wrong finite number), so they are refused.
+
+    Parameters
+    ----------
+    values : numpy.ndarray or xarray.DataArray
+        The values; a Dask-backed DataArray is scanned one chunk of cells at a time.
 
     Raises
     ------
     SchemaError
         If ``values`` holds an infinite value.
     """
-    if values.size and np.issubdtype(values.dtype, np.floating) and np.isinf(values).any():
-        raise SchemaError(
-            f"cannot pack {int(np.isinf(values).sum())} infinite value(s) as int16; "
-            f"{NONFINITE_HINT}"
-        )
-    finite = np.abs(values[np.isfinite(values)]) if values.size else np.empty(0)
-    top = float(finite.max()) if finite.size else 0.0
+    from kdtheory.store.blocks import is_lazy, reduce_cells
+
+    def largest(_where: dict, block: np.ndarray) -> np.ndarray:
+        """Per cell (or in all): the largest finite magnitude and the number of infinities."""
+        flat = block.reshape(block.shape[:3] + (-1,)) if block.ndim > 3 else block.reshape(-1)
+        finite = np.isfinite(flat)
+        top = np.max(np.abs(np.where(finite, flat, 0.0)), axis=-1, initial=0.0)
+        return np.stack([top, np.isinf(flat).sum(axis=-1)], axis=-1)
+
+    if is_lazy(values) and tuple(values.dims[:3]) == CELL_DIMS and values.ndim > 3:
+        found = reduce_cells(values, CELL_DIMS, largest, extra=2)
+    else:
+        array = np.asarray(values)
+        if not array.size or not np.issubdtype(array.dtype, np.floating):
+            array = np.zeros(0, np.float32)
+        found = largest({}, array)
+    top = float(np.max(found[..., 0], initial=0.0))
+    n_inf = int(found[..., 1].sum())
+    if n_inf:
+        raise SchemaError(f"cannot pack {n_inf} infinite value(s) as int16; {NONFINITE_HINT}")
     scale = np.float32(top / 32000.0 if top > 0 else 1.0)
     return {"dtype": "int16", "scale_factor": scale, "_FillValue": np.int16(-32768)}
 
 
 def combined_encoding(ds: xr.Dataset, pack: bool = True) -> dict[str, dict]:
-    """netCDF encoding: zlib compression; float variables packed as int16 (see STORAGE_NOTE)."""
+    """netCDF encoding: zlib compression; float variables packed as int16 (see STORAGE_NOTE).
+
+    Variables along ``arm, fraction, seed`` with more dims are stored in one netCDF chunk per
+    cell, so that a store opened lazily (``open_runs(chunks=...)``) reads a cell at a time.
+    """
     enc: dict[str, dict] = {}
     for name, var in ds.data_vars.items():
         e: dict = {"zlib": True, "complevel": 6, "shuffle": True}
         if pack and name in FLOAT_VARIABLES and np.issubdtype(var.dtype, np.floating):
-            e.update(packed_encoding(np.asarray(var.values)))
+            e.update(packed_encoding(var))
+        if tuple(var.dims[:3]) == CELL_DIMS and var.ndim > 3 and var.size:
+            e["chunksizes"] = (1, 1, 1, *var.shape[3:])
         enc[name] = e
     return enc
