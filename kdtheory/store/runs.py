@@ -826,7 +826,34 @@ def cell_chunks(chunks: str | Mapping[str, int] | None) -> dict[str, int] | None
             f"chunks: expected None, 'cell' or a dict such as {{'seed': 3}}, got {chunks!r}"
         )
     require_dask("opening a run store lazily (chunks=...)")
+    _bound_file_caches()
     return plan
+
+
+#: netCDF files xarray keeps open at once while a lazily opened store is read
+LAZY_OPEN_FILES = 16
+#: HDF5 chunk cache per variable of each netCDF file opened while a store is read lazily
+LAZY_CHUNK_CACHE_BYTES = 4 << 20
+
+
+def _bound_file_caches() -> None:
+    """Bound the memory that open files hold while a store is read lazily.
+
+    Every netCDF file xarray keeps open (128 by default) holds HDF5's chunk cache, so reading
+    the cells of a large store one at a time would still keep the last chunk of each of 128
+    cell files: measured on the large-store benchmark, peak memory grew with the size of a cell
+    (2.6 GB at CIFAR-100 scale). This lowers, for the process, xarray's ``file_cache_maxsize``
+    to ``LAZY_OPEN_FILES`` (never raising it) and netCDF4's default chunk cache for files opened
+    from now on to ``LAZY_CHUNK_CACHE_BYTES`` (a cell's chunk is read once, whole, so the cache
+    saves no reads).
+    """
+    import netCDF4
+
+    if xr.get_options()["file_cache_maxsize"] > LAZY_OPEN_FILES:
+        xr.set_options(file_cache_maxsize=LAZY_OPEN_FILES)
+    size, nelems, preemption = netCDF4.get_chunk_cache()
+    if size > LAZY_CHUNK_CACHE_BYTES:
+        netCDF4.set_chunk_cache(LAZY_CHUNK_CACHE_BYTES, nelems, preemption)
 
 
 def open_runs(path: str | Path, chunks: str | Mapping[str, int] | None = None) -> RunStore:
@@ -842,7 +869,9 @@ def open_runs(path: str | Path, chunks: str | Mapping[str, int] | None = None) -
         logits and features (``LAZY_VARIABLES``) stay on disk as Dask arrays chunked along
         ``arm``, ``fraction`` and ``seed`` (one cell per chunk unless the dict merges more),
         and every metric, hypothesis and export reads them one chunk at a time. Needs Dask
-        (``pip install 'kdtheory[cluster]'``).
+        (``pip install 'kdtheory[cluster]'``). Also lowers, for the process, the number of
+        files xarray keeps open and netCDF's chunk cache (see ``_bound_file_caches``), which
+        otherwise hold a cell's worth of memory per open file.
 
     Returns
     -------
