@@ -97,10 +97,15 @@ class AugmentSampler:
 
     def take(self, steps: int) -> np.ndarray:
         """``(steps, batch_size, 3)`` int64: vertical and horizontal offsets in
-        ``[0, 2 * CROP_PADDING]`` and a flip bit, for the next ``steps`` batches."""
-        offsets = self.rng.integers(0, 2 * CROP_PADDING + 1, size=(steps, self.batch_size, 2))
-        flips = self.rng.integers(0, 2, size=(steps, self.batch_size, 1))
-        return np.concatenate([offsets, flips], axis=2).astype(np.int64)
+        ``[0, 2 * CROP_PADDING]`` and a flip bit, for the next ``steps`` batches.
+
+        One uniform double per value (one generator draw each), so the draws of a step do not
+        depend on how many steps are taken at once (a cell alone and in a group take blocks of
+        different lengths).
+        """
+        u = self.rng.random((steps, self.batch_size, 3))
+        sides = np.array([2 * CROP_PADDING + 1, 2 * CROP_PADDING + 1, 2])
+        return np.floor(u * sides).astype(np.int64)
 
 
 def crop_flip(x: torch.Tensor, draws: torch.Tensor) -> torch.Tensor:
@@ -130,4 +135,4 @@ def crop_flip(x: torch.Tensor, draws: torch.Tensor) -> torch.Tensor:
     cols = torch.where(d[:, 2:3].bool(), w - 1 - cols, cols) + d[:, 1:2]  # (N, W)
     n = torch.arange(len(d), device=x.device)[:, None, None]
     out = padded.permute(0, 2, 3, 1)[n, rows[:, :, None], cols[:, None, :]]  # (N, H, W, C)
-    return out.permute(0, 3, 1, 2).reshape(*lead, c, h, w)
+    return out.permute(0, 3, 1, 2).contiguous().reshape(*lead, c, h, w)
