@@ -300,3 +300,17 @@ def test_cuda_resnet_bf16_augmented_batched_equals_sequential_and_budget():
         np.testing.assert_array_equal(res.test_logits, rep.test_logits)
         (alone,) = train_group([job], build, data, cfg, np.arange(10))
         np.testing.assert_allclose(res.test_logits, alone.test_logits, rtol=2e-2, atol=2e-2)
+
+
+def test_paper_cifar100_preset_checks_and_names_its_recipe():
+    from kdtheory.training.subsets import subset_size
+    from kdtheory.training.sweep import PRESETS, check_specs, configs_from_options
+
+    (cfg,) = configs_from_options("paper-cifar100", {})
+    assert cfg is PRESETS["paper-cifar100"][0] or cfg == PRESETS["paper-cifar100"][0]
+    assert [o.label for o in check_specs(cfg)] == ["label", "kd-T4", "ls", "kd-shuffled-T4"]
+    recipe = cfg.recipe()
+    assert (recipe["augment"], recipe["precision"]) == ("crop-flip", "bf16")
+    assert cfg.dataset.startswith("cifar100:") and "resnet" in cfg.student
+    # the cost the README states: 76,315 student steps per method and seed
+    assert sum(cfg.cell_steps(subset_size(f, 50_000)) for f in cfg.fractions) == 76_315

@@ -179,7 +179,9 @@ def _summary_table(store_path: Path, experiment: str) -> tuple[Table, list[str]]
 def run_command(
     out: Path = typer.Option(Path("runs"), "--out", "-o", help="Run-store folder to write."),
     preset: str | None = typer.Option(
-        None, help="Named sweep: smoke (< 1 min), reference (the shipped data/), bench."
+        None,
+        help="Named sweep: smoke (< 1 min), reference (the shipped data/), bench, "
+        "paper-cifar100 (GPU, CIFAR-100 under ~/data).",
     ),
     dataset: str | None = typer.Option(
         None, help="Dataset spec, e.g. mnist1d:num_samples=10000, digits, mnist-5k, npz:path=f.npz"

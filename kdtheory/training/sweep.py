@@ -268,6 +268,33 @@ _MNIST5K_CNN = ExperimentConfig(
     feature_samples=256,
 )
 
+#: The paper's CIFAR-100 setting, sized for one GPU (not run in CI): ResNet-56 teacher, ResNet-20
+#: students, crop-flip augmentation with KD targets on the augmented batch, bf16 autocast. CIFAR-100
+#: must be under ``~/data`` (see the README for fetching it). Cost (README, "Vision"): 915,780
+#: student cell-steps of batch 128 (76,315 per method and seed, from ``cell_steps``), half of
+#: them with a teacher forward, and 78,125 teacher steps: about 5.1e16 FLOPs by torch's
+#: FlopCounterMode; a tiny measured run gave 1.9 cell-steps/s on one CPU thread (bf16), so this
+#: preset is for a GPU.
+PAPER_CIFAR100 = ExperimentConfig(
+    dataset="cifar100:root=~/data",
+    teacher="resnet:depth=56,width=16",
+    student="resnet:depth=20,width=16",
+    fractions=DEFAULT_FRACTIONS,
+    seeds=(0, 1, 2),
+    methods=DEFAULT_METHODS,
+    epochs=100,
+    min_steps=2000,
+    batch_size=128,
+    lr=2e-3,
+    weight_decay=0.05,
+    warmup=0.05,
+    teacher_epochs=200,
+    teacher_lr=2e-3,
+    feature_samples=512,
+    augment="crop-flip",
+    precision="bf16",
+)
+
 PRESETS: dict[str, list[ExperimentConfig]] = {
     "smoke": [
         ExperimentConfig(
@@ -316,6 +343,7 @@ PRESETS: dict[str, list[ExperimentConfig]] = {
             teacher_epochs=40,
         ),
     ],
+    "paper-cifar100": [PAPER_CIFAR100],
     "bench": [
         ExperimentConfig(
             dataset="mnist1d",
