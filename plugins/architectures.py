@@ -1,9 +1,9 @@
-"""Built-in architectures: an MLP, a small CNN and a small vision transformer.
+"""Built-in architectures: an MLP, a small CNN, a small vision transformer and a CIFAR ResNet.
 
 This module registers them (``kdtheory_register_architectures``) and checks their options; the
 torch models themselves live in :mod:`kdtheory.plugins.networks`, imported when a model is built,
 so that listing the plugins (``kdtheory plugins``, ``kdtheory list``) does not load torch.
-``MLP``, ``CNN`` and ``ViT`` are also reachable here, imported on first use (PEP 562).
+``MLP``, ``CNN``, ``ViT`` and ``ResNet`` are also reachable here, imported on first use (PEP 562).
 
 Every model follows the contract of :class:`kdtheory.plugin.specs.ArchitectureSpec`:
 ``forward(x, with_features=False)`` returns logits ``(B, K)`` or ``(logits, features)`` with the
@@ -21,19 +21,21 @@ from kdtheory.errors import SpecError
 from kdtheory.plugin.specs import ArchitectureSpec, Option, positive_float, positive_int
 
 if TYPE_CHECKING:
-    from kdtheory.plugins.networks import CNN, MLP, ViT
+    from kdtheory.plugins.networks import CNN, MLP, ResNet, ViT
 
 __all__ = [
     "CNN",
     "MLP",
+    "ResNet",
     "ViT",
     "build_cnn",
     "build_mlp",
+    "build_resnet",
     "build_vit",
     "kdtheory_register_architectures",
 ]
 __getattr__, _dir = lazy_exports(
-    __name__, dict.fromkeys(["CNN", "MLP", "ViT"], "kdtheory.plugins.networks")
+    __name__, dict.fromkeys(["CNN", "MLP", "ResNet", "ViT"], "kdtheory.plugins.networks")
 )
 
 
@@ -146,6 +148,32 @@ def build_vit(
     )
 
 
+def build_resnet(
+    input_shape: Sequence[int], num_classes: int, depth: int = 20, width: int = 16
+) -> ResNet:
+    """Build a :class:`ResNet` (``resnet:depth=20,width=16``, ResNet-20).
+
+    Parameters
+    ----------
+    input_shape : sequence of int
+        ``(C, H, W)``.
+    num_classes : int
+    depth : int
+        ``6 n + 2``.
+    width : int
+        Channels of the first stage (the stages have ``width``, ``2 width``, ``4 width``).
+
+    Returns
+    -------
+    ResNet
+    """
+    if int(width) < 1:
+        raise SpecError(f"architecture 'resnet': option width={width} must be >= 1")
+    from kdtheory.plugins.networks import ResNet
+
+    return ResNet(input_shape, num_classes, depth=int(depth), width=int(width))
+
+
 # --------------------------------------------------------------------------- registration
 def _mlp_options(width: int, depth: int) -> dict[str, Option]:
     """The options of an MLP architecture, with these defaults."""
@@ -162,7 +190,7 @@ def kdtheory_register_architectures() -> list[ArchitectureSpec]:
     Returns
     -------
     list of ArchitectureSpec
-        ``mlp``, ``mlp-wide`` (a wider, deeper teacher MLP), ``cnn`` and ``vit``.
+        ``mlp``, ``mlp-wide`` (a wider, deeper teacher MLP), ``cnn``, ``vit`` and ``resnet``.
     """
     return [
         ArchitectureSpec(
@@ -200,6 +228,15 @@ def kdtheory_register_architectures() -> list[ArchitectureSpec]:
                 "heads": Option(4, positive_int, "attention heads, must divide dim"),
                 "mlp_ratio": Option(2.0, positive_float, "block MLP width / dim"),
                 "pool": Option("mean", _literal_only, "mean | cls", ("mean", "cls")),
+            },
+        ),
+        ArchitectureSpec(
+            name="resnet",
+            description="CIFAR-style ResNet (6n+2 layers, 3 stages) with GroupNorm; images only",
+            build=build_resnet,
+            options={
+                "depth": Option(20, positive_int, "layers, 6n+2: 8, 14, 20, 32, 44, 56, 110"),
+                "width": Option(16, positive_int, "channels of the first stage"),
             },
         ),
     ]

@@ -1,4 +1,4 @@
-"""The torch models behind the built-in architectures: an MLP, a small CNN and a small ViT.
+"""The torch models behind the built-in architectures: an MLP, a small CNN, a small ViT, a ResNet.
 
 :mod:`kdtheory.plugins.architectures` registers them (and checks their options) without importing
 torch; this module, which needs torch, is imported when a model is built.
@@ -6,11 +6,12 @@ torch; this module, which needs torch, is imported when a model is built.
 Every model follows the contract of :class:`kdtheory.plugin.specs.ArchitectureSpec`:
 ``forward(x, with_features=False)`` returns logits ``(B, K)`` or ``(logits, features)`` with the
 penultimate activations ``(B, F)``, and ``classifier`` is the final ``nn.Linear``. The models use
-no BatchNorm, no dropout, no buffers, no in-place operations and no data-dependent control flow,
-so that the batched training engine can run many copies at once with ``torch.func.vmap`` over
-stacked parameters. Each also has a ``grouped_forward`` that computes the same group forward with
-batched kernels (:mod:`kdtheory.training.grouped`); the engine trains with it. Parameters are
-initialised from torch's global RNG only.
+no BatchNorm (the ResNet normalises with GroupNorm), no dropout, no buffers, no in-place
+operations and no data-dependent control flow, so that the batched training engine can run many
+copies at once with ``torch.func.vmap`` over stacked parameters. Each also has a
+``grouped_forward`` that computes the same group forward with batched kernels
+(:mod:`kdtheory.training.grouped`); the engine trains with it. Parameters are initialised from
+torch's global RNG only.
 """
 
 from __future__ import annotations
@@ -30,7 +31,16 @@ from kdtheory.training.grouped import (
     grouped_mlp,
 )
 
-__all__ = ["CNN", "MLP", "ViT", "auto_patch", "channels_first_shape", "check_input_shape"]
+__all__ = [
+    "CNN",
+    "MLP",
+    "ResNet",
+    "ViT",
+    "auto_patch",
+    "channels_first_shape",
+    "check_input_shape",
+    "norm_groups",
+]
 
 
 def check_input_shape(input_shape: Sequence[int], arch: str) -> tuple[int, ...]:
@@ -545,3 +555,157 @@ def _grouped_block(
     tokens = tokens + linear("attn.proj", heads).view(cells, batch, n, dim)
     hidden = F.gelu(linear("fc1", norm("norm2", tokens)))
     return tokens + linear("fc2", hidden).view(cells, batch, n, dim)
+
+
+# --------------------------------------------------------------------------- ResNet
+def norm_groups(channels: int, groups: int = 8) -> int:
+    """GroupNorm groups for ``channels``: the largest divisor of ``channels`` up to ``groups``."""
+    return max(g for g in range(1, min(groups, channels) + 1) if channels % g == 0)
+
+
+class BasicBlock(nn.Module):
+    """``relu(x' + GN(conv(relu(GN(conv(x))))))`` with ``x'`` the input, or its 1x1 projection
+    (convolution and GroupNorm) where the stride or the width changes."""
+
+    def __init__(self, in_ch: int, out_ch: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_ch, out_ch, 3, stride=stride, padding=1, bias=False)
+        self.norm1 = nn.GroupNorm(norm_groups(out_ch), out_ch)
+        self.conv2 = nn.Conv2d(out_ch, out_ch, 3, stride=1, padding=1, bias=False)
+        self.norm2 = nn.GroupNorm(norm_groups(out_ch), out_ch)
+        self.project = stride != 1 or in_ch != out_ch
+        if self.project:
+            self.short = nn.Conv2d(in_ch, out_ch, 1, stride=stride, bias=False)
+            self.short_norm = nn.GroupNorm(norm_groups(out_ch), out_ch)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply the block to ``(B, C, H, W)``."""
+        h = F.relu(self.norm1(self.conv1(x)))
+        h = self.norm2(self.conv2(h))
+        short = self.short_norm(self.short(x)) if self.project else x
+        return F.relu(h + short)
+
+
+class ResNet(nn.Module):
+    """A CIFAR-style ResNet (He et al. 2016, section 4.2) with GroupNorm instead of BatchNorm.
+
+    A 3x3 convolution to ``width`` channels, then three stages of ``(depth - 2) / 6`` basic
+    blocks with ``width``, ``2 * width`` and ``4 * width`` channels (the second and third start
+    with stride 2), global average pooling (the features) and the linear classifier. ``depth=20,
+    width=16`` is ResNet-20 (0.27M parameters). GroupNorm normalises each sample on its own, so
+    there are no running statistics (no buffers) and a cell's forward does not depend on the
+    other samples of its batch or the other cells of its group. Takes images ``(C, H, W)``.
+
+    Parameters
+    ----------
+    input_shape : sequence of int
+        ``(C, H, W)``.
+    num_classes : int
+    depth : int
+        ``6 n + 2`` (8, 14, 20, 32, 44, 56, 110, ...).
+    width : int
+        Channels of the first stage.
+    """
+
+    def __init__(
+        self, input_shape: Sequence[int], num_classes: int, depth: int = 20, width: int = 16
+    ) -> None:
+        super().__init__()
+        shape = check_input_shape(input_shape, "resnet")
+        if len(shape) != 3:
+            raise SpecError(
+                f"architecture 'resnet' takes images of shape (C, H, W), not {shape}; use "
+                "cnn or vit for sequences"
+            )
+        if depth < 8 or (depth - 2) % 6:
+            raise SpecError(
+                f"architecture 'resnet': option depth={depth} must be 6n+2 with n >= 1 "
+                "(8, 14, 20, 32, 44, 56, 110)"
+            )
+        self.input_shape = shape
+        self.stem = nn.Conv2d(shape[0], width, 3, padding=1, bias=False)
+        self.stem_norm = nn.GroupNorm(norm_groups(width), width)
+        blocks: list[nn.Module] = []
+        in_ch = width
+        for stage in range(3):
+            out_ch = width * 2**stage
+            for i in range((depth - 2) // 6):
+                blocks.append(BasicBlock(in_ch, out_ch, 2 if stage > 0 and i == 0 else 1))
+                in_ch = out_ch
+        self.blocks = nn.Sequential(*blocks)
+        self.feature_dim = in_ch
+        self.classifier = nn.Linear(in_ch, _check_classes(num_classes, "resnet"))
+
+    def forward(
+        self, x: torch.Tensor, with_features: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Logits ``(B, K)``, or ``(logits, features)`` if ``with_features``."""
+        h = F.relu(self.stem_norm(self.stem(x)))
+        features = self.blocks(h).mean(dim=(2, 3))
+        return _output(self.classifier(features), features, with_features)
+
+    def grouped_forward(
+        self,
+        params: dict[str, torch.Tensor],
+        buffers: dict[str, torch.Tensor],
+        x: torch.Tensor,
+        with_features: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """The forward of a group of cells from their stacked parameters (batched kernels).
+
+        Activations are laid out ``(B, C * channels, H, W)``: every convolution is one grouped
+        convolution with the ``C`` cells as its groups, and every GroupNorm one ``group_norm``
+        with ``C`` times its groups (its groups are contiguous channel blocks, so they never
+        straddle two cells) and the cells' affine parameters concatenated. Equal to
+        ``vmap(functional_call)`` of :meth:`forward` up to float rounding. Called on a
+        parameter-less (``meta``) copy.
+
+        Parameters
+        ----------
+        params : dict of str to torch.Tensor
+            This module's parameters by name, each with a leading cell dimension ``C``.
+        buffers : dict of str to torch.Tensor
+            Unused (the ResNet has none); part of the ``grouped_forward`` contract.
+        x : torch.Tensor
+            ``(C, B, *input_shape)``.
+        with_features : bool
+            Also return the penultimate activations.
+
+        Returns
+        -------
+        torch.Tensor or tuple of torch.Tensor
+            Logits ``(C, B, K)``, or ``(logits, features)`` with features ``(C, B, F)``.
+        """
+        cells, batch = x.shape[0], x.shape[1]
+
+        def conv(name: str, h: torch.Tensor, layer: nn.Conv2d) -> torch.Tensor:
+            w = params[f"{name}.weight"]
+            return F.conv2d(
+                h,
+                w.reshape(-1, *w.shape[2:]),
+                stride=layer.stride,
+                padding=layer.padding,
+                groups=cells,
+            )
+
+        def norm(name: str, h: torch.Tensor, layer: nn.GroupNorm) -> torch.Tensor:
+            return F.group_norm(
+                h,
+                cells * layer.num_groups,
+                params[f"{name}.weight"].reshape(-1),
+                params[f"{name}.bias"].reshape(-1),
+                layer.eps,
+            )
+
+        h = x.transpose(0, 1).reshape(batch, cells * x.shape[2], *x.shape[3:])
+        h = F.relu(norm("stem_norm", conv("stem", h, self.stem), self.stem_norm))
+        for i, block in enumerate(self.blocks):
+            p = f"blocks.{i}."
+            out = F.relu(norm(p + "norm1", conv(p + "conv1", h, block.conv1), block.norm1))
+            out = norm(p + "norm2", conv(p + "conv2", out, block.conv2), block.norm2)
+            if block.project:
+                h = norm(p + "short_norm", conv(p + "short", h, block.short), block.short_norm)
+            h = F.relu(out + h)
+        features = h.mean(dim=(2, 3)).view(batch, cells, -1).transpose(0, 1).contiguous()
+        logits = grouped_linear(features, params["classifier.weight"], params["classifier.bias"])
+        return _output(logits, features, with_features)

@@ -179,7 +179,9 @@ def _summary_table(store_path: Path, experiment: str) -> tuple[Table, list[str]]
 def run_command(
     out: Path = typer.Option(Path("runs"), "--out", "-o", help="Run-store folder to write."),
     preset: str | None = typer.Option(
-        None, help="Named sweep: smoke (< 1 min), reference (the shipped data/), bench."
+        None,
+        help="Named sweep: smoke (< 1 min), reference (the shipped data/), bench, "
+        "paper-cifar100 (GPU, CIFAR-100 under ~/data).",
     ),
     dataset: str | None = typer.Option(
         None, help="Dataset spec, e.g. mnist1d:num_samples=10000, digits, mnist-5k, npz:path=f.npz"
@@ -231,11 +233,24 @@ def run_command(
         "the dataset, teacher and student, e.g. 'MNIST-5k · CNN 32→8'); one experiment only; "
         "kept from the run that created the experiment.",
     ),
+    augment: str | None = typer.Option(
+        None,
+        help="Augment training batches of images: none (default) or crop-flip (random crop "
+        "after 4-pixel padding, horizontal flip; per cell and step, seeded; KD targets from the "
+        "teacher on the augmented batch).",
+    ),
+    precision: str | None = typer.Option(
+        None, help="fp32 (default) or bf16: training forward passes under bfloat16 autocast."
+    ),
     device: str = typer.Option("auto", help="auto (CUDA if present), cpu, cuda, cuda:1, ..."),
     batch_cells: str = typer.Option(
         "auto", help="Cells trained together in one batched model; 1 = one at a time."
     ),
-    memory_budget: str = typer.Option("2GB", help="Memory a batched group may use (auto)."),
+    memory_budget: str = typer.Option(
+        "auto",
+        help="Memory a batched group may use with --batch-cells auto: a size such as 2GB, or "
+        "auto (2GB on a CPU; on a GPU a share of its free memory).",
+    ),
     retrain_diverged: bool = typer.Option(
         False, help="Train again the cells stored as diverged (non-finite loss)."
     ),
@@ -272,7 +287,7 @@ def run_command(
     tasks, several at once; the store and the result are the same.
     """
     from kdtheory.store.atomic import sweep_orphans
-    from kdtheory.training.allocator import keep_freed_memory
+    from kdtheory.training.allocator import default_memory_budget, keep_freed_memory
     from kdtheory.training.engine import resolve_device
     from kdtheory.training.sweep import (
         check_specs,
@@ -304,6 +319,8 @@ def run_command(
             "feature_samples": feature_samples,
             "name": name,
             "title": title,
+            "augment": augment,
+            "precision": precision,
         }
         if teacher_cache is not None and no_teacher_cache:
             raise KDTheoryError(
@@ -327,7 +344,11 @@ def run_command(
         configs = configs_from_options(preset, overrides)
         for cfg in configs:
             check_specs(cfg)
-        budget = parse_bytes(memory_budget)
+        budget = (
+            default_memory_budget(resolve_device(device))
+            if memory_budget == "auto"
+            else parse_bytes(memory_budget)
+        )
         if resolve_device(device).type == "cpu":
             keep_freed_memory()  # this process only trains: reuse freed blocks, fewer page faults
         swept = sweep_orphans(out)

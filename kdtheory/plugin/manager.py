@@ -32,6 +32,7 @@ from kdtheory.plugin.registry import Registry, did_you_mean
 PROJECT = "kdtheory"
 BUILTIN_MODULES = {
     "datasets": "kdtheory.plugins.datasets",
+    "vision_datasets": "kdtheory.plugins.vision_datasets",
     "architectures": "kdtheory.plugins.architectures",
     "objectives": "kdtheory.plugins.objectives",
     "hypotheses": "kdtheory.hypotheses",

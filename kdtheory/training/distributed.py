@@ -190,7 +190,9 @@ def _inputs(task: GroupTask) -> tuple[LoadedDataset, xr.Dataset, Any, Callable[[
             inputs=(
                 data,
                 teacher,
-                student_training_data(data, teacher, device),
+                student_training_data(
+                    data, teacher, device, cfg, st.experiment_dir(task.out, cfg.experiment_id)
+                ),
                 model_builder(cfg.student, data.input_shape, data.num_classes),
             ),
         )

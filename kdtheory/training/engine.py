@@ -8,7 +8,11 @@ the architecture is run with its ``grouped_forward`` when it has one (batched ke
 whole sweep runs as a few large kernels instead of many small ones. The per-cell loss only
 depends on that cell's parameters and AdamW is element-wise, so a cell's result does not depend on
 which other cells it was trained with (up to floating-point summation order); a group of one cell
-is the sequential path. Evaluation always uses ``vmap``.
+is the sequential path. Evaluation always uses ``vmap``, in float32.
+
+Optionally (:class:`TrainConfig`) every cell's batches are augmented on the device
+(:mod:`kdtheory.training.augment`; the teacher's targets are then computed on the augmented
+batch) and the training forward runs under bfloat16 autocast.
 """
 
 from __future__ import annotations
@@ -27,6 +31,10 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from kdtheory.errors import SpecError
 from kdtheory.plugin.specs import Objective, ObjectiveContext
+from kdtheory.training.augment import AugmentSampler, check_augment, crop_flip, needs_teacher
+
+#: accepted values of ``TrainConfig.precision`` (``--precision``)
+PRECISIONS = ("fp32", "bf16")
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -79,6 +87,11 @@ class TrainConfig:
         cell's budget (interval averages, not single minibatches).
     warmup : float
         Share of each cell's budget spent warming the learning rate up linearly, in [0, 1).
+    augment : {"none", "crop-flip"}
+        Augmentation of every training batch (:mod:`kdtheory.training.augment`).
+    precision : {"fp32", "bf16"}
+        ``bf16`` runs the training forward passes (students', and the teacher's on augmented
+        batches) under bfloat16 autocast; losses, optimizer and evaluation stay float32.
     """
 
     steps: int = 1000
@@ -87,6 +100,8 @@ class TrainConfig:
     weight_decay: float = 0.0
     log_points: int = 50
     warmup: float = 0.0
+    augment: str = "none"
+    precision: str = "fp32"
 
 
 def lr_factor(step: int, budget: int, warmup: float = 0.0) -> float:
@@ -152,13 +167,19 @@ class CellResult:
 
 @dataclass
 class TrainingData:
-    """Tensors the engine trains and evaluates on (all on the training device)."""
+    """Tensors the engine trains and evaluates on (all on the training device).
+
+    ``teacher`` is the teacher model itself (on the device, in eval mode), needed only to
+    compute targets on augmented batches; without augmentation the stored
+    ``teacher_train_logits`` serve.
+    """
 
     x_train: torch.Tensor
     y_train: torch.Tensor
     x_test: torch.Tensor
     teacher_train_logits: torch.Tensor
     num_classes: int
+    teacher: nn.Module | None = None
 
     @classmethod
     def from_numpy(
@@ -169,18 +190,44 @@ class TrainingData:
         teacher_train_logits: np.ndarray | None,
         num_classes: int,
         device: torch.device,
+        teacher: nn.Module | None = None,
     ) -> TrainingData:
+        """Place the arrays on ``device`` once (through pinned memory on CUDA)."""
         if teacher_train_logits is None:
             teacher_train_logits = np.zeros((len(y_train), num_classes), np.float32)
+        if teacher is not None:
+            teacher = teacher.to(device).eval().requires_grad_(False)
         return cls(
-            x_train=torch.as_tensor(x_train, dtype=torch.float32, device=device),
-            y_train=torch.as_tensor(y_train, dtype=torch.int64, device=device),
-            x_test=torch.as_tensor(x_test, dtype=torch.float32, device=device),
-            teacher_train_logits=torch.as_tensor(
-                teacher_train_logits, dtype=torch.float32, device=device
-            ),
+            x_train=to_device(x_train, torch.float32, device),
+            y_train=to_device(y_train, torch.int64, device),
+            x_test=to_device(x_test, torch.float32, device),
+            teacher_train_logits=to_device(teacher_train_logits, torch.float32, device),
             num_classes=num_classes,
+            teacher=teacher,
         )
+
+
+def to_device(array: np.ndarray, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """``array`` as a tensor on ``device``: copied from pinned host memory when it is a GPU."""
+    tensor = torch.as_tensor(array, dtype=dtype)
+    if device.type != "cuda":
+        return tensor.to(device)
+    return tensor.pin_memory().to(device, non_blocking=True)
+
+
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """The autocast context of ``precision`` on ``device`` (``fp32``: none).
+
+    Raises
+    ------
+    SpecError
+        An unknown precision.
+    """
+    if precision not in PRECISIONS:
+        raise SpecError(f"--precision: {precision!r} is not one of {', '.join(PRECISIONS)}")
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
 
 def init_model(build: Callable[[], nn.Module], seed: int) -> nn.Module:
@@ -308,6 +355,12 @@ def train_group(
 
     Notes
     -----
+    With ``config.augment`` every cell's batch is augmented with draws from the cell's own
+    generator, and the cells whose objective uses the teacher's per-sample outputs
+    (:func:`~kdtheory.training.augment.needs_teacher`) get their targets each step from
+    ``objective.targets`` on a context of the batch: ``data.teacher``'s logits on the augmented
+    inputs, the batch's labels, and a seed from the cell's seed and the step.
+
     With per-cell budgets every cell follows its own learning-rate schedule. AdamW's update is
     linear in the learning rate, so the group takes one fused AdamW step at learning rate 1 and
     moves each cell's parameters the share ``lr_c`` of the way (``old + lr_c * (new - old)``);
@@ -320,11 +373,26 @@ def train_group(
     B, K = config.batch_size, data.num_classes
     points = max(1, config.log_points)
     per_cell_lr = any(job.steps is not None for job in jobs)
+    augmenting = check_augment(config.augment, tuple(data.x_train.shape[1:])) != "none"
+    autocast(device, config.precision)  # checks the precision before any work
     # cells sorted by objective label, so each objective's loss runs once per step on a slice
     cells = [
-        _Cell(job, job.steps or config.steps, BatchSampler(job.subset, B, job.seed), points)
+        _Cell(
+            job,
+            job.steps or config.steps,
+            BatchSampler(job.subset, B, job.seed),
+            points,
+            AugmentSampler(job.seed, len(job.subset), B) if augmenting else None,
+        )
         for job in sorted(jobs, key=lambda j: j.objective.label)
     ]
+    if augmenting and data.teacher is None:
+        lacking = sorted({c.job.objective.label for c in cells if c.dynamic})
+        if lacking:
+            raise ValueError(
+                f"augmentation: objective(s) {', '.join(lacking)} take targets from the teacher's "
+                "outputs on the augmented batch; give the teacher model as TrainingData.teacher"
+            )
     if any(c.budget < 1 for c in cells):
         raise ValueError("every cell needs a budget of at least one step")
     models = [init_model(build, c.job.seed) for c in cells]
@@ -355,6 +423,7 @@ def train_group(
     total = max(c.budget for c in cells)
     finished: dict[str, CellResult] = {}
     idx_block = torch.empty(0, dtype=torch.int64)
+    aug_block = torch.empty(0, dtype=torch.int64)
     block_pos = 0
     done = 0
     weight_key = _classifier_key(base, "weight")
@@ -363,7 +432,8 @@ def train_group(
 
     def finish(stop: set[int]) -> None:
         """Evaluate the cells at positions ``stop`` and drop them from every stacked tensor."""
-        nonlocal params, buffers, opt, target_table, loss_sum, since, idx_block, cells, slices
+        nonlocal params, buffers, opt, target_table, loss_sum, since, idx_block, aug_block
+        nonlocal cells, slices
         gone = sorted(stop)
         sel = torch.as_tensor(gone, device=device)
         if evaluate:
@@ -416,6 +486,8 @@ def train_group(
         loss_sum, since = loss_sum.index_select(0, kt), since.index_select(0, kt)
         if idx_block.numel():
             idx_block = idx_block.index_select(1, kt.to(idx_block.device))
+        if aug_block.numel():
+            aug_block = aug_block.index_select(1, kt.to(aug_block.device))
         slices = _objective_slices([c.job for c in cells])
 
     with _deterministic_cudnn(device):  # same seed, same numbers on a GPU too
@@ -425,9 +497,11 @@ def train_group(
                 nb = min(50, max(c.budget for c in cells) - done)
                 idx_np = np.stack([c.sampler.take(nb) for c in cells], axis=1)
                 idx_block = torch.from_numpy(idx_np).to(device)
+                if augmenting:  # (nb, C, B, 3): each cell's crops and flips for the block
+                    aug_np = np.stack([c.augmenter.take(nb) for c in cells], axis=1)
+                    aug_block = torch.from_numpy(aug_np).to(device)
                 block_pos = 0
             idx = idx_block[block_pos]  # (C, B)
-            block_pos += 1
             flat = idx.reshape(-1)
             x = data.x_train.index_select(0, flat).view(C, B, *sample_shape)
             y = data.y_train.index_select(0, flat).view(C, B)
@@ -437,7 +511,13 @@ def train_group(
                 .index_select(0, (idx + row_offset).reshape(-1))
                 .view(C, B, K)
             )
-            logits = batched(params, buffers, x)
+            if augmenting:
+                x = crop_flip(x, aug_block[block_pos])
+                tg = _augmented_targets(cells, data, x, y, tg, done, config.precision)
+            block_pos += 1
+            with autocast(device, config.precision):
+                logits = batched(params, buffers, x)
+            logits = logits.float()
             losses = torch.cat([obj.loss(logits[s], y[s], tg[s]).reshape(-1) for obj, s in slices])
             opt.zero_grad(set_to_none=True)
             losses.sum().backward()
@@ -468,13 +548,63 @@ def train_group(
     return [finished[job.key] for job in jobs]
 
 
-class _Cell:
-    """A cell's bookkeeping while its group trains: budget, data order, loss log, state."""
+def _augmented_targets(
+    cells: list[_Cell],
+    data: TrainingData,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    static: torch.Tensor,
+    step: int,
+    precision: str,
+) -> torch.Tensor:
+    """The group's targets ``(C, B, K)`` for augmented inputs ``x`` ``(C, B, ...)``.
 
-    def __init__(self, job: CellJob, budget: int, sampler: BatchSampler, points: int) -> None:
+    Cells whose objective uses the teacher's outputs get ``objective.targets`` of the teacher's
+    logits on their own augmented batch (one teacher forward for all of them); the others keep
+    their rows of the precomputed table ``static``.
+    """
+    dynamic = [pos for pos, c in enumerate(cells) if c.dynamic]
+    if not dynamic:
+        return static
+    assert data.teacher is not None  # checked when the group was set up
+    sel = torch.as_tensor(dynamic, device=x.device)
+    inputs = x.index_select(0, sel)
+    with torch.no_grad(), autocast(x.device, precision):
+        logits = data.teacher(inputs.reshape(-1, *inputs.shape[2:]))
+    logits = logits.float().view(len(dynamic), x.shape[1], -1)
+    rows = list(static.unbind(0))
+    batch = torch.arange(x.shape[1], device=x.device)
+    for j, pos in enumerate(dynamic):
+        job = cells[pos].job
+        ctx = ObjectiveContext(
+            teacher_train_logits=logits[j],
+            train_labels=y[pos],
+            subset=batch,
+            seed=int(job.seed) * 1_000_003 + step,
+            num_classes=data.num_classes,
+        )
+        rows[pos] = job.objective.targets(ctx)[0].to(static.dtype)
+    return torch.stack(rows)
+
+
+class _Cell:
+    """A cell's bookkeeping while its group trains: budget, data order, augmentation draws,
+    loss log, state."""
+
+    def __init__(
+        self,
+        job: CellJob,
+        budget: int,
+        sampler: BatchSampler,
+        points: int,
+        augmenter: AugmentSampler | None = None,
+    ) -> None:
         self.job = job
         self.budget = int(budget)
         self.sampler = sampler
+        self.augmenter = augmenter
+        #: targets from the teacher's outputs on each augmented batch
+        self.dynamic = augmenter is not None and needs_teacher(job.objective.objective)
         self.points = points
         self.ends = interval_ends(self.budget, points)
         self.records: list[torch.Tensor] = []

@@ -42,6 +42,17 @@ __all__ = [
 NARROW_FEATURES = 32
 
 
+def _autocast_inputs(*tensors: torch.Tensor | None) -> tuple[torch.Tensor | None, ...]:
+    """Under autocast, the tensors in its lower precision (differentiable casts), so that the
+    custom backward products see one dtype; unchanged otherwise."""
+    first = next(t for t in tensors if t is not None)
+    device = first.device.type
+    if not torch.is_autocast_enabled(device):
+        return tensors
+    dtype = torch.get_autocast_dtype(device)
+    return tuple(None if t is None else t.to(dtype) for t in tensors)
+
+
 def _linear_forward(
     x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
 ) -> torch.Tensor:
@@ -188,7 +199,7 @@ def grouped_mlp(
                 f"got {tuple(bias.shape)}"
             )
         features = weight.shape[1]
-    args = [t for pair in zip(weights, biases, strict=True) for t in pair]
+    x, *args = _autocast_inputs(x, *(t for pair in zip(weights, biases, strict=True) for t in pair))
     if with_features and len(weights) == 1:  # the features are the input itself
         return _GroupedMLP.apply(False, x, *args), x
     return _GroupedMLP.apply(with_features, x, *args)
@@ -215,8 +226,9 @@ def grouped_linear(
 
     Notes
     -----
-    Not autocast-aware: the products run in the inputs' dtype. ``vmap`` over it works (the rule
-    is generated from its torch operations) but gains nothing over ``F.linear``.
+    Under autocast the inputs are cast to its lower precision first (as ``F.linear`` would run).
+    ``vmap`` over it works (the rule is generated from its torch operations) but gains nothing
+    over ``F.linear``.
     """
     if x.dim() != 3 or weight.dim() != 3 or x.shape[0] != weight.shape[0]:
         raise ValueError(
@@ -232,7 +244,7 @@ def grouped_linear(
             f"grouped_linear expects bias (C, out) = {tuple(weight.shape[:2])}; "
             f"got {tuple(bias.shape)}"
         )
-    return _GroupedLinear.apply(x, weight, bias)
+    return _GroupedLinear.apply(*_autocast_inputs(x, weight, bias))
 
 
 def grouped_layer_norm(

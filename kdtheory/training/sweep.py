@@ -32,7 +32,9 @@ from kdtheory.store import runs as st
 from kdtheory.store.convergence import converged, loss_drop
 from kdtheory.store.schema import CELL_KIND, SCHEMA, TEACHER_KIND
 from kdtheory.store.titles import TITLE_ATTR
+from kdtheory.training.augment import check_augment
 from kdtheory.training.engine import (
+    PRECISIONS,
     CellJob,
     CellResult,
     TrainConfig,
@@ -87,6 +89,8 @@ class ExperimentConfig:
     log_points: int = 50
     name: str | None = None
     title: str | None = None
+    augment: str = "none"
+    precision: str = "fp32"
 
     @property
     def experiment_id(self) -> str:
@@ -129,6 +133,8 @@ class ExperimentConfig:
             weight_decay=self.weight_decay,
             log_points=self.log_points,
             warmup=self.warmup,
+            augment=self.augment,
+            precision=self.precision,
         )
 
     def recipe(self) -> dict[str, Any]:
@@ -152,6 +158,9 @@ class ExperimentConfig:
             d.pop("teacher_steps")
         if self.teacher_batch_size is None:
             d.pop("teacher_batch_size")
+        _drop_training_defaults(d)
+        if self.augment != "none":
+            d["teacher_targets"] = TEACHER_TARGETS_AUGMENTED
         return d
 
     def validate(self) -> None:
@@ -189,10 +198,33 @@ class ExperimentConfig:
                 f"--weight-decay: {self.weight_decay!r} is not a weight decay; give a finite "
                 "number >= 0, e.g. 0 or 0.01"
             )
+        check_augment(self.augment)
+        if self.precision not in PRECISIONS:
+            raise SpecError(
+                f"--precision: {self.precision!r} is not one of {', '.join(PRECISIONS)}"
+            )
         if self.name is not None:
             st.check_experiment_id(self.name)
         if self.title is not None and not self.title.strip():
             raise SpecError("--title: give a non-empty display label, e.g. 'MNIST · CNN 32→8'")
+
+
+#: what the recipe says of the KD targets when training batches are augmented
+TEACHER_TARGETS_AUGMENTED = (
+    "teacher logits on each augmented batch (label and ls targets: from the stored teacher "
+    "logits on un-augmented inputs)"
+)
+
+
+def _drop_training_defaults(d: dict[str, Any]) -> dict[str, Any]:
+    """Drop ``augment`` and ``precision`` where they hold their defaults (``none``, ``fp32``),
+    so recipes and teacher cache keys of runs without them stay what they were before these
+    options existed."""
+    if d.get("augment") == "none":
+        d.pop("augment")
+    if d.get("precision") == "fp32":
+        d.pop("precision")
+    return d
 
 
 def parse_fractions(text: str) -> tuple[float, ...]:
@@ -234,6 +266,33 @@ _MNIST5K_CNN = ExperimentConfig(
     teacher_epochs=30,
     teacher_batch_size=32,
     feature_samples=256,
+)
+
+#: The paper's CIFAR-100 setting, sized for one GPU (not run in CI): ResNet-56 teacher, ResNet-20
+#: students, crop-flip augmentation with KD targets on the augmented batch, bf16 autocast. CIFAR-100
+#: must be under ``~/data`` (see the README for fetching it). Cost (README, "Vision"): 915,780
+#: student cell-steps of batch 128 (76,315 per method and seed, from ``cell_steps``), half of
+#: them with a teacher forward, and 78,125 teacher steps: about 5.1e16 FLOPs by torch's
+#: FlopCounterMode; a tiny measured run gave 1.9 cell-steps/s on one CPU thread (bf16), so this
+#: preset is for a GPU.
+PAPER_CIFAR100 = ExperimentConfig(
+    dataset="cifar100:root=~/data",
+    teacher="resnet:depth=56,width=16",
+    student="resnet:depth=20,width=16",
+    fractions=DEFAULT_FRACTIONS,
+    seeds=(0, 1, 2),
+    methods=DEFAULT_METHODS,
+    epochs=100,
+    min_steps=2000,
+    batch_size=128,
+    lr=2e-3,
+    weight_decay=0.05,
+    warmup=0.05,
+    teacher_epochs=200,
+    teacher_lr=2e-3,
+    feature_samples=512,
+    augment="crop-flip",
+    precision="bf16",
 )
 
 PRESETS: dict[str, list[ExperimentConfig]] = {
@@ -284,6 +343,7 @@ PRESETS: dict[str, list[ExperimentConfig]] = {
             teacher_epochs=40,
         ),
     ],
+    "paper-cifar100": [PAPER_CIFAR100],
     "bench": [
         ExperimentConfig(
             dataset="mnist1d",
@@ -520,7 +580,7 @@ def _teacher_key(
     arch = get_registries().architectures.get(name)
     options = resolve_options("architecture", name, arch.options, raw)
     budget = cfg.teacher_budget(len(data.y_train))
-    recipe = asdict(replace(cfg.train_config(teacher=True), steps=budget))
+    recipe = _drop_training_defaults(asdict(replace(cfg.train_config(teacher=True), steps=budget)))
     recipe |= {"seed": cfg.teacher_seed, "objective": parse_method("label").label}
     return teacher_key(
         data.x_train,
@@ -705,6 +765,7 @@ def run_experiment(
     dev = resolve_device(device) if client is None else torch.device("cpu")
     progress.phase(f"{cfg.experiment_id}: loading dataset {cfg.dataset}")
     data = load_dataset(cfg.dataset)
+    check_augment(cfg.augment, data.input_shape)
     with st.experiment_lock(out, cfg.experiment_id, on_wait=progress.phase):
         new = not (st.experiment_dir(out, cfg.experiment_id) / st.EXPERIMENT_FILE).exists()
         try:
@@ -809,7 +870,7 @@ def _run_locked(
         )
         report.seconds = time.perf_counter() - t0
         return report
-    tdata = student_training_data(data, teacher, dev)
+    tdata = student_training_data(data, teacher, dev, cfg, folder)
     build = model_builder(cfg.student, data.input_shape, data.num_classes)
     for g in range(0, len(todo), per_group):
         group = todo[g : g + per_group]
@@ -832,9 +893,25 @@ def _run_locked(
 
 
 def student_training_data(
-    data: LoadedDataset, teacher: xr.Dataset, device: torch.device
+    data: LoadedDataset,
+    teacher: xr.Dataset,
+    device: torch.device,
+    cfg: ExperimentConfig | None = None,
+    folder: Path | None = None,
 ) -> TrainingData:
-    """The students' training data on ``device``: the dataset and the stored teacher logits."""
+    """The students' training data on ``device``: the dataset and the stored teacher logits.
+
+    With ``cfg.augment`` it also holds the teacher model, loaded from ``--teacher-checkpoint``
+    or the experiment ``folder``'s ``teacher.pt``, to compute targets on augmented batches.
+    """
+    model = None
+    if cfg is not None and cfg.augment != "none":
+        if folder is None:
+            raise ValueError("augmentation needs the experiment folder holding teacher.pt")
+        model = init_model(
+            model_builder(cfg.teacher, data.input_shape, data.num_classes), cfg.teacher_seed
+        )
+        _load_checkpoint(cfg, cfg.teacher_checkpoint or str(folder / st.TEACHER_WEIGHTS), model)
     return TrainingData.from_numpy(
         data.x_train,
         data.y_train,
@@ -842,6 +919,7 @@ def student_training_data(
         teacher["teacher_train_logits"].values,
         data.num_classes,
         device,
+        teacher=model,
     )
 
 
