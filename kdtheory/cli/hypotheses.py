@@ -106,6 +106,12 @@ def test_command(
     details: bool = typer.Option(
         False, "--details", help="Text/Markdown/HTML: add tables and fitted models' summaries."
     ),
+    by: str | None = typer.Option(
+        None,
+        "--by",
+        help="data-efficiency only: does this factor change data efficiency? temperature, "
+        "objective, student or teacher-fraction (the slope per level and an interaction test).",
+    ),
 ) -> None:
     """Test one hypothesis, or 'all' of them as a Holm-corrected family, on a run store."""
     from kdtheory.hypothesis.family import run_all, run_test
@@ -116,6 +122,9 @@ def test_command(
         opts = parse_options(option)
     except ValueError as exc:
         usage_error(str(exc))
+    if by is not None:
+        _test_by_factor(name, by, runs, alpha, fmt, opts, output, details)
+        return
     registry = plugin_registry("hypotheses")
     try:
         if name == "all":
@@ -148,6 +157,54 @@ def test_command(
         typer.echo(f"wrote {n} verdict(s) as {fmt.value} to {output}", err=True)
         return
     typer.echo(text.rstrip("\n"))
+
+
+def _test_by_factor(
+    name: str,
+    by: str,
+    runs: Path,
+    alpha: float,
+    fmt: OutputFormat,
+    opts: dict[str, str],
+    output: Path | None,
+    details: bool,
+) -> None:
+    """``kdtheory test data-efficiency --by FACTOR``: the factor's interaction test."""
+    from kdtheory.hypotheses.data_efficiency import by_factor
+    from kdtheory.hypotheses.factors import check_factor
+
+    if name != "data-efficiency":
+        usage_error(
+            f"--by: only data-efficiency is tested by factor (got {name!r}); run `kdtheory "
+            f"test data-efficiency --by {by} --runs {runs}`"
+        )
+    if fmt == OutputFormat.latex_document:
+        usage_error("--by: --format latex-document is not available; use latex for a fragment")
+    try:
+        check_factor(by)
+    except KDTheoryError as exc:
+        usage_error(str(exc))
+    store = open_store(runs)
+    try:
+        result = by_factor(store, by, alpha, **opts)
+        text = result.render(fmt.value, details=details)
+    except KDTheoryError as exc:
+        usage_error(str(exc))
+    _emit(text, output, f"wrote the data-efficiency by {by} result as {fmt.value}")
+
+
+def _emit(text: str, output: Path | None, written: str) -> None:
+    """Write ``text`` to ``output`` atomically (saying so on stderr), else to stdout."""
+    if output is None:
+        typer.echo(text.rstrip("\n"))
+        return
+    from kdtheory.store.atomic import write_text_atomic
+
+    try:
+        write_text_atomic(output, text if text.endswith("\n") else text + "\n")
+    except OSError as exc:
+        usage_error(f"cannot write {output}: {exc}")
+    typer.echo(f"{written} to {output}", err=True)
 
 
 def warn_convergence(verdicts: list[Any]) -> None:
