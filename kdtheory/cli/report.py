@@ -11,6 +11,7 @@ import shlex
 import sys
 import warnings
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -116,23 +117,68 @@ def plot_command(
         None, "--experiment", "-e", help="Only this experiment (repeatable)."
     ),
     dpi: int = typer.Option(200, "--dpi", help="Resolution of raster formats."),
+    by: str | None = typer.Option(
+        None,
+        "--by",
+        help="With `plot factor`: KD's gain vs kappa per level of temperature, objective, "
+        "student or teacher-fraction.",
+    ),
 ) -> None:
-    """Draw one registered figure of a run store (the built-ins: `kdtheory.report.figures`)."""
-    try:
-        spec = plugin_registry("figures").get(name)
-    except KDTheoryError as exc:
-        usage_error(str(exc))
+    """Draw one registered figure of a run store (the built-ins: `kdtheory.report.figures`),
+    or `factor --by FACTOR`: KD's gain per level of a modelling factor."""
+    spec = None
+    if name == "factor" or by is not None:
+        _check_factor_plot(name, by)
+    else:
+        try:
+            spec = plugin_registry("figures").get(name)
+        except KDTheoryError as exc:
+            usage_error(str(exc))
     if not output.suffix:
         usage_error(f"--output {output}: give a file suffix such as .pdf, .png or .svg")
     store = open_store(runs)
     try:
-        fig = spec.draw(store, experiments=experiment or None)
+        if spec is None:
+            fig = _factor_figure(store, str(by), experiment)
+        else:
+            fig = spec.draw(store, experiments=experiment or None)
         from kdtheory.report.figures import save_as
 
         path = save_as(fig, output, dpi=dpi)
     except (KDTheoryError, ValueError, OSError) as exc:
         usage_error(str(exc))
     typer.echo(f"wrote {path}", err=True)
+
+
+def _check_factor_plot(name: str, by: str | None) -> None:
+    """``plot factor`` needs ``--by`` (a known factor); ``--by`` needs ``plot factor``."""
+    from kdtheory.hypotheses.factors import FACTORS, check_factor
+
+    if name != "factor":
+        usage_error(f"--by: only `kdtheory plot factor --by ...` takes --by (got {name!r})")
+    if by is None:
+        usage_error(f"plot factor: give --by, one of {', '.join(FACTORS)}")
+    try:
+        check_factor(by)
+    except KDTheoryError as exc:
+        usage_error(str(exc))
+
+
+def _factor_figure(store: Any, by: str, experiments: list[str] | None) -> Any:
+    """The factor figure, with its interaction test in the caption when it can be run."""
+    from kdtheory.hypotheses.data_efficiency import by_factor
+    from kdtheory.hypotheses.factors import factor_figure
+
+    if experiments:
+        missing = [e for e in experiments if e not in store]
+        if missing:
+            raise KDTheoryError(f"--experiment: not in the store: {', '.join(missing)}")
+        store = {e: store[e] for e in experiments}
+    try:
+        result = by_factor(store, by)
+    except KDTheoryError:
+        result = None
+    return factor_figure(store, by, result=result)
 
 
 def register(app: typer.Typer) -> None:
