@@ -142,7 +142,7 @@ def experiment_levels(ds: Any, by: str, kd_method: str | None = None) -> list[tu
         student = str(ds.attrs.get("student", "?"))
         return [(student, _natural_key(student), arm)]
     share = teacher_fraction_of(ds)
-    return [(f"teacher {share:g}", share, arm)]
+    return [(f"teacher share {share:g}", share, arm)]
 
 
 @dataclass
@@ -173,6 +173,9 @@ class FactorResult:
         Experiments left out and why.
     titles : dict of str to str
         Display titles of the experiments.
+    warnings : list of str
+        The store's convergence warnings (:mod:`kdtheory.store.convergence`), shown with every
+        rendering.
     """
 
     factor: str
@@ -190,6 +193,7 @@ class FactorResult:
     model: str = ""
     notes: list[str] = field(default_factory=list)
     titles: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
     # ------------------------------------------------------------------ data
     def to_dict(self) -> dict[str, Any]:
@@ -222,6 +226,7 @@ class FactorResult:
                 "experiments": self.experiments,
                 "experiment_tests": self.experiment_tests,
                 "notes": self.notes,
+                "warnings": self.warnings,
             }
         )
 
@@ -326,6 +331,7 @@ class FactorResult:
         for key in keys:
             parts.append(f"{tables[key].caption}\n{tables[key].to_text()}")
         parts += [f"note: {n}" for n in self.notes]
+        parts += [f"Warning: {w}" for w in self.warnings]
         return "\n\n".join(p for p in parts if p)
 
     def __str__(self) -> str:
@@ -344,6 +350,7 @@ class FactorResult:
         for key in list(tables) if details else ["levels", "contrasts"]:
             parts.append(tables[key].to_markdown())
         parts += [f"*Note:* {md_inert(n)}" for n in self.notes]
+        parts += [f"*Warning:* {md_inert(w)}" for w in self.warnings]
         return "\n\n".join(p for p in parts if p) + "\n"
 
     def as_latex(self) -> str:
@@ -358,6 +365,7 @@ class FactorResult:
                     f"{latex_escape(self.decision)}.}} {latex_escape(self.reason)}",
                     tables["levels"].to_latex(),
                     tables["contrasts"].to_latex(),
+                    *(f"\\emph{{Warning:}} {latex_escape(w)}" for w in self.warnings),
                 ]
             )
             + "\n"
@@ -377,6 +385,7 @@ class FactorResult:
         for key in list(tables) if details else ["levels", "contrasts"]:
             parts.append(f"<p>{html_escape(tables[key].caption)}</p>{tables[key].to_html()}")
         parts += [f"<p><i>Note:</i> {html_escape(n)}</p>" for n in self.notes]
+        parts += [f"<p><b>Warning:</b> {html_escape(w)}</p>" for w in self.warnings]
         return "\n".join(parts) + "\n"
 
     def as_csv(self) -> str:
@@ -444,6 +453,7 @@ def factor_test(
         When the store has fewer than two levels of the factor (it says what to run).
     """
     from kdtheory.hypotheses.data_efficiency import seed_gain_slopes
+    from kdtheory.store.convergence import check_store
     from kdtheory.store.titles import experiment_titles
 
     check_factor(by)
@@ -508,6 +518,7 @@ def factor_test(
         model=_model_text(paired, units, pooling),
         notes=notes,
         titles=titles,
+        warnings=check_store(store).warnings(),
     )
 
 

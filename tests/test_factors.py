@@ -106,7 +106,7 @@ _AS_TEMPERATURE = {
     "kd-shuffled-T4": ("kd-T8", "kd", 8.0),
 }
 
-_SMALL = {"features": False, "n_seeds": 4, "n_test": 200, "n_train": 300}
+_SMALL = {"features": False, "n_seeds": 4, "n_test": 160, "n_train": 240}
 
 
 def _temperature_experiment(seed: int, name: str = "e", **knobs: float):
@@ -156,7 +156,7 @@ def test_temperature_levels_and_a_planted_interaction_are_found() -> None:
 @pytest.mark.parametrize("n_experiments", [1, 3])
 def test_within_factor_null_keeps_its_level(n_experiments: int) -> None:
     """No interaction planted: the rejection rate stays at alpha within Monte Carlo error."""
-    reps = 150 if n_experiments == 1 else 80
+    reps = 120 if n_experiments == 1 else 60
     rejected = 0
     for r in range(reps):
         store = {
@@ -219,7 +219,7 @@ def _between_store(seed: int, slopes: dict[str, float], shares=(1.0,)) -> dict:
 @pytest.mark.parametrize("shares", [(1.0,), (0.25, 1.0)])
 def test_between_factor_calibration(shares: tuple[float, ...]) -> None:
     null = {"mlp:width=32": -2.0, "mlp:width=64": -2.0, "mlp:width=128": -2.0}
-    reps = 120 if len(shares) == 1 else 80
+    reps = 80 if len(shares) == 1 else 60
     rejected = sum(
         factor_test(_between_store(r, null, shares), "student", ALPHA).decision == "supported"
         for r in range(reps)
@@ -245,7 +245,7 @@ def test_teacher_fraction_levels_come_from_the_experiments() -> None:
     assert teacher_fraction_of(store["t1"]) == 1.0
     assert teacher_fraction_of(store["t0.25"]) == 0.25
     res = factor_test(store, "teacher-fraction", ALPHA)
-    assert [r["level"] for r in res.levels] == ["teacher 0.25", "teacher 1"]
+    assert [r["level"] for r in res.levels] == ["teacher share 0.25", "teacher share 1"]
     assert res.decision == "supported"
 
 
@@ -287,3 +287,65 @@ def test_factor_figure_draws_one_line_per_level() -> None:
     legend = [t.get_text() for t in fig.legends[0].get_texts()]
     assert legend == ["T=1", "T=4", "T=8"]
     assert any("Interaction: F(" in t.get_text() for t in fig.texts)
+
+
+# ------------------------------------------------------------------ the command line
+@pytest.fixture
+def temperature_store(tmp_path):
+    path = tmp_path / "store"
+    path.mkdir()
+    ds = _temperature_experiment(3, ls_gap_slope=-4.0, shuffled_gap_slope=3.0)
+    ds.to_netcdf(path / "e.nc")
+    return path
+
+
+def test_cli_test_by_factor(temperature_store) -> None:
+    from functools import partial
+
+    from helpers import cli_app, stderr_of
+    from typer.testing import CliRunner
+
+    from kdtheory.cli import hypotheses as cli_hypotheses
+    from kdtheory.cli import report as cli_report
+
+    runner = CliRunner()
+    app = partial(cli_app, cli_hypotheses.register)()
+    runs = str(temperature_store)
+    ok = runner.invoke(app, ["test", "data-efficiency", "--by", "temperature", "-r", runs])
+    assert ok.exit_code == 0, ok.output
+    assert "data-efficiency by temperature: SUPPORTED" in ok.stdout
+    js = runner.invoke(
+        app, ["test", "data-efficiency", "--by", "temperature", "-r", runs, "-f", "json"]
+    )
+    assert json.loads(js.stdout)["levels"][0]["level"] == "T=1"
+    typo = runner.invoke(app, ["test", "data-efficiency", "--by", "temprature", "-r", runs])
+    assert typo.exit_code == 2
+    assert "Did you mean 'temperature'" in stderr_of(typo)
+    single = runner.invoke(app, ["test", "data-efficiency", "--by", "student", "-r", runs])
+    assert single.exit_code == 2
+    assert "only 'synthetic-student'" in stderr_of(single)
+    other = runner.invoke(app, ["test", "dark-knowledge", "--by", "student", "-r", runs])
+    assert other.exit_code == 2 and "only data-efficiency" in stderr_of(other)
+
+    plot_app = partial(cli_app, cli_report.register)()
+    out = temperature_store.parent / "factor.png"
+    drawn = runner.invoke(
+        plot_app, ["plot", "factor", "--by", "temperature", "-r", runs, "-o", str(out)]
+    )
+    assert drawn.exit_code == 0, drawn.output
+    assert out.stat().st_size > 10_000
+    no_by = runner.invoke(plot_app, ["plot", "factor", "-r", runs, "-o", str(out)])
+    assert no_by.exit_code == 2 and "give --by" in stderr_of(no_by)
+
+
+def test_report_has_a_section_per_factor_with_levels(tmp_path) -> None:
+    from kdtheory.report.document import build_report
+
+    store = {"e": _temperature_experiment(3, ls_gap_slope=-4.0, shuffled_gap_slope=3.0)}
+    out = build_report(store, tmp_path / "report", hypotheses="data-efficiency")
+    md = (out / "report.md").read_text()
+    assert "Data efficiency by temperature" in md
+    assert "Data efficiency by student" not in md  # one student: no section
+    assert (out / "figures" / "data-efficiency-by-temperature.png").is_file()
+    assert (out / "tables" / "data-efficiency-by-temperature-levels.tex").is_file()
+    assert "T=8" in (out / "tables" / "data-efficiency-by-temperature-levels.md").read_text()

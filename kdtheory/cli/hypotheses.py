@@ -190,6 +190,10 @@ def _test_by_factor(
         text = result.render(fmt.value, details=details)
     except KDTheoryError as exc:
         usage_error(str(exc))
+    if result.warnings:
+        from kdtheory.store.convergence import problem_note
+
+        typer.echo(f"warning: {problem_note(len(result.warnings))}", err=True)
     _emit(text, output, f"wrote the data-efficiency by {by} result as {fmt.value}")
 
 
