@@ -726,7 +726,7 @@ def factor_panels(
     order = _level_order([{"level": c[0], "key": c[1]} for cs in found.values() for c in cs])
     return [
         (block, [(lv, k, g) for lv, _, k, g in sorted(cs, key=lambda c: order.index(c[0]))])
-        for block, cs in found.items()
+        for block, cs in sorted(found.items(), key=lambda item: _natural_key(item[0]))
         if len({c[0] for c in cs}) >= 2  # a panel compares levels
     ]
 
