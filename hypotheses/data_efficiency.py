@@ -259,7 +259,7 @@ class DataEfficiency(PooledHypothesis):
             "needs to match KD, from the mean curves; open triangles are bounds where KD lies "
             f"outside the label curve. {CI_NOTE}",
         )
-        from kdtheory.hypotheses.factors import factor_sections
+        from kdtheory.hypotheses.factor_report import factor_sections
 
         main = report_section(out_dir, "KD gain and data multiplier", [figure], tables=tables)
         return [main, *factor_sections(store, out_dir, verdict.alpha)]

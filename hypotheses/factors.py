@@ -18,6 +18,9 @@ Decision: **supported** (the factor changes data efficiency) when the interactio
 ``p < alpha``; **rejected** (it does not, to within ``slope_margin``) when every level's
 difference from the reference level is shown inside ``±slope_margin`` by TOST (the largest TOST
 p below alpha); **inconclusive** otherwise.
+
+The result and its renderings are :mod:`.factor_result`; the figure and the report sections
+:mod:`.factor_report`.
 """
 
 from __future__ import annotations
@@ -25,12 +28,12 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from kdtheory.errors import MissingRequirementError, SpecError
+from kdtheory.hypotheses.factor_result import FactorResult, factor_name, interaction_text
 from kdtheory.stats import POOLING_METHODS, one_sample_t, pool_experiments
 from kdtheory.stats.factors import (
     Contrast,
@@ -43,11 +46,15 @@ from kdtheory.stats.factors import (
 
 __all__ = [
     "FACTORS",
+    "FIX_HINTS",
     "FactorResult",
     "check_factor",
     "experiment_levels",
-    "teacher_fraction_of",
     "factor_test",
+    "level_order",
+    "natural_key",
+    "stratum_of",
+    "teacher_fraction_of",
 ]
 
 #: The factors ``--by`` accepts, with what their levels are.
@@ -63,7 +70,7 @@ FACTORS: dict[str, str] = {
 WITHIN = ("temperature", "objective")
 
 #: What to run for a second level of each factor.
-_FIX = {
+FIX_HINTS = {
     "temperature": "train kd at several temperatures, e.g. `kdtheory run --methods "
     "label,kd:T=1,kd:T=4,kd:T=8` (or `--preset factors`)",
     "objective": "train several distillation objectives, e.g. `kdtheory run --methods "
@@ -140,277 +147,9 @@ def experiment_levels(ds: Any, by: str, kd_method: str | None = None) -> list[tu
         return []
     if by == "student":
         student = str(ds.attrs.get("student", "?"))
-        return [(student, _natural_key(student), arm)]
+        return [(student, natural_key(student), arm)]
     share = teacher_fraction_of(ds)
     return [(f"teacher share {share:g}", share, arm)]
-
-
-@dataclass
-class FactorResult:
-    """Whether a factor changes data efficiency: the interaction test and the slopes per level.
-
-    Attributes
-    ----------
-    factor : str
-    alpha, slope_margin : float
-    design : str
-        ``"within"`` (levels are methods of an experiment) or ``"between"`` (experiments).
-    units : str
-        What the interaction test replicates over: ``"seeds"`` or ``"experiments"``.
-    decision : {"supported", "rejected", "inconclusive"}
-    test : InteractionTest
-    levels : list of dict
-        Per level: the slope of the gain on log kappa (pooled over experiments where the level
-        spans several), its CI, p (H0: slope 0) and how many seeds/experiments.
-    contrasts : list of dict
-        Per level but the reference: slope difference, CI, TOST p within ``±slope_margin``.
-    experiments : list of dict
-        Per experiment and level: the method, the mean per-seed slope, its CI, seeds.
-    experiment_tests : list of dict
-        Within-experiment interaction tests, one per experiment (``within`` design).
-    reason, model : str
-    notes : list of str
-        Experiments left out and why.
-    titles : dict of str to str
-        Display titles of the experiments.
-    warnings : list of str
-        The store's convergence warnings (:mod:`kdtheory.store.convergence`), shown with every
-        rendering.
-    """
-
-    factor: str
-    alpha: float
-    slope_margin: float
-    design: str
-    units: str
-    decision: str
-    test: InteractionTest
-    levels: list[dict[str, Any]]
-    contrasts: list[dict[str, Any]]
-    experiments: list[dict[str, Any]]
-    experiment_tests: list[dict[str, Any]] = field(default_factory=list)
-    reason: str = ""
-    model: str = ""
-    notes: list[str] = field(default_factory=list)
-    titles: dict[str, str] = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)
-
-    # ------------------------------------------------------------------ data
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-safe dict (NaN -> None)."""
-        return _jsonable(
-            {
-                "hypothesis": "data-efficiency",
-                "by": self.factor,
-                "claim": f"{_name(self.factor)} changes data efficiency: the slope of KD's gain "
-                "on log(kappa) differs between its levels.",
-                "decision": self.decision,
-                "alpha": self.alpha,
-                "slope_margin": self.slope_margin,
-                "design": self.design,
-                "units": self.units,
-                "test": {
-                    "method": self.test.method,
-                    "F": self.test.statistic,
-                    "df_num": self.test.df_num,
-                    "df_den": self.test.df_den,
-                    "p_value": self.test.p_value,
-                    "epsilon": self.test.epsilon,
-                    "n_units": self.test.n_units,
-                    "n_levels": self.test.n_levels,
-                },
-                "reason": self.reason,
-                "model": self.model,
-                "levels": self.levels,
-                "contrasts": self.contrasts,
-                "experiments": self.experiments,
-                "experiment_tests": self.experiment_tests,
-                "notes": self.notes,
-                "warnings": self.warnings,
-            }
-        )
-
-    def as_json(self, indent: int | None = 2) -> str:
-        """:meth:`to_dict` as JSON."""
-        return json.dumps(self.to_dict(), indent=indent)
-
-    # ------------------------------------------------------------------ tables
-    def table_specs(self) -> dict[str, tuple[list[dict[str, Any]], list[Any], str, str | None]]:
-        """Per table: its records, columns (:class:`kdtheory.report.table.Column`), caption and
-        grouping key: ``levels``, ``contrasts``, ``experiments`` and ``experiment_tests``
-        (the latter per experiment or stratum)."""
-        from kdtheory.report.table import Column
-
-        level = f"{100 * (1 - self.alpha):g}% CI"
-        block = "Experiment" if self.design == "within" else "Stratum"
-        specs: dict[str, tuple[list[dict[str, Any]], list[Any], str, str | None]] = {
-            "levels": (
-                self.levels,
-                [
-                    Column("Level", "level", "text"),
-                    Column("Slope", "slope", "+.3f"),
-                    Column(level, ("ci_low", "ci_high"), ".3f"),
-                    Column("p (slope = 0)", "p_value", "p"),
-                    Column("Experiments", "experiments", "int"),
-                    Column("Seeds", "seeds", "int"),
-                ],
-                f"Slope of KD − label test accuracy (points) on ln κ per level of {self.factor}; "
-                "negative: the gain grows as data shrinks.",
-                None,
-            ),
-            "contrasts": (
-                self.contrasts,
-                [
-                    Column("Level", "level", "text"),
-                    Column("− reference", "reference", "text"),
-                    Column("Difference", "estimate", "+.3f"),
-                    Column(level, ("ci_low", "ci_high"), ".3f"),
-                    Column(f"TOST p (±{self.slope_margin:g})", "tost_p", "p"),
-                    Column("n", "n", "int"),
-                ],
-                "Each level's slope minus the reference level's, with an equivalence test "
-                f"(TOST) of |difference| < {self.slope_margin:g} points per unit ln κ.",
-                None,
-            ),
-            "experiments": (
-                self.experiments,
-                [
-                    Column("Level", "level", "text"),
-                    Column("Method", "method", "text"),
-                    Column("Slope", "slope", "+.3f"),
-                    Column(level, ("ci_low", "ci_high"), ".3f"),
-                    Column("Seeds", "seeds", "int"),
-                ],
-                "Mean per-seed slope per experiment and level.",
-                "experiment",
-            ),
-        }
-        if self.experiment_tests:
-            specs["experiment_tests"] = (
-                self.experiment_tests,
-                [
-                    Column(block, "title", "text", wrap=True),
-                    Column("F", "F", ".2f"),
-                    Column("df", "df", "text"),
-                    Column("p", "p_value", "p"),
-                    Column("Seeds", "seeds", "int"),
-                ],
-                f"Within each experiment: does {self.factor} change the slope "
-                "(repeated-measures ANOVA over seeds, Greenhouse–Geisser corrected)?"
-                if self.design == "within"
-                else f"Within each stratum (experiments alike but for {self.factor}): "
-                "does the slope differ (one-way ANOVA over seeds)?",
-                None,
-            )
-        return specs
-
-    def tables(self) -> dict[str, Any]:
-        """The result's tables (:class:`kdtheory.report.table.Table`), as
-        :meth:`table_specs` describes them."""
-        from kdtheory.report.table import Table
-
-        return {
-            name: Table.from_records(
-                records, columns, group=group, caption=caption, titles=self.titles
-            )
-            for name, (records, columns, caption, group) in self.table_specs().items()
-        }
-
-    # ------------------------------------------------------------------ renderings
-    def headline(self) -> str:
-        """One line: the factor, the decision and the test."""
-        return (
-            f"data-efficiency by {self.factor}: {self.decision.upper()} ({_test_text(self.test)})"
-        )
-
-    def as_text(self, details: bool = False) -> str:
-        """Plain text: headline, reason, the levels table (and the others with ``details``)."""
-        parts = [self.headline(), self.reason, f"Model: {self.model}"]
-        tables = self.tables()
-        keys = list(tables) if details else ["levels", "contrasts"]
-        for key in keys:
-            parts.append(f"{tables[key].caption}\n{tables[key].to_text()}")
-        parts += [f"note: {n}" for n in self.notes]
-        parts += [f"Warning: {w}" for w in self.warnings]
-        return "\n\n".join(p for p in parts if p)
-
-    def __str__(self) -> str:
-        return self.as_text()
-
-    def as_markdown(self, details: bool = False) -> str:
-        """Markdown: heading, decision, reason and tables."""
-        from kdtheory.report.format import md_inert
-
-        parts = [
-            f"### data-efficiency by {self.factor}: **{self.decision}**",
-            md_inert(self.reason),
-            f"*Model:* {md_inert(self.model)}",
-        ]
-        tables = self.tables()
-        for key in list(tables) if details else ["levels", "contrasts"]:
-            parts.append(tables[key].to_markdown())
-        parts += [f"*Note:* {md_inert(n)}" for n in self.notes]
-        parts += [f"*Warning:* {md_inert(w)}" for w in self.warnings]
-        return "\n\n".join(p for p in parts if p) + "\n"
-
-    def as_latex(self) -> str:
-        """A LaTeX fragment: the decision sentence and the levels and contrasts tabulars."""
-        from kdtheory.report.format import latex_escape
-
-        tables = self.tables()
-        return (
-            "\n\n".join(
-                [
-                    f"\\paragraph{{Data efficiency by {latex_escape(self.factor)}: "
-                    f"{latex_escape(self.decision)}.}} {latex_escape(self.reason)}",
-                    tables["levels"].to_latex(),
-                    tables["contrasts"].to_latex(),
-                    *(f"\\emph{{Warning:}} {latex_escape(w)}" for w in self.warnings),
-                ]
-            )
-            + "\n"
-        )
-
-    def as_html(self, details: bool = True) -> str:
-        """An HTML fragment: heading, reason and tables."""
-        from kdtheory.report.format import html_escape
-
-        tables = self.tables()
-        parts = [
-            f"<h3>data-efficiency by {html_escape(self.factor)}: "
-            f"<b>{html_escape(self.decision)}</b></h3>",
-            f"<p>{html_escape(self.reason)}</p>",
-            f"<p><i>Model:</i> {html_escape(self.model)}</p>",
-        ]
-        for key in list(tables) if details else ["levels", "contrasts"]:
-            parts.append(f"<p>{html_escape(tables[key].caption)}</p>{tables[key].to_html()}")
-        parts += [f"<p><i>Note:</i> {html_escape(n)}</p>" for n in self.notes]
-        parts += [f"<p><b>Warning:</b> {html_escape(w)}</p>" for w in self.warnings]
-        return "\n".join(parts) + "\n"
-
-    def as_csv(self) -> str:
-        """The per-experiment, per-level slopes as CSV (one row each, experiment ids kept)."""
-        from kdtheory.report.tables import records_to_csv
-
-        return records_to_csv(self.experiments)
-
-    def render(self, fmt: str, details: bool = False) -> str:
-        """``text``, ``json``, ``markdown``, ``latex``, ``csv`` or ``html``."""
-        if fmt == "json":
-            return self.as_json()
-        if fmt == "markdown":
-            return self.as_markdown(details)
-        if fmt == "latex":
-            return self.as_latex()
-        if fmt == "csv":
-            return self.as_csv()
-        if fmt == "html":
-            return self.as_html(details)
-        if fmt == "text":
-            return self.as_text(details)
-        raise SpecError(
-            f"--format {fmt}: not available with --by; use text, json, markdown, latex, csv or html"
-        )
 
 
 # ---------------------------------------------------------------------------- the test
@@ -469,7 +208,7 @@ def factor_test(
                 f"factor ({ds.kd.describe_arms()})"
             )
             continue
-        block = name if by in WITHIN else _stratum(ds, by, strata)
+        block = name if by in WITHIN else stratum_of(ds, by, strata)
         for level, key, arm in levels:
             for seed, slope in seed_gain_slopes(ds, arm, label).items():
                 rows.append(
@@ -483,12 +222,12 @@ def factor_test(
                         "slope": slope,
                     }
                 )
-    order = _level_order(rows)
+    order = level_order(rows)
     if len(order) < 2:
         found = f"only {order[0]!r}" if order else "none"
         raise MissingRequirementError(
             f"--by {by}: the store has {found} as a level of {by} ({FACTORS[by]}); a test of "
-            f"whether {by} changes data efficiency needs at least two. To fix it, {_FIX[by]}."
+            f"whether {by} changes data efficiency needs at least two. To fix it, {FIX_HINTS[by]}."
         )
     titles = experiment_titles(store)
     paired = by in WITHIN
@@ -522,7 +261,7 @@ def factor_test(
     )
 
 
-def _stratum(ds: Any, by: str, strata: dict[str, str]) -> str:
+def stratum_of(ds: Any, by: str, strata: dict[str, str]) -> str:
     """The label of the experiments that differ from ``ds`` only in the factor ``by``.
 
     Experiments are compared across levels of a between-experiment factor only inside such a
@@ -676,7 +415,7 @@ def _seed_contrasts(
     return group_contrasts([r["slope"] for r in sel], [r["level"] for r in sel], levels)
 
 
-def _natural_key(text: str) -> tuple[Any, ...]:
+def natural_key(text: str) -> tuple[Any, ...]:
     """``"mlp:width=96"`` sorts before ``"mlp:width=128"``: digit runs compare as numbers."""
     import re
 
@@ -685,7 +424,7 @@ def _natural_key(text: str) -> tuple[Any, ...]:
     )
 
 
-def _level_order(rows: list[dict[str, Any]]) -> list[str]:
+def level_order(rows: list[dict[str, Any]]) -> list[str]:
     """Level labels sorted by their key (numbers and student specs in natural order, objectives
     in first-seen order)."""
     keys = dict((r["level"], r["key"]) for r in rows)
@@ -694,61 +433,6 @@ def _level_order(rows: list[dict[str, Any]]) -> list[str]:
     ):
         return sorted(keys, key=lambda lv: keys[lv])
     return list(keys)
-
-
-def factor_panels(
-    store: Mapping[str, Any], by: str, kd_method: str | None = None
-) -> list[tuple[str, list[tuple[str, np.ndarray, np.ndarray]]]]:
-    """The curves of :func:`kdtheory.report.figures.factors.level_gains` for a factor.
-
-    One panel per experiment (``temperature``, ``objective``) or per stratum of experiments
-    alike but for the factor (``student``, ``teacher-fraction``); in each, per level, kappa and
-    the seed-paired gain KD − label (fraction × seed, accuracy points).
-    """
-    from kdtheory.hypothesis.toolkit import accuracy_points, sorted_experiment
-    from kdtheory.store.titles import experiment_titles
-
-    check_factor(by)
-    titles = experiment_titles(store)
-    strata: dict[str, str] = {}
-    found: dict[str, list[tuple[str, Any, np.ndarray, np.ndarray]]] = {}
-    for name, ds in store.items():
-        label = ds.kd.pick("label", None)
-        levels = experiment_levels(ds, by, kd_method)
-        if label is None or not levels:
-            continue
-        ds = sorted_experiment(ds)
-        kappa = np.asarray(ds["n_train"].values, dtype=float)
-        block = titles.get(name, name) if by in WITHIN else _stratum(ds, by, strata)
-        base = accuracy_points(ds, label)
-        for level, key, arm in levels:
-            found.setdefault(block, []).append((level, key, kappa, accuracy_points(ds, arm) - base))
-    order = _level_order([{"level": c[0], "key": c[1]} for cs in found.values() for c in cs])
-    return [
-        (block, [(lv, k, g) for lv, _, k, g in sorted(cs, key=lambda c: order.index(c[0]))])
-        for block, cs in sorted(found.items(), key=lambda item: _natural_key(item[0]))
-        if len({c[0] for c in cs}) >= 2  # a panel compares levels
-    ]
-
-
-def factor_figure(
-    store: Mapping[str, Any],
-    by: str,
-    kd_method: str | None = None,
-    result: FactorResult | None = None,
-) -> Any:
-    """``kdtheory plot factor --by BY``: KD's gain vs kappa per level of ``by`` (a matplotlib
-    ``Figure``), with the interaction test's result in the caption when ``result`` is given."""
-    from kdtheory.report.figures.factors import level_gains
-
-    note = f"Interaction: {_test_text(result.test)} ({result.decision})." if result else ""
-    panels = factor_panels(store, by, kd_method)
-    if not panels:
-        raise MissingRequirementError(
-            f"--by {by}: no experiment (or group of experiments alike but for {by}) has two "
-            f"levels of {by} to compare; to fix it, {_FIX[by]}."
-        )
-    return level_gains(panels, by, note=note)
 
 
 def _slopes(rows: list[dict[str, Any]], **where: Any) -> np.ndarray:
@@ -852,8 +536,8 @@ def _decide(
     margin: float,
     units: str,
 ) -> tuple[str, str]:
-    what = f"{_name(by)} {{}} data efficiency"
-    tested = f"{_test_text(test)}, {test.n_units} {units}, {test.n_levels} levels"
+    what = f"{factor_name(by)} {{}} data efficiency"
+    tested = f"{interaction_text(test)}, {test.n_units} {units}, {test.n_levels} levels"
     if test.significant(alpha):
         return "supported", (
             f"{what.format('changes')}: the slope of KD's gain on ln κ differs between levels "
@@ -869,87 +553,10 @@ def _decide(
         )
     if not np.isfinite(test.p_value):
         return "inconclusive", (
-            f"the interaction could not be tested ({test.n_units} {units}, {test.n_levels} "
+            f"The interaction could not be tested ({test.n_units} {units}, {test.n_levels} "
             "levels): more seeds or experiments are needed."
         )
     return "inconclusive", (
-        f"no significant difference between the levels' slopes ({tested}), and equivalence "
+        f"No significant difference between the levels' slopes ({tested}), and equivalence "
         f"within ±{margin:g} is not shown (largest TOST p = {worst:.3g}) at alpha={alpha:g}."
     )
-
-
-def _name(by: str) -> str:
-    return {
-        "temperature": "The temperature",
-        "objective": "The objective",
-        "student": "The student",
-        "teacher-fraction": "The teacher's share of the data",
-    }[by]
-
-
-def _test_text(test: InteractionTest) -> str:
-    if not np.isfinite(test.p_value):
-        return "interaction not testable"
-    return f"F({test.df_num:.3g}, {test.df_den:.3g}) = {test.statistic:.3g}, p = {test.p_value:.3g}"
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (np.floating, float)):
-        return float(value) if math.isfinite(float(value)) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
-
-
-def factor_sections(store: Mapping[str, Any], out_dir: Any, alpha: float) -> list[Any]:
-    """Report sections ``Data efficiency by <factor>``: one per factor the store has two or
-    more comparable levels of (figure, levels and contrasts tables, the interaction test).
-
-    Parameters
-    ----------
-    store : mapping of str to xarray.Dataset
-    out_dir : Path
-        The report folder.
-    alpha : float
-    """
-    from pathlib import Path
-
-    from kdtheory.hypothesis.sections import Figure, report_section
-    from kdtheory.report.tables import TablePaths, write_table
-
-    out = []
-    for by in FACTORS:
-        try:
-            result = factor_test(store, by, alpha)
-        except MissingRequirementError:
-            continue
-        specs = result.table_specs()
-        tables = TablePaths()
-        for name in ("levels", "contrasts"):
-            records, columns, caption, _ = specs[name]
-            tables += write_table(
-                Path(out_dir), f"data-efficiency-by-{by}-{name}", records, columns, caption, None
-            )
-        figure = Figure(
-            f"data-efficiency-by-{by}",
-            lambda by=by, result=result: factor_figure(store, by, result=result),
-            f"KD − label test accuracy (percentage points, paired by seed) vs κ per level of "
-            f"{by}, one panel per experiment"
-            + ("" if by in WITHIN else " group (experiments alike but for the factor)")
-            + f". Interaction test: {_test_text(result.test)}; decision: {result.decision}.",
-        )
-        text = f"**{result.decision}**: {result.reason}\n\n*Model:* {result.model}"
-        out.append(
-            report_section(
-                Path(out_dir),
-                f"Data efficiency by {by}",
-                [figure],
-                text=text,
-                tables=tables,
-            )
-        )
-    return out

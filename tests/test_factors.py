@@ -11,13 +11,8 @@ import pytest
 
 from kdtheory.errors import MissingRequirementError, SpecError
 from kdtheory.hypotheses.data_efficiency import by_factor
-from kdtheory.hypotheses.factors import (
-    check_factor,
-    factor_figure,
-    factor_panels,
-    factor_test,
-    teacher_fraction_of,
-)
+from kdtheory.hypotheses.factor_report import factor_figure, factor_panels
+from kdtheory.hypotheses.factors import check_factor, factor_test, teacher_fraction_of
 from kdtheory.stats.factors import (
     group_contrasts,
     oneway_anova,

@@ -112,6 +112,12 @@ def test_several_students_and_shares_make_one_experiment_each() -> None:
     assert len({c.experiment_id for c in cfgs}) == 4
     (one,) = configs_from_options(None, {"student": ("mlp:width=32",)})
     assert one.student == "mlp:width=32" and one.teacher_fraction == 1.0
+    # a preset crossing students, narrowed to one student: its teacher shares, once each
+    narrowed = configs_from_options("factors", {"student": ("mlp:width=64",)})
+    assert [(c.student, c.teacher_fraction) for c in narrowed] == [
+        ("mlp:width=64", 0.25),
+        ("mlp:width=64", 1.0),
+    ]
     with pytest.raises(SpecError, match="--name: 2 experiments"):
         configs_from_options(None, {"student": ("a", "b"), "name": "x"})
     with pytest.raises(SpecError, match="--student: a value is given twice"):

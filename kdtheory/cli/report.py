@@ -167,7 +167,7 @@ def _check_factor_plot(name: str, by: str | None) -> None:
 def _factor_figure(store: Any, by: str, experiments: list[str] | None) -> Any:
     """The factor figure, with its interaction test in the caption when it can be run."""
     from kdtheory.hypotheses.data_efficiency import by_factor
-    from kdtheory.hypotheses.factors import factor_figure
+    from kdtheory.hypotheses.factor_report import factor_figure
 
     if experiments:
         missing = [e for e in experiments if e not in store]

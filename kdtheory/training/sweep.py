@@ -275,7 +275,8 @@ def expand_factors(
     Returns
     -------
     list of ExperimentConfig
-        In the order config, student, teacher share.
+        In the order config, student, teacher share; an experiment that comes out twice (a
+        ``--student`` given to a preset that crosses students) is kept once.
 
     Raises
     ------
@@ -285,12 +286,14 @@ def expand_factors(
     for flag, levels in (("--student", students), ("--teacher-fraction", teacher_fractions)):
         if levels is not None and len(set(levels)) < len(levels):
             raise SpecError(f"{flag}: a value is given twice ({', '.join(map(str, levels))})")
-    out = []
+    out: dict[str, ExperimentConfig] = {}
     for cfg in configs:
         for student in students or (cfg.student,):
             for share in teacher_fractions or (cfg.teacher_fraction,):
-                out.append(replace(cfg, student=student, teacher_fraction=float(share)))
-    return out
+                new = replace(cfg, student=student, teacher_fraction=float(share))
+                # --student on a preset that already crosses students gives each one once
+                out.setdefault(new.experiment_id, new)
+    return list(out.values())
 
 
 _MNIST1D_MLP = ExperimentConfig(
