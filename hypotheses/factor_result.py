@@ -109,9 +109,10 @@ class FactorResult:
         """Per table: its records, columns (:class:`kdtheory.report.table.Column`), caption and
         grouping key: ``levels``, ``contrasts``, ``experiments`` and ``experiment_tests``
         (the latter per experiment or stratum)."""
+        from kdtheory.report.format import ci_header, interval_level
         from kdtheory.report.table import Column
 
-        level = f"{100 * (1 - self.alpha):g}% CI"
+        level = ci_header(interval_level(self.alpha))
         block = "Experiment" if self.design == "within" else "Stratum"
         specs: dict[str, tuple[list[dict[str, Any]], list[Any], str, str | None]] = {
             "levels": (
@@ -139,7 +140,9 @@ class FactorResult:
                     Column("n", "n", "int"),
                 ],
                 "Each level's slope minus the reference level's, with an equivalence test "
-                f"(TOST) of |difference| < {self.slope_margin:g} points per unit ln κ.",
+                f"(TOST) of |difference| < {self.slope_margin:g} points per unit ln κ (the "
+                f"{level} lies inside ±{self.slope_margin:g} exactly when TOST p < "
+                f"{self.alpha:g}).",
                 None,
             ),
             "experiments": (

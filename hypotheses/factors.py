@@ -238,8 +238,9 @@ def factor_test(
         )
     except MissingRequirementError as exc:
         raise MissingRequirementError(f"--by {by}: {exc}") from None
-    levels = _level_records(rows, order, alpha, pooling)
-    contrast_records = [_contrast_record(c, alpha, slope_margin) for c in contrasts]
+    # intervals at 1 - 2 alpha, the report's convention, which agree with TOST at alpha
+    levels = _level_records(rows, order, 2 * alpha, pooling)
+    contrast_records = [_contrast_record(c, 2 * alpha, slope_margin) for c in contrasts]
     decision, reason = _decide(by, test, contrast_records, alpha, slope_margin, units)
     return FactorResult(
         factor=by,
@@ -251,7 +252,7 @@ def factor_test(
         test=test,
         levels=levels,
         contrasts=contrast_records,
-        experiments=_experiment_records(rows, order, alpha),
+        experiments=_experiment_records(rows, order, 2 * alpha),
         experiment_tests=block_tests,
         reason=reason,
         model=_model_text(paired, units, pooling),
@@ -442,7 +443,7 @@ def _slopes(rows: list[dict[str, Any]], **where: Any) -> np.ndarray:
 
 
 def _experiment_records(
-    rows: list[dict[str, Any]], order: list[str], alpha: float
+    rows: list[dict[str, Any]], order: list[str], ci_alpha: float
 ) -> list[dict[str, Any]]:
     out = []
     for exp in dict.fromkeys(r["experiment"] for r in rows):
@@ -450,7 +451,7 @@ def _experiment_records(
             s = _slopes(rows, experiment=exp, level=level)
             if not s.size:
                 continue
-            t = one_sample_t(s, "two-sided", alpha)
+            t = one_sample_t(s, "two-sided", ci_alpha)
             method = next(
                 r["method"] for r in rows if r["experiment"] == exp and r["level"] == level
             )
@@ -479,14 +480,14 @@ def _seed_matrix(rows: list[dict[str, Any]], block: str, levels: list[str]) -> n
 
 
 def _level_records(
-    rows: list[dict[str, Any]], order: list[str], alpha: float, pooling: str
+    rows: list[dict[str, Any]], order: list[str], ci_alpha: float, pooling: str
 ) -> list[dict[str, Any]]:
     out = []
     for level in order:
         exps = list(dict.fromkeys(r["experiment"] for r in rows if r["level"] == level))
         seeds = int(_slopes(rows, level=level).size)
         if len(exps) == 1:
-            t = one_sample_t(_slopes(rows, level=level), "two-sided", alpha)
+            t = one_sample_t(_slopes(rows, level=level), "two-sided", ci_alpha)
             est, lo, hi, p = t.estimate, t.ci_low, t.ci_high, t.p_value
         else:
             per = [_slopes(rows, level=level, experiment=e) for e in exps]
@@ -495,7 +496,7 @@ def _level_records(
                 [s.std(ddof=1) / math.sqrt(s.size) if s.size > 1 else np.nan for s in per],
                 [s.size for s in per],
                 "two-sided",
-                alpha,
+                ci_alpha,
                 method=pooling,
             )
             est, lo, hi, p = meta.estimate, meta.ci_low, meta.ci_high, meta.p_value
@@ -513,8 +514,8 @@ def _level_records(
     return out
 
 
-def _contrast_record(c: Contrast, alpha: float, margin: float) -> dict[str, Any]:
-    lo, hi = c.interval(alpha)
+def _contrast_record(c: Contrast, ci_alpha: float, margin: float) -> dict[str, Any]:
+    lo, hi = c.interval(ci_alpha)
     return {
         "level": c.level,
         "reference": c.reference,

@@ -320,7 +320,7 @@ def test_cli_test_by_factor(temperature_store) -> None:
     assert single.exit_code == 2
     assert "only 'synthetic-student'" in stderr_of(single)
     other = runner.invoke(app, ["test", "dark-knowledge", "--by", "student", "-r", runs])
-    assert other.exit_code == 2 and "only data-efficiency" in stderr_of(other)
+    assert other.exit_code == 2 and "is not tested by factor" in stderr_of(other)
 
     plot_app = partial(cli_app, cli_report.register)()
     out = temperature_store.parent / "factor.png"
@@ -344,3 +344,26 @@ def test_report_has_a_section_per_factor_with_levels(tmp_path) -> None:
     assert (out / "figures" / "data-efficiency-by-temperature.png").is_file()
     assert (out / "tables" / "data-efficiency-by-temperature-levels.tex").is_file()
     assert "T=8" in (out / "tables" / "data-efficiency-by-temperature-levels.md").read_text()
+
+
+def test_shipping_script_drops_only_the_feature_variables(tmp_path, capsys) -> None:
+    import importlib.util
+    from pathlib import Path
+
+    from kdtheory import open_runs
+
+    path = Path(__file__).parents[1] / "benchmarks" / "factors_store.py"
+    spec = importlib.util.spec_from_file_location("factors_store", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    src = tmp_path / "runs"
+    src.mkdir()
+    ds = make_experiment(0, "e", n_seeds=3, n_test=100, n_train=150)
+    assert "features" in ds
+    ds.to_netcdf(src / "e.nc")
+    module.main([str(src), str(tmp_path / "out")])
+    assert "wrote 1 experiments" in capsys.readouterr().out
+    back = open_runs(tmp_path / "out")["e"]
+    assert not set(module.FEATURE_VARIABLES) & set(back.variables)
+    assert {"test_logits", "train_logits", "in_train", "train_labels"} <= set(back.data_vars)
+    assert np.array_equal(back.kd.accuracy().values, ds.kd.accuracy().values, equal_nan=True)

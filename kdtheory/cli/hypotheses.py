@@ -169,24 +169,30 @@ def _test_by_factor(
     output: Path | None,
     details: bool,
 ) -> None:
-    """``kdtheory test data-efficiency --by FACTOR``: the factor's interaction test."""
-    from kdtheory.hypotheses.data_efficiency import by_factor
-    from kdtheory.hypotheses.factors import check_factor
+    """``kdtheory test data-efficiency --by FACTOR``: the factor's interaction test.
 
-    if name != "data-efficiency":
-        usage_error(
-            f"--by: only data-efficiency is tested by factor (got {name!r}); run `kdtheory "
-            f"test data-efficiency --by {by} --runs {runs}`"
-        )
+    The hypothesis does the work (its ``by_factor``): the core never imports the built-in
+    plugins."""
     if fmt == OutputFormat.latex_document:
         usage_error("--by: --format latex-document is not available; use latex for a fragment")
+    registry = plugin_registry("hypotheses")
     try:
-        check_factor(by)
+        hyp = None if name == "all" else registry.get(name)
+    except KDTheoryError as exc:
+        usage_error(str(exc))
+    if hyp is None or not callable(getattr(hyp, "by_factor", None)):
+        usage_error(
+            f"--by: {name!r} is not tested by factor; run `kdtheory test data-efficiency --by "
+            f"{by} --runs {runs}`"
+        )
+    try:
+        hyp.check_factor(by)
+        hyp.validate_options(opts)  # fail fast, before loading the store
     except KDTheoryError as exc:
         usage_error(str(exc))
     store = open_store(runs)
     try:
-        result = by_factor(store, by, alpha, **opts)
+        result = hyp.by_factor(store, by, alpha, **opts)
         text = result.render(fmt.value, details=details)
     except KDTheoryError as exc:
         usage_error(str(exc))

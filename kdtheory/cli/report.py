@@ -126,9 +126,9 @@ def plot_command(
 ) -> None:
     """Draw one registered figure of a run store (the built-ins: `kdtheory.report.figures`),
     or `factor --by FACTOR`: KD's gain per level of a modelling factor."""
-    spec = None
+    spec = hyp = None
     if name == "factor" or by is not None:
-        _check_factor_plot(name, by)
+        hyp = _factor_hypothesis(name, by)
     else:
         try:
             spec = plugin_registry("figures").get(name)
@@ -139,7 +139,7 @@ def plot_command(
     store = open_store(runs)
     try:
         if spec is None:
-            fig = _factor_figure(store, str(by), experiment)
+            fig = _factor_figure(hyp, store, str(by), experiment)
         else:
             fig = spec.draw(store, experiments=experiment or None)
         from kdtheory.report.figures import save_as
@@ -150,35 +150,34 @@ def plot_command(
     typer.echo(f"wrote {path}", err=True)
 
 
-def _check_factor_plot(name: str, by: str | None) -> None:
-    """``plot factor`` needs ``--by`` (a known factor); ``--by`` needs ``plot factor``."""
-    from kdtheory.hypotheses.factors import FACTORS, check_factor
-
+def _factor_hypothesis(name: str, by: str | None) -> Any:
+    """The hypothesis that draws ``plot factor --by`` (data-efficiency, through the registry:
+    the core never imports the built-in plugins), with ``--by`` checked."""
     if name != "factor":
         usage_error(f"--by: only `kdtheory plot factor --by ...` takes --by (got {name!r})")
-    if by is None:
-        usage_error(f"plot factor: give --by, one of {', '.join(FACTORS)}")
     try:
-        check_factor(by)
+        hyp = plugin_registry("hypotheses").get("data-efficiency")
     except KDTheoryError as exc:
         usage_error(str(exc))
+    if by is None:
+        usage_error(
+            "plot factor: give --by, one of temperature, objective, student, teacher-fraction"
+        )
+    try:
+        hyp.check_factor(by)
+    except KDTheoryError as exc:
+        usage_error(str(exc))
+    return hyp
 
 
-def _factor_figure(store: Any, by: str, experiments: list[str] | None) -> Any:
-    """The factor figure, with its interaction test in the caption when it can be run."""
-    from kdtheory.hypotheses.data_efficiency import by_factor
-    from kdtheory.hypotheses.factor_report import factor_figure
-
+def _factor_figure(hyp: Any, store: Any, by: str, experiments: list[str] | None) -> Any:
+    """The factor figure of ``store`` (only ``experiments`` when given)."""
     if experiments:
         missing = [e for e in experiments if e not in store]
         if missing:
             raise KDTheoryError(f"--experiment: not in the store: {', '.join(missing)}")
         store = {e: store[e] for e in experiments}
-    try:
-        result = by_factor(store, by)
-    except KDTheoryError:
-        result = None
-    return factor_figure(store, by, result=result)
+    return hyp.factor_figure(store, by)
 
 
 def register(app: typer.Typer) -> None:

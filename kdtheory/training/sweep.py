@@ -1159,15 +1159,16 @@ def configs_from_options(preset: str | None, overrides: dict[str, Any]) -> list[
             f"--title: preset {preset!r} has {len(base)} experiments and a title names one; "
             "drop --title (each gets a title from its dataset and models) or run them one by one"
         )
-    configs = expand_factors([replace(cfg, **given) for cfg in base], students, shares)
-    if len(configs) > len(base) and ("name" in given or "title" in given):
+    several = max(len(students or ()), len(shares or ())) > 1
+    if several and ("name" in given or "title" in given):
         flag = "--name" if "name" in given else "--title"
+        n = max(1, len(students or ())) * max(1, len(shares or ()))
         raise SpecError(
-            f"{flag}: {len(configs)} experiments (one per --student and --teacher-fraction) "
-            f"and {flag} names one; drop {flag} (each gets its own from its student and "
-            "teacher share) or run them one by one"
+            f"{flag}: {n} experiments (one per --student and --teacher-fraction) and {flag} "
+            f"names one; drop {flag} (each gets its own from its student and teacher share) "
+            "or run them one by one"
         )
-    return configs
+    return expand_factors([replace(cfg, **given) for cfg in base], students, shares)
 
 
 def _as_levels(value: Any) -> tuple[Any, ...] | None:
