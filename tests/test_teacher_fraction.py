@@ -141,7 +141,7 @@ def test_factors_preset_crosses_students_and_teacher_shares() -> None:
         c.methods == ("label", "kd:T=1", "kd:T=2", "kd:T=4", "kd:T=8", "kd-shuffled:T=4")
         for c in cfgs
     )
-    # the reference preset is unchanged by the refactor into _MNIST1D_MLP
+    # the reference preset is as it was
     ref = PRESETS["reference"][0]
     assert (ref.student, ref.epochs, ref.teacher_epochs, ref.feature_samples) == (
         "mlp:width=128",
@@ -149,3 +149,36 @@ def test_factors_preset_crosses_students_and_teacher_shares() -> None:
         60,
         256,
     )
+
+
+def test_a_sweep_with_a_quarter_data_teacher(tmp_path) -> None:
+    """End to end: the teacher trains on its subset, students nest with it, rho is recorded."""
+    import json
+
+    from conftest import tiny_config
+
+    from kdtheory import open_runs
+    from kdtheory.training.sweep import run_experiment
+
+    cfg = tiny_config(
+        fractions=(0.1, 0.5), seeds=(0, 1), methods=("label", "kd:T=4"), teacher_fraction=0.25
+    )
+    full = tiny_config(fractions=(0.1, 0.5), seeds=(0, 1), methods=("label", "kd:T=4"))
+    run_experiment(cfg, tmp_path, device="cpu")
+    run_experiment(full, tmp_path, device="cpu")
+    store = open_runs(tmp_path)
+    assert set(store) == {cfg.experiment_id, full.experiment_id}
+    ds = store[cfg.experiment_id]
+    assert ds.attrs["teacher_fraction"] == 0.25
+    assert json.loads(ds.attrs["recipe"])["teacher_fraction"] == 0.25
+    assert "teacher_fraction" not in store[full.experiment_id].attrs
+    assert ds.attrs["title"].endswith("teacher on 0.25")
+    teacher = set(cfg.teacher_indices(ds["train_labels"].values).tolist())
+    assert len(teacher) == 60
+    for seed in (0, 1):
+        small = ds["in_train"].sel(fraction=0.1, seed=seed).values.nonzero()[0]
+        large = ds["in_train"].sel(fraction=0.5, seed=seed).values.nonzero()[0]
+        assert set(small.tolist()) <= teacher <= set(large.tolist())
+    # the teacher's budget and record count its own subset; its key differs from the full one's
+    assert ds.attrs["teacher_epochs_trained"] == pytest.approx(80 * 16 / 60)
+    assert ds.attrs["teacher_cache_key"] != store[full.experiment_id].attrs["teacher_cache_key"]

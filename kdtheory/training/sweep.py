@@ -256,86 +256,6 @@ _MNIST5K_CNN = ExperimentConfig(
     feature_samples=256,
 )
 
-
-def expand_factors(
-    configs: list[ExperimentConfig],
-    students: tuple[str, ...] | None = None,
-    teacher_fractions: tuple[float, ...] | None = None,
-) -> list[ExperimentConfig]:
-    """One experiment per config × student × teacher share (the factors a sweep crosses).
-
-    Parameters
-    ----------
-    configs : list of ExperimentConfig
-    students : tuple of str, optional
-        Student architecture specs; None keeps each config's own.
-    teacher_fractions : tuple of float, optional
-        Shares of the training set the teacher trains on; None keeps each config's own.
-
-    Returns
-    -------
-    list of ExperimentConfig
-        In the order config, student, teacher share; an experiment that comes out twice (a
-        ``--student`` given to a preset that crosses students) is kept once.
-
-    Raises
-    ------
-    SpecError
-        When a student or a share is given twice.
-    """
-    for flag, levels in (("--student", students), ("--teacher-fraction", teacher_fractions)):
-        if levels is not None and len(set(levels)) < len(levels):
-            raise SpecError(f"{flag}: a value is given twice ({', '.join(map(str, levels))})")
-    out: dict[str, ExperimentConfig] = {}
-    for cfg in configs:
-        for student in students or (cfg.student,):
-            for share in teacher_fractions or (cfg.teacher_fraction,):
-                new = replace(cfg, student=student, teacher_fraction=float(share))
-                # --student on a preset that already crosses students gives each one once
-                out.setdefault(new.experiment_id, new)
-    return list(out.values())
-
-
-_MNIST1D_MLP = ExperimentConfig(
-    dataset="mnist1d:num_samples=4000",
-    teacher="cnn:channels=64,width=128",
-    student="mlp:width=128",
-    fractions=(0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0),
-    seeds=(0, 1, 2),
-    epochs=150,
-    min_steps=600,
-    batch_size=256,
-    lr=3e-3,
-    weight_decay=0.05,
-    warmup=0.05,
-    teacher_epochs=60,
-    teacher_batch_size=64,
-    teacher_lr=2e-3,
-    feature_samples=256,
-)
-
-#: The modelling factors on a smaller mnist1d (1280 train / 320 test samples, so that its store
-#: ships next to data/ within the size budget): KD at temperatures 1, 2, 4, 8 and the
-#: shuffled-KD objective besides label training, three student widths, a teacher trained on a
-#: quarter of the data or on all of it (one experiment per student and teacher share). Every
-#: student meets the convergence criteria: narrower MLPs (width 64) do not fit a thousand-odd
-#: labels in the budget, small subsets need the 1500-step floor, both teachers get the same 3000
-#: steps (a budget in epochs left the quarter-data teacher short of fitting its subset), and
-#: logit matching (kd-mse) was left out: its loss still fell by 9% at the end of small-subset
-#: cells.
-FACTORS_STUDENTS = ("mlp:width=96", "mlp:width=128", "mlp:width=192")
-FACTORS_TEACHER_FRACTIONS = (0.25, 1.0)
-_FACTORS = replace(
-    _MNIST1D_MLP,
-    dataset="mnist1d:num_samples=1600",
-    fractions=(0.05, 0.1, 0.25, 1.0),
-    methods=("label", "kd:T=1", "kd:T=2", "kd:T=4", "kd:T=8", "kd-shuffled:T=4"),
-    min_steps=1500,
-    teacher_epochs=None,
-    teacher_steps=3000,
-    feature_samples=32,
-)
-
 PRESETS: dict[str, list[ExperimentConfig]] = {
     "smoke": [
         ExperimentConfig(
@@ -356,7 +276,23 @@ PRESETS: dict[str, list[ExperimentConfig]] = {
         )
     ],
     "reference": [
-        _MNIST1D_MLP,
+        ExperimentConfig(
+            dataset="mnist1d:num_samples=4000",
+            teacher="cnn:channels=64,width=128",
+            student="mlp:width=128",
+            fractions=(0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0),
+            seeds=(0, 1, 2),
+            epochs=150,
+            min_steps=600,
+            batch_size=256,
+            lr=3e-3,
+            weight_decay=0.05,
+            warmup=0.05,
+            teacher_epochs=60,
+            teacher_batch_size=64,
+            teacher_lr=2e-3,
+            feature_samples=256,
+        ),
         _MNIST5K_CNN,
         replace(
             _MNIST5K_CNN,
@@ -377,7 +313,6 @@ PRESETS: dict[str, list[ExperimentConfig]] = {
             seeds=(0, 1, 2, 3, 4),
         )
     ],
-    "factors": expand_factors([_FACTORS], FACTORS_STUDENTS, FACTORS_TEACHER_FRACTIONS),
 }
 
 
@@ -1179,6 +1114,45 @@ def _as_levels(value: Any) -> tuple[Any, ...] | None:
     return levels or None
 
 
+def expand_factors(
+    configs: list[ExperimentConfig],
+    students: tuple[str, ...] | None = None,
+    teacher_fractions: tuple[float, ...] | None = None,
+) -> list[ExperimentConfig]:
+    """One experiment per config × student × teacher share (the factors a sweep crosses).
+
+    Parameters
+    ----------
+    configs : list of ExperimentConfig
+    students : tuple of str, optional
+        Student architecture specs; None keeps each config's own.
+    teacher_fractions : tuple of float, optional
+        Shares of the training set the teacher trains on; None keeps each config's own.
+
+    Returns
+    -------
+    list of ExperimentConfig
+        In the order config, student, teacher share; an experiment that comes out twice (a
+        ``--student`` given to a preset that crosses students) is kept once.
+
+    Raises
+    ------
+    SpecError
+        When a student or a share is given twice.
+    """
+    for flag, levels in (("--student", students), ("--teacher-fraction", teacher_fractions)):
+        if levels is not None and len(set(levels)) < len(levels):
+            raise SpecError(f"{flag}: a value is given twice ({', '.join(map(str, levels))})")
+    out: dict[str, ExperimentConfig] = {}
+    for cfg in configs:
+        for student in students or (cfg.student,):
+            for share in teacher_fractions or (cfg.teacher_fraction,):
+                new = replace(cfg, student=student, teacher_fraction=float(share))
+                # --student on a preset that already crosses students gives each one once
+                out.setdefault(new.experiment_id, new)
+    return list(out.values())
+
+
 def parse_teacher_fractions(texts: list[str]) -> tuple[float, ...]:
     """``--teacher-fraction`` values (repeated, or comma-separated) as sorted unique shares.
 
@@ -1206,3 +1180,39 @@ def parse_teacher_fractions(texts: list[str]) -> tuple[float, ...]:
     if not out:
         raise SpecError("--teacher-fraction: give a share in (0, 1], e.g. 0.25 or 1")
     return tuple(sorted(set(out)))
+
+
+#: The modelling factors on a small mnist1d (1280 train / 320 test samples, so that its store
+#: ships next to data/ within the size budget): KD at temperatures 1, 2, 4, 8 and the
+#: shuffled-KD objective besides label training, three student widths, a teacher trained on a
+#: quarter of the data or on all of it (one experiment per student and teacher share). Every
+#: student meets the convergence criteria: narrower MLPs (width 64) do not fit a thousand-odd
+#: labels in the budget, small subsets need the 1500-step floor, both teachers get the same 3000
+#: steps (a budget in epochs left the quarter-data teacher short of fitting its subset), and
+#: logit matching (kd-mse) was left out: its loss still fell by 9% at the end of small-subset
+#: cells.
+FACTORS_STUDENTS = ("mlp:width=96", "mlp:width=128", "mlp:width=192")
+FACTORS_TEACHER_FRACTIONS = (0.25, 1.0)
+PRESETS["factors"] = expand_factors(
+    [
+        ExperimentConfig(
+            dataset="mnist1d:num_samples=1600",
+            teacher="cnn:channels=64,width=128",
+            fractions=(0.05, 0.1, 0.25, 1.0),
+            seeds=(0, 1, 2),
+            methods=("label", "kd:T=1", "kd:T=2", "kd:T=4", "kd:T=8", "kd-shuffled:T=4"),
+            epochs=150,
+            min_steps=1500,
+            batch_size=256,
+            lr=3e-3,
+            weight_decay=0.05,
+            warmup=0.05,
+            teacher_steps=3000,
+            teacher_batch_size=64,
+            teacher_lr=2e-3,
+            feature_samples=32,
+        )
+    ],
+    FACTORS_STUDENTS,
+    FACTORS_TEACHER_FRACTIONS,
+)
