@@ -231,6 +231,65 @@ class DataEfficiency(PooledHypothesis):
             f"equivalence within ±{fmt(margin)} (TOST {fmt_p(eq.p_value)}) at alpha={alpha:g}."
         )
 
+    def check_factor(self, by: str) -> str:
+        """``by`` if :meth:`by_factor` takes it, else a :class:`~kdtheory.errors.SpecError`
+        naming the factors ("did you mean")."""
+        from kdtheory.hypotheses.factors import check_factor
+
+        return check_factor(by)
+
+    def by_factor(self, store: Any, by: str, alpha: float = 0.05, **options: Any) -> Any:
+        """Does ``by`` change data efficiency? This hypothesis's model fitted per level of a
+        factor, and the interaction test (:func:`kdtheory.hypotheses.factors.factor_test`).
+
+        Parameters
+        ----------
+        store : mapping of str to xarray.Dataset
+        by : str
+            ``temperature``, ``objective``, ``student`` or ``teacher-fraction``.
+        alpha : float
+        **options
+            This hypothesis's options (``kd_method``, ``slope_margin``, ``pooling``), as
+            strings or values.
+
+        Returns
+        -------
+        kdtheory.hypotheses.factor_result.FactorResult
+
+        Raises
+        ------
+        SpecError
+            For an unknown factor or option.
+        MissingRequirementError
+            When the store has fewer than two comparable levels of the factor.
+        """
+        from kdtheory.hypotheses.factors import factor_test
+        from kdtheory.hypothesis.toolkit.options import resolve_options
+
+        self.check_factor(by)
+        opts = resolve_options(self, options)
+        return factor_test(
+            store,
+            by,
+            alpha,
+            kd_method=opts["kd_method"],
+            slope_margin=float(opts["slope_margin"]),
+            pooling=opts["pooling"],
+        )
+
+    def factor_figure(self, store: Any, by: str, alpha: float = 0.05) -> Any:
+        """KD's gain vs kappa per level of ``by`` (``kdtheory plot factor --by``), with the
+        interaction test in the caption when the store allows it."""
+        from kdtheory.errors import KDTheoryError
+        from kdtheory.hypotheses.factor_report import factor_figure
+
+        self.check_factor(by)
+        try:
+            result = self.by_factor(store, by, alpha)
+        except KDTheoryError:
+            result = None
+        return factor_figure(store, by, result=result)
+
     def report_sections(self, verdict: Verdict, store: Any, out_dir: Path) -> list[Any]:
         """The gain and data multiplier per kappa: a figure and a table."""
         from kdtheory.report import figures as plot
@@ -259,7 +318,10 @@ class DataEfficiency(PooledHypothesis):
             "needs to match KD, from the mean curves; open triangles are bounds where KD lies "
             f"outside the label curve. {CI_NOTE}",
         )
-        return [report_section(out_dir, "KD gain and data multiplier", [figure], tables=tables)]
+        from kdtheory.hypotheses.factor_report import factor_sections
+
+        main = report_section(out_dir, "KD gain and data multiplier", [figure], tables=tables)
+        return [main, *factor_sections(store, out_dir, verdict.alpha)]
 
 
 def _shown(comp: Mapping[str, Any], decision: str, alpha: float, margin: float) -> tuple:
@@ -319,3 +381,36 @@ _TABLE_CAPTION = (
     "over seeds of the seed-paired gain) and the data multiplier kappa*/kappa: how many times "
     "more labelled samples label training needs to match KD's mean accuracy."
 )
+
+
+def seed_gain_slopes(ds: xr.Dataset, kd_method: str, label_method: str) -> dict[int, float]:
+    """This hypothesis's model on one pair of methods: per seed, the OLS slope of the gain
+    (``kd_method`` − ``label_method`` test accuracy, points) on log kappa.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        One experiment.
+    kd_method, label_method : str
+        Method labels (e.g. ``"kd-T4"``, ``"label"``).
+
+    Returns
+    -------
+    dict of int to float
+        Seed → slope, for the seeds with at least two fractions of both methods.
+    """
+    ds = sorted_experiment(ds)
+    gain = accuracy_points(ds, kd_method) - accuracy_points(ds, label_method)
+    x = log_kappa(ds)
+    out: dict[int, float] = {}
+    for j, seed in enumerate(ds["seed"].values):
+        slope = seed_slopes(gain[:, [j]], x)
+        if slope.size:
+            out[int(seed)] = float(slope[0])
+    return out
+
+
+def by_factor(store: Any, by: str, alpha: float = 0.05, **options: Any) -> Any:
+    """``DataEfficiency().by_factor(store, by, alpha, **options)``: see
+    :meth:`DataEfficiency.by_factor`."""
+    return DataEfficiency().by_factor(store, by, alpha, **options)

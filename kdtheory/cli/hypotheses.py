@@ -112,6 +112,12 @@ def test_command(
     details: bool = typer.Option(
         False, "--details", help="Text/Markdown/HTML: add tables and fitted models' summaries."
     ),
+    by: str | None = typer.Option(
+        None,
+        "--by",
+        help="data-efficiency only: does this factor change data efficiency? temperature, "
+        "objective, student or teacher-fraction (the slope per level and an interaction test).",
+    ),
     lazy: bool | None = LAZY_OPTION,
 ) -> None:
     """Test one hypothesis, or 'all' of them as a Holm-corrected family, on a run store."""
@@ -123,6 +129,9 @@ def test_command(
         opts = parse_options(option)
     except ValueError as exc:
         usage_error(str(exc))
+    if by is not None:
+        _test_by_factor(name, by, runs, alpha, fmt, opts, output, details, lazy)
+        return
     registry = plugin_registry("hypotheses")
     try:
         if name == "all":
@@ -155,6 +164,65 @@ def test_command(
         typer.echo(f"wrote {n} verdict(s) as {fmt.value} to {output}", err=True)
         return
     typer.echo(text.rstrip("\n"))
+
+
+def _test_by_factor(
+    name: str,
+    by: str,
+    runs: Path,
+    alpha: float,
+    fmt: OutputFormat,
+    opts: dict[str, str],
+    output: Path | None,
+    details: bool,
+    lazy: bool | None = False,
+) -> None:
+    """``kdtheory test data-efficiency --by FACTOR``: the factor's interaction test.
+
+    The hypothesis does the work (its ``by_factor``): the core never imports the built-in
+    plugins."""
+    if fmt == OutputFormat.latex_document:
+        usage_error("--by: --format latex-document is not available; use latex for a fragment")
+    registry = plugin_registry("hypotheses")
+    try:
+        hyp = None if name == "all" else registry.get(name)
+    except KDTheoryError as exc:
+        usage_error(str(exc))
+    if hyp is None or not callable(getattr(hyp, "by_factor", None)):
+        usage_error(
+            f"--by: {name!r} is not tested by factor; run `kdtheory test data-efficiency --by "
+            f"{by} --runs {runs}`"
+        )
+    try:
+        hyp.check_factor(by)
+        hyp.validate_options(opts)  # fail fast, before loading the store
+    except KDTheoryError as exc:
+        usage_error(str(exc))
+    store = open_store(runs, lazy)
+    try:
+        result = hyp.by_factor(store, by, alpha, **opts)
+        text = result.render(fmt.value, details=details)
+    except KDTheoryError as exc:
+        usage_error(str(exc))
+    if result.warnings:
+        from kdtheory.store.convergence import problem_note
+
+        typer.echo(f"warning: {problem_note(len(result.warnings))}", err=True)
+    _emit(text, output, f"wrote the data-efficiency by {by} result as {fmt.value}")
+
+
+def _emit(text: str, output: Path | None, written: str) -> None:
+    """Write ``text`` to ``output`` atomically (saying so on stderr), else to stdout."""
+    if output is None:
+        typer.echo(text.rstrip("\n"))
+        return
+    from kdtheory.store.atomic import write_text_atomic
+
+    try:
+        write_text_atomic(output, text if text.endswith("\n") else text + "\n")
+    except OSError as exc:
+        usage_error(f"cannot write {output}: {exc}")
+    typer.echo(f"{written} to {output}", err=True)
 
 
 def warn_convergence(verdicts: list[Any]) -> None:

@@ -11,6 +11,7 @@ import shlex
 import sys
 import warnings
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -123,24 +124,68 @@ def plot_command(
         None, "--experiment", "-e", help="Only this experiment (repeatable)."
     ),
     dpi: int = typer.Option(200, "--dpi", help="Resolution of raster formats."),
+    by: str | None = typer.Option(
+        None,
+        "--by",
+        help="With `plot factor`: KD's gain vs kappa per level of temperature, objective, "
+        "student or teacher-fraction.",
+    ),
     lazy: bool | None = LAZY_OPTION,
 ) -> None:
-    """Draw one registered figure of a run store (the built-ins: `kdtheory.report.figures`)."""
-    try:
-        spec = plugin_registry("figures").get(name)
-    except KDTheoryError as exc:
-        usage_error(str(exc))
+    """Draw one registered figure of a run store (the built-ins: `kdtheory.report.figures`),
+    or `factor --by FACTOR`: KD's gain per level of a modelling factor."""
+    spec = hyp = None
+    if name == "factor" or by is not None:
+        hyp = _factor_hypothesis(name, by)
+    else:
+        try:
+            spec = plugin_registry("figures").get(name)
+        except KDTheoryError as exc:
+            usage_error(str(exc))
     if not output.suffix:
         usage_error(f"--output {output}: give a file suffix such as .pdf, .png or .svg")
     store = open_store(runs, lazy)
     try:
-        fig = spec.draw(store, experiments=experiment or None)
+        if spec is None:
+            fig = _factor_figure(hyp, store, str(by), experiment)
+        else:
+            fig = spec.draw(store, experiments=experiment or None)
         from kdtheory.report.figures import save_as
 
         path = save_as(fig, output, dpi=dpi)
     except (KDTheoryError, ValueError, OSError) as exc:
         usage_error(str(exc))
     typer.echo(f"wrote {path}", err=True)
+
+
+def _factor_hypothesis(name: str, by: str | None) -> Any:
+    """The hypothesis that draws ``plot factor --by`` (data-efficiency, through the registry:
+    the core never imports the built-in plugins), with ``--by`` checked."""
+    if name != "factor":
+        usage_error(f"--by: only `kdtheory plot factor --by ...` takes --by (got {name!r})")
+    try:
+        hyp = plugin_registry("hypotheses").get("data-efficiency")
+    except KDTheoryError as exc:
+        usage_error(str(exc))
+    if by is None:
+        usage_error(
+            "plot factor: give --by, one of temperature, objective, student, teacher-fraction"
+        )
+    try:
+        hyp.check_factor(by)
+    except KDTheoryError as exc:
+        usage_error(str(exc))
+    return hyp
+
+
+def _factor_figure(hyp: Any, store: Any, by: str, experiments: list[str] | None) -> Any:
+    """The factor figure of ``store`` (only ``experiments`` when given)."""
+    if experiments:
+        missing = [e for e in experiments if e not in store]
+        if missing:
+            raise KDTheoryError(f"--experiment: not in the store: {', '.join(missing)}")
+        store = {e: store[e] for e in experiments}
+    return hyp.factor_figure(store, by)
 
 
 def register(app: typer.Typer) -> None:

@@ -180,14 +180,19 @@ def run_command(
     out: Path = typer.Option(Path("runs"), "--out", "-o", help="Run-store folder to write."),
     preset: str | None = typer.Option(
         None,
-        help="Named sweep: smoke (< 1 min), reference (the shipped data/), bench, "
+        help="Named sweep: smoke (< 1 min), reference (the shipped data/), factors (the shipped "
+        "data-factors/: temperature, objective, student width, teacher share), bench, "
         "paper-cifar100 (GPU, CIFAR-100 under ~/data).",
     ),
     dataset: str | None = typer.Option(
         None, help="Dataset spec, e.g. mnist1d:num_samples=10000, digits, mnist-5k, npz:path=f.npz"
     ),
     teacher: str | None = typer.Option(None, help="Teacher architecture spec, e.g. mlp-wide."),
-    student: str | None = typer.Option(None, help="Student architecture spec, e.g. mlp:width=128."),
+    student: list[str] | None = typer.Option(
+        None,
+        help="Student architecture spec, e.g. mlp:width=128; repeat for several students (one "
+        "experiment each).",
+    ),
     fractions: str | None = typer.Option(None, help="Comma-separated fractions in (0, 1]."),
     seeds: int | None = typer.Option(None, help="Number of seeds (replicates 0..N-1)."),
     methods: str | None = typer.Option(
@@ -218,6 +223,11 @@ def run_command(
         None, help="Teacher's minibatch size (default: the students')."
     ),
     teacher_lr: float | None = typer.Option(None, help="Teacher's peak learning rate."),
+    teacher_fraction: list[str] | None = typer.Option(
+        None,
+        help="Share of the training set the teacher trains on, in (0, 1] (default 1); repeat "
+        "or give a list (0.25,1) for one experiment each. Student subsets are nested with it.",
+    ),
     teacher_checkpoint: Path | None = typer.Option(
         None, help="Load the teacher's state_dict from this file instead of training it."
     ),
@@ -293,6 +303,7 @@ def run_command(
         check_specs,
         configs_from_options,
         parse_fractions,
+        parse_teacher_fractions,
         run_experiment,
     )
 
@@ -300,7 +311,10 @@ def run_command(
         overrides = {
             "dataset": dataset,
             "teacher": teacher,
-            "student": student,
+            "student": tuple(student) if student else None,
+            "teacher_fraction": (
+                parse_teacher_fractions(teacher_fraction) if teacher_fraction else None
+            ),
             "fractions": parse_fractions(fractions) if fractions is not None else None,
             "seeds": tuple(range(seeds)) if seeds is not None else None,
             "methods": _split_methods(methods) if methods is not None else None,

@@ -117,6 +117,8 @@ def teacher_key(
     initial_state: Mapping[str, torch.Tensor],
     recipe: Mapping[str, Any],
     device_type: str,
+    *,
+    teacher_fraction: float = 1.0,
 ) -> TeacherKey:
     """The cache key of a teacher trained on ``(x_train, y_train)`` with ``recipe``.
 
@@ -142,6 +144,10 @@ def teacher_key(
     device_type : str
         ``cpu``, ``cuda`` or ``mps``: the same recipe gives other float rounding on another
         kind of device.
+    teacher_fraction : float
+        The share of ``(x_train, y_train)`` the teacher trains on (its stratified subset of
+        the recipe's seed, ``--teacher-fraction``). Hashed only when it is not 1, so the keys
+        of teachers trained on all the data are those of earlier versions.
 
     Returns
     -------
@@ -161,6 +167,8 @@ def teacher_key(
         "device_type": device_type,
         "torch": torch.__version__,
     }
+    if teacher_fraction != 1:
+        inputs["teacher_fraction"] = float(teacher_fraction)
     digest = hashlib.sha256(_canonical(_hashed(inputs)).encode()).hexdigest()
     return TeacherKey(digest, inputs)
 
