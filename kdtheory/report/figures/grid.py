@@ -10,7 +10,7 @@ caption line (what lines and bands are, over how many seeds) at the bottom of th
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +32,9 @@ from kdtheory.report.figures.style import (
     color_for,
     marker_for,
 )
+
+#: room (inches) each panel's decorations take on its left, right, top and bottom
+_Room = tuple[dict[Axes, float], dict[Axes, float], dict[Axes, float], dict[Axes, float]]
 
 #: Space (inches) around the legend, the caption and between neighbouring panels.
 _PAD = 0.05
@@ -204,7 +207,6 @@ class PanelGrid:
         fig = self.fig
         caption = caption or self.seed_caption()
         renderer = fig.canvas.get_renderer()
-        left, right, top, bottom = _decorations(self, renderer)
         in_slot = self._legend_in_slot(handles, renderer)
         legend_h = 0.0
         legend = None
@@ -221,6 +223,38 @@ class PanelGrid:
             text = fig.text(0.0, 0.0, "\n".join(lines), ha="left", va="bottom", color="#333333")
             text.set_fontsize(size)
             caption_h = _line_height(size) * len(lines) + _PAD
+        # Twice: tick locators choose their ticks from the panels' size (and the tick label
+        # size in the rcParams of the moment), so the ticks measured before the panels are
+        # placed may not be those drawn. After the first placement the ticks are fixed
+        # (_freeze_ticks), and the second measures exactly what every backend will draw.
+        for _ in range(2):
+            decorations = _decorations(self, renderer)
+            height = self._place(decorations, legend_h, caption_h)
+            _freeze_ticks(self.cells)
+        xs, ys, col_left, row_top, row_bottom, panel_w, panel_h = self._geometry
+        if legend is not None:
+            legend.set_bbox_to_anchor((0.5, 1.0 - _PAD / height), transform=fig.transFigure)
+        if in_slot is not None:
+            r, c = in_slot[0]
+            x0 = (xs[c] - col_left[c]) / self.width
+            y0 = (ys[r] - row_bottom[r]) / height
+            w = (col_left[c] + panel_w) / self.width
+            h = (row_top[r] + panel_h + row_bottom[r]) / height
+            in_slot[1].set_bbox_to_anchor((x0, y0, w, h), transform=fig.transFigure)
+        if text is not None:
+            text.set_position((_PAD / self.width, _PAD / height))
+        _without_ligatures(fig)
+        return fig
+
+    def _place(
+        self,
+        decorations: _Room,
+        legend_h: float,
+        caption_h: float,
+    ) -> float:
+        """Size the figure and place every panel so that each column and row has the room its
+        decorations need; return the figure's height (inches)."""
+        left, _right, top, bottom = decorations
         col_left = [
             max((left[a] for a, (_, c) in self.cells.items() if c == j), default=0.0)
             for j in range(self.ncols)
@@ -238,7 +272,7 @@ class PanelGrid:
         fixed += _PAD * (self.nrows - 1)
         panel_h = min(self.panel_height, (MAX_FIGURE_HEIGHT - fixed) / self.nrows)
         height = fixed + panel_h * self.nrows
-        fig.set_size_inches(self.width, height)
+        self.fig.set_size_inches(self.width, height)
         xs, x = [], _PAD
         for j in range(self.ncols):
             xs.append(x + col_left[j])
@@ -252,19 +286,8 @@ class PanelGrid:
             ax.set_position(
                 [xs[c] / self.width, ys[r] / height, panel_w / self.width, panel_h / height]
             )
-        if legend is not None:
-            legend.set_bbox_to_anchor((0.5, 1.0 - _PAD / height), transform=fig.transFigure)
-        if in_slot is not None:
-            r, c = in_slot[0]
-            x0 = (xs[c] - col_left[c]) / self.width
-            y0 = (ys[r] - row_bottom[r]) / height
-            w = (col_left[c] + panel_w) / self.width
-            h = (row_top[r] + panel_h + row_bottom[r]) / height
-            in_slot[1].set_bbox_to_anchor((x0, y0, w, h), transform=fig.transFigure)
-        if text is not None:
-            text.set_position((_PAD / self.width, _PAD / height))
-        _without_ligatures(fig)
-        return fig
+        self._geometry = (xs, ys, col_left, row_top, row_bottom, panel_w, panel_h)
+        return height
 
     def _legend_in_slot(self, handles: Mapping[str, Any], renderer: Any) -> Any:
         """A legend in the last spare slot when there is one and the legend fits it."""
@@ -397,6 +420,24 @@ def _wrap_measured(text: str, width: float, size: float, renderer: Any, dpi: flo
     if current:
         lines.append(current)
     return lines
+
+
+def _freeze_ticks(cells: Iterable[Axes]) -> None:
+    """Fix every panel's major ticks at those its locators choose now.
+
+    Matplotlib's default locators choose the number of ticks at draw time from the axis length
+    and the tick label size in the rcParams of that moment; a figure drawn or saved outside
+    :func:`paper_style` (or at another size) would then get other ticks than those the layout
+    measured, e.g. wider labels that run off the figure's edge.
+    """
+    from matplotlib.ticker import FixedLocator
+
+    for ax in cells:
+        for axis in (ax.xaxis, ax.yaxis):
+            locator = axis.get_major_locator()
+            if isinstance(locator, FixedLocator) or axis.get_scale() != "linear":
+                continue
+            axis.set_major_locator(FixedLocator(locator()))
 
 
 def _tick_labels(axis: Any) -> list[str]:
