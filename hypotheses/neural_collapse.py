@@ -22,7 +22,6 @@ from kdtheory.hypothesis.toolkit import (
     ExperimentResult,
     Ruling,
     cell_records,
-    cells,
     deciding,
     fmt,
     fmt_ci,
@@ -116,8 +115,17 @@ class NeuralCollapse(PooledHypothesis):
         ]
         table = collapse_table(ds[needed].sel(arm=[label, kd]))
 
+        arms = [str(a) for a in table["arm"].values]
+        subsets = [str(x) for x in table["subset"].values]
+        arrays = {  # (arm, subset, fraction, seed) per variable: one transpose, then indexing
+            var: np.asarray(
+                table[var].transpose("arm", "subset", "fraction", "seed").values, dtype=float
+            )
+            for var in (*_METRICS, "n_samples")
+        }
+
         def get(var: str, method: str, subset: str) -> np.ndarray:
-            return cells(table[var].sel(arm=method, subset=subset))
+            return arrays[var][arms.index(method), subsets.index(subset)]
 
         cell_table = []
         logs: dict[tuple[str, str], np.ndarray] = {}
