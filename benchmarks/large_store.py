@@ -35,6 +35,7 @@ from pathlib import Path
 
 from startup import kdtheory_command
 
+from kdtheory.store.runs import store_bytes
 from kdtheory.testing.cell_store import CellStoreShape, write_synthetic_cells
 
 FULL = CellStoreShape()  # CIFAR-100-like: 50,000 / 10,000 samples, 100 classes, 84 cells
@@ -59,11 +60,6 @@ def measure(cmd: list[str]) -> tuple[float, int, int]:
         sys.stderr.write(out.stderr)
     wall, rss, code = out.stdout.split()
     return float(wall), int(rss), int(code)
-
-
-def store_bytes(root: Path) -> int:
-    """Bytes of the ``.nc`` files under ``root``."""
-    return sum(p.stat().st_size for p in root.rglob("*.nc"))
 
 
 def write_store(root: Path, scale: float, experiments: int) -> tuple[CellStoreShape, float]:

@@ -7,8 +7,6 @@ list`` and usage errors must start fast.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import sys
 import warnings
 from pathlib import Path
@@ -47,25 +45,6 @@ LAZY_OPTION = typer.Option(
 )
 
 
-def store_bytes(runs: Path) -> int:
-    """Bytes of the ``.nc`` files of the store at ``runs`` (a folder or one file)."""
-    if runs.is_file():
-        return runs.stat().st_size
-    total = 0
-    for folder, _dirs, names in os.walk(runs):
-        for name in names:
-            if name.endswith(".nc"):
-                with contextlib.suppress(OSError):
-                    total += (Path(folder) / name).stat().st_size
-    return total
-
-
-def _dask_installed() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("dask") is not None
-
-
 def open_store(runs: Path, lazy: bool | None = False) -> Any:
     """The run store at ``runs``; a usage error naming what is wrong with it otherwise.
 
@@ -78,18 +57,19 @@ def open_store(runs: Path, lazy: bool | None = False) -> Any:
         into memory; None: lazily when the run files hold more than ``LAZY_STORE_BYTES`` and
         Dask is installed (said on stderr).
     """
-    from kdtheory.store.runs import open_runs
+    from kdtheory.store.blocks import dask_installed
+    from kdtheory.store.runs import open_runs, store_bytes
 
-    if lazy is None and runs.exists():
-        size = store_bytes(runs)
-        lazy = size > LAZY_STORE_BYTES and _dask_installed()
-        if lazy:
-            typer.echo(
-                f"note: {runs} holds {size / 2**30:.1f} GiB of run files; reading it one cell at "
-                "a time (--in-memory loads it whole)",
-                err=True,
-            )
     try:
+        if lazy is None and runs.exists():
+            size = store_bytes(runs)
+            lazy = size > LAZY_STORE_BYTES and dask_installed()
+            if lazy:
+                typer.echo(
+                    f"note: {runs} holds {size / 2**30:.1f} GiB of run files; reading it one "
+                    "cell at a time (--in-memory loads it whole)",
+                    err=True,
+                )
         return open_runs(runs, chunks="cell" if lazy else None)
     except (KDTheoryError, OSError) as exc:
         usage_error(str(exc))

@@ -25,6 +25,7 @@ xr = lazy_module("xarray")  # imported on first use: the metrics module imports 
 __all__ = [
     "CELL_CHUNKS",
     "DASK_EXTRA",
+    "dask_installed",
     "is_lazy",
     "reduce_by_blocks",
     "reduce_cells",
@@ -42,6 +43,13 @@ def is_lazy(obj: Any) -> bool:
     if isinstance(obj, xr.Dataset):
         return any(is_lazy(v) for v in obj.variables.values())
     return getattr(obj, "chunks", None) is not None
+
+
+def dask_installed() -> bool:
+    """Whether Dask can be imported (checked without importing it)."""
+    import importlib.util
+
+    return importlib.util.find_spec("dask") is not None
 
 
 def require_dask(what: str) -> None:

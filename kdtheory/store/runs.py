@@ -768,6 +768,20 @@ def _netcdf_files(root: Path) -> list[Path]:
     return sorted(found)
 
 
+def store_bytes(path: str | Path) -> int:
+    """Bytes of the run files (``.nc``) of the store at ``path``, a folder or one file: what
+    :func:`open_runs` would read.
+
+    Raises
+    ------
+    StoreError
+        If a folder of the store cannot be listed.
+    """
+    root = Path(path)
+    files = [root] if root.is_file() else _netcdf_files(root)
+    return sum(f.stat().st_size for f in files)
+
+
 def as_store(store: Any) -> Mapping[str, xr.Dataset]:
     """A run store from what a user may pass: a path (opened with :func:`open_runs`), one
     experiment ``Dataset``, or a mapping of experiment id to ``Dataset``.
