@@ -8,6 +8,7 @@ v1 dataset into v2 in memory; every reader calls it, so v1 files keep opening.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -250,7 +251,7 @@ def _counts_of(values: np.ndarray, per_cell: bool) -> tuple[np.ndarray, np.ndarr
 def _nonfinite_counts(values: Any, dims: tuple[str, ...]) -> _NonFinite | None:
     """Count the non-finite values of a variable (NumPy values, or a DataArray that may be
     Dask-backed: then one chunk of cells at a time); None for a non-float or empty one."""
-    from kdtheory.store.blocks import is_lazy, reduce_cells
+    from kdtheory.store.blocks import is_lazy
 
     shape = tuple(values.shape)
     if not np.issubdtype(values.dtype, np.floating) or int(np.prod(shape)) == 0:
@@ -260,12 +261,42 @@ def _nonfinite_counts(values: Any, dims: tuple[str, ...]) -> _NonFinite | None:
     if not (per_cell and is_lazy(values)):
         inf, nan = _counts_of(np.asarray(getattr(values, "values", values)), per_cell)
         return _NonFinite(inf, nan, size, per_cell)
-
-    def count(_where: dict, block: np.ndarray) -> np.ndarray:
-        return np.stack(_counts_of(block, True), axis=-1)
-
-    counts = reduce_cells(values, CELL_DIMS, count, extra=2).astype(np.int64)
+    stats = _lazy_cell_stats(values)
+    counts = stats[..., :2].astype(np.int64)
     return _NonFinite(counts[..., 0], counts[..., 1], size, per_cell)
+
+
+#: :func:`_lazy_cell_stats` of the last lazily read variables, by the name of their Dask array
+_LAZY_STATS: OrderedDict[str, np.ndarray] = OrderedDict()
+_LAZY_STATS_SIZE = 64
+
+
+def _cell_stats(_where: dict, block: np.ndarray) -> np.ndarray:
+    """Per cell of ``block`` (cell dims first): infinities, NaNs, largest finite magnitude."""
+    flat = block.reshape(block.shape[:3] + (-1,))
+    finite = np.isfinite(flat)
+    top = np.max(np.abs(np.where(finite, flat, 0.0)), axis=-1, initial=0.0)
+    return np.stack([np.isinf(flat).sum(axis=-1), np.isnan(flat).sum(axis=-1), top], axis=-1)
+
+
+def _lazy_cell_stats(var: Any) -> np.ndarray:
+    """``(arm, fraction, seed, 3)``: per cell of a lazily read per-cell variable its number of
+    infinities, of NaNs and its largest finite magnitude, in one pass over the data.
+
+    Remembered by the Dask array's name (a key of its task graph: one name, one set of values;
+    every ``open_runs`` makes new names, so a file read again is never served old numbers), so
+    the finiteness check of ``open_runs``, the one ``export`` makes before writing anything, the
+    one every write makes and the int16 packing scale read the logits once between them.
+    """
+    from kdtheory.store.blocks import reduce_cells
+
+    key = str(var.data.name)
+    hit = _LAZY_STATS.get(key)
+    if hit is None:
+        hit = _LAZY_STATS[key] = reduce_cells(var, CELL_DIMS, _cell_stats, extra=3)
+        while len(_LAZY_STATS) > _LAZY_STATS_SIZE:
+            _LAZY_STATS.popitem(last=False)
+    return hit
 
 
 def _bad_cells(c: _NonFinite) -> np.ndarray:
@@ -453,24 +484,19 @@ def packed_encoding(values: Any) -> dict:
     SchemaError
         If ``values`` holds an infinite value.
     """
-    from kdtheory.store.blocks import is_lazy, reduce_cells
-
-    def largest(_where: dict, block: np.ndarray) -> np.ndarray:
-        """Per cell (or in all): the largest finite magnitude and the number of infinities."""
-        flat = block.reshape(block.shape[:3] + (-1,)) if block.ndim > 3 else block.reshape(-1)
-        finite = np.isfinite(flat)
-        top = np.max(np.abs(np.where(finite, flat, 0.0)), axis=-1, initial=0.0)
-        return np.stack([top, np.isinf(flat).sum(axis=-1)], axis=-1)
+    from kdtheory.store.blocks import is_lazy
 
     if is_lazy(values) and tuple(values.dims[:3]) == CELL_DIMS and values.ndim > 3:
-        found = reduce_cells(values, CELL_DIMS, largest, extra=2)
+        stats = _lazy_cell_stats(values)
+        top = float(np.max(stats[..., 2], initial=0.0))
+        n_inf = int(stats[..., 0].sum())
     else:
         array = np.asarray(values)
         if not array.size or not np.issubdtype(array.dtype, np.floating):
             array = np.zeros(0, np.float32)
-        found = largest({}, array)
-    top = float(np.max(found[..., 0], initial=0.0))
-    n_inf = int(found[..., 1].sum())
+        finite = np.isfinite(array)
+        top = float(np.max(np.abs(np.where(finite, array, 0.0)), initial=0.0))
+        n_inf = int(np.isinf(array).sum())
     if n_inf:
         raise SchemaError(f"cannot pack {n_inf} infinite value(s) as int16; {NONFINITE_HINT}")
     scale = np.float32(top / 32000.0 if top > 0 else 1.0)
