@@ -228,10 +228,9 @@ class PanelGrid:
         # placed may not be those drawn. After the first placement the ticks are fixed
         # (_freeze_ticks), and the second measures exactly what every backend will draw.
         for _ in range(2):
-            decorations = _decorations(self, renderer)
-            height = self._place(decorations, legend_h, caption_h)
+            placed = self._place(_decorations(self, renderer), legend_h, caption_h)
             _freeze_ticks(self.cells)
-        xs, ys, col_left, row_top, row_bottom, panel_w, panel_h = self._geometry
+        height, xs, ys, col_left, row_top, row_bottom, panel_w, panel_h = placed
         if legend is not None:
             legend.set_bbox_to_anchor((0.5, 1.0 - _PAD / height), transform=fig.transFigure)
         if in_slot is not None:
@@ -251,9 +250,19 @@ class PanelGrid:
         decorations: _Room,
         legend_h: float,
         caption_h: float,
-    ) -> float:
+    ) -> tuple[
+        float, list[float], list[float], list[float], list[float], list[float], float, float
+    ]:
         """Size the figure and place every panel so that each column and row has the room its
-        decorations need; return the figure's height (inches)."""
+        decorations need.
+
+        Returns
+        -------
+        tuple
+            The figure's height, the panels' left edges per column and bottom edges per row,
+            the room left of each column, above and below each row, and the panel width and
+            height (all in inches).
+        """
         left, _right, top, bottom = decorations
         col_left = [
             max((left[a] for a, (_, c) in self.cells.items() if c == j), default=0.0)
@@ -286,8 +295,7 @@ class PanelGrid:
             ax.set_position(
                 [xs[c] / self.width, ys[r] / height, panel_w / self.width, panel_h / height]
             )
-        self._geometry = (xs, ys, col_left, row_top, row_bottom, panel_w, panel_h)
-        return height
+        return height, xs, ys, col_left, row_top, row_bottom, panel_w, panel_h
 
     def _legend_in_slot(self, handles: Mapping[str, Any], renderer: Any) -> Any:
         """A legend in the last spare slot when there is one and the legend fits it."""
