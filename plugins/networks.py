@@ -39,6 +39,7 @@ __all__ = [
     "auto_patch",
     "channels_first_shape",
     "check_input_shape",
+    "grouped_conv",
     "norm_groups",
 ]
 
@@ -267,16 +268,7 @@ class CNN(nn.Module):
         """
         cells, batch = x.shape[0], x.shape[1]
         h = _first_conv_grouped(self.conv1, params, x.reshape(cells, batch, *self.conv_shape))
-        conv = F.conv2d if self.spatial_dims == 2 else F.conv1d
-        weight = params["conv2.weight"]
-        h = conv(
-            h,
-            weight.reshape(-1, *weight.shape[2:]),  # (C * out, in, *kernel)
-            params["conv2.bias"].reshape(-1),
-            stride=self.conv2.stride,
-            padding=self.conv2.padding,
-            groups=cells,
-        ).relu_()
+        h = grouped_conv(h, self.conv2, params["conv2.weight"], params["conv2.bias"]).relu_()
         # the adaptive average pooling as one product with its (positions, pooled) matrix
         positions = math.prod(h.shape[2:])
         pool = _pooling_matrix(h.shape[2:], self.pooled, h.dtype, h.device)
@@ -288,6 +280,29 @@ class CNN(nn.Module):
             [params["hidden.bias"], params["classifier.bias"]],
             with_features,
         )
+
+
+def grouped_conv(
+    h: torch.Tensor,
+    layer: nn.Conv1d | nn.Conv2d,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """``layer``'s convolution for a group of cells as one grouped convolution.
+
+    ``h`` is ``(B, C * in, *sizes)``, the cells side by side along the channels; ``weight`` is
+    the cells' stacked weights ``(C, out, in, *kernel)`` (and ``bias`` ``(C, out)``): the ``C``
+    cells are the groups, and the output is ``(B, C * out, *sizes')`` in the same layout.
+    """
+    conv = F.conv2d if isinstance(layer, nn.Conv2d) else F.conv1d
+    return conv(
+        h,
+        weight.reshape(-1, *weight.shape[2:]),
+        None if bias is None else bias.reshape(-1),
+        stride=layer.stride,
+        padding=layer.padding,
+        groups=weight.shape[0],
+    )
 
 
 def _first_conv_grouped(
@@ -679,14 +694,7 @@ class ResNet(nn.Module):
         cells, batch = x.shape[0], x.shape[1]
 
         def conv(name: str, h: torch.Tensor, layer: nn.Conv2d) -> torch.Tensor:
-            w = params[f"{name}.weight"]
-            return F.conv2d(
-                h,
-                w.reshape(-1, *w.shape[2:]),
-                stride=layer.stride,
-                padding=layer.padding,
-                groups=cells,
-            )
+            return grouped_conv(h, layer, params[f"{name}.weight"])
 
         def norm(name: str, h: torch.Tensor, layer: nn.GroupNorm) -> torch.Tensor:
             return F.group_norm(
