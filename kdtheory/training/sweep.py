@@ -271,6 +271,23 @@ def parse_fractions(text: str) -> tuple[float, ...]:
 #: the strongest of their family a few CPU minutes allow (a 1-D CNN for mnist1d). Fixed from
 #: the convergence criteria of :mod:`kdtheory.store.convergence` on label and KD students at 10% and
 #: 100% of the data, before any hypothesis was tested on the store.
+_MNIST1D_MLP = ExperimentConfig(
+    dataset="mnist1d:num_samples=4000",
+    teacher="cnn:channels=64,width=128",
+    student="mlp:width=128",
+    fractions=(0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0),
+    seeds=(0, 1, 2),
+    epochs=150,
+    min_steps=600,
+    batch_size=256,
+    lr=3e-3,
+    weight_decay=0.05,
+    warmup=0.05,
+    teacher_epochs=60,
+    teacher_batch_size=64,
+    teacher_lr=2e-3,
+    feature_samples=256,
+)
 _MNIST5K_CNN = ExperimentConfig(
     dataset="mnist-5k",
     teacher="cnn:channels=32,width=128",
@@ -335,23 +352,7 @@ PRESETS: dict[str, list[ExperimentConfig]] = {
         )
     ],
     "reference": [
-        ExperimentConfig(
-            dataset="mnist1d:num_samples=4000",
-            teacher="cnn:channels=64,width=128",
-            student="mlp:width=128",
-            fractions=(0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0),
-            seeds=(0, 1, 2),
-            epochs=150,
-            min_steps=600,
-            batch_size=256,
-            lr=3e-3,
-            weight_decay=0.05,
-            warmup=0.05,
-            teacher_epochs=60,
-            teacher_batch_size=64,
-            teacher_lr=2e-3,
-            feature_samples=256,
-        ),
+        _MNIST1D_MLP,
         _MNIST5K_CNN,
         replace(
             _MNIST5K_CNN,
@@ -1273,21 +1274,14 @@ FACTORS_STUDENTS = ("mlp:width=96", "mlp:width=128", "mlp:width=192")
 FACTORS_TEACHER_FRACTIONS = (0.25, 1.0)
 PRESETS["factors"] = expand_factors(
     [
-        ExperimentConfig(
+        replace(  # the reference mnist1d recipe on a smaller dataset and sweep
+            _MNIST1D_MLP,
             dataset="mnist1d:num_samples=1600",
-            teacher="cnn:channels=64,width=128",
             fractions=(0.05, 0.1, 0.25, 1.0),
-            seeds=(0, 1, 2),
             methods=("label", "kd:T=1", "kd:T=2", "kd:T=4", "kd:T=8", "kd-shuffled:T=4"),
-            epochs=150,
             min_steps=1500,
-            batch_size=256,
-            lr=3e-3,
-            weight_decay=0.05,
-            warmup=0.05,
+            teacher_epochs=None,
             teacher_steps=3000,
-            teacher_batch_size=64,
-            teacher_lr=2e-3,
             feature_samples=32,
         )
     ],
