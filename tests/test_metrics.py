@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 import scipy.special
@@ -614,6 +616,42 @@ def test_analysis_runs_on_one_blas_thread_whatever_the_process_allows():
 
     for func in (collapse_table, PooledHypothesis.test):
         assert getattr(func, "__wrapped__", None) is not None, func  # decorated
+
+
+def test_nested_single_blas_thread_scans_again_only_after_an_import(monkeypatch):
+    """A nested block keeps the outer limit without threadpoolctl's library scan, unless a
+    module was imported since the last scan; every block restores what it found."""
+    import types
+
+    import threadpoolctl
+
+    from kdtheory import _blas
+
+    scans: list[int] = []
+    real = threadpoolctl.threadpool_limits
+
+    def counting(*args, **kwargs):
+        scans.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(threadpoolctl, "threadpool_limits", counting)
+    with _blas.single_blas_thread():
+        with _blas.single_blas_thread():
+            with _blas.single_blas_thread():
+                pass
+        assert len(scans) == 1
+        monkeypatch.setitem(sys.modules, "kdtheory_test_new_module", types.ModuleType("x"))
+        with _blas.single_blas_thread():
+            assert len(scans) == 2  # a new module may have loaded another BLAS
+            with _blas.single_blas_thread():
+                pass
+        assert len(scans) == 2
+    assert _blas._open == []
+    with pytest.raises(RuntimeError):
+        with _blas.single_blas_thread():
+            with _blas.single_blas_thread():
+                raise RuntimeError("inside")
+    assert _blas._open == []
 
 
 def test_rank_correlation_reuses_a_result_for_equal_inputs_only(monkeypatch):

@@ -215,9 +215,23 @@ def predictions(logits: xr.DataArray) -> tuple[xr.DataArray, xr.DataArray]:
         Boolean, True where any logit of the row is NaN.
     """
     _check_class_dim(logits, "logits")
-    missing = logits.isnull().any(CLASS_DIM)
-    pred = logits.fillna(-np.inf).argmax(CLASS_DIM)
+    pred, missing = xr.apply_ufunc(
+        _top1,
+        logits,
+        input_core_dims=[[CLASS_DIM]],
+        output_core_dims=[[], []],
+        dask="parallelized",
+        output_dtypes=[np.intp, bool],
+    )
     return pred, missing
+
+
+def _top1(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Argmax over the last axis (first index on ties) and whether the row holds a NaN: one
+    numpy pass each (xarray's NaN-skipping argmax copies the array twice)."""
+    if values.dtype.kind != "f":
+        return values.argmax(axis=-1), np.zeros(values.shape[:-1], dtype=bool)
+    return values.argmax(axis=-1), np.isnan(values).any(axis=-1)
 
 
 @reduce_by_blocks
