@@ -151,6 +151,28 @@ def test_accuracy_float16_and_extra_dims():
     np.testing.assert_allclose(acc.values, expected)
 
 
+def test_predictions_first_index_on_ties_nan_rows_flagged_any_dim_order():
+    """Top-1 is the first of tied maxima; a row with a NaN is flagged missing; the class dim
+    need not be last; a Dask-backed input stays lazy and gives the same answer."""
+    from kdtheory.metrics.logits import predictions
+
+    values = np.array([[1.0, 3.0, 3.0], [np.nan, 5.0, 0.0], [2.0, 2.0, 2.0], [0.0, -1.0, 4.0]])
+    x = xr.DataArray(values, dims=("test_sample", "class"))
+    pred, missing = predictions(x)
+    assert pred.dims == missing.dims == ("test_sample",)
+    np.testing.assert_array_equal(missing.values, [False, True, False, False])
+    valid = ~missing.values
+    np.testing.assert_array_equal(pred.values[valid], [1, 0, 2])
+    pred_t, missing_t = predictions(x.transpose("class", "test_sample"))
+    np.testing.assert_array_equal(pred_t.values[valid], pred.values[valid])
+    np.testing.assert_array_equal(missing_t.values, missing.values)
+    pytest.importorskip("dask")
+    pred_l, missing_l = predictions(x.chunk({"test_sample": 2}))
+    assert pred_l.chunks is not None  # not computed yet
+    np.testing.assert_array_equal(pred_l.values[valid], pred.values[valid])
+    np.testing.assert_array_equal(missing_l.values, missing.values)
+
+
 def test_agreement_per_sample(tiny):
     student, teacher, _ = tiny
     agree = agreement(student, teacher)
