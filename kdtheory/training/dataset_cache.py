@@ -12,12 +12,13 @@ The cache a load uses is chosen by its caller (:func:`using`, as ``kdtheory run`
 before. Layout of the cache folder (:func:`default_cache_dir`, or ``--dataset-cache DIR``)::
 
     <dir>/<key>.npz     the generator's arrays (numpy .npz; loaded with allow_pickle=False)
-    <dir>/<key>.json    what the key hashes, each array's dtype and shape, the .npz's SHA-256
+    <dir>/<key>.json    what the key hashes, each array's dtype and shape, and the SHA-256 of
+                        the arrays' names, dtypes, shapes and bytes
 
 Both files are written atomically (temporary file, then rename), the ``.npz`` first: an entry
 whose ``.json`` is missing was interrupted and counts as absent. An entry that does not verify
-(unreadable metadata, other key inputs, a checksum that does not match, a file numpy refuses
-without pickle, other arrays than recorded, non-finite values) is never used:
+(unreadable metadata, other key inputs, a file numpy refuses without pickle, other arrays than
+recorded, a checksum that does not match, non-finite values) is never used:
 :class:`DatasetCacheWarning` says why, and the dataset is generated again and the entry
 replaced.
 """
@@ -135,6 +136,20 @@ def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
+def _digest(arrays: Mapping[str, np.ndarray]) -> str:
+    """SHA-256 of the arrays' names, dtypes, shapes and bytes (in name order).
+
+    The content, not the ``.npz`` file's bytes (its zip members carry the time they were
+    written): two processes that store the same arrays at once leave an entry that verifies.
+    """
+    h = hashlib.sha256()
+    for name in sorted(arrays):
+        a = np.ascontiguousarray(arrays[name])
+        h.update(f"{name}|{a.dtype.str}|{a.shape}|".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
 def _layout(arrays: Mapping[str, np.ndarray]) -> dict[str, list[Any]]:
     """Each array's dtype and shape, as the metadata records them."""
     return {k: [np.asarray(v).dtype.str, list(np.shape(v))] for k, v in sorted(arrays.items())}
@@ -194,15 +209,17 @@ class DatasetCache:
             blob = arrays_path.read_bytes()
         except OSError as exc:
             raise _Unusable(f"its arrays cannot be read ({exc.strerror or exc})") from None
-        if hashlib.sha256(blob).hexdigest() != meta.get("sha256"):
-            raise _Unusable("the arrays' SHA-256 does not match the one recorded (damaged)")
         try:
             with np.load(io.BytesIO(blob), allow_pickle=False) as npz:
                 arrays = {name: npz[name] for name in npz.files}
         except Exception as exc:  # noqa: BLE001 - any failure to load means: do not use it
-            raise _Unusable(f"numpy cannot load it without pickle ({type(exc).__name__})") from None
+            raise _Unusable(
+                f"numpy cannot read it with allow_pickle=False ({type(exc).__name__}: {exc})"
+            ) from None
         if _layout(arrays) != meta.get("arrays"):
             raise _Unusable("its arrays are not those recorded in its metadata")
+        if _digest(arrays) != meta.get("sha256"):
+            raise _Unusable("the arrays' SHA-256 does not match the one recorded (damaged)")
         for name, a in arrays.items():
             if np.issubdtype(a.dtype, np.inexact) and not np.isfinite(a).all():
                 raise _Unusable(f"its array {name!r} holds non-finite values")
@@ -215,14 +232,15 @@ class DatasetCache:
         says so and ``None`` is returned; the caller goes on with its arrays.
         """
         arrays_path, meta_path = self.paths(key)
+        arrays = {k: np.asarray(v) for k, v in arrays.items()}
         buffer = io.BytesIO()
-        np.savez(buffer, **{k: np.asarray(v) for k, v in arrays.items()})
+        np.savez(buffer, **arrays)
         blob = buffer.getvalue()
         meta = {
             "key": key.digest,
             "inputs": key.inputs,
             "arrays": _layout(arrays),
-            "sha256": hashlib.sha256(blob).hexdigest(),
+            "sha256": _digest(arrays),
         }
         try:
             write_atomic(arrays_path, lambda tmp: tmp.write_bytes(blob))
