@@ -2,16 +2,17 @@
 
 One run times, each as a fresh process as a user starts it (default threads, imports included):
 
-1. **cold**: ``kdtheory run --preset bench`` into a new store with an empty teacher cache
-   (teacher, 140 students, evaluation, writes);
-2. **warm**: the same command into another new store, the teacher cache now holding its teacher;
+1. **cold**: ``kdtheory run --preset bench`` into a new store with empty teacher and dataset
+   caches (MNIST-1D generated, teacher trained, 140 students, evaluation, writes);
+2. **warm**: the same command into another new store, the caches now holding its teacher and
+   its MNIST-1D arrays;
 3. **peer**: ``benchmarks/peer_loop.py``, the plain PyTorch loop a researcher writes instead
    (its teacher, then the same 140 students one after another, evaluated and saved).
 
 and prints the three wall times and the ratios peer / cold and peer / warm (goals of issue 15:
-at least 5x cold and 8x warm). It also checks that the warm run took its teacher from the cache
-and stored the same teacher logits as the cold run. Everything is written into a temporary
-folder, removed afterwards; the user's teacher cache is not touched::
+at least 5x cold and 8x warm). It also checks that the warm run took its teacher and its
+dataset from the caches and stored the same teacher logits as the cold run. Everything is
+written into a temporary folder, removed afterwards; the user's caches are not touched::
 
     python benchmarks/end_to_end.py                 # one run (about 5-8 minutes on 2 cores)
     python benchmarks/end_to_end.py --repeats 3     # medians of 3
@@ -59,11 +60,23 @@ def teacher_record(store: Path) -> tuple[str, object]:
         return str(t.attrs.get("teacher_cache_key")), t["teacher_test_logits"].values
 
 
+def dataset_entries(cache: Path) -> dict[str, int]:
+    """The dataset cache's entries and their modification times (a regenerated entry is
+    rewritten, so its time changes)."""
+    return {p.name: p.stat().st_mtime_ns for p in cache.glob("*.npz")}
+
+
 def one_run(tmp: Path, peer_students: int | None, env: dict[str, str]) -> dict[str, float]:
-    cache = tmp / "teachers"
-    run = [*kdtheory_command(), "run", "--preset", "bench", "--teacher-cache", str(cache)]
+    cache, datasets = tmp / "teachers", tmp / "datasets"
+    run = [
+        *kdtheory_command(), "run", "--preset", "bench",
+        "--teacher-cache", str(cache), "--dataset-cache", str(datasets),
+    ]  # fmt: skip
     cold, _ = timed([*run, "--out", str(tmp / "cold")], env)
+    generated = dataset_entries(datasets)
     warm, log = timed([*run, "--out", str(tmp / "warm")], env)
+    if len(generated) != 1 or dataset_entries(datasets) != generated:
+        sys.exit(f"the warm run did not read its dataset from the cache ({datasets}):\n{log}")
     (key_cold, logits_cold), (key_warm, logits_warm) = (
         teacher_record(tmp / "cold"),
         teacher_record(tmp / "warm"),

@@ -17,6 +17,7 @@ import numpy as np
 from kdtheory import hookimpl
 from kdtheory.errors import KDTheoryError, SpecError
 from kdtheory.plugin.specs import DatasetSpec, LoadedDataset, Option, positive_float, positive_int
+from kdtheory.training.dataset_cache import cached_arrays
 
 __all__ = [
     "DatasetError",
@@ -159,8 +160,13 @@ def _stratified_split(
 MNIST1D_TRAIN_SPLIT = 0.8
 
 
-@lru_cache(maxsize=8)
-def _mnist1d_arrays(num_samples: int, seed: int) -> tuple[np.ndarray, ...]:
+#: distributions whose code computes MNIST-1D (mnist1d interpolates with scipy): their versions
+#: are part of the dataset cache key
+MNIST1D_PACKAGES = ("mnist1d", "numpy", "scipy")
+
+
+def _generate_mnist1d(num_samples: int, seed: int) -> dict[str, np.ndarray]:
+    """The ``mnist1d`` generator's train and test arrays, as it returns them."""
     from mnist1d.data import get_dataset_args, make_dataset
 
     args = get_dataset_args()
@@ -175,6 +181,18 @@ def _mnist1d_arrays(num_samples: int, seed: int) -> tuple[np.ndarray, ...]:
     finally:
         random.setstate(py_state)
         np.random.set_state(np_state)
+    return {k: np.asarray(data[k]) for k in ("x", "y", "x_test", "y_test")}
+
+
+@lru_cache(maxsize=8)
+def _mnist1d_arrays(num_samples: int, seed: int) -> tuple[np.ndarray, ...]:
+    # generated once per user and arguments when a dataset cache is active (`kdtheory run`)
+    data = cached_arrays(
+        "mnist1d",
+        {"num_samples": num_samples, "seed": seed, "train_split": MNIST1D_TRAIN_SPLIT},
+        lambda: _generate_mnist1d(num_samples, seed),
+        MNIST1D_PACKAGES,
+    )
     x_train, x_test = standardize(data["x"], data["x_test"], "global")
     return _readonly(
         x_train,

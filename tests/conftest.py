@@ -32,8 +32,9 @@ def tiny_config(**changes) -> ExperimentConfig:
 
 @pytest.fixture(scope="session", autouse=True)
 def _teacher_cache_in_tmp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """Sweeps of the tests (in-process and ``kdtheory`` subprocesses) keep their teachers in a
-    temporary cache, never in the user's real one."""
+    """Sweeps of the tests (in-process and ``kdtheory`` subprocesses) keep their teachers and
+    generated datasets in a temporary cache (``$KDTHEORY_CACHE``), never in the user's real
+    one."""
     root = tmp_path_factory.mktemp("kdtheory-cache")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("KDTHEORY_CACHE", str(root))

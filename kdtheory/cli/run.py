@@ -276,6 +276,18 @@ def run_command(
         "--no-teacher-cache",
         help="Neither reuse a cached teacher nor store the trained one in the cache.",
     ),
+    dataset_cache: Path | None = typer.Option(
+        None,
+        "--dataset-cache",
+        help="Folder of generated datasets (MNIST-1D) reused across sweeps, so that each is "
+        "generated once (default: $KDTHEORY_CACHE/datasets, else "
+        "$XDG_CACHE_HOME/kdtheory/datasets, else ~/.cache/kdtheory/datasets).",
+    ),
+    no_dataset_cache: bool = typer.Option(
+        False,
+        "--no-dataset-cache",
+        help="Generate the dataset again instead of reading or storing it in the cache.",
+    ),
     cluster: str | None = typer.Option(
         None,
         "--cluster",
@@ -293,7 +305,8 @@ def run_command(
 
     Re-running the same command skips finished cells; Ctrl-C loses at most the group in flight.
     A teacher is trained once: later sweeps with the same data, teacher and teacher recipe load
-    it from the teacher cache. With --cluster or --scheduler the groups of cells run as Dask
+    it from the teacher cache; a generated dataset (MNIST-1D) is likewise generated once and
+    read from the dataset cache. With --cluster or --scheduler the groups of cells run as Dask
     tasks, several at once; the store and the result are the same.
     """
     from kdtheory.store.atomic import sweep_orphans
@@ -341,11 +354,13 @@ def run_command(
                 "--teacher-cache and --no-teacher-cache: give one of them (a folder to keep "
                 "teachers in, or none at all)"
             )
-        if teacher_cache is not None and teacher_cache.exists() and not teacher_cache.is_dir():
+        _check_cache_options("--teacher-cache", teacher_cache, "trained teachers")
+        if dataset_cache is not None and no_dataset_cache:
             raise KDTheoryError(
-                f"--teacher-cache {teacher_cache}: is a file, not a folder; give the folder "
-                "to keep trained teachers in (it is created if missing)"
+                "--dataset-cache and --no-dataset-cache: give one of them (a folder to keep "
+                "generated datasets in, or none at all)"
             )
+        _check_cache_options("--dataset-cache", dataset_cache, "generated datasets")
         if seeds is not None and seeds < 1:
             raise KDTheoryError("--seeds: must be >= 1")
         if teacher_checkpoint is not None and not teacher_checkpoint.is_file():
@@ -374,6 +389,7 @@ def run_command(
         cells = sum(len(c.fractions) * len(c.seeds) * len(c.methods) for c in configs)
         reports = []
         cache: bool | Path = False if no_teacher_cache else (teacher_cache or True)
+        datasets: bool | Path = False if no_dataset_cache else (dataset_cache or True)
         with (
             _dask_client(cluster, scheduler) as client,
             RichSweepProgress(cells, err_console) as progress,
@@ -390,6 +406,7 @@ def run_command(
                     retrain_diverged=retrain_diverged,
                     teacher_cache=cache,
                     client=client,
+                    dataset_cache=datasets,
                 )
                 found_before = report.skipped - report.found_in_tasks  # the others are shown
                 progress.progress.advance(progress.cells, found_before)
@@ -419,6 +436,15 @@ def run_command(
         )
 
 
+def _check_cache_options(flag: str, folder: Path | None, what: str) -> None:
+    """A cache folder given on the command line must be a folder (or not exist yet)."""
+    if folder is not None and folder.exists() and not folder.is_dir():
+        raise KDTheoryError(
+            f"{flag} {folder}: is a file, not a folder; give the folder to keep {what} in "
+            "(it is created if missing)"
+        )
+
+
 @contextlib.contextmanager
 def _dask_client(cluster: str | None, scheduler: str | None) -> Iterator[object]:
     """The Dask client of ``--cluster``/``--scheduler``, or None (Dask is not imported then)."""
@@ -443,19 +469,22 @@ _TEACHER_ORIGIN = {
 
 @contextlib.contextmanager
 def _cache_warnings(progress: RichSweepProgress) -> Iterator[None]:
-    """Show teacher cache warnings as ``warning: ...`` lines above the progress bars."""
+    """Show teacher and dataset cache warnings as ``warning: ...`` lines above the progress
+    bars."""
+    from kdtheory.training.dataset_cache import DatasetCacheWarning
     from kdtheory.training.teacher_cache import TeacherCacheWarning
 
     shown = warnings.showwarning
 
     def show(message, category, filename, lineno, file=None, line=None) -> None:
-        if issubclass(category, TeacherCacheWarning):
+        if issubclass(category, (TeacherCacheWarning, DatasetCacheWarning)):
             progress.progress.console.print(f"[yellow]warning:[/] {message}", highlight=False)
         else:
             shown(message, category, filename, lineno, file, line)
 
     with warnings.catch_warnings():
         warnings.simplefilter("always", TeacherCacheWarning)
+        warnings.simplefilter("always", DatasetCacheWarning)
         warnings.showwarning = show
         yield
 

@@ -33,6 +33,8 @@ from kdtheory.store.convergence import converged, loss_drop
 from kdtheory.store.schema import CELL_KIND, SCHEMA, TEACHER_KIND
 from kdtheory.store.titles import TITLE_ATTR, experiment_title
 from kdtheory.training.augment import check_augment
+from kdtheory.training.dataset_cache import DatasetCache, open_dataset_cache
+from kdtheory.training.dataset_cache import using as using_dataset_cache
 from kdtheory.training.engine import (
     PRECISIONS,
     CellJob,
@@ -378,12 +380,21 @@ PRESETS: dict[str, list[ExperimentConfig]] = {
 
 
 # --------------------------------------------------------------------------- building blocks
-def load_dataset(spec: str) -> LoadedDataset:
-    """Load a dataset from a spec string such as ``mnist1d:num_samples=10000``."""
+def load_dataset(spec: str, cache: DatasetCache | None = None) -> LoadedDataset:
+    """Load a dataset from a spec string such as ``mnist1d:num_samples=10000``.
+
+    Parameters
+    ----------
+    spec : str
+    cache : DatasetCache, optional
+        Where a generated dataset (MNIST-1D) is read from, or stored after generating it
+        (:mod:`kdtheory.training.dataset_cache`); None generates it.
+    """
     name, raw = parse_spec(spec)
     ds_spec = get_registries().datasets.get(name)
     options = resolve_options("dataset", name, ds_spec.options, raw)
-    return ds_spec.load(**options)
+    with using_dataset_cache(cache):
+        return ds_spec.load(**options)
 
 
 def model_builder(spec: str, input_shape: tuple[int, ...], num_classes: int) -> Callable[[], Any]:
@@ -761,6 +772,7 @@ def run_experiment(
     retrain_diverged: bool = False,
     teacher_cache: bool | str | Path = True,
     client: Any | None = None,
+    dataset_cache: bool | str | Path = True,
 ) -> SweepReport:
     """Run (or resume) one experiment's sweep into the store at ``out``.
 
@@ -788,6 +800,11 @@ def run_experiment(
         Run the teacher and the groups of cells as tasks of this Dask client's cluster
         (:mod:`kdtheory.training.distributed`); the store (``out``) and the teacher cache must
         be paths every worker can reach. None (the default) trains in this process.
+    dataset_cache : bool, str or Path
+        Where generated datasets (MNIST-1D) are kept so that they are generated once
+        (:mod:`kdtheory.training.dataset_cache`): ``True`` the user's cache folder
+        (``$KDTHEORY_CACHE/datasets``, ``$XDG_CACHE_HOME/kdtheory/datasets`` or
+        ``~/.cache/kdtheory/datasets``), a folder, or ``False`` to neither read nor write one.
 
     Returns
     -------
@@ -801,7 +818,7 @@ def run_experiment(
     # on a cluster each worker resolves ``device`` itself (``auto``: its own GPU, if any)
     dev = resolve_device(device) if client is None else torch.device("cpu")
     progress.phase(f"{cfg.experiment_id}: loading dataset {cfg.dataset}")
-    data = load_dataset(cfg.dataset)
+    data = load_dataset(cfg.dataset, open_dataset_cache(dataset_cache))
     check_augment(cfg.augment, data.input_shape)
     with st.experiment_lock(out, cfg.experiment_id, on_wait=progress.phase):
         new = not (st.experiment_dir(out, cfg.experiment_id) / st.EXPERIMENT_FILE).exists()

@@ -24,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ import numpy as np
 import torch
 
 from kdtheory.store.atomic import write_atomic, write_text_atomic
+from kdtheory.training.cache_dirs import CACHE_ENV, cache_dir
 
 __all__ = [
     "CACHE_ENV",
@@ -47,8 +47,6 @@ __all__ = [
     "teacher_key",
 ]
 
-#: environment variable naming kdtheory's cache folder; teachers live in its ``teachers/``
-CACHE_ENV = "KDTHEORY_CACHE"
 #: version of what a key means and an entry holds; raise it when the teacher's training
 #: numerics change (a new engine computing other weights for the same inputs), so that old
 #: entries stop matching instead of standing in for teachers they no longer equal
@@ -63,14 +61,10 @@ def default_cache_dir() -> Path:
     """The user's teacher cache folder.
 
     ``$KDTHEORY_CACHE/teachers`` when ``KDTHEORY_CACHE`` is set, else
-    ``$XDG_CACHE_HOME/kdtheory/teachers``, else ``~/.cache/kdtheory/teachers``.
+    ``$XDG_CACHE_HOME/kdtheory/teachers``, else ``~/.cache/kdtheory/teachers``
+    (:func:`kdtheory.training.cache_dirs.cache_dir`).
     """
-    root = os.environ.get(CACHE_ENV)
-    if root:
-        return Path(root).expanduser() / "teachers"
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
-    return base / "kdtheory" / "teachers"
+    return cache_dir("teachers")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,321 @@
+"""A content-addressed cache of generated datasets, shared by every sweep of a user.
+
+A generated dataset (MNIST-1D) is a deterministic function of its generator's arguments and of
+the code that runs it; generating it again in every ``kdtheory run`` costs seconds. A dataset
+plugin therefore asks :func:`cached_arrays` for its generator's output: the arrays are stored
+once under a key hashed from the generator's name, its arguments, the versions of the packages
+whose code computes them, the Python version and :data:`ENTRY_FORMAT` (:func:`dataset_key`),
+and any later load with the same key reads them back instead of generating them.
+
+The cache a load uses is chosen by its caller (:func:`using`, as ``kdtheory run`` does for
+``--dataset-cache``/``--no-dataset-cache``); without one, :func:`cached_arrays` generates, as
+before. Layout of the cache folder (:func:`default_cache_dir`, or ``--dataset-cache DIR``)::
+
+    <dir>/<key>.npz     the generator's arrays (numpy .npz; loaded with allow_pickle=False)
+    <dir>/<key>.json    what the key hashes, each array's dtype and shape, and the SHA-256 of
+                        the arrays' names, dtypes, shapes and bytes
+
+Both files are written atomically (temporary file, then rename), the ``.npz`` first: an entry
+whose ``.json`` is missing was interrupted and counts as absent. An entry that does not verify
+(unreadable metadata, other key inputs, a file numpy refuses without pickle, other arrays than
+recorded, a checksum that does not match, non-finite values) is never used:
+:class:`DatasetCacheWarning` says why, and the dataset is generated again and the entry
+replaced.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import hashlib
+import io
+import json
+import sys
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kdtheory.store.atomic import write_atomic, write_text_atomic
+from kdtheory.training.cache_dirs import cache_dir
+
+__all__ = [
+    "ENTRY_FORMAT",
+    "DatasetCache",
+    "DatasetCacheWarning",
+    "DatasetKey",
+    "active_cache",
+    "cached_arrays",
+    "dataset_key",
+    "default_cache_dir",
+    "open_dataset_cache",
+    "using",
+]
+
+#: version of what a key means and an entry holds; raise it when what is stored changes
+ENTRY_FORMAT = 1
+
+_ACTIVE: contextvars.ContextVar[DatasetCache | None] = contextvars.ContextVar(
+    "kdtheory_dataset_cache", default=None
+)
+
+
+class DatasetCacheWarning(UserWarning):
+    """A dataset cache entry could not be used or written; the dataset is generated instead."""
+
+
+def default_cache_dir() -> Path:
+    """The user's dataset cache folder.
+
+    ``$KDTHEORY_CACHE/datasets`` when ``KDTHEORY_CACHE`` is set, else
+    ``$XDG_CACHE_HOME/kdtheory/datasets``, else ``~/.cache/kdtheory/datasets``.
+    """
+    return cache_dir("datasets")
+
+
+@dataclass(frozen=True)
+class DatasetKey:
+    """The address of one generated dataset: ``digest`` hashes ``inputs`` (canonical JSON).
+
+    Attributes
+    ----------
+    digest : str
+        Hex SHA-256 of the canonical JSON of ``inputs``; the entry's file name.
+    inputs : dict
+        What the arrays depend on (see :func:`dataset_key`); JSON-serialisable.
+    """
+
+    digest: str
+    inputs: dict[str, Any]
+
+
+def dataset_key(
+    generator: str, arguments: Mapping[str, Any], packages: Iterable[str] = ()
+) -> DatasetKey:
+    """The cache key of the arrays ``generator`` makes from ``arguments``.
+
+    Parameters
+    ----------
+    generator : str
+        Name of the generator (e.g. ``mnist1d``); two generators never share an entry.
+    arguments : mapping
+        Every argument that changes the arrays (JSON-serialisable values).
+    packages : iterable of str
+        Distributions whose code computes the arrays (e.g. ``mnist1d``, ``scipy``); their
+        installed versions are hashed, and numpy's always (``"absent"`` for one not installed).
+
+    Returns
+    -------
+    DatasetKey
+    """
+    names = sorted(set(packages) | {"numpy"})
+    inputs = {
+        "format": ENTRY_FORMAT,
+        "generator": generator,
+        "arguments": json.loads(json.dumps(dict(arguments), sort_keys=True)),
+        "packages": {name: _version(name) for name in names},
+        "python": f"{sys.version_info[0]}.{sys.version_info[1]}",
+    }
+    digest = hashlib.sha256(_canonical(inputs).encode()).hexdigest()
+    return DatasetKey(digest, inputs)
+
+
+def _version(distribution: str) -> str:
+    from importlib import metadata  # only when a cache is used: not on every plugin load
+
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return "absent"
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def _digest(arrays: Mapping[str, np.ndarray]) -> str:
+    """SHA-256 of the arrays' names, dtypes, shapes and bytes (in name order).
+
+    The content, not the ``.npz`` file's bytes (its zip members carry the time they were
+    written): two processes that store the same arrays at once leave an entry that verifies.
+    """
+    h = hashlib.sha256()
+    for name in sorted(arrays):
+        a = np.ascontiguousarray(arrays[name])
+        h.update(f"{name}|{a.dtype.str}|{a.shape}|".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def _layout(arrays: Mapping[str, np.ndarray]) -> dict[str, list[Any]]:
+    """Each array's dtype and shape, as the metadata records them."""
+    return {k: [np.asarray(v).dtype.str, list(np.shape(v))] for k, v in sorted(arrays.items())}
+
+
+class DatasetCache:
+    """Generated datasets by key in one folder.
+
+    Parameters
+    ----------
+    root : str or Path
+        The cache folder; created on the first write.
+    """
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    def paths(self, key: DatasetKey) -> tuple[Path, Path]:
+        """The entry's arrays (``.npz``) and metadata (``.json``) files."""
+        return self.root / f"{key.digest}.npz", self.root / f"{key.digest}.json"
+
+    def load(self, key: DatasetKey) -> dict[str, np.ndarray] | None:
+        """The verified arrays of ``key``, or ``None`` when there is no entry or it does not
+        verify.
+
+        Warns
+        -----
+        DatasetCacheWarning
+            When an entry exists but cannot be used (it names the file and the reason); the
+            caller generates the dataset and :meth:`save` replaces the entry.
+        """
+        arrays_path, meta_path = self.paths(key)
+        if not meta_path.exists():
+            return None  # absent, or a write interrupted before its metadata: not an entry
+        try:
+            return self._verified(key, arrays_path, meta_path)
+        except _Unusable as exc:
+            warnings.warn(
+                f"dataset cache entry {arrays_path} is not used: {exc}; generating the dataset "
+                "again and replacing the entry",
+                DatasetCacheWarning,
+                stacklevel=2,
+            )
+            return None
+
+    def _verified(self, key: DatasetKey, arrays_path: Path, meta_path: Path) -> dict:
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise _Unusable(f"its metadata {meta_path.name} cannot be read ({exc})") from None
+        if not isinstance(meta, dict) or meta.get("key") != key.digest:
+            raise _Unusable(f"its metadata {meta_path.name} is for another key")
+        inputs = meta.get("inputs")
+        if not isinstance(inputs, dict) or _canonical(inputs) != _canonical(key.inputs):
+            raise _Unusable("it was stored for other generator arguments or package versions")
+        try:
+            blob = arrays_path.read_bytes()
+        except OSError as exc:
+            raise _Unusable(f"its arrays cannot be read ({exc.strerror or exc})") from None
+        try:
+            with np.load(io.BytesIO(blob), allow_pickle=False) as npz:
+                arrays = {name: npz[name] for name in npz.files}
+        except Exception as exc:  # noqa: BLE001 - any failure to load means: do not use it
+            raise _Unusable(
+                f"numpy cannot read it with allow_pickle=False ({type(exc).__name__}: {exc})"
+            ) from None
+        if _layout(arrays) != meta.get("arrays"):
+            raise _Unusable("its arrays are not those recorded in its metadata")
+        if _digest(arrays) != meta.get("sha256"):
+            raise _Unusable("the arrays' SHA-256 does not match the one recorded (damaged)")
+        for name, a in arrays.items():
+            if np.issubdtype(a.dtype, np.inexact) and not np.isfinite(a).all():
+                raise _Unusable(f"its array {name!r} holds non-finite values")
+        return arrays
+
+    def save(self, key: DatasetKey, arrays: Mapping[str, np.ndarray]) -> Path | None:
+        """Store ``arrays`` under ``key`` (atomically); return the ``.npz`` file.
+
+        A folder that cannot be written costs only the reuse: :class:`DatasetCacheWarning`
+        says so and ``None`` is returned; the caller goes on with its arrays.
+        """
+        arrays_path, meta_path = self.paths(key)
+        arrays = {k: np.asarray(v) for k, v in arrays.items()}
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays)
+        blob = buffer.getvalue()
+        meta = {
+            "key": key.digest,
+            "inputs": key.inputs,
+            "arrays": _layout(arrays),
+            "sha256": _digest(arrays),
+        }
+        try:
+            write_atomic(arrays_path, lambda tmp: tmp.write_bytes(blob))
+            write_text_atomic(meta_path, json.dumps(meta, indent=1, sort_keys=True) + "\n")
+        except OSError as exc:
+            warnings.warn(
+                f"dataset cache {self.root}: cannot store the dataset ({exc.strerror or exc}); "
+                "it will be generated again next time",
+                DatasetCacheWarning,
+                stacklevel=2,
+            )
+            return None
+        return arrays_path
+
+
+class _Unusable(Exception):
+    """Why a cache entry is not used."""
+
+
+def open_dataset_cache(dataset_cache: bool | str | Path) -> DatasetCache | None:
+    """The dataset cache a sweep uses: ``True`` the user's (:func:`default_cache_dir`), a
+    folder that one, ``False`` none."""
+    if dataset_cache is False:
+        return None
+    return DatasetCache(default_cache_dir() if dataset_cache is True else Path(dataset_cache))
+
+
+@contextlib.contextmanager
+def using(cache: DatasetCache | None) -> Iterator[DatasetCache | None]:
+    """Let the dataset loads inside the block use ``cache`` (None: generate, use no cache)."""
+    token = _ACTIVE.set(cache)
+    try:
+        yield cache
+    finally:
+        _ACTIVE.reset(token)
+
+
+def active_cache() -> DatasetCache | None:
+    """The cache set by the innermost :func:`using` block, or None."""
+    return _ACTIVE.get()
+
+
+def cached_arrays(
+    generator: str,
+    arguments: Mapping[str, Any],
+    generate: Callable[[], Mapping[str, np.ndarray]],
+    packages: Iterable[str] = (),
+) -> dict[str, np.ndarray]:
+    """``generate()``'s arrays, read from the active cache when it holds them.
+
+    With no active cache (outside :func:`using`, or ``using(None)``) this is ``generate()``.
+    Otherwise the entry of :func:`dataset_key` ``(generator, arguments, packages)`` is loaded
+    when it verifies; else the arrays are generated and stored.
+
+    Parameters
+    ----------
+    generator : str
+        Name of the generator.
+    arguments : mapping
+        Every argument of ``generate`` that changes its arrays.
+    generate : callable
+        Makes the arrays (a mapping of name to numpy array; numeric dtypes only).
+    packages : iterable of str
+        Distributions whose code ``generate`` runs (their versions are part of the key).
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+    """
+    cache = _ACTIVE.get()
+    if cache is None:
+        return dict(generate())
+    key = dataset_key(generator, arguments, packages)
+    arrays = cache.load(key)
+    if arrays is None:
+        arrays = dict(generate())
+        cache.save(key, arrays)
+    return arrays
