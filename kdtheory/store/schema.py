@@ -503,6 +503,12 @@ def packed_encoding(values: Any) -> dict:
     return {"dtype": "int16", "scale_factor": scale, "_FillValue": np.int16(-32768)}
 
 
+#: zlib level of every written variable. The packed logits compress little at any level: level 1
+#: wrote one-cell slices of ``data/``'s mnist1d experiment about 15 ms faster each than level 6,
+#: into files 0.6% larger; reading is as fast (2026-11-30).
+ZLIB_LEVEL = 1
+
+
 def combined_encoding(ds: xr.Dataset, pack: bool = True) -> dict[str, dict]:
     """netCDF encoding: zlib compression; float variables packed as int16 (see STORAGE_NOTE).
 
@@ -511,7 +517,7 @@ def combined_encoding(ds: xr.Dataset, pack: bool = True) -> dict[str, dict]:
     """
     enc: dict[str, dict] = {}
     for name, var in ds.data_vars.items():
-        e: dict = {"zlib": True, "complevel": 6, "shuffle": True}
+        e: dict = {"zlib": True, "complevel": ZLIB_LEVEL, "shuffle": True}
         if pack and name in FLOAT_VARIABLES and np.issubdtype(var.dtype, np.floating):
             e.update(packed_encoding(var))
         if tuple(var.dims[:3]) == CELL_DIMS and var.ndim > 3 and var.size:
