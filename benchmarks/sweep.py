@@ -6,6 +6,7 @@ run), and the peak memory. Run it on a quiet machine::
 
     python benchmarks/sweep.py                  # bench (MLP), then the CNN and ViT presets
     python benchmarks/sweep.py --presets bench --repeats 3
+    python benchmarks/sweep.py --presets cnn,vit --threads 1   # one torch thread
 
 Only training is timed (evaluation and file writing are the same work both ways). The
 sequential path trains a subsample of the cells (``--sequential-cells``) and reports its rate;
@@ -15,6 +16,7 @@ cells are independent, so the rate does not depend on how many are timed.
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import resource
 import statistics
@@ -73,10 +75,16 @@ def peak_rss_mib() -> float:
 class Timing:
     cells: int
     seconds: float
+    #: the same from each group's median step time: what the run takes without its stalls
+    median_seconds: float
 
     @property
     def cells_per_second(self) -> float:
         return self.cells / self.seconds
+
+    @property
+    def median_cells_per_second(self) -> float:
+        return self.cells / self.median_seconds
 
 
 def make_jobs(cfg: ExperimentConfig, labels: np.ndarray) -> list[CellJob]:
@@ -151,7 +159,7 @@ def time_training(
     With ``probe``, the matmul ceiling is sampled before and after each group and every ``every``
     steps within it (not timed as training).
     """
-    total = 0.0
+    total = median_total = 0.0
     for g in range(0, len(jobs), group):
         marks: list[float] = []
         paused = [0.0]
@@ -167,10 +175,11 @@ def time_training(
             probe.measure()
         train_group(jobs[g : g + group], build, _no_eval(data), config, on_step=on_step)
         total += marks[-1] - marks[0] - paused[0]
+        median_total += statistics.median(np.diff(marks)) * config.steps  # probes: outliers
         if probe is not None:
             probe.measure()
     steps_timed = config.steps - 1  # from the end of step 1 to the end of the last step
-    return Timing(len(jobs), total * config.steps / steps_timed)
+    return Timing(len(jobs), total * config.steps / steps_timed, median_total)
 
 
 def mlp_gemm_bound(model: torch.nn.Module, cells: int, batch: int, device: torch.device) -> str:
@@ -263,7 +272,11 @@ def bench(name: str, cfg: ExperimentConfig, args, device: torch.device, ceiling:
             f"during the run ({during:.0f} GFLOP/s, median of {len(probe.samples)} probes, "
             f"range {min(probe.samples):.0f}-{max(probe.samples):.0f}), "
             f"{100 * achieved / ceiling:.0f}% of the start-up ceiling; "
-            f"peak RSS {rss_seq:.0f} MiB after sequential, {rss_bat:.0f} MiB after batched",
+            f"peak RSS {rss_seq:.0f} MiB after sequential, {rss_bat:.0f} MiB after batched; "
+            f"from median step times (stalls left out): sequential "
+            f"{seq.median_cells_per_second:.3f}, batched {bat.median_cells_per_second:.3f} "
+            f"cells/s, ratio {bat.median_cells_per_second / seq.median_cells_per_second:.1f}x, "
+            f"{100 * achieved * bat.seconds / bat.median_seconds / during:.0f}% of the ceiling",
             flush=True,
         )
     med = statistics.median
@@ -276,6 +289,11 @@ def bench(name: str, cfg: ExperimentConfig, args, device: torch.device, ceiling:
     )
 
 
+def _load() -> str:
+    """The host's load averages, which explain much of the spread between runs."""
+    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--presets", default="bench,cnn,vit", help="bench, cnn, vit")
@@ -284,7 +302,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sequential-cells", type=int, default=20)
     parser.add_argument("--memory-budget", type=float, default=2 * 1024**3)
     parser.add_argument("--device", default="auto")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads (default: torch's choice); the ceiling is measured with the same",
+    )
     args = parser.parse_args(argv)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     torch.manual_seed(0)
     kept = keep_freed_memory() if device.type == "cpu" else False
@@ -293,11 +319,13 @@ def main(argv: list[str] | None = None) -> int:
         f"torch threads, torch {torch.__version__}, device {device}, "
         f"glibc keeps freed memory: {kept}"
     )
+    print(f"load average at the start (1, 5, 15 min): {_load()}")
     ceiling = matmul_ceiling(device)
     print(f"float32 matmul ceiling (2048^3, best of 10): {ceiling:.1f} GFLOP/s")
     for name in args.presets.split(","):
         bench(name, BENCH_PRESETS[name], args, device, ceiling)
     print(f"\nfinal matmul ceiling re-check: {matmul_ceiling(device):.1f} GFLOP/s")
+    print(f"load average at the end (1, 5, 15 min): {_load()}")
     return 0
 
 
