@@ -41,6 +41,7 @@ import numpy as np
 
 from kdtheory.store.atomic import write_atomic, write_text_atomic
 from kdtheory.training.cache_dirs import cache_dir
+from kdtheory.training.cache_entries import UnusableEntry, canonical_json, read_metadata
 
 __all__ = [
     "ENTRY_FORMAT",
@@ -119,7 +120,7 @@ def dataset_key(
         "packages": {name: _version(name) for name in names},
         "python": f"{sys.version_info[0]}.{sys.version_info[1]}",
     }
-    digest = hashlib.sha256(_canonical(inputs).encode()).hexdigest()
+    digest = hashlib.sha256(canonical_json(inputs).encode()).hexdigest()
     return DatasetKey(digest, inputs)
 
 
@@ -130,10 +131,6 @@ def _version(distribution: str) -> str:
         return metadata.version(distribution)
     except metadata.PackageNotFoundError:
         return "absent"
-
-
-def _canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
 def _digest(arrays: Mapping[str, np.ndarray]) -> str:
@@ -186,7 +183,7 @@ class DatasetCache:
             return None  # absent, or a write interrupted before its metadata: not an entry
         try:
             return self._verified(key, arrays_path, meta_path)
-        except _Unusable as exc:
+        except UnusableEntry as exc:
             warnings.warn(
                 f"dataset cache entry {arrays_path} is not used: {exc}; generating the dataset "
                 "again and replacing the entry",
@@ -196,33 +193,28 @@ class DatasetCache:
             return None
 
     def _verified(self, key: DatasetKey, arrays_path: Path, meta_path: Path) -> dict:
-        try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise _Unusable(f"its metadata {meta_path.name} cannot be read ({exc})") from None
-        if not isinstance(meta, dict) or meta.get("key") != key.digest:
-            raise _Unusable(f"its metadata {meta_path.name} is for another key")
+        meta = read_metadata(meta_path, key.digest)
         inputs = meta.get("inputs")
-        if not isinstance(inputs, dict) or _canonical(inputs) != _canonical(key.inputs):
-            raise _Unusable("it was stored for other generator arguments or package versions")
+        if not isinstance(inputs, dict) or canonical_json(inputs) != canonical_json(key.inputs):
+            raise UnusableEntry("it was stored for other generator arguments or package versions")
         try:
             blob = arrays_path.read_bytes()
         except OSError as exc:
-            raise _Unusable(f"its arrays cannot be read ({exc.strerror or exc})") from None
+            raise UnusableEntry(f"its arrays cannot be read ({exc.strerror or exc})") from None
         try:
             with np.load(io.BytesIO(blob), allow_pickle=False) as npz:
                 arrays = {name: npz[name] for name in npz.files}
         except Exception as exc:  # noqa: BLE001 - any failure to load means: do not use it
-            raise _Unusable(
+            raise UnusableEntry(
                 f"numpy cannot read it with allow_pickle=False ({type(exc).__name__}: {exc})"
             ) from None
         if _layout(arrays) != meta.get("arrays"):
-            raise _Unusable("its arrays are not those recorded in its metadata")
+            raise UnusableEntry("its arrays are not those recorded in its metadata")
         if _digest(arrays) != meta.get("sha256"):
-            raise _Unusable("the arrays' SHA-256 does not match the one recorded (damaged)")
+            raise UnusableEntry("the arrays' SHA-256 does not match the one recorded (damaged)")
         for name, a in arrays.items():
             if np.issubdtype(a.dtype, np.inexact) and not np.isfinite(a).all():
-                raise _Unusable(f"its array {name!r} holds non-finite values")
+                raise UnusableEntry(f"its array {name!r} holds non-finite values")
         return arrays
 
     def save(self, key: DatasetKey, arrays: Mapping[str, np.ndarray]) -> Path | None:
@@ -254,10 +246,6 @@ class DatasetCache:
             )
             return None
         return arrays_path
-
-
-class _Unusable(Exception):
-    """Why a cache entry is not used."""
 
 
 def open_dataset_cache(dataset_cache: bool | str | Path) -> DatasetCache | None:

@@ -35,6 +35,7 @@ import torch
 
 from kdtheory.store.atomic import write_atomic, write_text_atomic
 from kdtheory.training.cache_dirs import CACHE_ENV, cache_dir
+from kdtheory.training.cache_entries import UnusableEntry, canonical_json, read_metadata
 
 __all__ = [
     "CACHE_ENV",
@@ -163,7 +164,7 @@ def teacher_key(
     }
     if teacher_fraction != 1:
         inputs["teacher_fraction"] = float(teacher_fraction)
-    digest = hashlib.sha256(_canonical(_hashed(inputs)).encode()).hexdigest()
+    digest = hashlib.sha256(canonical_json(_hashed(inputs)).encode()).hexdigest()
     return TeacherKey(digest, inputs)
 
 
@@ -174,10 +175,6 @@ def _hashed(inputs: Mapping[str, Any]) -> dict[str, Any]:
 
 def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, sort_keys=True, default=str))
-
-
-def _canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=True)
 
 
 @dataclass
@@ -237,7 +234,7 @@ class TeacherCache:
             return None  # absent, or a write interrupted before its metadata: not an entry
         try:
             entry = self._verified(key, weights, meta_path, expected)
-        except _Unusable as exc:
+        except UnusableEntry as exc:
             warnings.warn(
                 f"teacher cache entry {weights} is not used: {exc}; training the teacher again "
                 "and replacing the entry",
@@ -254,40 +251,35 @@ class TeacherCache:
         meta_path: Path,
         expected: Mapping[str, torch.Tensor],
     ) -> CachedTeacher:
-        try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise _Unusable(f"its metadata {meta_path.name} cannot be read ({exc})") from None
-        if not isinstance(meta, dict) or meta.get("key") != key.digest:
-            raise _Unusable(f"its metadata {meta_path.name} is for another key")
+        meta = read_metadata(meta_path, key.digest)
         inputs = meta.get("inputs")
-        if not isinstance(inputs, dict) or _canonical(_hashed(inputs)) != _canonical(
+        if not isinstance(inputs, dict) or canonical_json(_hashed(inputs)) != canonical_json(
             _hashed(key.inputs)
         ):
-            raise _Unusable("it was stored for other training inputs than this teacher's")
+            raise UnusableEntry("it was stored for other training inputs than this teacher's")
         try:
             blob = weights.read_bytes()
         except OSError as exc:
-            raise _Unusable(f"its weights cannot be read ({exc.strerror or exc})") from None
+            raise UnusableEntry(f"its weights cannot be read ({exc.strerror or exc})") from None
         if hashlib.sha256(blob).hexdigest() != meta.get("weights_sha256"):
-            raise _Unusable("the weights' SHA-256 does not match the one recorded (damaged)")
+            raise UnusableEntry("the weights' SHA-256 does not match the one recorded (damaged)")
         try:
             state = torch.load(weights, map_location="cpu", weights_only=True)
         except Exception as exc:  # noqa: BLE001 - any failure to load means: do not use it
-            raise _Unusable(f"torch cannot load it safely ({type(exc).__name__})") from None
+            raise UnusableEntry(f"torch cannot load it safely ({type(exc).__name__})") from None
         if not isinstance(state, dict) or not all(
             isinstance(v, torch.Tensor) for v in state.values()
         ):
-            raise _Unusable("it does not hold a state_dict of tensors")
+            raise UnusableEntry("it does not hold a state_dict of tensors")
         want = {k: (tuple(v.shape), v.dtype) for k, v in expected.items()}
         have = {k: (tuple(v.shape), v.dtype) for k, v in state.items()}
         if want != have:
-            raise _Unusable("its tensors do not fit the teacher's architecture")
+            raise UnusableEntry("its tensors do not fit the teacher's architecture")
         if not all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point()):
-            raise _Unusable("it holds non-finite weights")
+            raise UnusableEntry("it holds non-finite weights")
         training = meta.get("training")
         if not isinstance(training, dict):
-            raise _Unusable("its metadata has no training record")
+            raise UnusableEntry("its metadata has no training record")
         training = {k: math.nan if v is None else v for k, v in training.items()}
         return CachedTeacher(state=state, training=training, path=weights)
 
@@ -326,7 +318,3 @@ def _finite_or_none(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
-
-
-class _Unusable(Exception):
-    """Why a cache entry is not used."""
