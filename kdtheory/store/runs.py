@@ -106,6 +106,60 @@ def cell_filename(method: str, fraction: float, seed: int) -> str:
     return f"{safe_name(method)}__f{format_fraction(fraction)}__s{int(seed)}.nc"
 
 
+def cell_dataset(
+    *,
+    test_logits: np.ndarray,
+    train_logits: np.ndarray,
+    in_train: np.ndarray,
+    features: np.ndarray,
+    classifier_weight: np.ndarray,
+    classifier_bias: np.ndarray,
+    loss_history: np.ndarray,
+    feature_sample: np.ndarray,
+    attrs: dict[str, Any],
+) -> xr.Dataset:
+    """One cell file's contents in the store's layout (``kind`` "cell"; see docs/schema.md).
+
+    The one place that lays out a cell: ``kdtheory run`` and the synthetic cell-store writer
+    (:mod:`kdtheory.testing.cell_store`) both build their cells here. Logits and features are
+    stored as float32; ``progress`` places the loss history's points evenly in training.
+
+    Parameters
+    ----------
+    test_logits, train_logits : numpy.ndarray
+        ``(test_sample, class)`` and ``(train_sample, class)``.
+    in_train : numpy.ndarray
+        Boolean ``(train_sample,)``: the cell's training subset.
+    features : numpy.ndarray
+        ``(feature_sample, feature)`` penultimate activations.
+    classifier_weight, classifier_bias : numpy.ndarray
+        ``(class, feature)`` and ``(class,)``.
+    loss_history : numpy.ndarray
+        ``(log_point,)`` interval-mean training losses.
+    feature_sample : numpy.ndarray
+        The training-sample index of each feature row.
+    attrs : dict
+        The cell's attributes (experiment attributes, method, fraction, seed, diagnostics).
+    """
+    points = len(loss_history)
+    return xr.Dataset(
+        {
+            "test_logits": (("test_sample", "class"), np.asarray(test_logits, np.float32)),
+            "train_logits": (("train_sample", "class"), np.asarray(train_logits, np.float32)),
+            "in_train": (("train_sample",), in_train),
+            "features": (("feature_sample", "feature"), np.asarray(features, np.float32)),
+            "classifier_weight": (("class", "feature"), classifier_weight),
+            "classifier_bias": (("class",), classifier_bias),
+            "loss_history": (("log_point",), loss_history),
+        },
+        coords={
+            "feature_sample": feature_sample,
+            "progress": ("log_point", np.arange(1, points + 1) / points),
+        },
+        attrs={**attrs, "kind": CELL_KIND},
+    )
+
+
 def experiment_dir(root: str | Path, experiment: str) -> Path:
     """The folder of ``experiment`` inside the store ``root`` (never outside it)."""
     return Path(root) / safe_name(experiment)

@@ -19,7 +19,8 @@ import xarray as xr
 
 from kdtheory import __version__
 from kdtheory.store import runs as st
-from kdtheory.store.schema import CELL_KIND, SCHEMA, TEACHER_KIND
+from kdtheory.store.convergence import loss_drop
+from kdtheory.store.schema import SCHEMA, TEACHER_KIND
 from kdtheory.testing.synthetic import METHODS
 
 __all__ = ["CellStoreShape", "write_synthetic_cells"]
@@ -186,20 +187,17 @@ def write_synthetic_cells(
                     (rows.size, shape.n_features)
                 ).astype(np.float32)
                 loss = (0.01 + np.exp(-6 * progress)).astype(np.float32)
-                cell = xr.Dataset(
-                    {
-                        "test_logits": (("test_sample", "class"), student(t_test, y_test)),
-                        "train_logits": (("train_sample", "class"), train),
-                        "in_train": (("train_sample",), in_train),
-                        "features": (("feature_sample", "feature"), feats.astype(np.float32)),
-                        "classifier_weight": (("class", "feature"), centres),
-                        "classifier_bias": (("class",), np.zeros(k, np.float32)),
-                        "loss_history": (("log_point",), loss),
-                    },
-                    coords={"feature_sample": rows, "progress": ("log_point", progress)},
+                cell = st.cell_dataset(
+                    test_logits=student(t_test, y_test),
+                    train_logits=train,
+                    in_train=in_train,
+                    features=feats,
+                    classifier_weight=centres,
+                    classifier_bias=np.zeros(k, np.float32),
+                    loss_history=loss,
+                    feature_sample=rows,
                     attrs=attrs
                     | {
-                        "kind": CELL_KIND,
                         "method": method,
                         "objective": info["objective"],
                         "temperature": float(info["temperature"]),
@@ -215,7 +213,7 @@ def write_synthetic_cells(
                         "train_accuracy": float(
                             np.mean(train[in_train].argmax(1) == y_train[in_train])
                         ),
-                        "loss_drop_last20": float((loss[-5] - loss[-1]) / loss[-5]),
+                        "loss_drop_last20": loss_drop(loss),
                         "diverged": 0,
                         "converged": 1,
                     },

@@ -30,7 +30,7 @@ from kdtheory.plugin.registry import did_you_mean
 from kdtheory.plugin.specs import LoadedDataset, parse_spec, resolve_options
 from kdtheory.store import runs as st
 from kdtheory.store.convergence import converged, loss_drop
-from kdtheory.store.schema import CELL_KIND, SCHEMA, TEACHER_KIND
+from kdtheory.store.schema import SCHEMA, TEACHER_KIND
 from kdtheory.store.titles import TITLE_ATTR, experiment_title
 from kdtheory.training.augment import check_augment
 from kdtheory.training.dataset_cache import DatasetCache, open_dataset_cache
@@ -676,7 +676,6 @@ def _cell_dataset(
     test_accuracy: float,
     train_labels: np.ndarray,
 ) -> xr.Dataset:
-    points = len(res.loss_history)
     n_train = int(in_train.sum())
     train_acc = (
         float("nan")
@@ -687,23 +686,17 @@ def _cell_dataset(
     finite = np.isfinite(res.loss_history)
     final = float(res.loss_history[finite][-1]) if finite.any() else float("nan")
     ok = converged(objective.objective == "label", train_acc, res.loss_history, res.diverged)
-    ds = xr.Dataset(
-        {
-            "test_logits": (("test_sample", "class"), res.test_logits.astype(np.float32)),
-            "train_logits": (("train_sample", "class"), res.train_logits.astype(np.float32)),
-            "in_train": (("train_sample",), in_train),
-            "features": (("feature_sample", "feature"), res.features.astype(np.float32)),
-            "classifier_weight": (("class", "feature"), res.classifier_weight),
-            "classifier_bias": (("class",), res.classifier_bias),
-            "loss_history": (("log_point",), res.loss_history),
-        },
-        coords={
-            "feature_sample": teacher["feature_sample"].values,
-            "progress": ("log_point", np.arange(1, points + 1) / points),
-        },
+    return st.cell_dataset(
+        test_logits=res.test_logits,
+        train_logits=res.train_logits,
+        in_train=in_train,
+        features=res.features,
+        classifier_weight=res.classifier_weight,
+        classifier_bias=res.classifier_bias,
+        loss_history=res.loss_history,
+        feature_sample=teacher["feature_sample"].values,
         attrs=_experiment_attrs(cfg)
         | {
-            "kind": CELL_KIND,
             "method": objective.label,
             "objective": objective.objective,
             "temperature": float(objective.temperature),
@@ -724,7 +717,6 @@ def _cell_dataset(
             "converged": int(ok),
         },
     )
-    return ds
 
 
 def check_specs(cfg: ExperimentConfig) -> list[Any]:
