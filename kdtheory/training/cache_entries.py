@@ -4,16 +4,24 @@ Both caches (:mod:`kdtheory.training.teacher_cache`, :mod:`kdtheory.training.dat
 address an entry by the SHA-256 of the canonical JSON of its key's inputs
 (:func:`canonical_json`), keep a ``<key>.json`` metadata file beside the payload, read that file
 with :func:`read_metadata`, and refuse an entry by raising :class:`UnusableEntry` with the reason,
-which the cache turns into a warning before it recomputes the entry.
+which the cache turns into a warning before it recomputes the entry. :class:`EntryFolder` is the
+folder both caches are: where an entry's files are, loading with that warning, and storing
+atomically (payload first, so an interrupted write leaves no entry).
 """
 
 from __future__ import annotations
 
 import json
+import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
-__all__ = ["UnusableEntry", "canonical_json", "read_metadata"]
+from kdtheory.store.atomic import write_atomic, write_text_atomic
+
+__all__ = ["EntryFolder", "UnusableEntry", "canonical_json", "read_metadata"]
+
+T = TypeVar("T")
 
 
 class UnusableEntry(Exception):
@@ -40,3 +48,77 @@ def read_metadata(meta_path: Path, digest: str) -> dict[str, Any]:
     if not isinstance(meta, dict) or meta.get("key") != digest:
         raise UnusableEntry(f"its metadata {meta_path.name} is for another key")
     return meta
+
+
+class _Key(Protocol):
+    digest: str
+
+
+class EntryFolder:
+    """A cache folder of entries ``<digest><payload_suffix>`` plus ``<digest>.json``.
+
+    Subclasses set :attr:`payload_suffix`, :attr:`warning` (the category of their warnings),
+    :attr:`kind` (``"teacher"``), :attr:`redo` (``"training the teacher"``) and :attr:`again`
+    (``"trained"``), which word the warnings.
+
+    Parameters
+    ----------
+    root : str or Path
+        The cache folder; created on the first write.
+    """
+
+    payload_suffix: str = ""
+    warning: type[Warning] = UserWarning
+    kind: str = "entry"
+    redo: str = "computing it"
+    again: str = "computed"
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    def paths(self, key: _Key) -> tuple[Path, Path]:
+        """The entry's payload and metadata (``.json``) files."""
+        return (
+            self.root / f"{key.digest}{self.payload_suffix}",
+            self.root / f"{key.digest}.json",
+        )
+
+    def _load(self, key: _Key, verify: Callable[[Path, Path], T]) -> T | None:
+        """``verify(payload, metadata)``'s result; None when there is no entry, or (with a
+        warning naming the file and the reason) when ``verify`` raises :class:`UnusableEntry`."""
+        payload, meta_path = self.paths(key)
+        if not meta_path.exists():
+            return None  # absent, or a write interrupted before its metadata: not an entry
+        try:
+            return verify(payload, meta_path)
+        except UnusableEntry as exc:
+            warnings.warn(
+                f"{self.kind} cache entry {payload} is not used: {exc}; {self.redo} again and "
+                "replacing the entry",
+                self.warning,
+                stacklevel=3,
+            )
+            return None
+
+    def _store(
+        self,
+        key: _Key,
+        write_payload: Callable[[Path], object],
+        metadata: Callable[[], dict[str, Any]],
+    ) -> Path | None:
+        """Write the payload (``write_payload(temporary path)``), then ``metadata()`` as the
+        ``.json``, each atomically; return the payload file. A folder that cannot be written
+        costs only the reuse: a warning, and None."""
+        payload, meta_path = self.paths(key)
+        try:
+            write_atomic(payload, write_payload)
+            write_text_atomic(meta_path, json.dumps(metadata(), indent=1, sort_keys=True) + "\n")
+        except OSError as exc:
+            warnings.warn(
+                f"{self.kind} cache {self.root}: cannot store the {self.kind} "
+                f"({exc.strerror or exc}); it will be {self.again} again next time",
+                self.warning,
+                stacklevel=3,
+            )
+            return None
+        return payload

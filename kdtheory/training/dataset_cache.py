@@ -31,7 +31,6 @@ import hashlib
 import io
 import json
 import sys
-import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,9 +38,13 @@ from typing import Any
 
 import numpy as np
 
-from kdtheory.store.atomic import write_atomic, write_text_atomic
 from kdtheory.training.cache_dirs import cache_dir
-from kdtheory.training.cache_entries import UnusableEntry, canonical_json, read_metadata
+from kdtheory.training.cache_entries import (
+    EntryFolder,
+    UnusableEntry,
+    canonical_json,
+    read_metadata,
+)
 
 __all__ = [
     "ENTRY_FORMAT",
@@ -152,8 +155,8 @@ def _layout(arrays: Mapping[str, np.ndarray]) -> dict[str, list[Any]]:
     return {k: [np.asarray(v).dtype.str, list(np.shape(v))] for k, v in sorted(arrays.items())}
 
 
-class DatasetCache:
-    """Generated datasets by key in one folder.
+class DatasetCache(EntryFolder):
+    """Generated datasets by key in one folder: ``<key>.npz`` (arrays) and ``<key>.json``.
 
     Parameters
     ----------
@@ -161,12 +164,11 @@ class DatasetCache:
         The cache folder; created on the first write.
     """
 
-    def __init__(self, root: str | Path) -> None:
-        self.root = Path(root)
-
-    def paths(self, key: DatasetKey) -> tuple[Path, Path]:
-        """The entry's arrays (``.npz``) and metadata (``.json``) files."""
-        return self.root / f"{key.digest}.npz", self.root / f"{key.digest}.json"
+    payload_suffix = ".npz"
+    warning = DatasetCacheWarning
+    kind = "dataset"
+    redo = "generating the dataset"
+    again = "generated"
 
     def load(self, key: DatasetKey) -> dict[str, np.ndarray] | None:
         """The verified arrays of ``key``, or ``None`` when there is no entry or it does not
@@ -178,19 +180,7 @@ class DatasetCache:
             When an entry exists but cannot be used (it names the file and the reason); the
             caller generates the dataset and :meth:`save` replaces the entry.
         """
-        arrays_path, meta_path = self.paths(key)
-        if not meta_path.exists():
-            return None  # absent, or a write interrupted before its metadata: not an entry
-        try:
-            return self._verified(key, arrays_path, meta_path)
-        except UnusableEntry as exc:
-            warnings.warn(
-                f"dataset cache entry {arrays_path} is not used: {exc}; generating the dataset "
-                "again and replacing the entry",
-                DatasetCacheWarning,
-                stacklevel=2,
-            )
-            return None
+        return self._load(key, lambda arrays, meta: self._verified(key, arrays, meta))
 
     def _verified(self, key: DatasetKey, arrays_path: Path, meta_path: Path) -> dict:
         meta = read_metadata(meta_path, key.digest)
@@ -223,7 +213,6 @@ class DatasetCache:
         A folder that cannot be written costs only the reuse: :class:`DatasetCacheWarning`
         says so and ``None`` is returned; the caller goes on with its arrays.
         """
-        arrays_path, meta_path = self.paths(key)
         arrays = {k: np.asarray(v) for k, v in arrays.items()}
         buffer = io.BytesIO()
         np.savez(buffer, **arrays)
@@ -234,18 +223,7 @@ class DatasetCache:
             "arrays": _layout(arrays),
             "sha256": _digest(arrays),
         }
-        try:
-            write_atomic(arrays_path, lambda tmp: tmp.write_bytes(blob))
-            write_text_atomic(meta_path, json.dumps(meta, indent=1, sort_keys=True) + "\n")
-        except OSError as exc:
-            warnings.warn(
-                f"dataset cache {self.root}: cannot store the dataset ({exc.strerror or exc}); "
-                "it will be generated again next time",
-                DatasetCacheWarning,
-                stacklevel=2,
-            )
-            return None
-        return arrays_path
+        return self._store(key, lambda tmp: tmp.write_bytes(blob), lambda: meta)
 
 
 def open_dataset_cache(dataset_cache: bool | str | Path) -> DatasetCache | None:

@@ -24,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,9 +32,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from kdtheory.store.atomic import write_atomic, write_text_atomic
 from kdtheory.training.cache_dirs import CACHE_ENV, cache_dir
-from kdtheory.training.cache_entries import UnusableEntry, canonical_json, read_metadata
+from kdtheory.training.cache_entries import (
+    EntryFolder,
+    UnusableEntry,
+    canonical_json,
+    read_metadata,
+)
 
 __all__ = [
     "CACHE_ENV",
@@ -197,8 +200,8 @@ class CachedTeacher:
     path: Path
 
 
-class TeacherCache:
-    """Teachers by key in one folder.
+class TeacherCache(EntryFolder):
+    """Teachers by key in one folder: ``<key>.pt`` (weights) and ``<key>.json`` (metadata).
 
     Parameters
     ----------
@@ -206,12 +209,11 @@ class TeacherCache:
         The cache folder; created on the first write.
     """
 
-    def __init__(self, root: str | Path) -> None:
-        self.root = Path(root)
-
-    def paths(self, key: TeacherKey) -> tuple[Path, Path]:
-        """The entry's weights (``.pt``) and metadata (``.json``) files."""
-        return self.root / f"{key.digest}.pt", self.root / f"{key.digest}.json"
+    payload_suffix = ".pt"
+    warning = TeacherCacheWarning
+    kind = "teacher"
+    redo = "training the teacher"
+    again = "trained"
 
     def load(self, key: TeacherKey, expected: Mapping[str, torch.Tensor]) -> CachedTeacher | None:
         """The verified entry of ``key``, or ``None`` when there is none or it does not verify.
@@ -229,20 +231,7 @@ class TeacherCache:
             When an entry exists but cannot be used (it names the file and the reason); the
             caller trains the teacher and :meth:`save` replaces the entry.
         """
-        weights, meta_path = self.paths(key)
-        if not meta_path.exists():
-            return None  # absent, or a write interrupted before its metadata: not an entry
-        try:
-            entry = self._verified(key, weights, meta_path, expected)
-        except UnusableEntry as exc:
-            warnings.warn(
-                f"teacher cache entry {weights} is not used: {exc}; training the teacher again "
-                "and replacing the entry",
-                TeacherCacheWarning,
-                stacklevel=2,
-            )
-            return None
-        return entry
+        return self._load(key, lambda weights, meta: self._verified(key, weights, meta, expected))
 
     def _verified(
         self,
@@ -291,26 +280,18 @@ class TeacherCache:
         A folder that cannot be written costs only the reuse: :class:`TeacherCacheWarning`
         says so and ``None`` is returned; the sweep goes on.
         """
-        weights, meta_path = self.paths(key)
+        weights, _ = self.paths(key)
         state = {k: v.detach().cpu().contiguous() for k, v in state.items()}
-        try:
-            write_atomic(weights, lambda tmp: torch.save(state, tmp))
-            meta = {
+        return self._store(
+            key,
+            lambda tmp: torch.save(state, tmp),
+            lambda: {
                 "key": key.digest,
                 "inputs": key.inputs,
                 "weights_sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
                 "training": {k: _finite_or_none(v) for k, v in training.items()},
-            }
-            write_text_atomic(meta_path, json.dumps(meta, indent=1, sort_keys=True) + "\n")
-        except OSError as exc:
-            warnings.warn(
-                f"teacher cache {self.root}: cannot store the teacher "
-                f"({exc.strerror or exc}); it will be trained again next time",
-                TeacherCacheWarning,
-                stacklevel=2,
-            )
-            return None
-        return weights
+            },
+        )
 
 
 def _finite_or_none(value: Any) -> Any:
