@@ -144,6 +144,11 @@ def _non_finite(npz, meta):
     meta.write_text(json.dumps(data))
 
 
+def _not_a_zip(npz, meta):
+    # overwritten by something else entirely: refused as such, not reported as pickled data
+    npz.write_bytes(b"garbage\n")
+
+
 def _other_shapes(npz, meta):
     data = json.loads(meta.read_text())
     data["arrays"]["x"][1] = [5, 3]
@@ -160,6 +165,7 @@ def _other_shapes(npz, meta):
         (_garbled_metadata, "cannot be read"),
         (_non_finite, "non-finite"),
         (_other_shapes, "not those recorded"),
+        (_not_a_zip, r"not an \.npz file \(damaged\)"),
     ],
 )
 def test_a_damaged_entry_is_regenerated_with_a_warning_and_replaced(tmp_path, damage, reason):

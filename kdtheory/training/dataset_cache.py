@@ -191,6 +191,8 @@ class DatasetCache(EntryFolder):
             blob = arrays_path.read_bytes()
         except OSError as exc:
             raise UnusableEntry(f"its arrays cannot be read ({exc.strerror or exc})") from None
+        if not blob.startswith(b"PK\x03\x04"):  # numpy would take it for a pickle and say so
+            raise UnusableEntry("it is not an .npz file (damaged)")
         try:
             with np.load(io.BytesIO(blob), allow_pickle=False) as npz:
                 arrays = {name: npz[name] for name in npz.files}
