@@ -7,6 +7,7 @@ run), and the peak memory. Run it on a quiet machine::
     python benchmarks/sweep.py                  # bench (MLP), then the CNN and ViT presets
     python benchmarks/sweep.py --presets bench --repeats 3
     python benchmarks/sweep.py --presets cnn,vit --threads 1   # one torch thread
+    python benchmarks/sweep.py --presets cnn --batch-cells 35  # groups of 35 cells
 
 Only training is timed (evaluation and file writing are the same work both ways). The
 sequential path trains a subsample of the cells (``--sequential-cells``) and reports its rate;
@@ -236,7 +237,7 @@ def bench(name: str, cfg: ExperimentConfig, args, device: torch.device, ceiling:
     steps = args.steps or cfg.steps
     config = TrainConfig(steps, cfg.batch_size, cfg.lr, cfg.weight_decay, cfg.log_points)
     jobs = make_jobs(cfg, data_np.y_train)
-    group = cells_per_group("auto", cfg, data_np, args.memory_budget)
+    group = cells_per_group(args.batch_cells, cfg, data_np, args.memory_budget)
     seq_jobs = jobs[:: max(1, len(jobs) // args.sequential_cells)][: args.sequential_cells]
     flops_per_step = step_flops(jobs, build, data, config)
     print(
@@ -289,6 +290,15 @@ def bench(name: str, cfg: ExperimentConfig, args, device: torch.device, ceiling:
     )
 
 
+def _batch_cells(text: str) -> int | str:
+    """``--batch-cells``: ``auto`` or a positive number of cells."""
+    if text == "auto":
+        return text
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number of cells >= 1, or auto")
+    return int(text)
+
+
 def _load() -> str:
     """The host's load averages, which explain much of the spread between runs."""
     return ", ".join(f"{x:.2f}" for x in os.getloadavg())
@@ -301,6 +311,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=None, help="override the step budget")
     parser.add_argument("--sequential-cells", type=int, default=20)
     parser.add_argument("--memory-budget", type=float, default=2 * 1024**3)
+    parser.add_argument(
+        "--batch-cells",
+        type=_batch_cells,
+        default="auto",
+        help="cells per batched group: a number, or auto (from --memory-budget, as kdtheory run)",
+    )
     parser.add_argument("--device", default="auto")
     parser.add_argument(
         "--threads",
