@@ -259,11 +259,18 @@ def test_cli_dataset_cache_options(tmp_path, monkeypatch, fresh_mnist1d):
     off = runner.invoke(app, [*args, "--no-dataset-cache", "--out", str(tmp_path / "a")])
     assert off.exit_code == 0, off.output
     assert not home_cache.exists()
+    assert "dataset generated" not in off.output and "dataset from" not in off.output
     builtin._mnist1d_arrays.cache_clear()
     chosen = tmp_path / "chosen"
     on = runner.invoke(app, [*args, "--dataset-cache", str(chosen), "--out", str(tmp_path / "b")])
     assert on.exit_code == 0, on.output
     assert len(list(chosen.glob("*.npz"))) == 1 and not home_cache.exists()
+    # the summary line says where the dataset came from
+    assert "dataset generated, teacher trained" in " ".join(on.output.split())
+    builtin._mnist1d_arrays.cache_clear()
+    hit = runner.invoke(app, [*args, "--dataset-cache", str(chosen), "--out", str(tmp_path / "d")])
+    assert hit.exit_code == 0, hit.output
+    assert "dataset from the dataset cache, teacher trained" in " ".join(hit.output.split())
     builtin._mnist1d_arrays.cache_clear()
     default = runner.invoke(app, [*args, "--out", str(tmp_path / "c")])  # $KDTHEORY_CACHE
     assert default.exit_code == 0, default.output
@@ -299,3 +306,58 @@ def test_cli_shows_a_damaged_entry_as_a_warning(tmp_path, fresh_mnist1d):
     shown = " ".join(damaged.output.split())  # rich wraps long lines
     assert "warning: dataset cache entry" in shown and "SHA-256 does not match" in shown
     assert len(list((tmp_path / "c").glob("*.npz"))) == 1
+
+
+def test_cluster_workers_load_through_the_dataset_cache(tmp_path, monkeypatch, fresh_mnist1d):
+    # what a Dask worker runs, called here: the teacher task and a group task's inputs load the
+    # dataset through the cache option the client passes (a relative folder made absolute)
+    from kdtheory.training.distributed import (
+        _WORKER_STATE,
+        GroupTask,
+        _inputs,
+        cache_option,
+        data_digest,
+        teacher_task,
+    )
+    from kdtheory.training.sweep import configs_from_options, run_experiment
+
+    (cfg,) = configs_from_options(
+        None,
+        {
+            "dataset": "mnist1d:num_samples=100,seed=7",
+            "teacher": "mlp:width=16,depth=1",
+            "student": "mlp:width=8,depth=1",
+            "fractions": (1.0,),
+            "seeds": (0,),
+            "methods": ("label",),
+            "steps": 5,
+            "teacher_steps": 5,
+            "batch_size": 16,
+            "feature_samples": 10,
+        },
+    )
+    monkeypatch.chdir(tmp_path)
+    assert cache_option("c") == str(tmp_path / "c") and cache_option(True) is True
+    out = tmp_path / "store"
+    report = run_experiment(cfg, out, device="cpu", teacher_cache=False, dataset_cache="c")
+    assert report.dataset == "generated"
+    digest = data_digest(load_dataset(cfg.dataset))
+    builtin._mnist1d_arrays.cache_clear()
+
+    def no_generation(*args):
+        raise AssertionError("the worker generated MNIST-1D again")
+
+    monkeypatch.setattr(builtin, "_generate_mnist1d", no_generation)
+    task = GroupTask(cfg, str(out), (), "cpu", digest, dataset_cache=cache_option("c"))
+    _WORKER_STATE.clear()
+    try:
+        data = _inputs(task)[0]
+        assert data_digest(data) == digest
+        builtin._mnist1d_arrays.cache_clear()
+        assert teacher_task(cfg, str(out), "cpu", False, cache_option("c")) == "store"
+        builtin._mnist1d_arrays.cache_clear()
+        _WORKER_STATE.clear()
+        with pytest.raises(AssertionError, match="generated MNIST-1D again"):
+            _inputs(GroupTask(cfg, str(out), (), "cpu", digest, dataset_cache=False))
+    finally:
+        _WORKER_STATE.clear()

@@ -431,7 +431,9 @@ def run_command(
                 out_console.print(f"[yellow]warning:[/] {line}", highlight=False)
         out_console.print(
             f"{report.experiment}: trained {report.trained} cell(s), skipped {report.skipped} "
-            f"already done, {report.seconds:.1f} s; {_TEACHER_ORIGIN[report.teacher]}",
+            f"already done, {report.seconds:.1f} s; "
+            + (f"{_DATASET_ORIGIN[report.dataset]}, " if report.dataset else "")
+            + _TEACHER_ORIGIN[report.teacher],
             highlight=False,
         )
 
@@ -464,6 +466,13 @@ _TEACHER_ORIGIN = {
     "checkpoint": "teacher from --teacher-checkpoint",
     "store weights": "teacher from the store's teacher.pt",
     "store": "teacher already in the store",
+}
+
+
+#: how the summary line names where a generated dataset came from (``SweepReport.dataset``)
+_DATASET_ORIGIN = {
+    "cache": "dataset from the dataset cache",
+    "generated": "dataset generated",
 }
 
 

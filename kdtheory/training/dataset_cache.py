@@ -170,6 +170,12 @@ class DatasetCache(EntryFolder):
     redo = "generating the dataset"
     again = "generated"
 
+    def __init__(self, root: str | Path) -> None:
+        super().__init__(root)
+        #: what each :func:`cached_arrays` call through this cache did, in order: ``"cache"``
+        #: (the arrays were read from a verified entry) or ``"generated"``
+        self.origins: list[str] = []
+
     def load(self, key: DatasetKey) -> dict[str, np.ndarray] | None:
         """The verified arrays of ``key``, or ``None`` when there is no entry or it does not
         verify.
@@ -286,4 +292,7 @@ def cached_arrays(
     if arrays is None:
         arrays = dict(generate())
         cache.save(key, arrays)
+        cache.origins.append("generated")
+    else:
+        cache.origins.append("cache")
     return arrays

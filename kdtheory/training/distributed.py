@@ -31,6 +31,7 @@ import xarray as xr
 from kdtheory.errors import SpecError, StoreError
 from kdtheory.plugin.specs import LoadedDataset
 from kdtheory.store import runs as st
+from kdtheory.training.dataset_cache import open_dataset_cache
 from kdtheory.training.sweep import (
     CellOutcome,
     ExperimentConfig,
@@ -151,6 +152,9 @@ class GroupTask:
         :func:`data_digest` of the client's dataset.
     replace : frozenset of str
         Cell file names to train again although present (``--retrain-diverged``).
+    dataset_cache : bool or str
+        The dataset cache the worker loads a generated dataset through: ``True`` the worker's
+        user's cache folder, an absolute folder, or ``False`` none (see :func:`cache_option`).
     """
 
     cfg: ExperimentConfig
@@ -159,6 +163,14 @@ class GroupTask:
     device: str
     digest: str
     replace: frozenset[str] = frozenset()
+    dataset_cache: bool | str = True
+
+
+def cache_option(cache: bool | str | Path) -> bool | str:
+    """A ``--teacher-cache``/``--dataset-cache`` value as a worker gets it: ``True``/``False``
+    as they are (``True`` then means the worker's own user's cache folder), a folder as an
+    absolute path, since a worker's working directory need not be this process's."""
+    return cache if isinstance(cache, bool) else str(Path(cache).expanduser().resolve())
 
 
 #: what a worker process keeps between its tasks: one experiment's inputs (see _inputs)
@@ -176,7 +188,7 @@ def _inputs(task: GroupTask) -> tuple[LoadedDataset, xr.Dataset, Any, Callable[[
     key = (cfg.dataset, cfg.student, str(teacher_nc), info.st_mtime_ns, info.st_size, task.device)
     if _WORKER_STATE.get("key") != key:
         _WORKER_STATE.clear()
-        data = load_dataset(cfg.dataset)
+        data = load_dataset(cfg.dataset, open_dataset_cache(task.dataset_cache))
         if data_digest(data) != task.digest:
             raise StoreError(
                 f"dataset {cfg.dataset}: this worker loaded other data than the `kdtheory run` "
@@ -245,9 +257,16 @@ def train_group_task(task: GroupTask) -> list[CellOutcome]:
     return [by_cell[cell] for cell in task.cells]
 
 
-def teacher_task(cfg: ExperimentConfig, out: str, device: str, teacher_cache: bool | str) -> str:
+def teacher_task(
+    cfg: ExperimentConfig,
+    out: str,
+    device: str,
+    teacher_cache: bool | str,
+    dataset_cache: bool | str = True,
+) -> str:
     """Get the experiment's teacher and write ``teacher.nc`` (the task Dask runs); returns
-    where the teacher came from (see :class:`kdtheory.training.sweep.SweepReport`)."""
+    where the teacher came from (see :class:`kdtheory.training.sweep.SweepReport`). The caches
+    are given as :func:`cache_option` makes them."""
     from kdtheory.training.engine import resolve_device
     from kdtheory.training.sweep import _teacher
 
@@ -255,7 +274,7 @@ def teacher_task(cfg: ExperimentConfig, out: str, device: str, teacher_cache: bo
     _, origin = _teacher(
         cfg,
         folder,
-        load_dataset(cfg.dataset),
+        load_dataset(cfg.dataset, open_dataset_cache(dataset_cache)),
         resolve_device(device),
         SweepProgress(),
         open_teacher_cache(teacher_cache),
@@ -275,6 +294,7 @@ def remote_teacher(
     device: str,
     teacher_cache: bool | str | Path,
     progress: SweepProgress,
+    dataset_cache: bool | str | Path = True,
 ) -> tuple[xr.Dataset, str]:
     """The experiment's stored teacher outputs, from one task on the cluster if not stored.
 
@@ -291,13 +311,13 @@ def remote_teacher(
     origin = "store"
     if not teacher_nc.exists():
         progress.phase(f"{cfg.experiment_id}: teacher {cfg.teacher} (one task on the cluster)")
-        cache = teacher_cache if isinstance(teacher_cache, bool) else str(teacher_cache)
         future = client.submit(
             teacher_task,
             cfg,
             str(Path(out).resolve()),
             device,
-            cache,
+            cache_option(teacher_cache),
+            cache_option(dataset_cache),
             key=_task_key("teacher", cfg.experiment_id),
         )
         origin = future.result()
@@ -353,6 +373,7 @@ def run_groups(
     progress: SweepProgress,
     on_written: Callable[[CellOutcome], None],
     replace: set[str],
+    dataset_cache: bool | str | Path = True,
 ) -> None:
     """Train ``todo`` as tasks of ``client``'s cluster, one per group of cells, and count the
     outcomes in ``report`` as the tasks finish.
@@ -391,6 +412,7 @@ def run_groups(
             device,
             digest,
             frozenset(replace),
+            cache_option(dataset_cache),
         )
         for group in groups
     ]

@@ -415,11 +415,14 @@ class SweepReport:
 
     ``teacher`` says where the teacher came from: ``"trained"``, ``"cache"`` (the teacher
     cache), ``"checkpoint"`` (``--teacher-checkpoint``), ``"store weights"`` (the store's
-    ``teacher.pt``) or ``"store"`` (its outputs were already stored).
+    ``teacher.pt``) or ``"store"`` (its outputs were already stored). ``dataset`` says where a
+    generated dataset (MNIST-1D) came from when a dataset cache was in use: ``"cache"`` or
+    ``"generated"``; it is None for datasets that are read, not generated, and without a cache.
     """
 
     experiment: str
     teacher: str = "store"
+    dataset: str | None = None
     trained: int = 0
     skipped: int = 0
     seconds: float = 0.0
@@ -797,6 +800,8 @@ def run_experiment(
         (:mod:`kdtheory.training.dataset_cache`): ``True`` the user's cache folder
         (``$KDTHEORY_CACHE/datasets``, ``$XDG_CACHE_HOME/kdtheory/datasets`` or
         ``~/.cache/kdtheory/datasets``), a folder, or ``False`` to neither read nor write one.
+        On a cluster each worker loads through the same option (``True``: its own user's
+        folder; a folder must be one the workers can reach).
 
     Returns
     -------
@@ -810,12 +815,13 @@ def run_experiment(
     # on a cluster each worker resolves ``device`` itself (``auto``: its own GPU, if any)
     dev = resolve_device(device) if client is None else torch.device("cpu")
     progress.phase(f"{cfg.experiment_id}: loading dataset {cfg.dataset}")
-    data = load_dataset(cfg.dataset, open_dataset_cache(dataset_cache))
+    datasets = open_dataset_cache(dataset_cache)
+    data = load_dataset(cfg.dataset, datasets)
     check_augment(cfg.augment, data.input_shape)
     with st.experiment_lock(out, cfg.experiment_id, on_wait=progress.phase):
         new = not (st.experiment_dir(out, cfg.experiment_id) / st.EXPERIMENT_FILE).exists()
         try:
-            return _run_locked(
+            report = _run_locked(
                 cfg,
                 objectives,
                 out,
@@ -829,11 +835,15 @@ def run_experiment(
                 teacher_cache,
                 client,
                 device,
+                dataset_cache,
             )
         except BaseException:
             if new:  # nothing of this experiment was written: the corrected command may start
                 st.discard_if_empty(out, cfg.experiment_id)
             raise
+    if datasets is not None and datasets.origins:
+        report.dataset = datasets.origins[-1]
+    return report
 
 
 def _run_locked(
@@ -850,6 +860,7 @@ def _run_locked(
     teacher_cache: bool | str | Path,
     client: Any | None,
     device: str,
+    dataset_cache: bool | str | Path,
 ) -> SweepReport:
     """The sweep of :func:`run_experiment`, run while holding the experiment's lock."""
     folder = st.ensure_experiment(out, cfg.experiment_id, cfg.recipe())
@@ -859,7 +870,9 @@ def _run_locked(
     else:
         from kdtheory.training.distributed import remote_teacher
 
-        teacher, origin = remote_teacher(client, cfg, out, device, teacher_cache, progress)
+        teacher, origin = remote_teacher(
+            client, cfg, out, device, teacher_cache, progress, dataset_cache
+        )
     report = SweepReport(cfg.experiment_id, teacher=origin)
     report.teacher_test_accuracy = float(teacher.attrs.get("teacher_test_accuracy", np.nan))
     done_files = st.existing_cells(out, cfg.experiment_id)
@@ -913,6 +926,7 @@ def _run_locked(
             progress,
             record_axes,
             replace=diverged if retrain_diverged else set(),
+            dataset_cache=dataset_cache,
         )
         report.seconds = time.perf_counter() - t0
         return report
