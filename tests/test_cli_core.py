@@ -1,12 +1,16 @@
 """`kdtheory run / inspect / export / plugins` end to end through typer's CliRunner."""
 
+import gc
 import shutil
+import sys
+from importlib.metadata import entry_points
 
 import numpy as np
+import pytest
 import torch
 from typer.testing import CliRunner
 
-from kdtheory.cli.app import app
+from kdtheory.cli.app import app, main
 from kdtheory.store.runs import open_runs
 
 runner = CliRunner()
@@ -111,3 +115,21 @@ def test_smoke_preset_runs(tmp_path):
 
     assert check_experiment("smoke", ds).ok, check_experiment("smoke", ds).warnings()
     shutil.rmtree(tmp_path)
+
+
+@pytest.mark.parametrize(("argv", "code"), [(["list"], 0), (["test", "no-such-thing"], 2)])
+def test_the_console_script_freezes_the_heap_when_the_command_ends(monkeypatch, argv, code):
+    # the installed `kdtheory` runs main(), which leaves the objects alive at the end to the
+    # process exit instead of the shutdown's full collections, whether the command succeeded
+    (script,) = [e for e in entry_points(group="console_scripts") if e.name == "kdtheory"]
+    assert script.value == "kdtheory.cli.app:main"
+    monkeypatch.setattr(sys, "argv", ["kdtheory", *argv])
+    gc.unfreeze()
+    try:
+        assert gc.get_freeze_count() == 0
+        with pytest.raises(SystemExit) as done:
+            main()
+        assert (done.value.code or 0) == code
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()

@@ -13,6 +13,7 @@ command modules import numpy, xarray, scipy and torch inside the commands that n
 
 from __future__ import annotations
 
+import gc
 import sys
 
 import typer
@@ -35,8 +36,22 @@ for group in (cli_run, cli_store, cli_plugins, cli_hypotheses, cli_report):
     group.register(app)
 
 
-def main() -> None:  # pragma: no cover
-    app(prog_name="kdtheory")
+def main() -> None:
+    """Run the ``kdtheory`` command (the console script) in this process, then let it exit fast.
+
+    When the command is done, every object still alive is moved out of the cyclic garbage
+    collector's reach (:func:`gc.freeze`). The interpreter's shutdown otherwise runs full
+    collections over all of them (numpy, pandas, xarray, scipy and statsmodels leave hundreds of
+    thousands): about a quarter of a second of ``kdtheory test all --runs data/`` (a median of
+    2.06 s against 1.80 s over 10 interleaved runs on the development machine). Nothing is
+    lost: files are written and closed by the commands themselves, and the memory goes back to
+    the system when the process ends. ``app`` itself, which tests drive through typer's
+    ``CliRunner``, does not freeze.
+    """
+    try:
+        app(prog_name="kdtheory")
+    finally:
+        gc.freeze()
 
 
 if __name__ == "__main__":  # pragma: no cover
