@@ -121,8 +121,10 @@ def test_smoke_preset_runs(tmp_path):
 def test_the_console_script_freezes_the_heap_when_the_command_ends(monkeypatch, argv, code):
     # the installed `kdtheory` runs main(), which leaves the objects alive at the end to the
     # process exit instead of the shutdown's full collections, whether the command succeeded
-    (script,) = [e for e in entry_points(group="console_scripts") if e.name == "kdtheory"]
-    assert script.value == "kdtheory.cli.app:main"
+    scripts = [e.value for e in entry_points(group="console_scripts") if e.name == "kdtheory"]
+    assert scripts == ["kdtheory.cli.app:main"], (
+        f"the installed kdtheory script runs {scripts}; reinstall with `pip install -e .`"
+    )
     monkeypatch.setattr(sys, "argv", ["kdtheory", *argv])
     gc.unfreeze()
     try:

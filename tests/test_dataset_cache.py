@@ -2,6 +2,7 @@
 
 import io
 import json
+import pickle
 
 import numpy as np
 import pytest
@@ -259,7 +260,9 @@ def test_cli_dataset_cache_options(tmp_path, monkeypatch, fresh_mnist1d):
     off = runner.invoke(app, [*args, "--no-dataset-cache", "--out", str(tmp_path / "a")])
     assert off.exit_code == 0, off.output
     assert not home_cache.exists()
-    assert "dataset generated" not in off.output and "dataset from" not in off.output
+    shown_off = " ".join(off.output.split())  # rich wraps long lines
+    assert "trained 1 cell(s)" in shown_off
+    assert "dataset generated" not in shown_off and "dataset from" not in shown_off
     builtin._mnist1d_arrays.cache_clear()
     chosen = tmp_path / "chosen"
     on = runner.invoke(app, [*args, "--dataset-cache", str(chosen), "--out", str(tmp_path / "b")])
@@ -319,7 +322,7 @@ def test_cluster_workers_load_through_the_dataset_cache(tmp_path, monkeypatch, f
         data_digest,
         teacher_task,
     )
-    from kdtheory.training.sweep import configs_from_options, run_experiment
+    from kdtheory.training.sweep import configs_from_options, open_teacher_cache, run_experiment
 
     (cfg,) = configs_from_options(
         None,
@@ -338,6 +341,10 @@ def test_cluster_workers_load_through_the_dataset_cache(tmp_path, monkeypatch, f
     )
     monkeypatch.chdir(tmp_path)
     assert cache_option("c") == str(tmp_path / "c") and cache_option(True) is True
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # "~" means the same on both sides
+    assert cache_option("~/d") == str(tmp_path / "home" / "d")
+    assert dc.open_dataset_cache("~/d").root == tmp_path / "home" / "d"
+    assert open_teacher_cache("~/t").root == tmp_path / "home" / "t"
     out = tmp_path / "store"
     report = run_experiment(cfg, out, device="cpu", teacher_cache=False, dataset_cache="c")
     assert report.dataset == "generated"
@@ -348,13 +355,18 @@ def test_cluster_workers_load_through_the_dataset_cache(tmp_path, monkeypatch, f
         raise AssertionError("the worker generated MNIST-1D again")
 
     monkeypatch.setattr(builtin, "_generate_mnist1d", no_generation)
-    task = GroupTask(cfg, str(out), (), "cpu", digest, dataset_cache=cache_option("c"))
+    option = cache_option("c")  # made on the client
+    task = GroupTask(cfg, str(out), (), "cpu", digest, dataset_cache=option)
+    task = pickle.loads(pickle.dumps(task))  # as Dask ships it to a worker
+    elsewhere = tmp_path / "worker-cwd"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # a worker's working directory is not the client's
     _WORKER_STATE.clear()
     try:
         data = _inputs(task)[0]
         assert data_digest(data) == digest
         builtin._mnist1d_arrays.cache_clear()
-        assert teacher_task(cfg, str(out), "cpu", False, cache_option("c")) == "store"
+        assert teacher_task(cfg, str(out), "cpu", False, option) == "store"
         builtin._mnist1d_arrays.cache_clear()
         _WORKER_STATE.clear()
         with pytest.raises(AssertionError, match="generated MNIST-1D again"):

@@ -34,7 +34,7 @@ import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -162,6 +162,12 @@ class DatasetCache(EntryFolder):
     ----------
     root : str or Path
         The cache folder; created on the first write.
+
+    Attributes
+    ----------
+    origins : list of {"cache", "generated"}
+        What each :func:`cached_arrays` call through this cache did, in order: ``"cache"`` (the
+        arrays were read from a verified entry) or ``"generated"``.
     """
 
     payload_suffix = ".npz"
@@ -172,9 +178,7 @@ class DatasetCache(EntryFolder):
 
     def __init__(self, root: str | Path) -> None:
         super().__init__(root)
-        #: what each :func:`cached_arrays` call through this cache did, in order: ``"cache"``
-        #: (the arrays were read from a verified entry) or ``"generated"``
-        self.origins: list[str] = []
+        self.origins: list[Literal["cache", "generated"]] = []
 
     def load(self, key: DatasetKey) -> dict[str, np.ndarray] | None:
         """The verified arrays of ``key``, or ``None`` when there is no entry or it does not
@@ -239,7 +243,9 @@ def open_dataset_cache(dataset_cache: bool | str | Path) -> DatasetCache | None:
     folder that one, ``False`` none."""
     if dataset_cache is False:
         return None
-    return DatasetCache(default_cache_dir() if dataset_cache is True else Path(dataset_cache))
+    if dataset_cache is True:
+        return DatasetCache(default_cache_dir())
+    return DatasetCache(Path(dataset_cache).expanduser())
 
 
 @contextlib.contextmanager

@@ -167,9 +167,20 @@ class GroupTask:
 
 
 def cache_option(cache: bool | str | Path) -> bool | str:
-    """A ``--teacher-cache``/``--dataset-cache`` value as a worker gets it: ``True``/``False``
-    as they are (``True`` then means the worker's own user's cache folder), a folder as an
-    absolute path, since a worker's working directory need not be this process's."""
+    """A ``--teacher-cache``/``--dataset-cache`` value as a worker gets it.
+
+    Parameters
+    ----------
+    cache : bool, str or Path
+        ``True`` (the user's cache folder), ``False`` (no cache) or a folder.
+
+    Returns
+    -------
+    bool or str
+        ``True``/``False`` as they are (``True`` then means the worker's own user's cache
+        folder, on its machine); a folder as an absolute path with ``~`` expanded, resolved
+        here, since a worker's working directory need not be this process's.
+    """
     return cache if isinstance(cache, bool) else str(Path(cache).expanduser().resolve())
 
 
@@ -264,9 +275,23 @@ def teacher_task(
     teacher_cache: bool | str,
     dataset_cache: bool | str = True,
 ) -> str:
-    """Get the experiment's teacher and write ``teacher.nc`` (the task Dask runs); returns
-    where the teacher came from (see :class:`kdtheory.training.sweep.SweepReport`). The caches
-    are given as :func:`cache_option` makes them."""
+    """Get the experiment's teacher and write ``teacher.nc`` (the task Dask runs).
+
+    Parameters
+    ----------
+    cfg : ExperimentConfig
+    out : str
+        The run store, an absolute path every worker can reach.
+    device : str
+        Resolved on the worker.
+    teacher_cache, dataset_cache : bool or str
+        The caches the worker uses, as :func:`cache_option` makes them.
+
+    Returns
+    -------
+    str
+        Where the teacher came from (see :class:`kdtheory.training.sweep.SweepReport`).
+    """
     from kdtheory.training.engine import resolve_device
     from kdtheory.training.sweep import _teacher
 
@@ -299,7 +324,7 @@ def remote_teacher(
     """The experiment's stored teacher outputs, from one task on the cluster if not stored.
 
     The client waits for the task, so the teacher is in the store before any student task is
-    submitted.
+    submitted. The task gets the teacher and dataset cache options through :func:`cache_option`.
 
     Raises
     ------
@@ -386,7 +411,9 @@ def run_groups(
     their cells are the same to the bit.
 
     The tasks are submitted at once; Dask runs them on its workers and reruns those of a worker
-    that died. On an error (or Ctrl-C) the tasks not yet finished are cancelled.
+    that died. On an error (or Ctrl-C) the tasks not yet finished are cancelled. Each task
+    carries ``dataset_cache`` (through :func:`cache_option`): the cache its worker loads a
+    generated dataset through.
     """
     from distributed import KilledWorker, as_completed
 

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -415,14 +415,17 @@ class SweepReport:
 
     ``teacher`` says where the teacher came from: ``"trained"``, ``"cache"`` (the teacher
     cache), ``"checkpoint"`` (``--teacher-checkpoint``), ``"store weights"`` (the store's
-    ``teacher.pt``) or ``"store"`` (its outputs were already stored). ``dataset`` says where a
-    generated dataset (MNIST-1D) came from when a dataset cache was in use: ``"cache"`` or
-    ``"generated"``; it is None for datasets that are read, not generated, and without a cache.
+    ``teacher.pt``) or ``"store"`` (its outputs were already stored). ``dataset`` says where
+    this process's generated dataset (MNIST-1D) came from when a dataset cache was in use:
+    ``"cache"`` or ``"generated"``. It is None for datasets that are read rather than generated,
+    without a cache, and when the arrays were already in memory (an earlier experiment of the
+    same process loaded them). On a cluster it describes this process's load only; each worker
+    loads through the same cache option on its own.
     """
 
     experiment: str
     teacher: str = "store"
-    dataset: str | None = None
+    dataset: Literal["cache", "generated"] | None = None
     trained: int = 0
     skipped: int = 0
     seconds: float = 0.0
@@ -644,7 +647,9 @@ def open_teacher_cache(teacher_cache: bool | str | Path) -> TeacherCache | None:
     folder that one, ``False`` none."""
     if teacher_cache is False:
         return None
-    return TeacherCache(default_cache_dir() if teacher_cache is True else Path(teacher_cache))
+    if teacher_cache is True:
+        return TeacherCache(default_cache_dir())
+    return TeacherCache(Path(teacher_cache).expanduser())
 
 
 def _experiment_attrs(cfg: ExperimentConfig) -> dict[str, Any]:
