@@ -16,7 +16,6 @@ from kdtheory.training.dataset_cache import (
     DatasetCacheWarning,
     cached_arrays,
     dataset_key,
-    default_cache_dir,
     using,
 )
 from kdtheory.training.sweep import load_dataset
@@ -210,17 +209,6 @@ def test_an_interrupted_write_is_no_entry_and_an_unwritable_cache_only_warns(tmp
     assert gen.calls == 3 and arrays["x"].shape == (6, 3)
 
 
-def test_cache_folder_follows_the_environment(monkeypatch, tmp_path):
-    monkeypatch.setenv("KDTHEORY_CACHE", str(tmp_path / "k"))
-    assert default_cache_dir() == tmp_path / "k" / "datasets"
-    monkeypatch.delenv("KDTHEORY_CACHE")
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "x"))
-    assert default_cache_dir() == tmp_path / "x" / "kdtheory" / "datasets"
-    monkeypatch.delenv("XDG_CACHE_HOME")
-    monkeypatch.setenv("HOME", str(tmp_path / "h"))
-    assert default_cache_dir() == tmp_path / "h" / ".cache" / "kdtheory" / "datasets"
-
-
 def test_mnist1d_from_the_cache_equals_mnist1d_generated(tmp_path, monkeypatch, fresh_mnist1d):
     generated = load_dataset(SMALL)  # no cache: generated
     cache = DatasetCache(tmp_path / "c")
@@ -244,18 +232,24 @@ def test_mnist1d_from_the_cache_equals_mnist1d_generated(tmp_path, monkeypatch, 
         load_dataset("mnist1d:num_samples=100,seed=6", cache)
 
 
-def test_cli_dataset_cache_options(tmp_path, monkeypatch, fresh_mnist1d):
-    home_cache = tmp_path / "home-cache"
-    monkeypatch.setenv("KDTHEORY_CACHE", str(home_cache))
-    args = [
+def _cli_run_args(seed: int) -> list[str]:
+    """``kdtheory run`` of one tiny cell on MNIST-1D of generator seed ``seed`` (no teacher
+    cache, so that only the dataset cache is exercised)."""
+    return [
         "run",
-        "--dataset", "mnist1d:num_samples=100,seed=3",
+        "--dataset", f"mnist1d:num_samples=100,seed={seed}",
         "--teacher", "mlp:width=16,depth=1",
         "--student", "mlp:width=8,depth=1",
         "--fractions", "1", "--seeds", "1", "--methods", "label",
         "--steps", "5", "--teacher-steps", "5", "--batch-size", "16",
         "--feature-samples", "10", "--device", "cpu", "--no-teacher-cache",
     ]  # fmt: skip
+
+
+def test_cli_dataset_cache_options(tmp_path, monkeypatch, fresh_mnist1d):
+    home_cache = tmp_path / "home-cache"
+    monkeypatch.setenv("KDTHEORY_CACHE", str(home_cache))
+    args = _cli_run_args(seed=3)
     runner = CliRunner()
     off = runner.invoke(app, [*args, "--no-dataset-cache", "--out", str(tmp_path / "a")])
     assert off.exit_code == 0, off.output
@@ -289,16 +283,7 @@ def test_cli_dataset_cache_options(tmp_path, monkeypatch, fresh_mnist1d):
 
 
 def test_cli_shows_a_damaged_entry_as_a_warning(tmp_path, fresh_mnist1d):
-    args = [
-        "run",
-        "--dataset", "mnist1d:num_samples=100,seed=4",
-        "--teacher", "mlp:width=16,depth=1",
-        "--student", "mlp:width=8,depth=1",
-        "--fractions", "1", "--seeds", "1", "--methods", "label",
-        "--steps", "5", "--teacher-steps", "5", "--batch-size", "16",
-        "--feature-samples", "10", "--device", "cpu", "--no-teacher-cache",
-        "--dataset-cache", str(tmp_path / "c"),
-    ]  # fmt: skip
+    args = [*_cli_run_args(seed=4), "--dataset-cache", str(tmp_path / "c")]
     runner = CliRunner()
     assert runner.invoke(app, [*args, "--out", str(tmp_path / "a")]).exit_code == 0
     (npz,) = (tmp_path / "c").glob("*.npz")

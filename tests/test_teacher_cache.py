@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from kdtheory.cli.app import app
 from kdtheory.store.runs import open_runs
+from kdtheory.training import dataset_cache
 from kdtheory.training.sweep import SweepProgress, run_experiment
 from kdtheory.training.teacher_cache import (
     TeacherCache,
@@ -188,15 +189,20 @@ def test_an_interrupted_write_is_no_entry_and_an_unwritable_cache_only_warns(tmp
     assert report.teacher == "trained" and report.trained == 4
 
 
-def test_cache_folder_follows_the_environment(monkeypatch, tmp_path):
+@pytest.mark.parametrize(
+    ("default_cache_dir", "kind"),
+    [(default_cache_dir, "teachers"), (dataset_cache.default_cache_dir, "datasets")],
+)
+def test_cache_folder_follows_the_environment(monkeypatch, tmp_path, default_cache_dir, kind):
+    # the teacher and the dataset cache, each in its own folder under one root
     monkeypatch.setenv("KDTHEORY_CACHE", str(tmp_path / "k"))
-    assert default_cache_dir() == tmp_path / "k" / "teachers"
+    assert default_cache_dir() == tmp_path / "k" / kind
     monkeypatch.delenv("KDTHEORY_CACHE")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "x"))
-    assert default_cache_dir() == tmp_path / "x" / "kdtheory" / "teachers"
+    assert default_cache_dir() == tmp_path / "x" / "kdtheory" / kind
     monkeypatch.delenv("XDG_CACHE_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "h"))
-    assert default_cache_dir() == tmp_path / "h" / ".cache" / "kdtheory" / "teachers"
+    assert default_cache_dir() == tmp_path / "h" / ".cache" / "kdtheory" / kind
 
 
 def test_key_depends_on_what_changes_the_weights_only():

@@ -349,18 +349,8 @@ def run_command(
             "augment": augment,
             "precision": precision,
         }
-        if teacher_cache is not None and no_teacher_cache:
-            raise KDTheoryError(
-                "--teacher-cache and --no-teacher-cache: give one of them (a folder to keep "
-                "teachers in, or none at all)"
-            )
-        _check_cache_options("--teacher-cache", teacher_cache, "trained teachers")
-        if dataset_cache is not None and no_dataset_cache:
-            raise KDTheoryError(
-                "--dataset-cache and --no-dataset-cache: give one of them (a folder to keep "
-                "generated datasets in, or none at all)"
-            )
-        _check_cache_options("--dataset-cache", dataset_cache, "generated datasets")
+        teachers = _cache_option("teacher", teacher_cache, no_teacher_cache, "trained teachers")
+        datasets = _cache_option("dataset", dataset_cache, no_dataset_cache, "generated datasets")
         if seeds is not None and seeds < 1:
             raise KDTheoryError("--seeds: must be >= 1")
         if teacher_checkpoint is not None and not teacher_checkpoint.is_file():
@@ -388,8 +378,6 @@ def run_command(
             )
         cells = sum(len(c.fractions) * len(c.seeds) * len(c.methods) for c in configs)
         reports = []
-        cache: bool | Path = False if no_teacher_cache else (teacher_cache or True)
-        datasets: bool | Path = False if no_dataset_cache else (dataset_cache or True)
         with (
             _dask_client(cluster, scheduler) as client,
             RichSweepProgress(cells, err_console) as progress,
@@ -404,7 +392,7 @@ def run_command(
                     budget,
                     progress,
                     retrain_diverged=retrain_diverged,
-                    teacher_cache=cache,
+                    teacher_cache=teachers,
                     client=client,
                     dataset_cache=datasets,
                 )
@@ -438,13 +426,22 @@ def run_command(
         )
 
 
-def _check_cache_options(flag: str, folder: Path | None, what: str) -> None:
-    """A cache folder given on the command line must be a folder (or not exist yet)."""
+def _cache_option(kind: str, folder: Path | None, off: bool, what: str) -> bool | Path:
+    """The value of ``--{kind}-cache``/``--no-{kind}-cache`` for :func:`run_experiment`: the
+    folder given (which must be a folder, or not exist yet), ``False`` for none, else ``True``
+    (the user's cache folder)."""
+    flag = f"--{kind}-cache"
+    if folder is not None and off:
+        raise KDTheoryError(
+            f"{flag} and --no-{kind}-cache: give one of them (a folder to keep {what} in, or "
+            "none at all)"
+        )
     if folder is not None and folder.exists() and not folder.is_dir():
         raise KDTheoryError(
             f"{flag} {folder}: is a file, not a folder; give the folder to keep {what} in "
             "(it is created if missing)"
         )
+    return False if off else (folder or True)
 
 
 @contextlib.contextmanager

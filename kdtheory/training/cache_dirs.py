@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["CACHE_ENV", "cache_dir", "cache_root"]
+__all__ = ["CACHE_ENV", "cache_dir", "cache_root", "user_folder"]
 
 #: environment variable naming kdtheory's cache folder
 CACHE_ENV = "KDTHEORY_CACHE"
@@ -22,9 +22,9 @@ def cache_root() -> Path:
     ``~/.cache/kdtheory``."""
     root = os.environ.get(CACHE_ENV)
     if root:
-        return Path(root).expanduser()
+        return user_folder(root)
     xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    base = user_folder(xdg) if xdg else Path.home() / ".cache"
     return base / "kdtheory"
 
 
@@ -32,3 +32,9 @@ def cache_dir(kind: str) -> Path:
     """The folder of one kind of cache entry (``teachers``, ``datasets``) under
     :func:`cache_root`."""
     return cache_root() / kind
+
+
+def user_folder(path: str | Path) -> Path:
+    """A folder as a user wrote it, with ``~`` expanded (the shell leaves it in
+    ``--teacher-cache=~/c``)."""
+    return Path(path).expanduser()

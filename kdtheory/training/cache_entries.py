@@ -11,17 +11,21 @@ atomically (payload first, so an interrupted write leaves no entry).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from kdtheory.store.atomic import write_atomic, write_text_atomic
+from kdtheory.training.cache_dirs import cache_dir, user_folder
 
-__all__ = ["EntryFolder", "UnusableEntry", "canonical_json", "read_metadata"]
+__all__ = ["EntryFolder", "EntryKey", "UnusableEntry", "canonical_json", "read_metadata"]
 
 T = TypeVar("T")
+F = TypeVar("F", bound="EntryFolder")
 
 
 class UnusableEntry(Exception):
@@ -50,16 +54,36 @@ def read_metadata(meta_path: Path, digest: str) -> dict[str, Any]:
     return meta
 
 
-class _Key(Protocol):
+@dataclass(frozen=True)
+class EntryKey:
+    """The address of one cache entry: ``digest`` hashes ``inputs`` (canonical JSON).
+
+    Attributes
+    ----------
+    digest : str
+        Hex SHA-256 of the canonical JSON of what was hashed; the entry's file name.
+    inputs : dict
+        What the entry depends on; JSON-serialisable, recorded in the entry's metadata.
+    """
+
     digest: str
+    inputs: dict[str, Any]
+
+    @classmethod
+    def of(cls, inputs: dict[str, Any], hashed: Any = None) -> EntryKey:
+        """The key of ``inputs``, hashing ``hashed`` instead when given (a form of the inputs
+        that leaves out what must not change the address)."""
+        text = canonical_json(inputs if hashed is None else hashed)
+        return cls(hashlib.sha256(text.encode()).hexdigest(), inputs)
 
 
 class EntryFolder:
     """A cache folder of entries ``<digest><payload_suffix>`` plus ``<digest>.json``.
 
-    Subclasses set :attr:`payload_suffix`, :attr:`warning` (the category of their warnings),
-    :attr:`kind` (``"teacher"``), :attr:`redo` (``"training the teacher"``) and :attr:`again`
-    (``"trained"``), which word the warnings.
+    Subclasses set :attr:`folder_name` (their folder under
+    :func:`~kdtheory.training.cache_dirs.cache_root`), :attr:`payload_suffix`, :attr:`warning`
+    (the category of their warnings), :attr:`kind` (``"teacher"``), :attr:`redo` (``"training the
+    teacher"``) and :attr:`again` (``"trained"``), which word the warnings.
 
     Parameters
     ----------
@@ -67,6 +91,7 @@ class EntryFolder:
         The cache folder; created on the first write.
     """
 
+    folder_name: str = "entries"
     payload_suffix: str = ""
     warning: type[Warning] = UserWarning
     kind: str = "entry"
@@ -76,14 +101,28 @@ class EntryFolder:
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
 
-    def paths(self, key: _Key) -> tuple[Path, Path]:
+    @classmethod
+    def default_root(cls) -> Path:
+        """The user's folder of this cache: :attr:`folder_name` under
+        :func:`~kdtheory.training.cache_dirs.cache_root`."""
+        return cache_dir(cls.folder_name)
+
+    @classmethod
+    def from_option(cls: type[F], option: bool | str | Path) -> F | None:
+        """The cache a ``--teacher-cache``/``--dataset-cache`` value names: ``True`` the
+        user's (:meth:`default_root`), a folder (``~`` expanded) that one, ``False`` none."""
+        if option is False:
+            return None
+        return cls(cls.default_root() if option is True else user_folder(option))
+
+    def paths(self, key: EntryKey) -> tuple[Path, Path]:
         """The entry's payload and metadata (``.json``) files."""
         return (
             self.root / f"{key.digest}{self.payload_suffix}",
             self.root / f"{key.digest}.json",
         )
 
-    def _load(self, key: _Key, verify: Callable[[Path, Path], T]) -> T | None:
+    def _load(self, key: EntryKey, verify: Callable[[Path, Path], T]) -> T | None:
         """``verify(payload, metadata)``'s result; None when there is no entry, or (with a
         warning naming the file and the reason) when ``verify`` raises :class:`UnusableEntry`."""
         payload, meta_path = self.paths(key)
@@ -102,7 +141,7 @@ class EntryFolder:
 
     def _store(
         self,
-        key: _Key,
+        key: EntryKey,
         write_payload: Callable[[Path], object],
         metadata: Callable[[], dict[str, Any]],
     ) -> Path | None:

@@ -32,15 +32,14 @@ import io
 import json
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
-from kdtheory.training.cache_dirs import cache_dir
 from kdtheory.training.cache_entries import (
     EntryFolder,
+    EntryKey,
     UnusableEntry,
     canonical_json,
     read_metadata,
@@ -77,23 +76,12 @@ def default_cache_dir() -> Path:
     ``$KDTHEORY_CACHE/datasets`` when ``KDTHEORY_CACHE`` is set, else
     ``$XDG_CACHE_HOME/kdtheory/datasets``, else ``~/.cache/kdtheory/datasets``.
     """
-    return cache_dir("datasets")
+    return DatasetCache.default_root()
 
 
-@dataclass(frozen=True)
-class DatasetKey:
-    """The address of one generated dataset: ``digest`` hashes ``inputs`` (canonical JSON).
-
-    Attributes
-    ----------
-    digest : str
-        Hex SHA-256 of the canonical JSON of ``inputs``; the entry's file name.
-    inputs : dict
-        What the arrays depend on (see :func:`dataset_key`); JSON-serialisable.
-    """
-
-    digest: str
-    inputs: dict[str, Any]
+#: the address of one generated dataset (:class:`~kdtheory.training.cache_entries.EntryKey`):
+#: ``digest`` hashes ``inputs``, what the arrays depend on (see :func:`dataset_key`)
+DatasetKey = EntryKey
 
 
 def dataset_key(
@@ -123,8 +111,7 @@ def dataset_key(
         "packages": {name: _version(name) for name in names},
         "python": f"{sys.version_info[0]}.{sys.version_info[1]}",
     }
-    digest = hashlib.sha256(canonical_json(inputs).encode()).hexdigest()
-    return DatasetKey(digest, inputs)
+    return EntryKey.of(inputs)
 
 
 def _version(distribution: str) -> str:
@@ -170,6 +157,7 @@ class DatasetCache(EntryFolder):
         arrays were read from a verified entry) or ``"generated"``.
     """
 
+    folder_name = "datasets"
     payload_suffix = ".npz"
     warning = DatasetCacheWarning
     kind = "dataset"
@@ -240,12 +228,8 @@ class DatasetCache(EntryFolder):
 
 def open_dataset_cache(dataset_cache: bool | str | Path) -> DatasetCache | None:
     """The dataset cache a sweep uses: ``True`` the user's (:func:`default_cache_dir`), a
-    folder that one, ``False`` none."""
-    if dataset_cache is False:
-        return None
-    if dataset_cache is True:
-        return DatasetCache(default_cache_dir())
-    return DatasetCache(Path(dataset_cache).expanduser())
+    folder (``~`` expanded) that one, ``False`` none."""
+    return DatasetCache.from_option(dataset_cache)
 
 
 @contextlib.contextmanager

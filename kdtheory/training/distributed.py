@@ -31,6 +31,7 @@ import xarray as xr
 from kdtheory.errors import SpecError, StoreError
 from kdtheory.plugin.specs import LoadedDataset
 from kdtheory.store import runs as st
+from kdtheory.training.cache_dirs import user_folder
 from kdtheory.training.dataset_cache import open_dataset_cache
 from kdtheory.training.sweep import (
     CellOutcome,
@@ -181,7 +182,7 @@ def cache_option(cache: bool | str | Path) -> bool | str:
         folder, on its machine); a folder as an absolute path with ``~`` expanded, resolved
         here, since a worker's working directory need not be this process's.
     """
-    return cache if isinstance(cache, bool) else str(Path(cache).expanduser().resolve())
+    return cache if isinstance(cache, bool) else str(user_folder(cache).resolve())
 
 
 #: what a worker process keeps between its tasks: one experiment's inputs (see _inputs)

@@ -52,7 +52,6 @@ from kdtheory.training.subsets import feature_sample, subset, subset_size, teach
 from kdtheory.training.teacher_cache import (
     TeacherCache,
     TeacherKey,
-    default_cache_dir,
     teacher_key,
 )
 
@@ -643,13 +642,9 @@ def _teacher_key(
 
 
 def open_teacher_cache(teacher_cache: bool | str | Path) -> TeacherCache | None:
-    """The teacher cache a sweep uses: ``True`` the user's (:func:`default_cache_dir`), a
-    folder that one, ``False`` none."""
-    if teacher_cache is False:
-        return None
-    if teacher_cache is True:
-        return TeacherCache(default_cache_dir())
-    return TeacherCache(Path(teacher_cache).expanduser())
+    """The teacher cache a sweep uses: ``True`` the user's, a folder (``~`` expanded) that one,
+    ``False`` none."""
+    return TeacherCache.from_option(teacher_cache)
 
 
 def _experiment_attrs(cfg: ExperimentConfig) -> dict[str, Any]:

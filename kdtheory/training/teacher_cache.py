@@ -32,9 +32,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from kdtheory.training.cache_dirs import CACHE_ENV, cache_dir
+from kdtheory.training.cache_dirs import CACHE_ENV
 from kdtheory.training.cache_entries import (
     EntryFolder,
+    EntryKey,
     UnusableEntry,
     canonical_json,
     read_metadata,
@@ -68,23 +69,12 @@ def default_cache_dir() -> Path:
     ``$XDG_CACHE_HOME/kdtheory/teachers``, else ``~/.cache/kdtheory/teachers``
     (:func:`kdtheory.training.cache_dirs.cache_dir`).
     """
-    return cache_dir("teachers")
+    return TeacherCache.default_root()
 
 
-@dataclass(frozen=True)
-class TeacherKey:
-    """The address of one teacher: ``digest`` hashes ``inputs`` (canonical JSON).
-
-    Attributes
-    ----------
-    digest : str
-        Hex SHA-256 of the canonical JSON of ``inputs``; the entry's file name.
-    inputs : dict
-        What the teacher's weights depend on (see :func:`teacher_key`); JSON-serialisable.
-    """
-
-    digest: str
-    inputs: dict[str, Any]
+#: the address of one teacher (:class:`~kdtheory.training.cache_entries.EntryKey`): ``digest``
+#: hashes ``inputs``, what the teacher's weights depend on (see :func:`teacher_key`)
+TeacherKey = EntryKey
 
 
 def _sha256_arrays(*arrays: np.ndarray) -> str:
@@ -167,8 +157,7 @@ def teacher_key(
     }
     if teacher_fraction != 1:
         inputs["teacher_fraction"] = float(teacher_fraction)
-    digest = hashlib.sha256(canonical_json(_hashed(inputs)).encode()).hexdigest()
-    return TeacherKey(digest, inputs)
+    return EntryKey.of(inputs, hashed=_hashed(inputs))
 
 
 def _hashed(inputs: Mapping[str, Any]) -> dict[str, Any]:
@@ -209,6 +198,7 @@ class TeacherCache(EntryFolder):
         The cache folder; created on the first write.
     """
 
+    folder_name = "teachers"
     payload_suffix = ".pt"
     warning = TeacherCacheWarning
     kind = "teacher"
